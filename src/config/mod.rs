@@ -1,0 +1,850 @@
+//! Configuration: the TOML file, validated once into types that cannot be
+//! invalid.
+//!
+//! [`Config::from_toml`] walks the document with a path-tracking
+//! [`reader::Section`], collecting every problem (each naming its key) before
+//! giving up, resolves every secret source, and prepares each route's scheme.
+//! Anything that holds a [`Config`] can rely on it: addresses parse, sizes and
+//! durations are in range, templates only name values the scheme provides, and
+//! secrets exist.
+
+pub mod reader;
+pub mod secrets;
+pub mod units;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{HeaderName, HeaderValue};
+use http::{Method, Uri};
+
+use crate::schemes::encoding::Encoding;
+use crate::schemes::hmac::{self, Algorithm, HmacScheme, HmacSpec, TimestampUnit};
+use crate::schemes::template::Template;
+use crate::schemes::Scheme;
+pub use reader::ConfigError;
+pub use reader::ConfigErrors;
+use reader::{as_section, Section};
+pub use secrets::{Env, ProcessEnv, Secret, Source};
+
+/// Route name used in metrics and logs for requests no route matched.
+pub const UNMATCHED_ROUTE: &str = "_unmatched";
+
+/// The whole validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// Listener, upstream and limits.
+    pub server: Server,
+    /// Replay protection store.
+    pub replay: Replay,
+    /// Routes in configuration order.
+    pub routes: Vec<Arc<Route>>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Where webhook senders connect.
+    pub listen: SocketAddr,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served; kept apart from
+    /// `listen` so that the public listener exposes nothing but routes.
+    pub admin_listen: SocketAddr,
+    /// The app behind the sidecar.
+    pub upstream: Upstream,
+    /// Header the app trusts; always stripped from incoming requests.
+    pub verified_header: HeaderName,
+    /// Default body limit for routes and for unmatched forwarding.
+    pub max_body: u64,
+    /// Time allowed for a request's headers to arrive.
+    pub header_timeout: Duration,
+    /// Time allowed for a request's body to arrive.
+    pub body_timeout: Duration,
+    /// Time allowed for the upstream's response headers.
+    pub upstream_timeout: Duration,
+    /// How long in-flight requests may take to finish on shutdown.
+    pub shutdown_grace: Duration,
+    /// What to do with requests no route matches.
+    pub unmatched: Unmatched,
+}
+
+/// The upstream app's address.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `host:port` of the app.
+    pub authority: http::uri::Authority,
+    /// A path prefix prepended to every forwarded path (without a trailing
+    /// slash; empty for none).
+    pub base_path: String,
+}
+
+impl Upstream {
+    /// The URI a request for `path_and_query` is forwarded to.
+    pub fn uri_for(&self, path_and_query: &str) -> Result<Uri, http::Error> {
+        let mut target = String::with_capacity(self.base_path.len() + path_and_query.len());
+        target.push_str(&self.base_path);
+        target.push_str(path_and_query);
+        Uri::builder()
+            .scheme("http")
+            .authority(self.authority.clone())
+            .path_and_query(target)
+            .build()
+    }
+}
+
+/// Policy for requests no route matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unmatched {
+    /// Answer 404 `no_route`.
+    Reject,
+    /// Forward as-is, never marked verified.
+    Forward,
+}
+
+/// `[replay]`.
+#[derive(Debug, Clone)]
+pub struct Replay {
+    /// Which store backs replay protection.
+    pub store: StoreKind,
+    /// Upper bound on remembered keys (memory store).
+    pub max_entries: u64,
+}
+
+/// The replay store backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// In-process moka cache.
+    Memory,
+}
+
+/// How a route's path is matched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathPattern {
+    /// The path must equal this.
+    Exact(String),
+    /// The path must start with this (written `"/prefix/*"`; stored as
+    /// `"/prefix/"`).
+    Prefix(String),
+}
+
+impl PathPattern {
+    /// True when `path` matches.
+    pub fn matches(&self, path: &str) -> bool {
+        match self {
+            PathPattern::Exact(p) => path == p,
+            PathPattern::Prefix(p) => path.starts_with(p.as_str()),
+        }
+    }
+}
+
+impl std::fmt::Display for PathPattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PathPattern::Exact(p) => f.write_str(p),
+            PathPattern::Prefix(p) => write!(f, "{p}*"),
+        }
+    }
+}
+
+/// One entry of a route's `dedupe` list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DedupeSource {
+    /// The verified signature bytes.
+    Signature,
+    /// A request header's value.
+    Header(HeaderName),
+    /// A value in the JSON body, by JSON pointer.
+    Json(String),
+}
+
+impl std::fmt::Display for DedupeSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DedupeSource::Signature => f.write_str("signature"),
+            DedupeSource::Header(h) => write!(f, "header:{h}"),
+            DedupeSource::Json(p) => write!(f, "json:{p}"),
+        }
+    }
+}
+
+/// One validated `[[routes]]` entry.
+#[derive(Debug)]
+pub struct Route {
+    /// Unique name; used in metrics, logs and the verified header.
+    pub name: String,
+    /// Which paths this route serves.
+    pub path: PathPattern,
+    /// Accepted methods.
+    pub methods: Vec<Method>,
+    /// The `Allow` header for 405 answers, prepared once.
+    pub allow: HeaderValue,
+    /// The prepared verifier.
+    pub scheme: Box<dyn Scheme>,
+    /// Timestamp window, applied in both directions.
+    pub tolerance: Duration,
+    /// Body limit.
+    pub max_body: u64,
+    /// Dedupe key sources; empty turns replay protection off.
+    pub dedupe: Vec<DedupeSource>,
+    /// How long a completed delivery is remembered.
+    pub dedupe_ttl: Duration,
+    /// The verified header value for each key, prepared once.
+    pub verified_values: Vec<HeaderValue>,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let mut errors = ConfigErrors::default();
+            errors.push(
+                "",
+                format!("cannot read config file {}: {e}", path.display()),
+            );
+            errors
+        })?;
+        Config::from_toml(&text, env)
+    }
+
+    /// Validates a config document, reporting every problem at once.
+    pub fn from_toml(text: &str, env: &dyn Env) -> Result<Config, ConfigErrors> {
+        let mut errors = ConfigErrors::default();
+        let document: toml::Table = match text.parse() {
+            Ok(table) => table,
+            Err(e) => {
+                errors.push("", syntax_error(text, &e));
+                return Err(errors);
+            }
+        };
+        let mut root = Section::root(&document);
+        let server = match root.table("server", &mut errors) {
+            Some(section) => parse_server(section, &mut errors),
+            None => {
+                if !root.has("server") {
+                    errors.push(
+                        "server",
+                        "missing: a [server] table with at least `upstream` is required",
+                    );
+                }
+                None
+            }
+        };
+        let replay = match root.table("replay", &mut errors) {
+            Some(section) => parse_replay(section, &mut errors),
+            None => Some(Replay {
+                store: StoreKind::Memory,
+                max_entries: DEFAULT_MAX_ENTRIES,
+            }),
+        };
+        let default_max_body = server.as_ref().map_or(DEFAULT_MAX_BODY, |s| s.max_body);
+        let mut routes = Vec::new();
+        match root.array("routes", &mut errors) {
+            Some(items) if !items.is_empty() => {
+                for (path, item) in items {
+                    if let Some(section) = as_section(path, item, &mut errors) {
+                        if let Some(route) =
+                            parse_route(section, default_max_body, env, &mut errors)
+                        {
+                            routes.push(route);
+                        }
+                    }
+                }
+            }
+            _ => errors.push("routes", "at least one [[routes]] entry is required"),
+        }
+        check_unique_routes(&routes, &mut errors);
+        root.finish(&mut errors);
+        match (server, replay) {
+            (Some(server), Some(replay)) if errors.is_empty() => Ok(Config {
+                server,
+                replay,
+                routes: routes.into_iter().map(Arc::new).collect(),
+            }),
+            _ => Err(errors),
+        }
+    }
+
+    /// A human-readable summary of the routes, for `hookguard check`. Names
+    /// secret ids, never secrets.
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "listen {}  admin {}  upstream http://{}{}  unmatched={}\n",
+            self.server.listen,
+            self.server.admin_listen,
+            self.server.upstream.authority,
+            self.server.upstream.base_path,
+            match self.server.unmatched {
+                Unmatched::Reject => "reject",
+                Unmatched::Forward => "forward",
+            }
+        );
+        for route in &self.routes {
+            let methods: Vec<&str> = route.methods.iter().map(Method::as_str).collect();
+            let dedupe: Vec<String> = route.dedupe.iter().map(ToString::to_string).collect();
+            out.push_str(&format!(
+                "route {:?}: {} {}  scheme={}  keys=[{}]  tolerance={}s  max_body={}  dedupe=[{}]  dedupe_ttl={}s\n",
+                route.name,
+                methods.join(","),
+                route.path,
+                route.scheme.name(),
+                route.scheme.key_ids().join(", "),
+                route.tolerance.as_secs(),
+                route.max_body,
+                dedupe.join(", "),
+                route.dedupe_ttl.as_secs(),
+            ));
+        }
+        out
+    }
+}
+
+const DEFAULT_MAX_BODY: u64 = 1 << 20;
+const DEFAULT_MAX_ENTRIES: u64 = 1_000_000;
+
+/// Reports a TOML syntax error by line and column only. toml's own message
+/// quotes the offending source line, which could be a secret `value`.
+fn syntax_error(text: &str, error: &toml::de::Error) -> String {
+    match error.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!(
+                "TOML syntax error at line {line}, column {column}: {}",
+                error.message()
+            )
+        }
+        None => format!("TOML syntax error: {}", error.message()),
+    }
+}
+
+fn parse_server(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<Server> {
+    let listen = socket_addr(&mut s, "listen", "0.0.0.0:8000", errors);
+    let admin_listen = socket_addr(&mut s, "admin_listen", "127.0.0.1:9901", errors);
+    let upstream = match s.string("upstream", errors) {
+        Some(text) => parse_upstream(text)
+            .map_err(|m| errors.push(s.key("upstream"), m))
+            .ok(),
+        None => {
+            if !s.has("upstream") {
+                errors.push(
+                    s.key("upstream"),
+                    "missing: set the app's address, e.g. \"http://127.0.0.1:8080\"",
+                );
+            }
+            None
+        }
+    };
+    let verified_header = match s.string("verified_header", errors) {
+        Some(name) => header_name(name)
+            .map_err(|m| errors.push(s.key("verified_header"), m))
+            .ok(),
+        None => Some(HeaderName::from_static("x-verified-by")),
+    };
+    let max_body = s.size("max_body", errors).unwrap_or(DEFAULT_MAX_BODY);
+    if max_body == 0 {
+        errors.push(s.key("max_body"), "must be greater than 0");
+    }
+    let header_timeout = positive_duration(&mut s, "header_timeout", 10, errors);
+    let body_timeout = positive_duration(&mut s, "body_timeout", 30, errors);
+    let upstream_timeout = positive_duration(&mut s, "upstream_timeout", 30, errors);
+    let shutdown_grace = s
+        .duration("shutdown_grace", errors)
+        .unwrap_or(Duration::from_secs(25));
+    let unmatched = match s.choice("unmatched", &["reject", "forward"], errors) {
+        Some("forward") => Unmatched::Forward,
+        _ => Unmatched::Reject,
+    };
+    s.finish(errors);
+    Some(Server {
+        listen: listen?,
+        admin_listen: admin_listen?,
+        upstream: upstream?,
+        verified_header: verified_header?,
+        max_body,
+        header_timeout,
+        body_timeout,
+        upstream_timeout,
+        shutdown_grace,
+        unmatched,
+    })
+}
+
+fn socket_addr(
+    s: &mut Section<'_>,
+    key: &str,
+    default: &str,
+    errors: &mut ConfigErrors,
+) -> Option<SocketAddr> {
+    let text = s.string(key, errors).unwrap_or(default);
+    text.parse()
+        .map_err(|_| {
+            errors.push(
+                s.key(key),
+                format!("{text:?} is not an address: use IP:PORT, e.g. \"0.0.0.0:8000\""),
+            )
+        })
+        .ok()
+}
+
+fn positive_duration(
+    s: &mut Section<'_>,
+    key: &str,
+    default_secs: u64,
+    errors: &mut ConfigErrors,
+) -> Duration {
+    let value = s
+        .duration(key, errors)
+        .unwrap_or(Duration::from_secs(default_secs));
+    if value.is_zero() {
+        errors.push(s.key(key), "must be greater than 0");
+    }
+    value
+}
+
+fn parse_upstream(text: &str) -> Result<Upstream, String> {
+    let uri: Uri = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a URL: use e.g. \"http://127.0.0.1:8080\""))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(format!(
+            "{text:?}: only http:// upstreams are supported (the app runs in the same pod)"
+        ));
+    }
+    let authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| format!("{text:?} has no host"))?;
+    if authority.port_u16().is_none() {
+        return Err(format!(
+            "{text:?} has no port: write it as http://HOST:PORT"
+        ));
+    }
+    if uri.query().is_some() {
+        return Err(format!(
+            "{text:?}: an upstream URL cannot have a query string"
+        ));
+    }
+    let base_path = uri.path().trim_end_matches('/').to_owned();
+    Ok(Upstream {
+        authority,
+        base_path,
+    })
+}
+
+fn header_name(text: &str) -> Result<HeaderName, String> {
+    HeaderName::from_bytes(text.as_bytes())
+        .map_err(|_| format!("{text:?} is not a valid header name"))
+}
+
+fn parse_replay(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<Replay> {
+    let store = s
+        .choice("store", &["memory"], errors)
+        .map(|_| StoreKind::Memory);
+    let max_entries = s
+        .unsigned("max_entries", errors)
+        .unwrap_or(DEFAULT_MAX_ENTRIES);
+    if max_entries == 0 {
+        errors.push(s.key("max_entries"), "must be greater than 0");
+    }
+    let had_store = s.has("store");
+    s.finish(errors);
+    if had_store && store.is_none() {
+        return None;
+    }
+    Some(Replay {
+        store: StoreKind::Memory,
+        max_entries,
+    })
+}
+
+fn parse_route(
+    mut s: Section<'_>,
+    default_max_body: u64,
+    env: &dyn Env,
+    errors: &mut ConfigErrors,
+) -> Option<Route> {
+    let name = match s.string("name", errors) {
+        Some(name) => check_route_name(name)
+            .map_err(|m| errors.push(s.key("name"), m))
+            .ok()
+            .map(str::to_owned),
+        None => {
+            if !s.has("name") {
+                errors.push(s.key("name"), "missing: every route needs a unique name");
+            }
+            None
+        }
+    };
+    let path = match s.string("path", errors) {
+        Some(path) => parse_path(path)
+            .map_err(|m| errors.push(s.key("path"), m))
+            .ok(),
+        None => {
+            if !s.has("path") {
+                errors.push(s.key("path"), "missing: e.g. \"/webhooks/stripe\"");
+            }
+            None
+        }
+    };
+    let methods = parse_methods(&mut s, errors);
+    let secrets = parse_secrets(&mut s, env, errors);
+    let tolerance = s
+        .duration("tolerance", errors)
+        .unwrap_or(Duration::from_secs(300));
+    let max_body = s.size("max_body", errors).unwrap_or(default_max_body);
+    if max_body == 0 {
+        errors.push(s.key("max_body"), "must be greater than 0");
+    }
+    let dedupe = parse_dedupe(&mut s, errors);
+    let dedupe_ttl = s
+        .duration("dedupe_ttl", errors)
+        .unwrap_or(Duration::from_secs(24 * 3600));
+    if dedupe_ttl.is_zero() {
+        errors.push(s.key("dedupe_ttl"), "must be greater than 0");
+    }
+    let scheme_name = s.choice("scheme", &["hmac"], errors);
+    if !s.has("scheme") {
+        errors.push(s.key("scheme"), "missing: one of hmac");
+    }
+    let hmac_spec = match s.table("hmac", errors) {
+        Some(section) => parse_hmac(section, errors),
+        None => {
+            if scheme_name == Some("hmac") && !s.has("hmac") {
+                errors.push(
+                    s.key("hmac"),
+                    "missing: scheme = \"hmac\" needs a [routes.hmac] table",
+                );
+            }
+            None
+        }
+    };
+    s.finish(errors);
+
+    let (name, path, methods, secrets, spec) = (name?, path?, methods?, secrets?, hmac_spec?);
+    scheme_name?;
+    let scheme: Box<dyn Scheme> = Box::new(HmacScheme::new(spec, &secrets));
+    let verified_values = secrets
+        .iter()
+        .map(|secret| {
+            HeaderValue::from_str(&format!(
+                "hookguard; route={name}; scheme={}; key={}",
+                scheme.name(),
+                secret.id
+            ))
+            .expect("route names and secret ids are validated as header-safe")
+        })
+        .collect();
+    let allow_text: Vec<&str> = methods.iter().map(Method::as_str).collect();
+    let allow =
+        HeaderValue::from_str(&allow_text.join(", ")).expect("method names are header-safe");
+    Some(Route {
+        name,
+        path,
+        methods,
+        allow,
+        scheme,
+        tolerance,
+        max_body,
+        dedupe,
+        dedupe_ttl,
+        verified_values,
+    })
+}
+
+/// Route names and key ids end up in metric labels and in a header the app
+/// parses, so they are kept to a conservative alphabet.
+fn is_label_safe(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn check_route_name(name: &str) -> Result<&str, String> {
+    if name == UNMATCHED_ROUTE {
+        return Err(format!(
+            "{name:?} is reserved for requests no route matches"
+        ));
+    }
+    if !is_label_safe(name) {
+        return Err(format!(
+            "{name:?} must be 1 to 64 characters of letters, digits, '-', '_' or '.'"
+        ));
+    }
+    Ok(name)
+}
+
+fn parse_path(text: &str) -> Result<PathPattern, String> {
+    if !text.starts_with('/') {
+        return Err(format!("{text:?} must start with \"/\""));
+    }
+    if let Some(prefix) = text.strip_suffix("/*") {
+        if prefix.contains('*') {
+            return Err(format!("{text:?}: '*' is only allowed as a final \"/*\""));
+        }
+        return Ok(PathPattern::Prefix(format!("{prefix}/")));
+    }
+    if text.contains('*') {
+        return Err(format!(
+            "{text:?}: '*' is only allowed as a final \"/*\" (prefix match)"
+        ));
+    }
+    if text.contains('?') || text.contains('#') {
+        return Err(format!(
+            "{text:?}: a route path cannot contain a query or fragment"
+        ));
+    }
+    Ok(PathPattern::Exact(text.to_owned()))
+}
+
+fn parse_methods(s: &mut Section<'_>, errors: &mut ConfigErrors) -> Option<Vec<Method>> {
+    let Some(list) = s.strings("methods", errors) else {
+        return if s.has("methods") {
+            None
+        } else {
+            Some(vec![Method::POST])
+        };
+    };
+    if list.is_empty() {
+        errors.push(
+            s.key("methods"),
+            "must list at least one method, e.g. [\"POST\"]",
+        );
+        return None;
+    }
+    let mut methods = Vec::new();
+    let mut ok = true;
+    for (i, text) in list.iter().enumerate() {
+        let upper = text.to_ascii_uppercase();
+        match Method::from_bytes(upper.as_bytes()) {
+            Ok(m) if !methods.contains(&m) => methods.push(m),
+            Ok(_) => {
+                errors.push(
+                    format!("{}[{i}]", s.key("methods")),
+                    format!("{text:?} is listed twice"),
+                );
+                ok = false;
+            }
+            Err(_) => {
+                errors.push(
+                    format!("{}[{i}]", s.key("methods")),
+                    format!("{text:?} is not an HTTP method"),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(methods)
+}
+
+fn parse_secrets(
+    s: &mut Section<'_>,
+    env: &dyn Env,
+    errors: &mut ConfigErrors,
+) -> Option<Vec<Secret>> {
+    let Some(items) = s.array("secrets", errors) else {
+        if !s.has("secrets") {
+            errors.push(
+                s.key("secrets"),
+                "missing: list at least one, e.g. [{ env = \"WEBHOOK_SECRET\" }]",
+            );
+        }
+        return None;
+    };
+    if items.is_empty() {
+        errors.push(s.key("secrets"), "must list at least one secret");
+        return None;
+    }
+    let mut secrets = Vec::new();
+    let mut ok = true;
+    for (index, (path, item)) in items.into_iter().enumerate() {
+        let Some(mut entry) = as_section(path.clone(), item, errors) else {
+            ok = false;
+            continue;
+        };
+        let mut sources = Vec::new();
+        if let Some(name) = entry.string("env", errors) {
+            sources.push(Source::Env(name.to_owned()));
+        }
+        if let Some(file) = entry.string("file", errors) {
+            sources.push(Source::File(file.to_owned()));
+        }
+        // A literal's value is read without `string`, so that a type error
+        // message cannot hint at its content.
+        if let Some(value) = entry.raw("value") {
+            match value {
+                toml::Value::String(text) => sources.push(Source::Value(text.clone())),
+                other => errors.push(
+                    entry.key("value"),
+                    format!("expected a string, found {}", reader::describe(other)),
+                ),
+            }
+        }
+        let id = match entry.string("id", errors) {
+            Some(id) if is_label_safe(id) => id.to_owned(),
+            Some(id) => {
+                errors.push(
+                    entry.key("id"),
+                    format!(
+                        "{id:?} must be 1 to 64 characters of letters, digits, '-', '_' or '.'"
+                    ),
+                );
+                ok = false;
+                String::new()
+            }
+            None => index.to_string(),
+        };
+        entry.finish(errors);
+        if sources.len() != 1 {
+            errors.push(
+                path.clone(),
+                "give exactly one of env = \"VAR\", file = \"/path\" or value = \"...\"",
+            );
+            ok = false;
+            continue;
+        }
+        match sources[0].resolve(env) {
+            Ok(bytes) => {
+                if secrets.iter().any(|s: &Secret| s.id == id) {
+                    errors.push(path, format!("id {id:?} is used twice"));
+                    ok = false;
+                } else {
+                    secrets.push(Secret::new(id, bytes));
+                }
+            }
+            Err(message) => {
+                errors.push(path, message);
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(secrets)
+}
+
+fn parse_dedupe(s: &mut Section<'_>, errors: &mut ConfigErrors) -> Vec<DedupeSource> {
+    let Some(list) = s.strings("dedupe", errors) else {
+        return vec![DedupeSource::Signature];
+    };
+    let mut out = Vec::new();
+    for (i, text) in list.iter().enumerate() {
+        let key = format!("{}[{i}]", s.key("dedupe"));
+        let parsed = if *text == "signature" {
+            Ok(DedupeSource::Signature)
+        } else if let Some(h) = text.strip_prefix("header:") {
+            header_name(h).map(DedupeSource::Header)
+        } else if let Some(p) = text.strip_prefix("json:") {
+            if p.starts_with('/') {
+                Ok(DedupeSource::Json(p.to_owned()))
+            } else {
+                Err(format!(
+                    "{text:?}: a JSON pointer starts with \"/\", e.g. \"json:/id\""
+                ))
+            }
+        } else {
+            Err(format!(
+                "{text:?} is not one of \"signature\", \"header:Name\", \"json:/pointer\""
+            ))
+        };
+        match parsed {
+            Ok(source) if out.contains(&source) => {
+                errors.push(key, format!("{text:?} is listed twice"))
+            }
+            Ok(source) => out.push(source),
+            Err(m) => errors.push(key, m),
+        }
+    }
+    out
+}
+
+fn parse_hmac(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<HmacSpec> {
+    let header = match s.string("header", errors) {
+        Some(h) => header_name(h)
+            .map_err(|m| errors.push(s.key("header"), m))
+            .ok(),
+        None => {
+            if !s.has("header") {
+                errors.push(
+                    s.key("header"),
+                    "missing: the header carrying the signature, e.g. \"X-Signature\"",
+                );
+            }
+            None
+        }
+    };
+    let prefix = s.string("prefix", errors).map(str::to_owned);
+    let algorithm = match s.choice("algorithm", &["sha1", "sha256", "sha512"], errors) {
+        Some("sha1") => Some(Algorithm::Sha1),
+        Some("sha512") => Some(Algorithm::Sha512),
+        Some(_) => Some(Algorithm::Sha256),
+        None if s.has("algorithm") => None,
+        None => Some(Algorithm::Sha256),
+    };
+    let encoding = match s.choice("encoding", &["hex", "base64"], errors) {
+        Some("base64") => Some(Encoding::Base64),
+        Some(_) => Some(Encoding::Hex),
+        None if s.has("encoding") => None,
+        None => Some(Encoding::Hex),
+    };
+    let message = match s.string("message", errors) {
+        Some(text) => Template::parse(text)
+            .map_err(|m| errors.push(s.key("message"), m))
+            .ok(),
+        None if s.has("message") => None,
+        None => Some(Template::parse("{body}").expect("the default template parses")),
+    };
+    let optional_header = |s: &mut Section<'_>, key: &str, errors: &mut ConfigErrors| {
+        s.string(key, errors)
+            .map(|h| header_name(h).map_err(|m| errors.push(s.key(key), m)))
+    };
+    let timestamp_header = optional_header(&mut s, "timestamp_header", errors);
+    let timestamp_unit = match s.choice("timestamp_unit", &["s", "ms"], errors) {
+        Some("ms") => TimestampUnit::Millis,
+        _ => TimestampUnit::Seconds,
+    };
+    let id_header = optional_header(&mut s, "id_header", errors);
+    if let Some(template) = &message {
+        if hmac::template_needs_timestamp(template) && !s.has("timestamp_header") {
+            errors.push(
+                s.key("message"),
+                "uses {timestamp} but timestamp_header is not set",
+            );
+        }
+        if hmac::template_needs_id(template) && !s.has("id_header") {
+            errors.push(s.key("message"), "uses {id} but id_header is not set");
+        }
+    }
+    s.finish(errors);
+    Some(HmacSpec {
+        header: header?,
+        prefix,
+        algorithm: algorithm?,
+        encoding: encoding?,
+        message: message?,
+        timestamp_header: timestamp_header.transpose().ok()?,
+        timestamp_unit,
+        id_header: id_header.transpose().ok()?,
+    })
+}
+
+fn check_unique_routes(routes: &[Route], errors: &mut ConfigErrors) {
+    let mut names = HashSet::new();
+    let mut paths = HashSet::new();
+    for (i, route) in routes.iter().enumerate() {
+        if !names.insert(route.name.as_str()) {
+            errors.push(
+                format!("routes[{i}].name"),
+                format!("{:?} is used by an earlier route", route.name),
+            );
+        }
+        if !paths.insert(route.path.to_string()) {
+            errors.push(
+                format!("routes[{i}].path"),
+                format!("{:?} is used by an earlier route", route.path.to_string()),
+            );
+        }
+    }
+}

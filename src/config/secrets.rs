@@ -1,0 +1,159 @@
+//! Secret material and where it comes from.
+//!
+//! Secrets are resolved once, during validation, from `env`, `file` or
+//! `value` sources. A [`Secret`] never prints its bytes: its `Debug` is
+//! redacted and nothing else exposes them except [`Secret::expose`], which the
+//! schemes call to prepare their keys.
+
+use std::fmt;
+use std::path::Path;
+
+/// Where environment variables come from. The process environment in
+/// production; tests and the demo supply their own, so that nothing has to
+/// mutate the process-global environment.
+pub trait Env: Send + Sync {
+    /// The value of variable `name`, if set.
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The real process environment.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<F> Env for F
+where
+    F: Fn(&str) -> Option<String> + Send + Sync,
+{
+    fn var(&self, name: &str) -> Option<String> {
+        self(name)
+    }
+}
+
+/// A resolved secret with the id it is reported under.
+#[derive(Clone)]
+pub struct Secret {
+    /// The configured `id`, or the secret's index in the list. Appears in the
+    /// verified header, logs and metrics, so that operators can tell which
+    /// secret is still in use before retiring it.
+    pub id: String,
+    bytes: Vec<u8>,
+}
+
+impl Secret {
+    /// Wraps secret bytes.
+    pub fn new(id: String, bytes: Vec<u8>) -> Self {
+        Secret { id, bytes }
+    }
+
+    /// The secret bytes, for preparing keys.
+    pub fn expose(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({:?}, <redacted>)", self.id)
+    }
+}
+
+/// Where one secret is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// An environment variable.
+    Env(String),
+    /// A file, read whole with one trailing newline trimmed.
+    File(String),
+    /// A literal in the config file (for demos and tests).
+    Value(String),
+}
+
+impl Source {
+    /// Reads the secret; the error names the variable or path, never the
+    /// contents.
+    pub fn resolve(&self, env: &dyn Env) -> Result<Vec<u8>, String> {
+        let bytes = match self {
+            Source::Env(name) => env
+                .var(name)
+                .ok_or_else(|| format!("environment variable {name} is not set"))?
+                .into_bytes(),
+            Source::File(path) => {
+                let mut bytes = std::fs::read(Path::new(path))
+                    .map_err(|e| format!("cannot read secret file {path}: {e}"))?;
+                trim_one_newline(&mut bytes);
+                bytes
+            }
+            Source::Value(text) => text.clone().into_bytes(),
+        };
+        if bytes.is_empty() {
+            return Err(match self {
+                Source::Env(name) => format!("environment variable {name} is empty"),
+                Source::File(path) => format!("secret file {path} is empty"),
+                Source::Value(_) => "value is empty".to_owned(),
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+/// Editors and `echo` add a final newline that is not part of the secret;
+/// exactly one (`\n` or `\r\n`) is removed, anything else is kept.
+fn trim_one_newline(bytes: &mut Vec<u8>) {
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_secrets_lose_exactly_one_trailing_newline() {
+        let dir = std::env::temp_dir().join(format!("hookguard-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s");
+        let source = Source::File(path.to_string_lossy().into_owned());
+        std::fs::write(&path, "abc\n\n").unwrap();
+        assert_eq!(source.resolve(&ProcessEnv).unwrap(), b"abc\n");
+        std::fs::write(&path, "abc\r\n").unwrap();
+        assert_eq!(source.resolve(&ProcessEnv).unwrap(), b"abc");
+        std::fs::write(&path, "abc").unwrap();
+        assert_eq!(source.resolve(&ProcessEnv).unwrap(), b"abc");
+        std::fs::write(&path, "\n").unwrap();
+        assert!(source
+            .resolve(&ProcessEnv)
+            .unwrap_err()
+            .contains("is empty"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_source_not_the_secret() {
+        let env = |name: &str| (name == "SET").then(|| "s3cret".to_owned());
+        let err = Source::Env("UNSET".into()).resolve(&env).unwrap_err();
+        assert_eq!(err, "environment variable UNSET is not set");
+        assert_eq!(Source::Env("SET".into()).resolve(&env).unwrap(), b"s3cret");
+        let err = Source::File("/nonexistent/hookguard".into())
+            .resolve(&env)
+            .unwrap_err();
+        assert!(err.starts_with("cannot read secret file /nonexistent/hookguard"));
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let s = Secret::new("current".into(), b"hunter2".to_vec());
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"));
+        assert!(shown.contains("current"));
+    }
+}

@@ -1,0 +1,257 @@
+//! Why hookguard answered a request itself instead of forwarding it.
+//!
+//! Every step of the pipeline fails with a [`Reject`]; this module is the one
+//! table that maps each [`Reason`] to its HTTP status and wire name, and
+//! builds the JSON body the sender sees. The wire name is the contract: it is
+//! the `X-Hookguard-Reject` header, the `error` field of the body, and the
+//! `reason` label of `hookguard_rejections_total`.
+
+use std::borrow::Cow;
+
+use http::StatusCode;
+
+/// The closed set of reasons hookguard answers a request itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// No route matches the path and `unmatched = "reject"`.
+    NoRoute,
+    /// The route does not accept this method.
+    MethodNotAllowed,
+    /// The body is larger than the route's `max_body`.
+    BodyTooLarge,
+    /// The body did not arrive within `body_timeout`.
+    BodyTimeout,
+    /// The client broke off while sending the body.
+    BodyIncomplete,
+    /// The signature header is absent.
+    MissingSignature,
+    /// The signature header is present but cannot be decoded.
+    MalformedSignature,
+    /// The signature decodes but matches no configured secret.
+    BadSignature,
+    /// A header that is part of the signed message is absent.
+    MissingSignedHeader,
+    /// The timestamp header is absent.
+    MissingTimestamp,
+    /// The timestamp header is not an integer.
+    MalformedTimestamp,
+    /// The timestamp is older than the route's tolerance.
+    StaleTimestamp,
+    /// The timestamp is further in the future than the route's tolerance.
+    FutureTimestamp,
+    /// A copy of this delivery was already forwarded and accepted.
+    Duplicate,
+    /// A copy of this delivery is being forwarded right now.
+    InFlight,
+    /// The upstream could not be reached (connect error, reset).
+    UpstreamUnavailable,
+    /// The upstream did not answer within `upstream_timeout`.
+    UpstreamTimeout,
+    /// The replay store could not be asked (shared stores only).
+    StoreUnavailable,
+}
+
+impl Reason {
+    /// Every reason, for initialising metrics at zero.
+    pub const ALL: &'static [Reason] = &[
+        Reason::NoRoute,
+        Reason::MethodNotAllowed,
+        Reason::BodyTooLarge,
+        Reason::BodyTimeout,
+        Reason::BodyIncomplete,
+        Reason::MissingSignature,
+        Reason::MalformedSignature,
+        Reason::BadSignature,
+        Reason::MissingSignedHeader,
+        Reason::MissingTimestamp,
+        Reason::MalformedTimestamp,
+        Reason::StaleTimestamp,
+        Reason::FutureTimestamp,
+        Reason::Duplicate,
+        Reason::InFlight,
+        Reason::UpstreamUnavailable,
+        Reason::UpstreamTimeout,
+        Reason::StoreUnavailable,
+    ];
+
+    /// The wire name: header value, JSON `error` and metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::NoRoute => "no_route",
+            Reason::MethodNotAllowed => "method_not_allowed",
+            Reason::BodyTooLarge => "body_too_large",
+            Reason::BodyTimeout => "body_timeout",
+            Reason::BodyIncomplete => "body_incomplete",
+            Reason::MissingSignature => "missing_signature",
+            Reason::MalformedSignature => "malformed_signature",
+            Reason::BadSignature => "bad_signature",
+            Reason::MissingSignedHeader => "missing_signed_header",
+            Reason::MissingTimestamp => "missing_timestamp",
+            Reason::MalformedTimestamp => "malformed_timestamp",
+            Reason::StaleTimestamp => "stale_timestamp",
+            Reason::FutureTimestamp => "future_timestamp",
+            Reason::Duplicate => "duplicate",
+            Reason::InFlight => "in_flight",
+            Reason::UpstreamUnavailable => "upstream_unavailable",
+            Reason::UpstreamTimeout => "upstream_timeout",
+            Reason::StoreUnavailable => "store_unavailable",
+        }
+    }
+
+    /// The status hookguard answers with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Reason::NoRoute => StatusCode::NOT_FOUND,
+            Reason::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Reason::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Reason::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Reason::BodyIncomplete => StatusCode::BAD_REQUEST,
+            Reason::MissingSignature
+            | Reason::MalformedSignature
+            | Reason::BadSignature
+            | Reason::MissingSignedHeader
+            | Reason::MissingTimestamp
+            | Reason::MalformedTimestamp
+            | Reason::StaleTimestamp
+            | Reason::FutureTimestamp => StatusCode::UNAUTHORIZED,
+            // A duplicate of a completed delivery is answered with success so
+            // that the sender stops retrying: the app already has it.
+            Reason::Duplicate => StatusCode::OK,
+            Reason::InFlight => StatusCode::CONFLICT,
+            Reason::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+            Reason::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Reason::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The `outcome` label this reason counts under.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            Reason::Duplicate | Reason::InFlight => Outcome::Duplicate,
+            _ => Outcome::Rejected,
+        }
+    }
+}
+
+/// What became of a request, as counted in `hookguard_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Verified (or unmatched with `unmatched = "forward"`) and sent upstream.
+    Forwarded,
+    /// Answered by hookguard with an error.
+    Rejected,
+    /// A replay of a delivery already forwarded or in flight.
+    Duplicate,
+}
+
+impl Outcome {
+    /// Every outcome, for initialising metrics at zero.
+    pub const ALL: &'static [Outcome] =
+        &[Outcome::Forwarded, Outcome::Rejected, Outcome::Duplicate];
+
+    /// The metric label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Forwarded => "forwarded",
+            Outcome::Rejected => "rejected",
+            Outcome::Duplicate => "duplicate",
+        }
+    }
+}
+
+/// A refusal with a human-readable detail.
+///
+/// The detail explains the reason in terms of the configuration (which header
+/// was expected, what the limit is). It must never contain a secret, an
+/// expected signature, or request body content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    /// The machine-readable reason.
+    pub reason: Reason,
+    /// A sentence for the human reading the sender's delivery log.
+    pub detail: Cow<'static, str>,
+}
+
+impl Reject {
+    /// A rejection with a fixed detail.
+    pub fn new(reason: Reason, detail: &'static str) -> Self {
+        Reject {
+            reason,
+            detail: Cow::Borrowed(detail),
+        }
+    }
+
+    /// A rejection whose detail is built from configuration values.
+    pub fn with(reason: Reason, detail: String) -> Self {
+        Reject {
+            reason,
+            detail: Cow::Owned(detail),
+        }
+    }
+
+    /// The JSON body sent to the client.
+    pub fn body(&self, route: Option<&str>) -> String {
+        let value = if self.reason == Reason::Duplicate {
+            serde_json::json!({
+                "status": "duplicate",
+                "error": self.reason.as_str(),
+                "route": route,
+                "detail": self.detail,
+            })
+        } else {
+            serde_json::json!({
+                "error": self.reason.as_str(),
+                "route": route,
+                "detail": self.detail,
+            })
+        };
+        value.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_reason_has_its_documented_status() {
+        let expected = [
+            ("no_route", 404),
+            ("method_not_allowed", 405),
+            ("body_too_large", 413),
+            ("body_timeout", 408),
+            ("body_incomplete", 400),
+            ("missing_signature", 401),
+            ("malformed_signature", 401),
+            ("bad_signature", 401),
+            ("missing_signed_header", 401),
+            ("missing_timestamp", 401),
+            ("malformed_timestamp", 401),
+            ("stale_timestamp", 401),
+            ("future_timestamp", 401),
+            ("duplicate", 200),
+            ("in_flight", 409),
+            ("upstream_unavailable", 502),
+            ("upstream_timeout", 504),
+            ("store_unavailable", 503),
+        ];
+        assert_eq!(expected.len(), Reason::ALL.len());
+        for (reason, (name, status)) in Reason::ALL.iter().zip(expected) {
+            assert_eq!(reason.as_str(), name);
+            assert_eq!(reason.status().as_u16(), status, "{name}");
+        }
+    }
+
+    #[test]
+    fn duplicate_body_says_status_duplicate() {
+        let body = Reject::new(Reason::Duplicate, "seen").body(Some("r"));
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["status"], "duplicate");
+        assert_eq!(v["route"], "r");
+        let body = Reject::new(Reason::NoRoute, "x").body(None);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"], "no_route");
+        assert!(v["route"].is_null());
+        assert!(v.get("status").is_none());
+    }
+}

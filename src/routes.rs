@@ -1,0 +1,90 @@
+//! Matching a request path to a configured route.
+//!
+//! Exact paths win over prefixes; among prefixes the longest wins, so that
+//! `/v1/inbound/leads/*` can sit beside a broader `/v1/*`. The table is built
+//! once per config; a lookup is a hash probe plus a short scan of prefixes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::config::{PathPattern, Route};
+
+/// The route table.
+#[derive(Debug)]
+pub struct Router {
+    exact: HashMap<String, Arc<Route>>,
+    /// Sorted longest prefix first.
+    prefixes: Vec<(String, Arc<Route>)>,
+}
+
+impl Router {
+    /// Builds the table from validated routes (paths are already unique).
+    pub fn new(routes: &[Arc<Route>]) -> Self {
+        let mut exact = HashMap::new();
+        let mut prefixes = Vec::new();
+        for route in routes {
+            match &route.path {
+                PathPattern::Exact(p) => {
+                    exact.insert(p.clone(), route.clone());
+                }
+                PathPattern::Prefix(p) => prefixes.push((p.clone(), route.clone())),
+            }
+        }
+        prefixes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
+        Router { exact, prefixes }
+    }
+
+    /// The route serving `path`, if any.
+    pub fn find(&self, path: &str) -> Option<&Arc<Route>> {
+        self.exact.get(path).or_else(|| {
+            self.prefixes
+                .iter()
+                .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+                .map(|(_, route)| route)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn config() -> Config {
+        let text = r#"
+            [server]
+            upstream = "http://127.0.0.1:1"
+            [[routes]]
+            name = "broad"
+            path = "/v1/*"
+            scheme = "hmac"
+            secrets = [{ value = "s" }]
+            hmac = { header = "X-Sig" }
+            [[routes]]
+            name = "leads"
+            path = "/v1/inbound/leads/*"
+            scheme = "hmac"
+            secrets = [{ value = "s" }]
+            hmac = { header = "X-Sig" }
+            [[routes]]
+            name = "exact"
+            path = "/v1/inbound/leads/special"
+            scheme = "hmac"
+            secrets = [{ value = "s" }]
+            hmac = { header = "X-Sig" }
+        "#;
+        Config::from_toml(text, &crate::config::ProcessEnv).unwrap()
+    }
+
+    #[test]
+    fn exact_beats_prefix_and_longest_prefix_wins() {
+        let config = config();
+        let router = Router::new(&config.routes);
+        let name = |p: &str| router.find(p).map(|r| r.name.clone());
+        assert_eq!(name("/v1/inbound/leads/special").as_deref(), Some("exact"));
+        assert_eq!(name("/v1/inbound/leads/42").as_deref(), Some("leads"));
+        assert_eq!(name("/v1/other").as_deref(), Some("broad"));
+        assert_eq!(name("/v1"), None);
+        assert_eq!(name("/v2/x"), None);
+    }
+}
