@@ -84,7 +84,7 @@ pub fn banner(listen: SocketAddr, admin: SocketAddr, upstream: SocketAddr) -> St
          - hookguard listens on http://{listen} with the routes of config.example.toml\n\
          - admin (healthz, readyz, metrics) on http://{admin}\n\
          - DEMO UPSTREAM (not a real app, it echoes what reached it) on http://{upstream}\n\
-         - secrets: environment variables that are not set use demo values, e.g.\n\
+         - secrets: environment variables that are not set use demo values, e.g.\n  \
            CARTELCRM_CALLBACK_SECRET={}\n\
          Try the curl examples in README.md (\"Quick start\"). Ctrl-C stops.\n",
         demo_secret("CARTELCRM_CALLBACK_SECRET")

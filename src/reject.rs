@@ -189,23 +189,24 @@ impl Reject {
         }
     }
 
-    /// The JSON body sent to the client.
+    /// The JSON body sent to the client: `error` first, as people read it.
+    /// Written by hand because serde_json orders object keys
+    /// alphabetically; the values still go through serde_json for escaping.
     pub fn body(&self, route: Option<&str>) -> String {
-        let value = if self.reason == Reason::Duplicate {
-            serde_json::json!({
-                "status": "duplicate",
-                "error": self.reason.as_str(),
-                "route": route,
-                "detail": self.detail,
-            })
+        let quote = |text: &str| serde_json::to_string(text).expect("strings always serialise");
+        let mut body = String::with_capacity(96 + self.detail.len());
+        if self.reason == Reason::Duplicate {
+            body.push_str("{\"status\":\"duplicate\",\"error\":");
         } else {
-            serde_json::json!({
-                "error": self.reason.as_str(),
-                "route": route,
-                "detail": self.detail,
-            })
-        };
-        value.to_string()
+            body.push_str("{\"error\":");
+        }
+        body.push_str(&quote(self.reason.as_str()));
+        body.push_str(",\"route\":");
+        body.push_str(&route.map_or_else(|| "null".to_owned(), quote));
+        body.push_str(",\"detail\":");
+        body.push_str(&quote(&self.detail));
+        body.push('}');
+        body
     }
 }
 

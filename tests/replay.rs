@@ -1,0 +1,239 @@
+//! Replay protection through the real proxy: duplicates, deliveries in
+//! flight, and claims released when the app did not take a delivery, so
+//! that nothing is lost and nothing arrives twice.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use support::{hmac_hex, now, send, Hookguard, Upstream};
+use tokio::net::TcpListener;
+
+const SECRET: &str = "s3";
+
+const CONFIG: &str = r#"
+[server]
+upstream = "{upstream}"
+upstream_timeout = "1s"
+
+[[routes]]
+name = "events"
+path = "/events"
+scheme = "hmac"
+secrets = [{ value = "s3" }]
+dedupe = ["signature", "header:X-Delivery", "json:/id"]
+
+[routes.hmac]
+header = "X-Signature"
+message = "{timestamp}.{body}"
+timestamp_header = "X-Timestamp"
+
+[[routes]]
+name = "nodedupe"
+path = "/nodedupe"
+scheme = "hmac"
+secrets = [{ value = "s3" }]
+dedupe = []
+
+[routes.hmac]
+header = "X-Signature"
+"#;
+
+/// A signed delivery; the signature covers timestamp and body, so a
+/// re-sent delivery with a new timestamp has a new signature.
+fn delivery(body: &str, ts: i64, delivery_id: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut headers = vec![
+        (
+            "x-signature",
+            hmac_hex(SECRET, format!("{ts}.{body}").as_bytes()),
+        ),
+        ("x-timestamp", ts.to_string()),
+    ];
+    if let Some(id) = delivery_id {
+        headers.push(("x-delivery", id.to_owned()));
+    }
+    headers
+}
+
+async fn post(hg: &Hookguard, body: &str, headers: &[(&str, String)]) -> support::Answer {
+    send(hg.addr, "POST", "/events", headers, body.to_owned()).await
+}
+
+#[tokio::test]
+async fn a_replayed_delivery_is_answered_200_duplicate_and_not_forwarded() {
+    let upstream = Upstream::start().await;
+    let hg = Hookguard::start(CONFIG, &upstream.url()).await;
+    let body = r#"{"id":"evt_1"}"#;
+    let headers = delivery(body, now(), Some("d-1"));
+    assert_eq!(post(&hg, body, &headers).await.status, 200);
+    let again = post(&hg, body, &headers).await;
+    assert_eq!((again.status, again.reject()), (200, Some("duplicate")));
+    assert_eq!(again.json()["status"], "duplicate");
+    assert_eq!(upstream.count(), 1);
+}
+
+#[tokio::test]
+async fn each_dedupe_entry_is_its_own_key() {
+    let upstream = Upstream::start().await;
+    let hg = Hookguard::start(CONFIG, &upstream.url()).await;
+    let ts = now();
+    assert_eq!(
+        post(
+            &hg,
+            r#"{"id":"a"}"#,
+            &delivery(r#"{"id":"a"}"#, ts, Some("d-a"))
+        )
+        .await
+        .status,
+        200
+    );
+    // Same delivery header, re-signed with a new timestamp and another body.
+    let answer = post(
+        &hg,
+        r#"{"id":"b"}"#,
+        &delivery(r#"{"id":"b"}"#, ts + 1, Some("d-a")),
+    )
+    .await;
+    assert_eq!(answer.reject(), Some("duplicate"), "header key");
+    // Same JSON id, new signature, new delivery header.
+    let body = r#"{"id":"a","retry":1}"#;
+    let answer = post(&hg, body, &delivery(body, ts + 2, Some("d-new"))).await;
+    assert_eq!(answer.reject(), Some("duplicate"), "json key");
+    // A source absent from the request yields no key; the rest still apply.
+    let body = r#"{"no_id":true}"#;
+    assert_eq!(post(&hg, body, &delivery(body, ts, None)).await.status, 200);
+    assert_eq!(
+        post(&hg, body, &delivery(body, ts, None)).await.reject(),
+        Some("duplicate")
+    );
+    assert_eq!(upstream.count(), 2);
+}
+
+#[tokio::test]
+async fn an_empty_dedupe_list_turns_replay_protection_off() {
+    let upstream = Upstream::start().await;
+    let hg = Hookguard::start(CONFIG, &upstream.url()).await;
+    let headers = vec![("x-signature", hmac_hex(SECRET, b"same"))];
+    for _ in 0..2 {
+        let answer = send(hg.addr, "POST", "/nodedupe", &headers, "same").await;
+        assert_eq!((answer.status, answer.reject()), (200, None));
+    }
+    assert_eq!(upstream.count(), 2);
+}
+
+#[tokio::test]
+async fn concurrent_identical_deliveries_forward_exactly_one() {
+    let upstream = Upstream::start().await;
+    upstream.delay_ms.store(300, Ordering::SeqCst);
+    let hg = Hookguard::start(CONFIG, &upstream.url()).await;
+    let body = r#"{"id":"evt_race"}"#;
+    let headers = delivery(body, now(), Some("d-race"));
+    let mut tasks = Vec::new();
+    for _ in 0..12 {
+        let headers = headers.clone();
+        let addr = hg.addr;
+        tasks.push(tokio::spawn(async move {
+            send(addr, "POST", "/events", &headers, body).await
+        }));
+    }
+    let mut forwarded = 0;
+    let mut in_flight = 0;
+    for task in tasks {
+        let answer = task.await.unwrap();
+        match (answer.status, answer.reject()) {
+            (200, None) => forwarded += 1,
+            (409, Some("in_flight")) => {
+                assert_eq!(answer.headers["retry-after"], "5");
+                in_flight += 1;
+            }
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert_eq!((forwarded, in_flight), (1, 11));
+    assert_eq!(upstream.count(), 1);
+    // Once the first completed, a retry is a plain duplicate.
+    assert_eq!(post(&hg, body, &headers).await.reject(), Some("duplicate"));
+}
+
+#[tokio::test]
+async fn an_upstream_5xx_is_passed_back_and_the_retry_is_delivered() {
+    let upstream = Upstream::start().await;
+    upstream.status.store(503, Ordering::SeqCst);
+    let hg = Hookguard::start(CONFIG, &upstream.url()).await;
+    let body = r#"{"id":"evt_5xx"}"#;
+    let headers = delivery(body, now(), Some("d-5xx"));
+    let first = post(&hg, body, &headers).await;
+    assert_eq!(
+        (first.status, first.reject()),
+        (503, None),
+        "the app's answer, as is"
+    );
+    assert_eq!(&first.body[..], b"app says hi");
+    upstream.status.store(200, Ordering::SeqCst);
+    let retry = post(&hg, body, &headers).await;
+    assert_eq!((retry.status, retry.reject()), (200, None));
+    assert_eq!(upstream.count(), 2);
+    assert_eq!(post(&hg, body, &headers).await.reject(), Some("duplicate"));
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_gets_502_and_the_retry_is_delivered_once_it_is_back() {
+    let port_holder = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = port_holder.local_addr().unwrap();
+    drop(port_holder);
+    let hg = Hookguard::start(CONFIG, &format!("http://{addr}")).await;
+    let body = r#"{"id":"evt_down"}"#;
+    let headers = delivery(body, now(), Some("d-down"));
+    let first = post(&hg, body, &headers).await;
+    assert_eq!(
+        (first.status, first.reject()),
+        (502, Some("upstream_unavailable"))
+    );
+
+    let upstream = Upstream::serve(TcpListener::bind(addr).await.unwrap());
+    let retry = post(&hg, body, &headers).await;
+    assert_eq!((retry.status, retry.reject()), (200, None));
+    assert_eq!(upstream.count(), 1);
+}
+
+#[tokio::test]
+async fn a_slow_upstream_gets_504_and_the_claim_is_released() {
+    let upstream = Upstream::start().await;
+    upstream.delay_ms.store(1_500, Ordering::SeqCst);
+    let hg = Hookguard::start(CONFIG, &upstream.url()).await;
+    let body = r#"{"id":"evt_slow"}"#;
+    let headers = delivery(body, now(), Some("d-slow"));
+    let first = post(&hg, body, &headers).await;
+    assert_eq!(
+        (first.status, first.reject()),
+        (504, Some("upstream_timeout"))
+    );
+    upstream.delay_ms.store(0, Ordering::SeqCst);
+    let retry = post(&hg, body, &headers).await;
+    assert_eq!((retry.status, retry.reject()), (200, None));
+    assert_eq!(
+        upstream.count(),
+        2,
+        "the timed-out copy reached the app; the retry must too"
+    );
+}
+
+#[tokio::test]
+async fn a_sender_hanging_up_does_not_leave_the_claim_in_flight() {
+    let upstream = Upstream::start().await;
+    upstream.delay_ms.store(300, Ordering::SeqCst);
+    let hg = Hookguard::start(CONFIG, &upstream.url()).await;
+    let body = r#"{"id":"evt_hangup"}"#;
+    let headers = delivery(body, now(), Some("d-hangup"));
+    let addr = hg.addr;
+    let h = headers.clone();
+    let sender = tokio::spawn(async move { send(addr, "POST", "/events", &h, body).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    sender.abort();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The app took the first copy; the claim completed although nobody
+    // was left to hear the answer.
+    assert_eq!(upstream.count(), 1);
+    assert_eq!(post(&hg, body, &headers).await.reject(), Some("duplicate"));
+}

@@ -1,0 +1,267 @@
+//! Shared helpers for the integration tests: a real recording upstream, a
+//! real hookguard on `127.0.0.1:0`, a plain HTTP/1 client, and signing.
+
+#![allow(dead_code)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use sha2::Sha256;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use hookguard::config::Config;
+
+/// A request as the upstream saw it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// A real HTTP server that records what reaches it and answers with a
+/// configurable status after a configurable delay.
+#[derive(Clone)]
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub requests: Arc<Mutex<Vec<Recorded>>>,
+    pub status: Arc<AtomicU16>,
+    pub delay_ms: Arc<AtomicU64>,
+    task: Arc<JoinHandle<()>>,
+}
+
+impl Upstream {
+    pub async fn start() -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(listener)
+    }
+
+    /// Serves on an existing listener (used to bring an upstream back on the
+    /// same port).
+    pub fn serve(listener: TcpListener) -> Upstream {
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let status = Arc::new(AtomicU16::new(200));
+        let delay_ms = Arc::new(AtomicU64::new(0));
+        let (r, s, d) = (requests.clone(), status.clone(), delay_ms.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (r, s, d) = (r.clone(), s.clone(), d.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let (r, s, d) = (r.clone(), s.clone(), d.clone());
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body.collect().await.unwrap().to_bytes();
+                            // Recorded on arrival: a request the app received
+                            // counts even if its answer comes too late.
+                            r.lock().unwrap().push(Recorded {
+                                method: parts.method.to_string(),
+                                path: parts.uri.to_string(),
+                                headers: parts.headers,
+                                body,
+                            });
+                            let delay = d.load(Ordering::SeqCst);
+                            if delay > 0 {
+                                tokio::time::sleep(Duration::from_millis(delay)).await;
+                            }
+                            let mut resp =
+                                Response::new(Full::new(Bytes::from_static(b"app says hi")));
+                            *resp.status_mut() =
+                                StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap();
+                            resp.headers_mut().insert("x-app", "yes".parse().unwrap());
+                            Ok::<_, Infallible>(resp)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Upstream {
+            addr,
+            requests,
+            status,
+            delay_ms,
+            task: Arc::new(task),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+
+    pub fn last(&self) -> Recorded {
+        self.requests
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("upstream received nothing")
+    }
+
+    /// Stops accepting (the port is closed).
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+/// A hookguard server running in this process on loopback.
+pub struct Hookguard {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    pub task: Option<JoinHandle<()>>,
+}
+
+impl Hookguard {
+    /// Starts hookguard with `toml`, where `{upstream}` is replaced by the
+    /// upstream's URL.
+    pub async fn start(toml: &str, upstream: &str) -> Hookguard {
+        let text = toml.replace("{upstream}", upstream);
+        let config = Config::from_toml(&text, &|_: &str| None::<String>)
+            .unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
+        Self::start_config(config).await
+    }
+
+    pub async fn start_config(config: Config) -> Hookguard {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let admin = admin_listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(hookguard::server::run(
+            config,
+            listener,
+            admin_listener,
+            async {
+                let _ = rx.await;
+            },
+        ));
+        Hookguard {
+            addr,
+            admin,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Begins graceful shutdown; returns the server task to await.
+    pub fn shutdown(&mut self) -> JoinHandle<()> {
+        let _ = self.shutdown.take().unwrap().send(());
+        self.task.take().unwrap()
+    }
+}
+
+impl Drop for Hookguard {
+    fn drop(&mut self) {
+        if let Some(task) = &self.task {
+            task.abort();
+        }
+    }
+}
+
+/// A response as a test sees it.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Answer {
+    pub fn reject(&self) -> Option<&str> {
+        self.headers
+            .get("x-hookguard-reject")
+            .map(|v| v.to_str().unwrap())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
+/// Sends one request on a fresh connection.
+pub async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: impl Into<Bytes>,
+) -> Answer {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "hooks.example.com");
+    for (name, value) in headers {
+        builder = builder.header(*name, value.as_str());
+    }
+    let request = builder.body(Full::new(body.into())).unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes();
+    Answer {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// GET on the admin listener; returns status and body text.
+pub async fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let answer = send(addr, "GET", path, &[], Bytes::new()).await;
+    (
+        answer.status,
+        String::from_utf8(answer.body.to_vec()).unwrap(),
+    )
+}
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Lower-case hex HMAC-SHA256.
+pub fn hmac_hex(secret: &str, message: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(message);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Reads a counter's value from a Prometheus text page.
+pub fn metric(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
