@@ -111,13 +111,16 @@ async fn the_signature_prefix_is_optional_on_the_wire() {
     assert_eq!(upstream.count(), 1);
 }
 
+/// Headers, body, expected reason.
+type Case<'a> = (Vec<(&'a str, String)>, &'a [u8], &'a str);
+
 #[tokio::test]
 async fn signature_problems_are_told_apart_and_never_reach_the_app() {
     let (upstream, hg) = setup().await;
     let body = b"{\"id\":3}".to_vec();
     let good = hmac_hex(SECRET, &body);
     let ts = now().to_string();
-    let cases: Vec<(Vec<(&str, String)>, &[u8], &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             vec![("x-timestamp", ts.clone())],
             &body,

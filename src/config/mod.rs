@@ -242,12 +242,15 @@ impl Config {
         let mut routes = Vec::new();
         match root.array("routes", &mut errors) {
             Some(items) if !items.is_empty() => {
-                for (path, item) in items {
+                for (index, (path, item)) in items.into_iter().enumerate() {
                     if let Some(section) = as_section(path, item, &mut errors) {
                         if let Some(route) =
                             parse_route(section, default_max_body, env, &mut errors)
                         {
-                            routes.push(route);
+                            // The index in the file, not in `routes`: an
+                            // invalid earlier route must not shift the keys
+                            // that duplicate errors name.
+                            routes.push((index, route));
                         }
                     }
                 }
@@ -260,7 +263,10 @@ impl Config {
             (Some(server), Some(replay)) if errors.is_empty() => Ok(Config {
                 server,
                 replay,
-                routes: routes.into_iter().map(Arc::new).collect(),
+                routes: routes
+                    .into_iter()
+                    .map(|(_, route)| Arc::new(route))
+                    .collect(),
             }),
             _ => Err(errors),
         }
@@ -310,10 +316,11 @@ fn syntax_error(text: &str, error: &toml::de::Error) -> String {
         Some(span) => {
             let before = &text[..span.start.min(text.len())];
             let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let column = before[line_start..].chars().count() + 1;
             format!(
                 "TOML syntax error at line {line}, column {column}: {}",
-                error.message()
+                error.message().trim().replace('\n', "; ")
             )
         }
         None => format!("TOML syntax error: {}", error.message()),
@@ -494,10 +501,13 @@ fn parse_route(
     let tolerance = s
         .duration("tolerance", errors)
         .unwrap_or(Duration::from_secs(300));
-    let max_body = s.size("max_body", errors).unwrap_or(default_max_body);
-    if max_body == 0 {
+    // Only a route's own zero is its error; a zero server default is
+    // reported once, under server.max_body.
+    let max_body = s.size("max_body", errors);
+    if max_body == Some(0) {
         errors.push(s.key("max_body"), "must be greater than 0");
     }
+    let max_body = max_body.unwrap_or(default_max_body);
     let dedupe = parse_dedupe(&mut s, errors);
     let dedupe_ttl = s
         .duration("dedupe_ttl", errors)
@@ -830,10 +840,11 @@ fn parse_hmac(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<HmacSpec>
     })
 }
 
-fn check_unique_routes(routes: &[Route], errors: &mut ConfigErrors) {
+/// `routes` pairs each valid route with its index in the file.
+fn check_unique_routes(routes: &[(usize, Route)], errors: &mut ConfigErrors) {
     let mut names = HashSet::new();
     let mut paths = HashSet::new();
-    for (i, route) in routes.iter().enumerate() {
+    for (i, route) in routes {
         if !names.insert(route.name.as_str()) {
             errors.push(
                 format!("routes[{i}].name"),

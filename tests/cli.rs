@@ -1,0 +1,157 @@
+//! The real `hookguard` binary: `check` validates a config and prints a
+//! summary without secrets, reports every error with exit code 2, and
+//! `--help` lists the subcommands.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const EXAMPLE_SECRETS: [(&str, &str); 4] = [
+    ("CARTELCRM_CALLBACK_SECRET", "cli-test-crm-secret-4f1d"),
+    ("ZORIO_WEBHOOK_SECRET", "cli-test-zorio-secret-9a2c"),
+    ("VENDOR_SECRET_CURRENT", "cli-test-vendor-current-77e0"),
+    ("VENDOR_SECRET_PREVIOUS", "cli-test-vendor-previous-13b5"),
+];
+
+fn example_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config.example.toml")
+}
+
+/// `hookguard check --config <path>` with the example's secrets set, except
+/// `without`.
+fn check(path: &Path, without: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hookguard"));
+    command.arg("check").arg("--config").arg(path);
+    for (name, value) in EXAMPLE_SECRETS {
+        if Some(name) == without {
+            command.env_remove(name);
+        } else {
+            command.env(name, value);
+        }
+    }
+    command.output().expect("the hookguard binary runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A config file under the temp dir, removed on drop.
+struct TempConfig(PathBuf);
+
+impl TempConfig {
+    fn new(name: &str, contents: &str) -> TempConfig {
+        let path =
+            std::env::temp_dir().join(format!("hookguard-cli-{name}-{}.toml", std::process::id()));
+        std::fs::write(&path, contents).expect("the temp dir is writable");
+        TempConfig(path)
+    }
+}
+
+impl Drop for TempConfig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn check_accepts_the_example_and_summarises_routes_and_key_ids_without_secrets() {
+    let output = check(&example_path(), None);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("OK, 4 route(s)"), "{stdout}");
+    for line in [
+        r#"route "cartelcrm": POST /cartelcrm/callback  scheme=hmac  keys=[current]"#,
+        r#"route "cartelcrm-status": GET /cartelcrm/status  scheme=hmac  keys=[current]"#,
+        r#"route "zorio": POST /zorio/events  scheme=hmac  keys=[0]"#,
+        r#"route "vendor": POST /vendor/webhooks/*  scheme=hmac  keys=[current, previous]"#,
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+    for (_, secret) in EXAMPLE_SECRETS {
+        assert!(!stdout.contains(secret), "secret in stdout:\n{stdout}");
+        assert!(!stderr.contains(secret), "secret in stderr:\n{stderr}");
+    }
+}
+
+#[test]
+fn check_without_a_secret_variable_names_it_and_exits_2() {
+    let output = check(&example_path(), Some("ZORIO_WEBHOOK_SECRET"));
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("configuration has 1 error(s):"), "{stderr}");
+    assert!(
+        stderr
+            .contains("routes[2].secrets[0]: environment variable ZORIO_WEBHOOK_SECRET is not set"),
+        "{stderr}"
+    );
+    for (_, secret) in EXAMPLE_SECRETS {
+        assert!(!stdout.contains(secret), "secret in stdout:\n{stdout}");
+        assert!(!stderr.contains(secret), "secret in stderr:\n{stderr}");
+    }
+}
+
+#[test]
+fn check_prints_every_error_of_a_broken_config_and_exits_2() {
+    let config = TempConfig::new(
+        "broken",
+        r#"
+[server]
+upstream = "https://127.0.0.1:8443"
+listne = "0.0.0.0:8000"
+
+[[routes]]
+name = "hook"
+path = "/hook"
+scheme = "hmac"
+secrets = [{ value = "cli-broken-literal-secret" }]
+
+[routes.hmac]
+header = "X-Signature"
+algorithm = "md5"
+"#,
+    );
+    let output = check(&config.0, None);
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert_eq!(output.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(stderr.contains("configuration has 3 error(s):"), "{stderr}");
+    for line in [
+        r#"server.upstream: "https://127.0.0.1:8443": only http:// upstreams are supported"#,
+        "server.listne: unknown key",
+        r#"routes[0].hmac.algorithm: "md5" is not one of sha1, sha256, sha512"#,
+    ] {
+        assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
+    }
+    assert!(!stderr.contains("cli-broken-literal-secret"), "{stderr}");
+    assert!(!stdout.contains("cli-broken-literal-secret"), "{stdout}");
+}
+
+#[test]
+fn check_with_a_missing_config_file_names_the_path() {
+    let path = std::env::temp_dir().join(format!(
+        "hookguard-cli-does-not-exist-{}.toml",
+        std::process::id()
+    ));
+    let output = check(&path, None);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot read config file {}", path.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn help_lists_the_subcommands() {
+    let output = Command::new(env!("CARGO_BIN_EXE_hookguard"))
+        .arg("--help")
+        .output()
+        .expect("the hookguard binary runs");
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    for command in ["serve", "check", "demo"] {
+        assert!(
+            stdout.lines().any(|l| l.trim_start().starts_with(command)),
+            "{command} missing from:\n{stdout}"
+        );
+    }
+}

@@ -1,0 +1,716 @@
+//! Configuration validation, end to end through `Config::from_toml`: every
+//! problem is reported at once, each error names its key and says what is
+//! wrong in exact words, secrets never appear in a message, and the defaults
+//! and the shipped example are what the documentation promises.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hookguard::config::{Config, DedupeSource, PathPattern, Unmatched};
+use http::Method;
+
+/// An environment in which nothing is set.
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+/// `[server]` with only the required key.
+const SERVER: &str = r#"
+[server]
+upstream = "http://127.0.0.1:8080"
+"#;
+
+/// One valid route named `name` on `path`, with a literal secret.
+fn route(name: &str, path: &str) -> String {
+    format!(
+        r#"
+[[routes]]
+name = "{name}"
+path = "{path}"
+scheme = "hmac"
+secrets = [{{ value = "s" }}]
+
+[routes.hmac]
+header = "X-Signature"
+"#
+    )
+}
+
+/// The error lines of a config that must not validate.
+fn errors_with(text: &str, env: &dyn hookguard::config::Env) -> Vec<String> {
+    match Config::from_toml(text, env) {
+        Ok(config) => panic!("expected errors, got a valid config: {config:?}\n{text}"),
+        Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// The error lines of a config that must not validate, with no env set.
+fn errors(text: &str) -> Vec<String> {
+    errors_with(text, &no_env)
+}
+
+/// A config that must validate.
+fn valid(text: &str) -> Config {
+    match Config::from_toml(text, &no_env) {
+        Ok(config) => config,
+        Err(errors) => panic!("expected a valid config, got:\n{errors}\n---\n{text}"),
+    }
+}
+
+/// Asserts that the config fails with exactly these errors (in any order).
+#[track_caller]
+fn assert_errors(text: &str, expected: &[&str]) {
+    let mut found = errors(text);
+    found.sort();
+    let mut expected: Vec<String> = expected.iter().map(|e| (*e).to_owned()).collect();
+    expected.sort();
+    assert_eq!(found, expected, "config was:\n{text}");
+}
+
+#[test]
+fn several_problems_at_once_are_all_reported_each_naming_its_key() {
+    let text = r#"
+[server]
+upstream = "http://127.0.0.1:8080"
+listne = "0.0.0.0:8000"
+max_body = "1mb"
+
+[[routes]]
+name = "cartelcrm"
+path = "/cartelcrm/callback"
+scheme = "hmac"
+secrets = [{ env = "CARTELCRM_CALLBACK_SECRET" }]
+
+[routes.hmac]
+header = "X-Signature"
+algorithm = "md5"
+"#;
+    assert_errors(
+        text,
+        &[
+            r#"server.max_body: "1mb" has unknown size unit "mb": use one of B, KiB, MiB, GiB, KB, MB, GB"#,
+            "server.listne: unknown key",
+            r#"routes[0].hmac.algorithm: "md5" is not one of sha1, sha256, sha512"#,
+            "routes[0].secrets[0]: environment variable CARTELCRM_CALLBACK_SECRET is not set",
+        ],
+    );
+}
+
+#[test]
+fn errors_display_as_one_key_message_line_each() {
+    let text = format!("{SERVER}listne = 1\nmax_body = 0\n{}", route("a", "/a"));
+    let errors = Config::from_toml(&text, &no_env).unwrap_err();
+    assert_eq!(
+        errors.to_string(),
+        "server.max_body: must be greater than 0\nserver.listne: unknown key"
+    );
+}
+
+#[test]
+fn a_zero_max_body_is_reported_once_under_the_key_that_set_it() {
+    // The server's zero is not repeated for the route that inherits it.
+    let text = format!("{SERVER}max_body = \"0KiB\"\n{}", route("a", "/a"));
+    assert_errors(&text, &["server.max_body: must be greater than 0"]);
+    let text = format!(
+        "{SERVER}{}",
+        route("a", "/a").replace("scheme = ", "max_body = 0\nscheme = ")
+    );
+    assert_errors(&text, &["routes[0].max_body: must be greater than 0"]);
+}
+
+#[test]
+fn the_set_env_secret_validates_and_is_looked_up_by_name() {
+    let text = format!(
+        "{SERVER}{}",
+        route("a", "/a").replace(r#"{ value = "s" }"#, r#"{ env = "X" }"#)
+    );
+    let env = |name: &str| (name == "X").then(|| "s".to_owned());
+    let config = Config::from_toml(&text, &env).expect("X is set");
+    assert_eq!(config.routes[0].scheme.key_ids(), ["0"]);
+}
+
+#[test]
+fn an_empty_env_secret_is_refused() {
+    let text = format!(
+        "{SERVER}{}",
+        route("a", "/a").replace(r#"{ value = "s" }"#, r#"{ env = "X" }"#)
+    );
+    let env = |name: &str| (name == "X").then(String::new);
+    assert_eq!(
+        errors_with(&text, &env),
+        ["routes[0].secrets[0]: environment variable X is empty"]
+    );
+}
+
+#[test]
+fn a_missing_secret_file_is_named_by_its_path() {
+    let path = "/nonexistent/hookguard-tests/webhook-secret";
+    let text = format!(
+        "{SERVER}{}",
+        route("a", "/a").replace(r#"{ value = "s" }"#, &format!(r#"{{ file = "{path}" }}"#))
+    );
+    let found = errors(&text);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].starts_with(&format!(
+            "routes[0].secrets[0]: cannot read secret file {path}: "
+        )),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn a_secret_file_is_read_with_its_trailing_newline_trimmed() {
+    let path = std::env::temp_dir().join(format!(
+        "hookguard-config-errors-secret-{}",
+        std::process::id()
+    ));
+    std::fs::write(&path, "from-a-file\n").unwrap();
+    let text = format!(
+        "{SERVER}{}",
+        route("a", "/a").replace(
+            r#"{ value = "s" }"#,
+            &format!(
+                r#"{{ file = {:?}, id = "mounted" }}"#,
+                path.display().to_string()
+            )
+        )
+    );
+    let config = valid(&text);
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(
+        config.routes[0].verified_values[0],
+        "hookguard; route=a; scheme=hmac; key=mounted"
+    );
+}
+
+#[test]
+fn literal_secret_values_never_appear_in_errors() {
+    // Wrong type for `value`, next to a literal secret that is fine.
+    let text = format!(
+        "{SERVER}{}",
+        route("a", "/a").replace(
+            r#"secrets = [{ value = "s" }]"#,
+            r#"secrets = [{ value = 123 }, { value = "hunter2-secret", id = "bad id" }]"#
+        )
+    );
+    let found = errors(&text);
+    assert!(
+        found.contains(
+            &"routes[0].secrets[0].value: expected a string, found an integer".to_owned()
+        ),
+        "{found:#?}"
+    );
+    assert!(
+        found.contains(&r#"routes[0].secrets[0]: give exactly one of env = "VAR", file = "/path" or value = "...""#.to_owned()),
+        "{found:#?}"
+    );
+    assert!(found.contains(&r#"routes[0].secrets[1].id: "bad id" must be 1 to 64 characters of letters, digits, '-', '_' or '.'"#.to_owned()), "{found:#?}");
+    assert!(!found.join("\n").contains("hunter2"), "{found:#?}");
+
+    // Two sources, one of them a literal.
+    let text = format!(
+        "{SERVER}{}",
+        route("a", "/a").replace(
+            r#"{ value = "s" }"#,
+            r#"{ env = "X", value = "hunter2-secret" }"#
+        )
+    );
+    let found = errors(&text).join("\n");
+    assert!(!found.contains("hunter2"), "{found}");
+
+    // A literal pasted into a key that expects something else.
+    let text = format!(
+        "{SERVER}verified_header = 7\n{}",
+        route("a", "/a").replace(
+            r#"header = "X-Signature""#,
+            "header = \"X-Signature\"\nsecret = \"hunter2-secret\"\nalgorithm = [\"hunter2-secret\"]"
+        )
+    );
+    let found = errors(&text).join("\n");
+    assert!(
+        found.contains("routes[0].hmac.secret: unknown key"),
+        "{found}"
+    );
+    assert!(!found.contains("hunter2"), "{found}");
+}
+
+#[test]
+fn a_syntax_error_on_a_secret_line_names_the_line_but_not_the_secret() {
+    let text = format!(
+        "{SERVER}{}",
+        route("a", "/a").replace(
+            r#"secrets = [{ value = "s" }]"#,
+            "secrets = [\n  { value = \"hunter2-secret },\n]"
+        )
+    );
+    let line = text
+        .lines()
+        .position(|l| l.contains("hunter2"))
+        .expect("the secret is in the text")
+        + 1;
+    let found = errors(&text);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].starts_with(&format!("TOML syntax error at line {line}, column ")),
+        "{found:#?}"
+    );
+    assert!(!found[0].contains("hunter2"), "{found:#?}");
+}
+
+#[test]
+fn a_syntax_error_after_non_ascii_text_is_reported_not_a_panic() {
+    let text = format!("{SERVER}# café ✓\nlisten = «0.0.0.0:8000»\n");
+    let found = errors(&text);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].starts_with("TOML syntax error at line 5, column "),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn a_timestamp_placeholder_needs_timestamp_header() {
+    let text = format!(
+        "{SERVER}{}",
+        route("a", "/a") + "message = \"{body}.{timestamp}\"\n"
+    );
+    assert_errors(
+        &text,
+        &["routes[0].hmac.message: uses {timestamp} but timestamp_header is not set"],
+    );
+    valid(&format!("{text}timestamp_header = \"X-Timestamp\"\n"));
+}
+
+#[test]
+fn an_id_placeholder_needs_id_header() {
+    let text = format!(
+        "{SERVER}{}",
+        route("a", "/a") + "message = \"{id}.{body}\"\n"
+    );
+    assert_errors(
+        &text,
+        &["routes[0].hmac.message: uses {id} but id_header is not set"],
+    );
+    valid(&format!("{text}id_header = \"X-Id\"\n"));
+}
+
+#[test]
+fn an_unknown_placeholder_is_named_with_the_allowed_ones() {
+    let text = format!("{SERVER}{}", route("a", "/a") + "message = \"{bdy}\"\n");
+    assert_errors(
+        &text,
+        &[
+            r#"routes[0].hmac.message: "{bdy}": unknown placeholder {bdy}; use {body}, {timestamp}, {id}, {method}, {path}, {header:Name}"#,
+        ],
+    );
+}
+
+#[test]
+fn duplicate_route_names_are_refused() {
+    let text = format!("{SERVER}{}{}", route("a", "/a"), route("a", "/b"));
+    assert_errors(
+        &text,
+        &[r#"routes[1].name: "a" is used by an earlier route"#],
+    );
+}
+
+#[test]
+fn duplicate_route_paths_are_refused() {
+    let text = format!("{SERVER}{}{}", route("a", "/a/*"), route("b", "/a/*"));
+    assert_errors(
+        &text,
+        &[r#"routes[1].path: "/a/*" is used by an earlier route"#],
+    );
+}
+
+#[test]
+fn duplicate_route_errors_name_the_route_by_its_position_in_the_file() {
+    // routes[0] is invalid on its own, so the duplicate is still routes[2].
+    let text = format!(
+        "{SERVER}{}{}{}",
+        route("broken", "no-slash"),
+        route("a", "/a"),
+        route("a", "/a")
+    );
+    assert_errors(
+        &text,
+        &[
+            r#"routes[0].path: "no-slash" must start with "/""#,
+            r#"routes[2].name: "a" is used by an earlier route"#,
+            r#"routes[2].path: "/a" is used by an earlier route"#,
+        ],
+    );
+}
+
+#[test]
+fn a_path_must_start_with_a_slash() {
+    let text = format!("{SERVER}{}", route("a", "hooks/a"));
+    assert_errors(&text, &[r#"routes[0].path: "hooks/a" must start with "/""#]);
+}
+
+#[test]
+fn a_star_is_only_allowed_at_the_end_of_a_path() {
+    let text = format!("{SERVER}{}", route("a", "/hooks/*/a"));
+    assert_errors(
+        &text,
+        &[r#"routes[0].path: "/hooks/*/a": '*' is only allowed as a final "/*" (prefix match)"#],
+    );
+    let config = valid(&format!("{SERVER}{}", route("a", "/hooks/*")));
+    assert_eq!(
+        config.routes[0].path,
+        PathPattern::Prefix("/hooks/".to_owned())
+    );
+}
+
+#[test]
+fn the_unmatched_route_name_is_reserved() {
+    let text = format!("{SERVER}{}", route("_unmatched", "/a"));
+    assert_errors(
+        &text,
+        &[r#"routes[0].name: "_unmatched" is reserved for requests no route matches"#],
+    );
+}
+
+#[test]
+fn an_empty_methods_list_is_refused() {
+    let text = format!(
+        "{SERVER}{}",
+        route("a", "/a").replace("scheme = ", "methods = []\nscheme = ")
+    );
+    assert_errors(
+        &text,
+        &[r#"routes[0].methods: must list at least one method, e.g. ["POST"]"#],
+    );
+}
+
+#[test]
+fn an_invalid_method_is_named_by_its_index() {
+    let text = format!(
+        "{SERVER}{}",
+        route("a", "/a").replace("scheme = ", "methods = [\"post\", \"PO ST\"]\nscheme = ")
+    );
+    assert_errors(
+        &text,
+        &[r#"routes[0].methods[1]: "PO ST" is not an HTTP method"#],
+    );
+}
+
+#[test]
+fn scheme_hmac_without_an_hmac_table_is_refused() {
+    let text = format!(
+        "{SERVER}{}",
+        route("a", "/a").replace("[routes.hmac]\nheader = \"X-Signature\"\n", "")
+    );
+    assert_errors(
+        &text,
+        &[r#"routes[0].hmac: missing: scheme = "hmac" needs a [routes.hmac] table"#],
+    );
+}
+
+#[test]
+fn an_unknown_scheme_lists_the_known_ones() {
+    let text = format!(
+        "{SERVER}{}",
+        route("a", "/a").replace(r#"scheme = "hmac""#, r#"scheme = "stripe""#)
+    );
+    assert_errors(&text, &[r#"routes[0].scheme: "stripe" is not one of hmac"#]);
+}
+
+#[test]
+fn a_secret_with_both_env_and_value_is_refused() {
+    let text = format!(
+        "{SERVER}{}",
+        route("a", "/a").replace(r#"{ value = "s" }"#, r#"{ env = "X", value = "s" }"#)
+    );
+    let env = |name: &str| (name == "X").then(|| "s".to_owned());
+    assert_eq!(
+        errors_with(&text, &env),
+        [
+            r#"routes[0].secrets[0]: give exactly one of env = "VAR", file = "/path" or value = "...""#
+        ]
+    );
+}
+
+#[test]
+fn an_https_upstream_is_refused() {
+    let text = format!(
+        "{}{}",
+        SERVER.replace("http://127.0.0.1:8080", "https://127.0.0.1:8443"),
+        route("a", "/a")
+    );
+    assert_errors(
+        &text,
+        &[
+            r#"server.upstream: "https://127.0.0.1:8443": only http:// upstreams are supported (the app runs in the same pod)"#,
+        ],
+    );
+}
+
+#[test]
+fn an_upstream_without_a_port_is_refused() {
+    let text = format!(
+        "{}{}",
+        SERVER.replace("http://127.0.0.1:8080", "http://app"),
+        route("a", "/a")
+    );
+    assert_errors(
+        &text,
+        &[r#"server.upstream: "http://app" has no port: write it as http://HOST:PORT"#],
+    );
+}
+
+#[test]
+fn listen_addresses_must_be_ip_and_port() {
+    let text = format!(
+        "{SERVER}listen = \"localhost:8000\"\nadmin_listen = \"9901\"\n{}",
+        route("a", "/a")
+    );
+    assert_errors(
+        &text,
+        &[
+            r#"server.listen: "localhost:8000" is not an address: use IP:PORT, e.g. "0.0.0.0:8000""#,
+            r#"server.admin_listen: "9901" is not an address: use IP:PORT, e.g. "0.0.0.0:8000""#,
+        ],
+    );
+}
+
+#[test]
+fn durations_without_a_unit_are_refused() {
+    let text = format!(
+        "{SERVER}header_timeout = \"10\"\n{}",
+        route("a", "/a").replace("scheme = ", "tolerance = \"300\"\nscheme = ")
+    );
+    assert_errors(
+        &text,
+        &[
+            r#"server.header_timeout: "10" has no unit: write it as 250ms, 10s, 5m or 24h"#,
+            r#"routes[0].tolerance: "300" has no unit: write it as 250ms, 10s, 5m or 24h"#,
+        ],
+    );
+}
+
+#[test]
+fn zero_timeouts_are_refused() {
+    let text = format!(
+        "{SERVER}header_timeout = \"0s\"\nbody_timeout = \"0ms\"\nupstream_timeout = \"0m\"\n{}",
+        route("a", "/a").replace("scheme = ", "dedupe_ttl = \"0h\"\nscheme = ")
+    );
+    assert_errors(
+        &text,
+        &[
+            "server.header_timeout: must be greater than 0",
+            "server.body_timeout: must be greater than 0",
+            "server.upstream_timeout: must be greater than 0",
+            "routes[0].dedupe_ttl: must be greater than 0",
+        ],
+    );
+}
+
+#[test]
+fn unmatched_must_be_reject_or_forward() {
+    let text = format!("{SERVER}unmatched = \"maybe\"\n{}", route("a", "/a"));
+    assert_errors(
+        &text,
+        &[r#"server.unmatched: "maybe" is not one of reject, forward"#],
+    );
+    let config = valid(&format!(
+        "{SERVER}unmatched = \"forward\"\n{}",
+        route("a", "/a")
+    ));
+    assert_eq!(config.server.unmatched, Unmatched::Forward);
+}
+
+/// One route with `dedupe = <list>`.
+fn with_dedupe(list: &str) -> String {
+    format!(
+        "{SERVER}{}",
+        route("a", "/a").replace("scheme = ", &format!("dedupe = {list}\nscheme = "))
+    )
+}
+
+#[test]
+fn an_unknown_dedupe_entry_lists_the_allowed_forms() {
+    assert_errors(
+        &with_dedupe(r#"["signature", "body"]"#),
+        &[
+            r#"routes[0].dedupe[1]: "body" is not one of "signature", "header:Name", "json:/pointer""#,
+        ],
+    );
+}
+
+#[test]
+fn a_dedupe_json_pointer_must_start_with_a_slash() {
+    assert_errors(
+        &with_dedupe(r#"["json:id"]"#),
+        &[r#"routes[0].dedupe[0]: "json:id": a JSON pointer starts with "/", e.g. "json:/id""#],
+    );
+}
+
+#[test]
+fn a_dedupe_entry_listed_twice_is_refused() {
+    assert_errors(
+        &with_dedupe(r#"["signature", "signature"]"#),
+        &[r#"routes[0].dedupe[1]: "signature" is listed twice"#],
+    );
+    // Header names are case-insensitive, so these are the same entry.
+    assert_errors(
+        &with_dedupe(r#"["header:X-Id", "header:x-id"]"#),
+        &[r#"routes[0].dedupe[1]: "header:x-id" is listed twice"#],
+    );
+}
+
+#[test]
+fn an_empty_dedupe_list_turns_replay_protection_off() {
+    let config = valid(&with_dedupe("[]"));
+    assert!(config.routes[0].dedupe.is_empty());
+}
+
+#[test]
+fn dedupe_defaults_to_the_signature() {
+    let config = valid(&format!("{SERVER}{}", route("a", "/a")));
+    assert_eq!(config.routes[0].dedupe, [DedupeSource::Signature]);
+}
+
+#[test]
+fn a_minimal_config_gets_the_documented_defaults() {
+    let config = valid(&format!("{SERVER}{}", route("hook", "/hook")));
+    let server = &config.server;
+    assert_eq!(server.listen, "0.0.0.0:8000".parse().unwrap());
+    assert_eq!(server.admin_listen, "127.0.0.1:9901".parse().unwrap());
+    assert_eq!(server.upstream.authority, "127.0.0.1:8080");
+    assert_eq!(server.upstream.base_path, "");
+    assert_eq!(server.verified_header, "x-verified-by");
+    assert_eq!(server.max_body, 1024 * 1024);
+    assert_eq!(server.unmatched, Unmatched::Reject);
+
+    assert_eq!(config.routes.len(), 1);
+    let route = &config.routes[0];
+    assert_eq!(route.name, "hook");
+    assert_eq!(route.path, PathPattern::Exact("/hook".to_owned()));
+    assert_eq!(route.methods, [Method::POST]);
+    assert_eq!(route.allow, "POST");
+    assert_eq!(route.tolerance, Duration::from_secs(300));
+    assert_eq!(route.dedupe_ttl, Duration::from_secs(24 * 3600));
+    assert_eq!(route.max_body, 1024 * 1024);
+    assert_eq!(route.scheme.name(), "hmac");
+    assert_eq!(route.scheme.key_ids(), ["0"]);
+    assert_eq!(
+        route.verified_values[0],
+        "hookguard; route=hook; scheme=hmac; key=0"
+    );
+}
+
+#[test]
+fn the_verified_value_names_the_key_by_id_or_by_index() {
+    let text = format!(
+        "{SERVER}{}",
+        route("hook", "/hook").replace(
+            r#"{ value = "s" }"#,
+            r#"{ value = "s1", id = "current" }, { value = "s2" }"#
+        )
+    );
+    let config = valid(&text);
+    let route = &config.routes[0];
+    assert_eq!(route.scheme.key_ids(), ["current", "1"]);
+    assert_eq!(
+        route.verified_values[0],
+        "hookguard; route=hook; scheme=hmac; key=current"
+    );
+    assert_eq!(
+        route.verified_values[1],
+        "hookguard; route=hook; scheme=hmac; key=1"
+    );
+}
+
+#[test]
+fn the_server_max_body_is_the_default_for_routes() {
+    let text = format!(
+        "{SERVER}max_body = \"64KiB\"\n{}{}",
+        route("a", "/a"),
+        route("b", "/b").replace("scheme = ", "max_body = 1000\nscheme = ")
+    );
+    let config = valid(&text);
+    assert_eq!(config.server.max_body, 64 * 1024);
+    assert_eq!(config.routes[0].max_body, 64 * 1024);
+    assert_eq!(config.routes[1].max_body, 1000);
+}
+
+const EXAMPLE_SECRETS: [(&str, &str); 4] = [
+    ("CARTELCRM_CALLBACK_SECRET", "example-crm-secret"),
+    ("ZORIO_WEBHOOK_SECRET", "example-zorio-secret"),
+    ("VENDOR_SECRET_CURRENT", "example-vendor-current"),
+    ("VENDOR_SECRET_PREVIOUS", "example-vendor-previous"),
+];
+
+fn example_text() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
+    std::fs::read_to_string(path).expect("config.example.toml is in the repository")
+}
+
+#[test]
+fn the_example_config_validates_with_its_env_variables_set() {
+    let asked = Mutex::new(Vec::new());
+    let env = |name: &str| {
+        asked.lock().unwrap().push(name.to_owned());
+        EXAMPLE_SECRETS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| (*v).to_owned())
+    };
+    let config = match Config::from_toml(&example_text(), &env) {
+        Ok(config) => config,
+        Err(errors) => panic!("config.example.toml does not validate:\n{errors}"),
+    };
+    let mut asked = asked.into_inner().unwrap();
+    asked.sort();
+    asked.dedup();
+    let mut expected: Vec<&str> = EXAMPLE_SECRETS.iter().map(|(n, _)| *n).collect();
+    expected.sort();
+    assert_eq!(asked, expected);
+
+    let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["cartelcrm", "cartelcrm-status", "zorio", "vendor"]);
+    let ids: Vec<&[String]> = config.routes.iter().map(|r| r.scheme.key_ids()).collect();
+    assert_eq!(
+        ids,
+        [
+            &["current".to_owned()][..],
+            &["current".to_owned()],
+            &["0".to_owned()],
+            &["current".to_owned(), "previous".to_owned()],
+        ]
+    );
+    assert_eq!(config.routes[1].methods, [Method::GET]);
+    assert!(config.routes[1].dedupe.is_empty());
+    assert_eq!(
+        config.routes[2].dedupe,
+        [
+            DedupeSource::Signature,
+            DedupeSource::Header("x-zorio-delivery".parse().unwrap())
+        ]
+    );
+    assert_eq!(
+        config.routes[3].path,
+        PathPattern::Prefix("/vendor/webhooks/".to_owned())
+    );
+    assert_eq!(
+        config.routes[3].verified_values[1],
+        "hookguard; route=vendor; scheme=hmac; key=previous"
+    );
+}
+
+#[test]
+fn the_example_config_without_its_env_variables_names_each_missing_one() {
+    let found = errors(&example_text());
+    assert_eq!(
+        found,
+        [
+            "routes[0].secrets[0]: environment variable CARTELCRM_CALLBACK_SECRET is not set",
+            "routes[1].secrets[0]: environment variable CARTELCRM_CALLBACK_SECRET is not set",
+            "routes[2].secrets[0]: environment variable ZORIO_WEBHOOK_SECRET is not set",
+            "routes[3].secrets[0]: environment variable VENDOR_SECRET_CURRENT is not set",
+            "routes[3].secrets[1]: environment variable VENDOR_SECRET_PREVIOUS is not set",
+        ]
+    );
+}
