@@ -39,6 +39,7 @@ pub async fn run(
     });
     let server = &state.config.server;
     let readiness = Readiness::default();
+    let admin_addr = admin_listener.local_addr();
     let admin = tokio::spawn(admin::serve(admin_listener, readiness.clone(), metrics));
 
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -49,6 +50,7 @@ pub async fn run(
     readiness.set(true);
     tracing::info!(
         listen = %listener.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()),
+        admin = %admin_addr.map_or_else(|_| "?".into(), |a| a.to_string()),
         routes = state.config.routes.len(),
         "hookguard is ready"
     );

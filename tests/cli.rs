@@ -155,3 +155,81 @@ fn help_lists_the_subcommands() {
         );
     }
 }
+
+/// Reads JSON log lines from `serve`'s stderr until one has `message`.
+fn wait_for_log(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    message: &str,
+) -> serde_json::Value {
+    for line in lines {
+        let line = line.expect("stderr is readable");
+        let parsed: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
+        if parsed["message"] == message {
+            return parsed;
+        }
+    }
+    panic!("serve exited before logging {message:?}");
+}
+
+#[test]
+fn serve_logs_json_drains_on_sigterm_and_exits_0() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::Stdio;
+
+    let config = TempConfig::new(
+        "serve",
+        r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+upstream = "http://127.0.0.1:9"
+
+[[routes]]
+name = "r"
+path = "/r"
+scheme = "hmac"
+secrets = [{ env = "CLI_SERVE_SECRET" }]
+
+[routes.hmac]
+header = "X-Signature"
+"#,
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookguard"))
+        .args(["serve", "--config"])
+        .arg(&config.0)
+        .env("CLI_SERVE_SECRET", "serve-secret-value")
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the hookguard binary starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let ready = wait_for_log(&mut lines, "hookguard is ready");
+    let listen: std::net::SocketAddr = ready["listen"].as_str().unwrap().parse().unwrap();
+
+    // One request, so that there is a request log line to check.
+    let mut stream = std::net::TcpStream::connect(listen).unwrap();
+    stream
+        .write_all(
+            b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )
+        .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
+    let logged = wait_for_log(&mut lines, "request answered by hookguard");
+    assert_eq!(logged["reason"], "no_route");
+    assert_eq!(logged["route"], "_unmatched");
+    assert_eq!(logged["status"], 404);
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    wait_for_log(&mut lines, "hookguard stopped");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "SIGTERM is a clean exit");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(!rest.join("\n").contains("serve-secret-value"));
+}

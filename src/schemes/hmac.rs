@@ -161,34 +161,45 @@ impl HmacScheme {
         })
     }
 
-    /// Reads and decodes the signature header.
-    fn signature(&self, request: &RequestView<'_>) -> Result<Vec<u8>, Reject> {
+    /// Reads and decodes the signature header. A header may carry several
+    /// signatures (repeated, or separated by commas or spaces, as senders do
+    /// during their own key rotation); entries that do not decode are
+    /// skipped, and only a header where none decodes is malformed.
+    fn signatures(&self, request: &RequestView<'_>) -> Result<Vec<Vec<u8>>, Reject> {
         let header = &self.spec.header;
-        let raw = request.headers.get(header).ok_or_else(|| {
-            Reject::with(
+        let mut values = request.headers.get_all(header).iter().peekable();
+        if values.peek().is_none() {
+            return Err(Reject::with(
                 Reason::MissingSignature,
                 format!("header {header} is missing"),
-            )
-        })?;
-        let malformed = || {
-            Reject::with(
+            ));
+        }
+        let candidates: Vec<Vec<u8>> = values
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|text| text.split(|c: char| c == ',' || c.is_ascii_whitespace()))
+            .filter(|token| !token.is_empty())
+            .filter_map(|token| {
+                let token = match &self.spec.prefix {
+                    Some(prefix) => strip_prefix_ignore_case(token, prefix),
+                    None => token,
+                };
+                encoding::decode(self.spec.encoding, token)
+            })
+            .collect();
+        if candidates.is_empty() {
+            return Err(Reject::with(
                 Reason::MalformedSignature,
                 format!(
-                    "header {header} is not a {} signature{}",
+                    "header {header} holds no {} signature{}",
                     self.spec.encoding.as_str(),
                     match &self.spec.prefix {
                         Some(p) => format!(" (optionally prefixed with {p:?})"),
                         None => String::new(),
                     }
                 ),
-            )
-        };
-        let text = raw.to_str().map_err(|_| malformed())?.trim();
-        let text = match &self.spec.prefix {
-            Some(prefix) => strip_prefix_ignore_case(text, prefix),
-            None => text,
-        };
-        encoding::decode(self.spec.encoding, text).ok_or_else(malformed)
+            ));
+        }
+        Ok(candidates)
     }
 
     /// Reads the timestamp header, when the scheme has one: the text as sent
@@ -249,7 +260,7 @@ impl Scheme for HmacScheme {
     }
 
     fn verify(&self, request: &RequestView<'_>) -> Result<Verified, Reject> {
-        let signature = self.signature(request)?;
+        let candidates = self.signatures(request)?;
         let timestamp = self.timestamp(request)?;
         let id = self.id(request)?;
         let path = request
@@ -268,11 +279,18 @@ impl Scheme for HmacScheme {
         for (index, key) in self.keys.iter().enumerate() {
             let expected = key.tag(&self.spec.message, &values)?;
             // Length is public (it is the algorithm's output size); the
-            // contents are compared without early exit.
-            if expected.len() == signature.len() && bool::from(expected.ct_eq(&signature)) {
+            // contents are compared without early exit. A candidate of the
+            // wrong length is simply not a match.
+            let matched = candidates.iter().position(|candidate| {
+                candidate.len() == expected.len() && bool::from(expected.ct_eq(candidate))
+            });
+            if let Some(found) = matched {
                 return Ok(Verified {
                     key: index,
-                    signature,
+                    signature: candidates
+                        .into_iter()
+                        .nth(found)
+                        .expect("position is in range"),
                     timestamp: timestamp.map(|(_, seconds)| seconds),
                 });
             }
@@ -391,6 +409,27 @@ mod tests {
         let err = verify(&s, Some(&tampered), body).unwrap_err();
         assert_eq!(err.reason, Reason::BadSignature);
         assert!(!err.detail.contains(RFC4231_TC2_SHA256));
+    }
+
+    #[test]
+    fn a_list_of_signatures_passes_when_any_entry_matches() {
+        let s = scheme(Some("sha256="), Encoding::Hex, &["Jefe"]);
+        let body: &'static [u8] = b"what do ya want for nothing?";
+        let list = format!("sha256=zz, sha256=abcd sha256={RFC4231_TC2_SHA256}");
+        let ok = verify(&s, Some(&list), body).unwrap();
+        assert_eq!(hex::encode(ok.signature), RFC4231_TC2_SHA256);
+        assert_eq!(
+            verify(&s, Some("sha256=zz, nothex"), body)
+                .unwrap_err()
+                .reason,
+            Reason::MalformedSignature
+        );
+        assert_eq!(
+            verify(&s, Some("sha256=abcd, sha256=00ff"), body)
+                .unwrap_err()
+                .reason,
+            Reason::BadSignature
+        );
     }
 
     #[test]
