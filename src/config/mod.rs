@@ -9,6 +9,7 @@
 //! secrets exist.
 
 pub mod reader;
+mod scheme;
 pub mod secrets;
 pub mod units;
 
@@ -21,9 +22,6 @@ use std::time::Duration;
 use http::header::{HeaderName, HeaderValue};
 use http::{Method, Uri};
 
-use crate::schemes::encoding::Encoding;
-use crate::schemes::hmac::{self, Algorithm, HmacScheme, HmacSpec, TimestampUnit};
-use crate::schemes::template::Template;
 use crate::schemes::Scheme;
 pub use reader::ConfigError;
 pub use reader::ConfigErrors;
@@ -441,7 +439,7 @@ fn parse_upstream(text: &str) -> Result<Upstream, String> {
     })
 }
 
-fn header_name(text: &str) -> Result<HeaderName, String> {
+pub(crate) fn header_name(text: &str) -> Result<HeaderName, String> {
     HeaderName::from_bytes(text.as_bytes())
         .map_err(|_| format!("{text:?} is not a valid header name"))
 }
@@ -497,10 +495,12 @@ fn parse_route(
         }
     };
     let methods = parse_methods(&mut s, errors);
-    let secrets = parse_secrets(&mut s, env, errors);
-    let tolerance = s
-        .duration("tolerance", errors)
-        .unwrap_or(Duration::from_secs(300));
+    let scheme = scheme::parse(&mut s, env, errors);
+    let tolerance = s.duration("tolerance", errors).unwrap_or_else(|| {
+        scheme.as_ref().map_or(Duration::from_secs(300), |scheme| {
+            scheme.default_tolerance()
+        })
+    });
     // Only a route's own zero is its error; a zero server default is
     // reported once, under server.max_body.
     let max_body = s.size("max_body", errors);
@@ -508,41 +508,28 @@ fn parse_route(
         errors.push(s.key("max_body"), "must be greater than 0");
     }
     let max_body = max_body.unwrap_or(default_max_body);
-    let dedupe = parse_dedupe(&mut s, errors);
+    let dedupe = parse_dedupe(&mut s, errors).unwrap_or_else(|| {
+        scheme.as_ref().map_or_else(
+            || vec![DedupeSource::Signature],
+            |scheme| scheme.default_dedupe(),
+        )
+    });
     let dedupe_ttl = s
         .duration("dedupe_ttl", errors)
         .unwrap_or(Duration::from_secs(24 * 3600));
     if dedupe_ttl.is_zero() {
         errors.push(s.key("dedupe_ttl"), "must be greater than 0");
     }
-    let scheme_name = s.choice("scheme", &["hmac"], errors);
-    if !s.has("scheme") {
-        errors.push(s.key("scheme"), "missing: one of hmac");
-    }
-    let hmac_spec = match s.table("hmac", errors) {
-        Some(section) => parse_hmac(section, errors),
-        None => {
-            if scheme_name == Some("hmac") && !s.has("hmac") {
-                errors.push(
-                    s.key("hmac"),
-                    "missing: scheme = \"hmac\" needs a [routes.hmac] table",
-                );
-            }
-            None
-        }
-    };
     s.finish(errors);
 
-    let (name, path, methods, secrets, spec) = (name?, path?, methods?, secrets?, hmac_spec?);
-    scheme_name?;
-    let scheme: Box<dyn Scheme> = Box::new(HmacScheme::new(spec, &secrets));
-    let verified_values = secrets
+    let (name, path, methods, scheme) = (name?, path?, methods?, scheme?);
+    let verified_values = scheme
+        .key_ids()
         .iter()
-        .map(|secret| {
+        .map(|key| {
             HeaderValue::from_str(&format!(
-                "hookguard; route={name}; scheme={}; key={}",
+                "hookguard; route={name}; scheme={}; key={key}",
                 scheme.name(),
-                secret.id
             ))
             .expect("route names and secret ids are validated as header-safe")
         })
@@ -566,7 +553,7 @@ fn parse_route(
 
 /// Route names and key ids end up in metric labels and in a header the app
 /// parses, so they are kept to a conservative alphabet.
-fn is_label_safe(text: &str) -> bool {
+pub(crate) fn is_label_safe(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= 64
         && text
@@ -651,94 +638,10 @@ fn parse_methods(s: &mut Section<'_>, errors: &mut ConfigErrors) -> Option<Vec<M
     ok.then_some(methods)
 }
 
-fn parse_secrets(
-    s: &mut Section<'_>,
-    env: &dyn Env,
-    errors: &mut ConfigErrors,
-) -> Option<Vec<Secret>> {
-    let Some(items) = s.array("secrets", errors) else {
-        if !s.has("secrets") {
-            errors.push(
-                s.key("secrets"),
-                "missing: list at least one, e.g. [{ env = \"WEBHOOK_SECRET\" }]",
-            );
-        }
-        return None;
-    };
-    if items.is_empty() {
-        errors.push(s.key("secrets"), "must list at least one secret");
-        return None;
-    }
-    let mut secrets = Vec::new();
-    let mut ok = true;
-    for (index, (path, item)) in items.into_iter().enumerate() {
-        let Some(mut entry) = as_section(path.clone(), item, errors) else {
-            ok = false;
-            continue;
-        };
-        let mut sources = Vec::new();
-        if let Some(name) = entry.string("env", errors) {
-            sources.push(Source::Env(name.to_owned()));
-        }
-        if let Some(file) = entry.string("file", errors) {
-            sources.push(Source::File(file.to_owned()));
-        }
-        // A literal's value is read without `string`, so that a type error
-        // message cannot hint at its content.
-        if let Some(value) = entry.raw("value") {
-            match value {
-                toml::Value::String(text) => sources.push(Source::Value(text.clone())),
-                other => errors.push(
-                    entry.key("value"),
-                    format!("expected a string, found {}", reader::describe(other)),
-                ),
-            }
-        }
-        let id = match entry.string("id", errors) {
-            Some(id) if is_label_safe(id) => id.to_owned(),
-            Some(id) => {
-                errors.push(
-                    entry.key("id"),
-                    format!(
-                        "{id:?} must be 1 to 64 characters of letters, digits, '-', '_' or '.'"
-                    ),
-                );
-                ok = false;
-                String::new()
-            }
-            None => index.to_string(),
-        };
-        entry.finish(errors);
-        if sources.len() != 1 {
-            errors.push(
-                path.clone(),
-                "give exactly one of env = \"VAR\", file = \"/path\" or value = \"...\"",
-            );
-            ok = false;
-            continue;
-        }
-        match sources[0].resolve(env) {
-            Ok(bytes) => {
-                if secrets.iter().any(|s: &Secret| s.id == id) {
-                    errors.push(path, format!("id {id:?} is used twice"));
-                    ok = false;
-                } else {
-                    secrets.push(Secret::new(id, bytes));
-                }
-            }
-            Err(message) => {
-                errors.push(path, message);
-                ok = false;
-            }
-        }
-    }
-    ok.then_some(secrets)
-}
-
-fn parse_dedupe(s: &mut Section<'_>, errors: &mut ConfigErrors) -> Vec<DedupeSource> {
-    let Some(list) = s.strings("dedupe", errors) else {
-        return vec![DedupeSource::Signature];
-    };
+/// The route's own `dedupe` list; `None` when it has none (the scheme's
+/// default applies).
+fn parse_dedupe(s: &mut Section<'_>, errors: &mut ConfigErrors) -> Option<Vec<DedupeSource>> {
+    let list = s.strings("dedupe", errors)?;
     let mut out = Vec::new();
     for (i, text) in list.iter().enumerate() {
         let key = format!("{}[{i}]", s.key("dedupe"));
@@ -767,77 +670,7 @@ fn parse_dedupe(s: &mut Section<'_>, errors: &mut ConfigErrors) -> Vec<DedupeSou
             Err(m) => errors.push(key, m),
         }
     }
-    out
-}
-
-fn parse_hmac(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<HmacSpec> {
-    let header = match s.string("header", errors) {
-        Some(h) => header_name(h)
-            .map_err(|m| errors.push(s.key("header"), m))
-            .ok(),
-        None => {
-            if !s.has("header") {
-                errors.push(
-                    s.key("header"),
-                    "missing: the header carrying the signature, e.g. \"X-Signature\"",
-                );
-            }
-            None
-        }
-    };
-    let prefix = s.string("prefix", errors).map(str::to_owned);
-    let algorithm = match s.choice("algorithm", &["sha1", "sha256", "sha512"], errors) {
-        Some("sha1") => Some(Algorithm::Sha1),
-        Some("sha512") => Some(Algorithm::Sha512),
-        Some(_) => Some(Algorithm::Sha256),
-        None if s.has("algorithm") => None,
-        None => Some(Algorithm::Sha256),
-    };
-    let encoding = match s.choice("encoding", &["hex", "base64"], errors) {
-        Some("base64") => Some(Encoding::Base64),
-        Some(_) => Some(Encoding::Hex),
-        None if s.has("encoding") => None,
-        None => Some(Encoding::Hex),
-    };
-    let message = match s.string("message", errors) {
-        Some(text) => Template::parse(text)
-            .map_err(|m| errors.push(s.key("message"), m))
-            .ok(),
-        None if s.has("message") => None,
-        None => Some(Template::parse("{body}").expect("the default template parses")),
-    };
-    let optional_header = |s: &mut Section<'_>, key: &str, errors: &mut ConfigErrors| {
-        s.string(key, errors)
-            .map(|h| header_name(h).map_err(|m| errors.push(s.key(key), m)))
-    };
-    let timestamp_header = optional_header(&mut s, "timestamp_header", errors);
-    let timestamp_unit = match s.choice("timestamp_unit", &["s", "ms"], errors) {
-        Some("ms") => TimestampUnit::Millis,
-        _ => TimestampUnit::Seconds,
-    };
-    let id_header = optional_header(&mut s, "id_header", errors);
-    if let Some(template) = &message {
-        if hmac::template_needs_timestamp(template) && !s.has("timestamp_header") {
-            errors.push(
-                s.key("message"),
-                "uses {timestamp} but timestamp_header is not set",
-            );
-        }
-        if hmac::template_needs_id(template) && !s.has("id_header") {
-            errors.push(s.key("message"), "uses {id} but id_header is not set");
-        }
-    }
-    s.finish(errors);
-    Some(HmacSpec {
-        header: header?,
-        prefix,
-        algorithm: algorithm?,
-        encoding: encoding?,
-        message: message?,
-        timestamp_header: timestamp_header.transpose().ok()?,
-        timestamp_unit,
-        id_header: id_header.transpose().ok()?,
-    })
+    Some(out)
 }
 
 /// `routes` pairs each valid route with its index in the file.

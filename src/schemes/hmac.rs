@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 
 use super::encoding::{self, Encoding};
 use super::template::{Part, Template, Values};
-use super::{RequestView, Scheme, Verified};
+use super::{RequestView, Scheme, Unsigned, Verified};
 use crate::config::Secret;
 use crate::reject::{Reason, Reject};
 
@@ -152,7 +152,7 @@ impl HmacScheme {
     /// Signs as a sender would, with secret `key`: the header value including
     /// the prefix. For the `sign` tooling and tests; never called on the
     /// request path.
-    pub fn sign(&self, key: usize, values: &Values<'_>) -> Result<String, Reject> {
+    pub fn signature_for(&self, key: usize, values: &Values<'_>) -> Result<String, Reject> {
         let tag = self.keys[key].tag(&self.spec.message, values)?;
         let encoded = encoding::encode(self.spec.encoding, &tag);
         Ok(match &self.spec.prefix {
@@ -255,6 +255,83 @@ impl Scheme for HmacScheme {
         "hmac"
     }
 
+    fn describe(&self) -> String {
+        let spec = &self.spec;
+        let mut text = format!(
+            "HMAC-{} of \"{}\", {}-encoded in header {}",
+            spec.algorithm.as_str().to_uppercase(),
+            spec.message,
+            spec.encoding.as_str(),
+            spec.header
+        );
+        if let Some(prefix) = &spec.prefix {
+            text.push_str(&format!(" (prefix {prefix:?} optional)"));
+        }
+        if let Some(ts) = &spec.timestamp_header {
+            let unit = match spec.timestamp_unit {
+                TimestampUnit::Seconds => "s",
+                TimestampUnit::Millis => "ms",
+            };
+            text.push_str(&format!("; timestamp in {ts} ({unit})"));
+        }
+        if let Some(id) = &spec.id_header {
+            text.push_str(&format!("; id in {id}"));
+        }
+        text
+    }
+
+    fn signed_message(&self, request: &RequestView<'_>) -> Option<Result<Vec<u8>, Reject>> {
+        let build = || {
+            let timestamp = self.timestamp(request)?;
+            let id = self.id(request)?;
+            let values = values_of(request, timestamp.map(|(text, _)| text), id);
+            let mut message = Vec::new();
+            self.spec
+                .message
+                .feed(&values, &mut |bytes| message.extend_from_slice(bytes))?;
+            Ok(message)
+        };
+        Some(build())
+    }
+
+    fn sign(&self, key: usize, request: &mut Unsigned) -> Result<(), String> {
+        let spec = &self.spec;
+        if let Some(header) = &spec.timestamp_header {
+            let value = match spec.timestamp_unit {
+                TimestampUnit::Seconds => request.now,
+                TimestampUnit::Millis => request.now * 1000,
+            };
+            request.headers.insert(header.clone(), value.into());
+        }
+        if let Some(header) = &spec.id_header {
+            let value = http::HeaderValue::from_str(&request.id)
+                .map_err(|_| "the delivery id is not a valid header value".to_owned())?;
+            request.headers.insert(header.clone(), value);
+        }
+        let timestamp_text = spec
+            .timestamp_header
+            .as_ref()
+            .and_then(|h| request.headers.get(h))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let path = request.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let values = Values {
+            method: request.method.as_str(),
+            path,
+            body: &request.body,
+            timestamp: timestamp_text.as_deref(),
+            id: spec.id_header.as_ref().map(|_| request.id.as_str()),
+            headers: &request.headers,
+        };
+        let signature = self
+            .signature_for(key, &values)
+            .map_err(|r| r.detail.into_owned())?;
+        let value = http::HeaderValue::from_str(&signature)
+            .map_err(|_| "the signature prefix is not a valid header value".to_owned())?;
+        request.headers.insert(spec.header.clone(), value);
+        Ok(())
+    }
+
     fn key_ids(&self) -> &[String] {
         &self.key_ids
     }
@@ -263,19 +340,7 @@ impl Scheme for HmacScheme {
         let candidates = self.signatures(request)?;
         let timestamp = self.timestamp(request)?;
         let id = self.id(request)?;
-        let path = request
-            .uri
-            .path_and_query()
-            .map(|pq| pq.as_str())
-            .unwrap_or("/");
-        let values = Values {
-            method: request.method.as_str(),
-            path,
-            body: request.body,
-            timestamp: timestamp.map(|(text, _)| text),
-            id,
-            headers: request.headers,
-        };
+        let values = values_of(request, timestamp.map(|(text, _)| text), id);
         for (index, key) in self.keys.iter().enumerate() {
             let expected = key.tag(&self.spec.message, &values)?;
             // Length is public (it is the algorithm's output size); the
@@ -304,6 +369,22 @@ impl Scheme for HmacScheme {
                 self.keys.len()
             ),
         ))
+    }
+}
+
+/// The template values of a received request.
+fn values_of<'r>(
+    request: &RequestView<'r>,
+    timestamp: Option<&'r str>,
+    id: Option<&'r str>,
+) -> Values<'r> {
+    Values {
+        method: request.method.as_str(),
+        path: request.uri.path_and_query().map_or("/", |pq| pq.as_str()),
+        body: request.body,
+        timestamp,
+        id,
+        headers: request.headers,
     }
 }
 
@@ -453,12 +534,49 @@ mod tests {
             id: None,
             headers: &headers,
         };
-        let sig = s.sign(0, &values).unwrap();
+        let sig = s.signature_for(0, &values).unwrap();
         assert!(sig.starts_with("sha256="));
         assert!(verify(&s, Some(&sig), b"hello").is_ok());
         assert_eq!(
             verify(&s, Some(&sig), b"hellO").unwrap_err().reason,
             Reason::BadSignature
         );
+    }
+
+    #[test]
+    fn the_trait_sign_adds_every_header_verify_needs() {
+        let spec = HmacSpec {
+            header: HeaderName::from_static("x-sig"),
+            prefix: Some("v1=".into()),
+            algorithm: Algorithm::Sha512,
+            encoding: Encoding::Base64,
+            message: Template::parse("{id}.{timestamp}.{method}.{path}.{body}").unwrap(),
+            timestamp_header: Some(HeaderName::from_static("x-ts")),
+            timestamp_unit: TimestampUnit::Millis,
+            id_header: Some(HeaderName::from_static("x-id")),
+        };
+        let s = HmacScheme::new(spec, &[Secret::new("a".into(), b"k".to_vec())]);
+        let mut unsigned = Unsigned {
+            method: Method::PUT,
+            uri: Uri::from_static("/x?y=1"),
+            headers: HeaderMap::new(),
+            body: Bytes::from_static(b"payload"),
+            now: 1_700_000_000,
+            id: "msg_1".into(),
+        };
+        Scheme::sign(&s, 0, &mut unsigned).unwrap();
+        assert_eq!(unsigned.headers["x-ts"], "1700000000000");
+        assert_eq!(unsigned.headers["x-id"], "msg_1");
+        let view = RequestView {
+            method: &unsigned.method,
+            uri: &unsigned.uri,
+            headers: &unsigned.headers,
+            body: &unsigned.body,
+        };
+        let ok = s.verify(&view).unwrap();
+        assert_eq!(ok.timestamp, Some(1_700_000_000));
+        let message = s.signed_message(&view).unwrap().unwrap();
+        assert_eq!(message, b"msg_1.1700000000000.PUT./x?y=1.payload");
+        assert!(s.describe().contains("HMAC-SHA512"));
     }
 }

@@ -15,9 +15,12 @@ pub mod encoding;
 pub mod hmac;
 pub mod template;
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::{HeaderMap, Method, Uri};
 
+use crate::config::DedupeSource;
 use crate::reject::Reject;
 
 /// The parts of a buffered request a scheme may look at.
@@ -45,6 +48,25 @@ pub struct Verified {
     pub timestamp: Option<i64>,
 }
 
+/// A request to be signed as its sender would sign it (`hookguard sign`,
+/// tests). The scheme adds its headers, and may rewrite the body for
+/// schemes that carry the signature inside it.
+#[derive(Debug, Clone)]
+pub struct Unsigned {
+    /// The request method.
+    pub method: Method,
+    /// The request target (path and query).
+    pub uri: Uri,
+    /// Headers so far; the scheme adds its own.
+    pub headers: HeaderMap,
+    /// The body to sign.
+    pub body: Bytes,
+    /// The signing time, Unix seconds.
+    pub now: i64,
+    /// A fresh delivery id, for schemes that send one.
+    pub id: String,
+}
+
 /// A way of verifying requests, prepared for one route.
 pub trait Scheme: Send + Sync + std::fmt::Debug {
     /// The scheme's name as written in the config (`"hmac"`).
@@ -56,4 +78,36 @@ pub trait Scheme: Send + Sync + std::fmt::Debug {
     /// Checks the request's signature. Must compare in constant time, and
     /// must not put the expected signature into the returned rejection.
     fn verify(&self, request: &RequestView<'_>) -> Result<Verified, Reject>;
+
+    /// One or two sentences saying what is read and how (headers, encoding,
+    /// signed message); for `check` and `verify` output. No key material.
+    fn describe(&self) -> String;
+
+    /// The route's dedupe keys when it sets no `dedupe` of its own.
+    fn default_dedupe(&self) -> Vec<DedupeSource> {
+        vec![DedupeSource::Signature]
+    }
+
+    /// The route's timestamp window when it sets no `tolerance` of its own.
+    fn default_tolerance(&self) -> Duration {
+        Duration::from_secs(300)
+    }
+
+    /// The exact bytes that were signed, for explaining a verification
+    /// (their length and SHA-256 are printed, never the MAC). `None` when the
+    /// scheme has no single message (token comparison).
+    fn signed_message(&self, request: &RequestView<'_>) -> Option<Result<Vec<u8>, Reject>> {
+        let _ = request;
+        None
+    }
+
+    /// Signs `request` with key `key` as the sender would. Schemes that
+    /// verify with a public key cannot sign and say so.
+    fn sign(&self, key: usize, request: &mut Unsigned) -> Result<(), String> {
+        let _ = (key, request);
+        Err(format!(
+            "scheme {} verifies with public keys and cannot sign requests",
+            self.name()
+        ))
+    }
 }

@@ -32,6 +32,14 @@ pub enum Part {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     parts: Vec<Part>,
+    /// The template as written, for messages.
+    source: Box<str>,
+}
+
+impl std::fmt::Display for Template {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.source)
+    }
 }
 
 /// The request values a template may refer to.
@@ -97,7 +105,10 @@ impl Template {
         if parts.is_empty() {
             return Err("the message template is empty; use at least {body}".to_owned());
         }
-        Ok(Template { parts })
+        Ok(Template {
+            parts,
+            source: text.into(),
+        })
     }
 
     /// True when the template contains `part`.
