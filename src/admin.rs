@@ -19,6 +19,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
 use crate::metrics::Metrics;
+use crate::replay::ReplayStore;
 
 /// Whether the proxy should receive traffic. Cloned into the admin server;
 /// flipped by the server as it starts and stops.
@@ -38,16 +39,22 @@ impl Readiness {
 }
 
 /// Serves admin requests until the task is dropped.
-pub async fn serve(listener: TcpListener, readiness: Readiness, metrics: Metrics) {
+pub async fn serve(
+    listener: TcpListener,
+    readiness: Readiness,
+    metrics: Metrics,
+    store: Arc<dyn ReplayStore>,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let readiness = readiness.clone();
         let metrics = metrics.clone();
+        let store = store.clone();
         tokio::spawn(async move {
             let service = service_fn(move |request| {
-                let response = route(&request, &readiness, &metrics);
+                let response = route(&request, &readiness, &metrics, store.as_ref());
                 async move { Ok::<_, Infallible>(response) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
@@ -61,6 +68,7 @@ fn route(
     request: &Request<Incoming>,
     readiness: &Readiness,
     metrics: &Metrics,
+    store: &dyn ReplayStore,
 ) -> Response<Full<Bytes>> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
@@ -68,7 +76,7 @@ fn route(
     match request.uri().path() {
         "/healthz" => healthz(),
         "/readyz" => readyz(readiness),
-        "/metrics" => metrics_page(metrics),
+        "/metrics" => metrics_page(metrics, store),
         _ => text(
             StatusCode::NOT_FOUND,
             "not found: try /healthz, /readyz or /metrics\n",
@@ -88,8 +96,8 @@ fn readyz(readiness: &Readiness) -> Response<Full<Bytes>> {
     }
 }
 
-fn metrics_page(metrics: &Metrics) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(metrics.render())));
+fn metrics_page(metrics: &Metrics, store: &dyn ReplayStore) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(metrics.render(store.entries()))));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

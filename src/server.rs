@@ -29,7 +29,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let metrics = Metrics::new(&config);
-    let store = Arc::new(MemoryStore::new(config.replay.max_entries));
+    let evictions = metrics.clone();
+    let store = Arc::new(MemoryStore::new(
+        config.replay.max_entries,
+        Arc::new(move |cause| evictions.eviction(cause)),
+    ));
     let state = Arc::new(State {
         router: Router::new(&config.routes),
         config,
@@ -40,7 +44,12 @@ pub async fn run(
     let server = &state.config.server;
     let readiness = Readiness::default();
     let admin_addr = admin_listener.local_addr();
-    let admin = tokio::spawn(admin::serve(admin_listener, readiness.clone(), metrics));
+    let admin = tokio::spawn(admin::serve(
+        admin_listener,
+        readiness.clone(),
+        metrics,
+        state.store.clone(),
+    ));
 
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())

@@ -190,6 +190,9 @@ pub struct Route {
     pub dedupe_ttl: Duration,
     /// The verified header value for each key, prepared once.
     pub verified_values: Vec<HeaderValue>,
+    /// Header whose value is logged as the delivery id: the first
+    /// `header:` dedupe source, else the scheme's own id header.
+    pub delivery_header: Option<HeaderName>,
 }
 
 impl Config {
@@ -534,6 +537,13 @@ fn parse_route(
             .expect("route names and secret ids are validated as header-safe")
         })
         .collect();
+    let delivery_header = dedupe
+        .iter()
+        .find_map(|source| match source {
+            DedupeSource::Header(name) => Some(name.clone()),
+            _ => None,
+        })
+        .or_else(|| scheme.delivery_header().cloned());
     let allow_text: Vec<&str> = methods.iter().map(Method::as_str).collect();
     let allow =
         HeaderValue::from_str(&allow_text.join(", ")).expect("method names are header-safe");
@@ -548,6 +558,7 @@ fn parse_route(
         dedupe,
         dedupe_ttl,
         verified_values,
+        delivery_header,
     })
 }
 

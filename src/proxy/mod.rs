@@ -5,9 +5,11 @@
 //! where the result becomes a response, a log line and a metric.
 //!
 //! - [`forward`]: rebuilding the request for the app and sending it.
+//! - [`request_id`]: keeping or making the `X-Request-Id`.
 //! - [`respond`]: turning an outcome into the answer the sender sees.
 
 pub mod forward;
+pub mod request_id;
 pub mod respond;
 
 use std::convert::Infallible;
@@ -26,7 +28,7 @@ use crate::replay::{self, ClaimResult, ReplayStore};
 use crate::routes::Router;
 use crate::schemes::RequestView;
 use forward::UpstreamClient;
-use respond::{Forwarded, ResponseBody};
+use respond::{Forwarded, RequestContext, ResponseBody};
 
 /// Everything a request needs, shared by all connections.
 #[derive(Debug)]
@@ -47,10 +49,16 @@ pub struct State {
 pub async fn handle(
     state: Arc<State>,
     peer: SocketAddr,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
 ) -> Result<Response<ResponseBody>, Infallible> {
     let started = Instant::now();
+    let request_id = request_id::take(request.headers_mut());
     let route = state.router.find(request.uri().path()).cloned();
+    let delivery = route
+        .as_ref()
+        .and_then(|r| r.delivery_header.as_ref())
+        .and_then(|h| request.headers().get(h))
+        .cloned();
     let result = match &route {
         Some(route) => verify_and_forward(&state, route, peer, request).await,
         None => match state.config.server.unmatched {
@@ -61,13 +69,14 @@ pub async fn handle(
             Unmatched::Forward => pass_through(&state, peer, request).await,
         },
     };
-    Ok(respond::finish(
-        &state,
-        route.as_deref(),
+    let context = RequestContext {
+        route: route.as_deref(),
         peer,
-        result,
+        request_id,
+        delivery,
         started,
-    ))
+    };
+    Ok(respond::finish(&state, &context, result))
 }
 
 /// The pipeline for a matched route.
@@ -93,8 +102,12 @@ async fn verify_and_forward(
         body: &body,
     };
     let verified = route.scheme.verify(&view)?;
-    if let Some(timestamp) = verified.timestamp {
-        check_window(timestamp, route)?;
+    let skew = verified.timestamp.map(|t| t.saturating_sub(unix_now()));
+    state
+        .metrics
+        .verified(&route.name, &route.scheme.key_ids()[verified.key], skew);
+    if let Some(skew) = skew {
+        check_window(skew, route)?;
     }
     let claim = if route.dedupe.is_empty() {
         None
@@ -124,6 +137,7 @@ async fn verify_and_forward(
     };
     let key = verified.key;
     let upstream = forward::build(server, parts, body, peer, Some(&route.verified_values[key]))?;
+    let sent = Instant::now();
     let response = forward::send(
         &state.client,
         &state.store,
@@ -132,6 +146,9 @@ async fn verify_and_forward(
         claim,
     )
     .await?;
+    state
+        .metrics
+        .upstream(&route.name, response.status().as_u16(), sent.elapsed());
     Ok(Forwarded {
         response,
         key: Some(key),
@@ -150,6 +167,7 @@ async fn pass_through(
     let body =
         limits::read_body(body, &parts.headers, server.max_body, server.body_timeout).await?;
     let upstream = forward::build(server, parts, body, peer, None)?;
+    let sent = Instant::now();
     let response = forward::send(
         &state.client,
         &state.store,
@@ -158,18 +176,27 @@ async fn pass_through(
         None,
     )
     .await?;
+    state.metrics.upstream(
+        crate::config::UNMATCHED_ROUTE,
+        response.status().as_u16(),
+        sent.elapsed(),
+    );
     Ok(Forwarded {
         response,
         key: None,
     })
 }
 
-/// Refuses timestamps outside the route's tolerance, in either direction.
-fn check_window(timestamp: i64, route: &Route) -> Result<(), Reject> {
-    let now = SystemTime::now()
+/// Unix seconds now.
+fn unix_now() -> i64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let skew = timestamp.saturating_sub(now);
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Refuses timestamps outside the route's tolerance, in either direction;
+/// `skew` is the sender's timestamp minus our clock.
+fn check_window(skew: i64, route: &Route) -> Result<(), Reject> {
     let tolerance = route.tolerance.as_secs() as i64;
     if skew < -tolerance {
         Err(Reject::with(

@@ -15,8 +15,7 @@ use http::Response;
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 
-use super::forward;
-use super::State;
+use super::{forward, request_id, State};
 use crate::config::{Route, UNMATCHED_ROUTE};
 use crate::reject::{Outcome, Reason, Reject};
 
@@ -40,32 +39,66 @@ pub struct Forwarded {
     pub key: Option<usize>,
 }
 
+/// What is known about a request besides its result, for the log line.
+#[derive(Debug)]
+pub struct RequestContext<'a> {
+    /// The matched route, if any.
+    pub route: Option<&'a Route>,
+    /// The socket peer.
+    pub peer: SocketAddr,
+    /// The request id, kept or generated; returned on the response.
+    pub request_id: HeaderValue,
+    /// The sender's delivery id, when the route names a header for it.
+    pub delivery: Option<HeaderValue>,
+    /// When the request head arrived.
+    pub started: Instant,
+}
+
+/// Longest delivery id logged; ids are for finding a delivery, not storage.
+const MAX_LOGGED_ID: usize = 128;
+
+/// A header value made safe for a log field: printable ASCII, bounded.
+fn loggable(value: &HeaderValue) -> String {
+    value
+        .as_bytes()
+        .iter()
+        .take(MAX_LOGGED_ID)
+        .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
+        .collect()
+}
+
 /// Turns a pipeline result into the response, and logs and counts it.
 pub fn finish(
     state: &State,
-    route: Option<&Route>,
-    peer: SocketAddr,
+    context: &RequestContext<'_>,
     result: Result<Forwarded, Reject>,
-    started: Instant,
 ) -> Response<ResponseBody> {
+    let route = context.route;
     let route_name = route.map_or(UNMATCHED_ROUTE, |r| r.name.as_str());
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    match result {
+    let took = context.started.elapsed();
+    let duration_ms = took.as_secs_f64() * 1000.0;
+    let request_id = context.request_id.to_str().unwrap_or_default();
+    let delivery = context.delivery.as_ref().map(loggable);
+    let mut response = match result {
         Ok(forwarded) => {
-            let status = forwarded.response.status();
+            let status = forwarded.response.status().as_u16();
             let key = forwarded
                 .key
                 .zip(route)
                 .map(|(k, r)| r.scheme.key_ids()[k].as_str());
-            state.metrics.request(route_name, Outcome::Forwarded, None);
+            state
+                .metrics
+                .request(route_name, Outcome::Forwarded, None, took);
             tracing::info!(
+                request_id,
                 route = route_name,
                 outcome = Outcome::Forwarded.as_str(),
-                status = status.as_u16(),
-                upstream_status = status.as_u16(),
+                status,
+                upstream_status = status,
                 key,
-                duration_ms = elapsed_ms,
-                peer = %peer,
+                delivery,
+                duration_ms,
+                peer = %context.peer,
                 "request forwarded"
             );
             let (mut parts, body) = forwarded.response.into_parts();
@@ -76,20 +109,26 @@ pub fn finish(
             let outcome = reject.reason.outcome();
             state
                 .metrics
-                .request(route_name, outcome, Some(reject.reason));
+                .request(route_name, outcome, Some(reject.reason), took);
             tracing::info!(
+                request_id,
                 route = route_name,
                 outcome = outcome.as_str(),
                 reason = reject.reason.as_str(),
                 status = reject.reason.status().as_u16(),
                 detail = %reject.detail,
-                duration_ms = elapsed_ms,
-                peer = %peer,
+                delivery,
+                duration_ms,
+                peer = %context.peer,
                 "request answered by hookguard"
             );
             rejection(&reject, route)
         }
-    }
+    };
+    response
+        .headers_mut()
+        .insert(request_id::HEADER.clone(), context.request_id.clone());
+    response
 }
 
 /// Builds hookguard's own answer for `reject`.

@@ -46,11 +46,14 @@ impl Expiry<Key, Slot> for SlotTtl {
     }
 }
 
+/// Called with `"capacity"` or `"expired"` when a key leaves the store on
+/// its own (releases and completions are not evictions).
+pub type EvictionHook = Arc<dyn Fn(&'static str) + Send + Sync>;
+
 /// The moka-backed store.
 pub struct MemoryStore {
     cache: Cache<Key, Slot>,
     next_token: AtomicU64,
-    capacity_evictions: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -62,40 +65,22 @@ impl std::fmt::Debug for MemoryStore {
 }
 
 impl MemoryStore {
-    /// A store remembering at most `max_entries` keys.
-    pub fn new(max_entries: u64) -> Self {
-        let capacity_evictions = Arc::new(AtomicU64::new(0));
-        let counter = capacity_evictions.clone();
+    /// A store remembering at most `max_entries` keys; `on_evict` hears of
+    /// keys dropped for capacity or expiry.
+    pub fn new(max_entries: u64, on_evict: EvictionHook) -> Self {
         let cache = Cache::builder()
             .max_capacity(max_entries)
             .expire_after(SlotTtl)
-            .eviction_listener(move |_key, _slot, cause| {
-                if cause == RemovalCause::Size {
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
+            .eviction_listener(move |_key, _slot, cause| match cause {
+                RemovalCause::Size => on_evict("capacity"),
+                RemovalCause::Expired => on_evict("expired"),
+                RemovalCause::Explicit | RemovalCause::Replaced => {}
             })
             .build();
         MemoryStore {
             cache,
             next_token: AtomicU64::new(COMPLETED + 1),
-            capacity_evictions,
         }
-    }
-
-    /// Approximate number of remembered keys.
-    pub fn entries(&self) -> u64 {
-        self.cache.entry_count()
-    }
-
-    /// Keys evicted because the store was full, since start.
-    pub fn capacity_evictions(&self) -> u64 {
-        self.capacity_evictions.load(Ordering::Relaxed)
-    }
-
-    /// Runs moka's pending housekeeping (tests and metrics use it to get
-    /// exact counts).
-    pub fn sync(&self) {
-        self.cache.run_pending_tasks();
     }
 
     fn release_keys(&self, keys: &[Key], token: u64) {
@@ -147,6 +132,12 @@ impl ReplayStore for MemoryStore {
         self.release_keys(&claim.keys, claim.token);
         Ok(())
     }
+
+    fn entries(&self) -> u64 {
+        // moka counts lazily; settle pending work so the figure is current.
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
+    }
 }
 
 #[cfg(test)]
@@ -155,13 +146,17 @@ mod tests {
 
     const TTL: Duration = Duration::from_secs(60);
 
+    fn store(max_entries: u64) -> MemoryStore {
+        MemoryStore::new(max_entries, Arc::new(|_| {}))
+    }
+
     fn key(n: u8) -> Key {
         [n; 16]
     }
 
     #[tokio::test]
     async fn claim_then_complete_makes_duplicates() {
-        let store = MemoryStore::new(100);
+        let store = store(100);
         let ClaimResult::Claimed(claim) = store.claim(vec![key(1)], TTL).await.unwrap() else {
             panic!("first claim must succeed");
         };
@@ -178,7 +173,7 @@ mod tests {
 
     #[tokio::test]
     async fn release_frees_the_key_for_a_retry() {
-        let store = MemoryStore::new(100);
+        let store = store(100);
         let ClaimResult::Claimed(claim) = store.claim(vec![key(1)], TTL).await.unwrap() else {
             panic!("first claim must succeed");
         };
@@ -191,7 +186,7 @@ mod tests {
 
     #[tokio::test]
     async fn claims_are_all_or_nothing() {
-        let store = MemoryStore::new(100);
+        let store = store(100);
         let ClaimResult::Claimed(_held) = store.claim(vec![key(2)], TTL).await.unwrap() else {
             panic!("claim must succeed");
         };
@@ -208,7 +203,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stale_release_does_not_free_someone_elses_claim() {
-        let store = MemoryStore::new(100);
+        let store = store(100);
         let ClaimResult::Claimed(first) = store.claim(vec![key(3)], TTL).await.unwrap() else {
             panic!("claim must succeed");
         };
@@ -225,7 +220,7 @@ mod tests {
 
     #[tokio::test]
     async fn completed_keys_expire_after_their_ttl() {
-        let store = MemoryStore::new(100);
+        let store = store(100);
         let ttl = Duration::from_millis(200);
         let ClaimResult::Claimed(claim) = store.claim(vec![key(4)], ttl).await.unwrap() else {
             panic!("claim must succeed");
@@ -240,5 +235,29 @@ mod tests {
             store.claim(vec![key(4)], ttl).await.unwrap(),
             ClaimResult::Claimed(_)
         ));
+    }
+
+    #[tokio::test]
+    async fn the_capacity_bound_holds_and_evictions_are_reported() {
+        let evicted = Arc::new(AtomicU64::new(0));
+        let seen = evicted.clone();
+        let store = MemoryStore::new(
+            100,
+            Arc::new(move |cause| {
+                assert_eq!(cause, "capacity");
+                seen.fetch_add(1, Ordering::Relaxed);
+            }),
+        );
+        for n in 0..1_000u32 {
+            let mut key = [0u8; 16];
+            key[..4].copy_from_slice(&n.to_be_bytes());
+            let ClaimResult::Claimed(claim) = store.claim(vec![key], TTL).await.unwrap() else {
+                panic!("unique keys are always claimed");
+            };
+            store.complete(&claim).await.unwrap();
+        }
+        let entries = store.entries();
+        assert!(entries <= 100, "{entries} entries for a bound of 100");
+        assert!(evicted.load(Ordering::Relaxed) >= 900 - 100);
     }
 }

@@ -59,6 +59,8 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
     async fn complete(&self, claim: &Claim) -> Result<(), StoreError>;
     /// Frees a claim's keys (only where they are still held by this claim).
     async fn release(&self, claim: &Claim) -> Result<(), StoreError>;
+    /// How many keys the store holds now, as far as this process knows.
+    fn entries(&self) -> u64;
 }
 
 /// Derives a request's dedupe keys. Sources absent from the request (a

@@ -280,6 +280,10 @@ impl Scheme for HmacScheme {
         text
     }
 
+    fn delivery_header(&self) -> Option<&HeaderName> {
+        self.spec.id_header.as_ref()
+    }
+
     fn signed_message(&self, request: &RequestView<'_>) -> Option<Result<Vec<u8>, Reject>> {
         let build = || {
             let timestamp = self.timestamp(request)?;

@@ -83,6 +83,12 @@ pub trait Scheme: Send + Sync + std::fmt::Debug {
     /// signed message); for `check` and `verify` output. No key material.
     fn describe(&self) -> String;
 
+    /// The header carrying the sender's delivery id, if the scheme has one;
+    /// logged with each request.
+    fn delivery_header(&self) -> Option<&http::HeaderName> {
+        None
+    }
+
     /// The route's dedupe keys when it sets no `dedupe` of its own.
     fn default_dedupe(&self) -> Vec<DedupeSource> {
         vec![DedupeSource::Signature]
