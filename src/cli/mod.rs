@@ -1,7 +1,13 @@
-//! The command line: `serve`, `check` and `demo`.
+//! The command line: `serve`, `check`, `sign`, `verify` and `demo`.
 //!
 //! Parsing flags, setting up logging and calling into the library is all
 //! that happens here; `main.rs` only calls [`main`].
+//!
+//! - [`sign`]: build a correctly signed test request for a route.
+//! - [`verify`]: explain what hookguard would do with a captured request.
+
+pub mod sign;
+pub mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +55,40 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Build a correctly signed request for a route (a test event), print it
+    /// as headers and a curl command, or send it.
+    Sign {
+        /// Path to the TOML config.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Route name.
+        #[arg(long)]
+        route: String,
+        /// Body file, or - for stdin [default: a small JSON test event].
+        #[arg(long)]
+        body: Option<String>,
+        /// Request path [default: the route's path].
+        #[arg(long)]
+        path: Option<String>,
+        /// Send it to this base URL (e.g. http://127.0.0.1:8000) and print the answer.
+        #[arg(long)]
+        send: Option<String>,
+    },
+    /// Explain step by step what hookguard would do with a captured raw HTTP request.
+    Verify {
+        /// Path to the TOML config.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Route name.
+        #[arg(long)]
+        route: String,
+        /// File holding the raw request (request line, headers, blank line, body).
+        #[arg(long)]
+        request: PathBuf,
+        /// Judge timestamps as of this Unix time [default: now].
+        #[arg(long)]
+        at: Option<i64>,
+    },
     /// Run the embedded example config with demo secrets and a demo upstream.
     Demo,
 }
@@ -68,6 +108,29 @@ pub fn main() -> ExitCode {
                 }
             }
         }
+        Command::Sign {
+            config,
+            route,
+            body,
+            path,
+            send,
+        } => with_config(&config, |config| {
+            run_sign(
+                config,
+                sign::SignOptions {
+                    route,
+                    body,
+                    path,
+                    send,
+                },
+            )
+        }),
+        Command::Verify {
+            config,
+            route,
+            request,
+            at,
+        } => with_config(&config, |config| run_verify(config, &route, &request, at)),
         Command::Demo => {
             // The demo is for people at a terminal; JSON only when asked.
             let format = if std::env::args().any(|a| a.starts_with("--log-format")) {
@@ -90,6 +153,102 @@ fn check(path: &std::path::Path) -> ExitCode {
         }
         Err(errors) => {
             print_errors(&errors);
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Loads the config for a tool command, or reports why it cannot.
+fn with_config(path: &std::path::Path, run: impl FnOnce(&Config) -> ExitCode) -> ExitCode {
+    match Config::load(path, &ProcessEnv) {
+        Ok(config) => run(&config),
+        Err(errors) => {
+            print_errors(&errors);
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_sign(config: &Config, options: sign::SignOptions) -> ExitCode {
+    let prepared = sign::find_route(config, &options.route).and_then(|route| {
+        let body = sign::read_body(options.body.as_deref())?;
+        sign::sign(
+            route,
+            body,
+            options.path.as_deref(),
+            sign::unix_now(),
+            &sign::fresh_id(),
+        )
+    });
+    let signed = match prepared {
+        Ok(signed) => signed,
+        Err(message) => {
+            eprintln!("hookguard sign: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match &options.send {
+        None => {
+            let mut listen = config.server.listen;
+            if listen.ip().is_unspecified() {
+                listen.set_ip([127, 0, 0, 1].into());
+            }
+            print!(
+                "{}",
+                sign::render(
+                    &signed,
+                    &format!("http://{listen}"),
+                    options.body.as_deref()
+                )
+            );
+            ExitCode::SUCCESS
+        }
+        Some(url) => run_async(async {
+            match sign::send(&signed, url).await {
+                Ok((text, success)) => {
+                    print!("{text}");
+                    if success {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(message) => {
+                    eprintln!("hookguard sign: {message}");
+                    ExitCode::FAILURE
+                }
+            }
+        }),
+    }
+}
+
+fn run_verify(
+    config: &Config,
+    route: &str,
+    request: &std::path::Path,
+    at: Option<i64>,
+) -> ExitCode {
+    let prepared = sign::find_route(config, route).and_then(|route| {
+        let raw = std::fs::read(request)
+            .map_err(|e| format!("cannot read {}: {e}", request.display()))?;
+        let captured = verify::parse(&raw).map_err(|e| format!("{}: {e}", request.display()))?;
+        Ok(verify::explain(
+            route,
+            &captured,
+            at.unwrap_or_else(sign::unix_now),
+        ))
+    });
+    match prepared {
+        Ok((report, forwarded)) => {
+            print!("{report}");
+            if forwarded {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(message) => {
+            eprintln!("hookguard verify: {message}");
             ExitCode::from(2)
         }
     }
