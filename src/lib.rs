@@ -12,24 +12,29 @@
 //! - [`routes`]: which route serves a path.
 //! - [`schemes`]: how senders sign requests; a trait and one module per
 //!   family (generic HMAC first).
-//! - [`limits`]: body size and time limits, applied before work.
+//! - [`limits`]: admission (framing, method, client address, rate, content
+//!   type) and body size and time limits, applied before work.
 //! - [`replay`]: dedupe keys and the store that remembers them (memory).
 //! - [`proxy`]: the request pipeline, forwarding, and the one place a
 //!   rejection becomes a response, a log line and a metric.
 //! - [`reject`]: the reasons hookguard answers itself, and their statuses.
+//! - [`reload`]: re-reading the config and secrets without a restart.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`metrics`]: the Prometheus families.
 //! - [`server`]: the accept loop and graceful shutdown.
+//! - [`framing`]: the request-smuggling guard underneath hyper.
 //! - [`demo`]: the embedded example and demo upstream.
 
 pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod framing;
 pub mod limits;
 pub mod metrics;
 pub mod proxy;
 pub mod reject;
+pub mod reload;
 pub mod replay;
 pub mod routes;
 pub mod schemes;

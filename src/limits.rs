@@ -1,17 +1,168 @@
-//! Limits applied before any work is spent on a request.
+//! Admission: the checks applied before any work is spent on a request.
 //!
-//! The body is refused on its declared `Content-Length` before a byte is
-//! read, and counted while streaming (chunked bodies declare nothing), under
-//! a deadline, so a slow or huge sender cannot hold memory or a task.
+//! Framing, method, client address, rate and content type are judged on the
+//! request head alone. The body is then refused on its declared
+//! `Content-Length` before a byte is read, and counted while streaming
+//! (chunked bodies declare nothing), under a deadline, so a slow or huge
+//! sender cannot hold memory or a task.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::HeaderMap;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
+use http::{HeaderMap, Method};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 
+use crate::config::{Route, Server};
 use crate::reject::{Reason, Reject};
+
+/// Refuses requests whose length is ambiguous: both `Content-Length` and
+/// `Transfer-Encoding`, or more than one `Content-Length`. A front proxy and
+/// an app may read such a request differently (request smuggling), so it is
+/// never forwarded.
+pub fn check_framing(headers: &HeaderMap) -> Result<(), Reject> {
+    let lengths = headers.get_all(CONTENT_LENGTH).iter().count();
+    if lengths > 1 {
+        return Err(Reject::new(
+            Reason::AmbiguousFraming,
+            "the request has more than one Content-Length",
+        ));
+    }
+    if lengths == 1 && headers.contains_key(TRANSFER_ENCODING) {
+        return Err(Reject::new(
+            Reason::AmbiguousFraming,
+            "the request has both Content-Length and Transfer-Encoding",
+        ));
+    }
+    Ok(())
+}
+
+/// The route accepts this method.
+pub fn check_method(route: &Route, method: &Method) -> Result<(), Reject> {
+    if route.methods.contains(method) {
+        Ok(())
+    } else {
+        Err(Reject::with(
+            Reason::MethodNotAllowed,
+            format!(
+                "this route accepts {}",
+                route.allow.to_str().unwrap_or_default()
+            ),
+        ))
+    }
+}
+
+/// The client's address: the socket peer, or, when the peer is a trusted
+/// proxy, the right-most `X-Forwarded-For` entry that is not itself a
+/// trusted proxy (entries further left were written by the client and can
+/// be forged).
+pub fn client_ip(server: &Server, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
+    let peer_ip = canonical(peer.ip());
+    let trusted = |ip: &IpAddr| server.trusted_proxies.iter().any(|net| net.contains(ip));
+    if !trusted(&peer_ip) {
+        return peer_ip;
+    }
+    let mut client = peer_ip;
+    let hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect::<Vec<_>>();
+    for hop in hops.iter().rev() {
+        match hop.trim().parse::<IpAddr>() {
+            Ok(ip) => {
+                client = canonical(ip);
+                if !trusted(&client) {
+                    break;
+                }
+            }
+            // An unparsable entry ends what can be believed.
+            Err(_) => break,
+        }
+    }
+    client
+}
+
+/// IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) match IPv4 CIDRs.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// The client address is in the route's `allow_ips` (when it has one).
+pub fn check_client(
+    route: &Route,
+    server: &Server,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<(), Reject> {
+    if route.allow_ips.is_empty() {
+        return Ok(());
+    }
+    let ip = client_ip(server, peer, headers);
+    if route.allow_ips.iter().any(|net| net.contains(&ip)) {
+        Ok(())
+    } else {
+        Err(Reject::with(
+            Reason::IpDenied,
+            format!("client address {ip} is not in this route's allow_ips"),
+        ))
+    }
+}
+
+/// The route's rate limit has room; the answer says when to retry.
+pub fn check_rate(route: &Route) -> Result<(), Reject> {
+    let Some(limit) = &route.rate_limit else {
+        return Ok(());
+    };
+    limit.limiter.check().map_err(|not_until| {
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
+        Reject::with(
+            Reason::RateLimited,
+            format!(
+                "this route accepts {} requests per second (burst {})",
+                limit.requests_per_second, limit.burst
+            ),
+        )
+        .retry_after(wait.as_millis().div_ceil(1000).max(1) as u64)
+    })
+}
+
+/// The `Content-Type` is one the route accepts (parameters such as
+/// `; charset=utf-8` are ignored).
+pub fn check_content_type(route: &Route, headers: &HeaderMap) -> Result<(), Reject> {
+    if route.content_types.is_empty() {
+        return Ok(());
+    }
+    let media = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or_default().trim());
+    let accepted = media.is_some_and(|media| {
+        route
+            .content_types
+            .iter()
+            .any(|allowed| allowed.eq_ignore_ascii_case(media))
+    });
+    if accepted {
+        Ok(())
+    } else {
+        Err(Reject::with(
+            Reason::UnsupportedMediaType,
+            format!(
+                "this route accepts Content-Type {}",
+                route.content_types.join(", ")
+            ),
+        ))
+    }
+}
 
 /// Reads the whole body, at most `limit` bytes, within `deadline`.
 pub async fn read_body(
@@ -48,7 +199,7 @@ pub async fn read_body(
 /// (hyper has already refused conflicting ones).
 fn declared_length(headers: &HeaderMap) -> Option<u64> {
     headers
-        .get(http::header::CONTENT_LENGTH)?
+        .get(CONTENT_LENGTH)?
         .to_str()
         .ok()?
         .trim()

@@ -17,6 +17,15 @@ pub enum Reason {
     NoRoute,
     /// The route does not accept this method.
     MethodNotAllowed,
+    /// The request has both `Content-Length` and `Transfer-Encoding`, or
+    /// several `Content-Length`s: a request-smuggling shape.
+    AmbiguousFraming,
+    /// The client address is not in the route's `allow_ips`.
+    IpDenied,
+    /// The route's `rate_limit` is exhausted.
+    RateLimited,
+    /// The `Content-Type` is not in the route's `content_types`.
+    UnsupportedMediaType,
     /// The body is larger than the route's `max_body`.
     BodyTooLarge,
     /// The body did not arrive within `body_timeout`.
@@ -56,6 +65,10 @@ impl Reason {
     pub const ALL: &'static [Reason] = &[
         Reason::NoRoute,
         Reason::MethodNotAllowed,
+        Reason::AmbiguousFraming,
+        Reason::IpDenied,
+        Reason::RateLimited,
+        Reason::UnsupportedMediaType,
         Reason::BodyTooLarge,
         Reason::BodyTimeout,
         Reason::BodyIncomplete,
@@ -79,6 +92,10 @@ impl Reason {
         match self {
             Reason::NoRoute => "no_route",
             Reason::MethodNotAllowed => "method_not_allowed",
+            Reason::AmbiguousFraming => "ambiguous_framing",
+            Reason::IpDenied => "ip_denied",
+            Reason::RateLimited => "rate_limited",
+            Reason::UnsupportedMediaType => "unsupported_media_type",
             Reason::BodyTooLarge => "body_too_large",
             Reason::BodyTimeout => "body_timeout",
             Reason::BodyIncomplete => "body_incomplete",
@@ -103,6 +120,10 @@ impl Reason {
         match self {
             Reason::NoRoute => StatusCode::NOT_FOUND,
             Reason::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Reason::AmbiguousFraming => StatusCode::BAD_REQUEST,
+            Reason::IpDenied => StatusCode::FORBIDDEN,
+            Reason::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Reason::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Reason::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Reason::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Reason::BodyIncomplete => StatusCode::BAD_REQUEST,
@@ -131,6 +152,30 @@ impl Reason {
             _ => Outcome::Rejected,
         }
     }
+
+    /// Whether shadow mode (`enforce = false`) forwards a request failing
+    /// for this reason. Only reasons about the request's authenticity and
+    /// admission are; a body that never arrived, a malformed request or a
+    /// failing app cannot be forwarded anyway.
+    pub fn shadowable(self) -> bool {
+        matches!(
+            self,
+            Reason::MethodNotAllowed
+                | Reason::IpDenied
+                | Reason::RateLimited
+                | Reason::UnsupportedMediaType
+                | Reason::MissingSignature
+                | Reason::MalformedSignature
+                | Reason::BadSignature
+                | Reason::MissingSignedHeader
+                | Reason::MissingTimestamp
+                | Reason::MalformedTimestamp
+                | Reason::StaleTimestamp
+                | Reason::FutureTimestamp
+                | Reason::Duplicate
+                | Reason::InFlight
+        )
+    }
 }
 
 /// What became of a request, as counted in `hookguard_requests_total`.
@@ -142,12 +187,18 @@ pub enum Outcome {
     Rejected,
     /// A replay of a delivery already forwarded or in flight.
     Duplicate,
+    /// Failed a check on a route in shadow mode, forwarded anyway.
+    Shadow,
 }
 
 impl Outcome {
     /// Every outcome, for initialising metrics at zero.
-    pub const ALL: &'static [Outcome] =
-        &[Outcome::Forwarded, Outcome::Rejected, Outcome::Duplicate];
+    pub const ALL: &'static [Outcome] = &[
+        Outcome::Forwarded,
+        Outcome::Rejected,
+        Outcome::Duplicate,
+        Outcome::Shadow,
+    ];
 
     /// The metric label value.
     pub fn as_str(self) -> &'static str {
@@ -155,6 +206,7 @@ impl Outcome {
             Outcome::Forwarded => "forwarded",
             Outcome::Rejected => "rejected",
             Outcome::Duplicate => "duplicate",
+            Outcome::Shadow => "shadow",
         }
     }
 }
@@ -170,6 +222,8 @@ pub struct Reject {
     pub reason: Reason,
     /// A sentence for the human reading the sender's delivery log.
     pub detail: Cow<'static, str>,
+    /// Seconds for a `Retry-After` header, when retrying later will work.
+    pub retry_after: Option<u64>,
 }
 
 impl Reject {
@@ -178,6 +232,7 @@ impl Reject {
         Reject {
             reason,
             detail: Cow::Borrowed(detail),
+            retry_after: None,
         }
     }
 
@@ -186,7 +241,14 @@ impl Reject {
         Reject {
             reason,
             detail: Cow::Owned(detail),
+            retry_after: None,
         }
+    }
+
+    /// Asks the sender to retry after `seconds`.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     /// The JSON body sent to the client: `error` first, as people read it.
@@ -219,6 +281,10 @@ mod tests {
         let expected = [
             ("no_route", 404),
             ("method_not_allowed", 405),
+            ("ambiguous_framing", 400),
+            ("ip_denied", 403),
+            ("rate_limited", 429),
+            ("unsupported_media_type", 415),
             ("body_too_large", 413),
             ("body_timeout", 408),
             ("body_incomplete", 400),

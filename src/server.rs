@@ -1,29 +1,56 @@
-//! Running hookguard: the accept loop, the admin listener and shutdown.
+//! Running hookguard: the accept loop, the admin listener, reloads and
+//! shutdown.
 //!
 //! [`run`] takes its listeners and its shutdown signal as arguments, so tests
 //! start a real server on `127.0.0.1:0` and stop it when they like, and
 //! `main` passes the bound sockets and the SIGTERM/SIGINT future.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::admin::{self, Readiness};
 use crate::config::Config;
+use crate::framing::FramingIo;
 use crate::metrics::Metrics;
-use crate::proxy::{self, forward, State};
+use crate::proxy::{self, forward, Live, State};
+use crate::reload::{self, ReloadSource};
 use crate::replay::memory::MemoryStore;
-use crate::routes::Router;
 
-/// Serves until `shutdown` resolves, then drains in-flight requests for at
-/// most `shutdown_grace` and returns.
+/// Serves `config` until `shutdown` resolves, then drains in-flight
+/// requests for at most `shutdown_grace` and returns.
 pub async fn run(
     config: Config,
+    listener: TcpListener,
+    admin_listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve(config, None, listener, admin_listener, shutdown).await;
+}
+
+/// Like [`run`], and reloads the config from `source` on SIGHUP and when the
+/// file or its secret files change.
+pub async fn run_with_reload(
+    config: Config,
+    source: ReloadSource,
+    listener: TcpListener,
+    admin_listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) {
+    serve(config, Some(source), listener, admin_listener, shutdown).await;
+}
+
+async fn serve(
+    config: Config,
+    source: Option<ReloadSource>,
     listener: TcpListener,
     admin_listener: TcpListener,
     shutdown: impl Future<Output = ()>,
@@ -34,14 +61,14 @@ pub async fn run(
         config.replay.max_entries,
         Arc::new(move |cause| evictions.eviction(cause)),
     ));
+    // Bound at start, like the listeners: a reload cannot resize it.
+    let connections = Arc::new(Semaphore::new(config.server.max_connections));
     let state = Arc::new(State {
-        router: Router::new(&config.routes),
-        config,
+        live: ArcSwap::from_pointee(Live::new(config)),
         store,
         client: forward::client(),
         metrics: metrics.clone(),
     });
-    let server = &state.config.server;
     let readiness = Readiness::default();
     let admin_addr = admin_listener.local_addr();
     let admin = tokio::spawn(admin::serve(
@@ -50,50 +77,67 @@ pub async fn run(
         metrics,
         state.store.clone(),
     ));
+    let watcher = source.map(|source| tokio::spawn(reload::watch(state.clone(), source)));
 
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(server.header_timeout)
-        .keep_alive(true);
     let graceful = GracefulShutdown::new();
     readiness.set(true);
     tracing::info!(
         listen = %listener.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()),
         admin = %admin_addr.map_or_else(|_| "?".into(), |a| a.to_string()),
-        routes = state.config.routes.len(),
+        routes = state.live.load().config.routes.len(),
         "hookguard is ready"
     );
 
     tokio::pin!(shutdown);
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(pair) => pair,
-                    Err(error) => {
-                        // Usually EMFILE: back off instead of spinning.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let state = state.clone();
-                let service = service_fn(move |request| proxy::handle(state.clone(), peer, request));
-                let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-                tokio::spawn(async move {
-                    if let Err(error) = connection.await {
-                        tracing::debug!(%error, %peer, "connection ended with an error");
-                    }
-                });
-            }
+        // Past max_connections, new connections wait in the kernel's accept
+        // backlog; the ones being served are not disturbed.
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
             () = &mut shutdown => break,
-        }
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(error) => {
+                    // Usually EMFILE: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let http = http_builder(&state.live.load().config);
+        let state = state.clone();
+        let ambiguous = Arc::new(AtomicBool::new(false));
+        let io = TokioIo::new(FramingIo::new(stream, ambiguous.clone()));
+        let service = service_fn(move |request| {
+            let connection = proxy::Connection {
+                peer,
+                ambiguous_framing: ambiguous.load(Ordering::Acquire),
+            };
+            proxy::handle(state.clone(), connection, request)
+        });
+        let connection = graceful.watch(http.serve_connection(io, service));
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+            drop(permit);
+        });
     }
 
     readiness.set(false);
     drop(listener);
-    let grace = state.config.server.shutdown_grace;
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
+    let grace = state.live.load().config.server.shutdown_grace;
     tracing::info!(
         grace_ms = grace.as_millis() as u64,
         "shutting down: draining in-flight requests"
@@ -106,6 +150,18 @@ pub async fn run(
     }
     admin.abort();
     tracing::info!("hookguard stopped");
+}
+
+/// HTTP/1.1 settings for a new connection, from the live config.
+fn http_builder(config: &Config) -> hyper::server::conn::http1::Builder {
+    let server = &config.server;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(server.header_timeout)
+        .max_headers(server.max_headers)
+        .max_buf_size(server.max_header_bytes)
+        .keep_alive(true);
+    http
 }
 
 /// Resolves on SIGTERM or SIGINT.

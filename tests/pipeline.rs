@@ -430,3 +430,28 @@ async fn health_and_readiness_answer_on_the_admin_listener() {
     let answer = send(hg.addr, "GET", "/metrics", &[], "").await;
     assert_eq!(answer.reject(), Some("no_route"));
 }
+
+#[tokio::test]
+async fn request_ids_are_kept_or_made_forwarded_and_returned() {
+    let (upstream, hg) = setup().await;
+    let body = b"{\"id\":\"rid\"}".to_vec();
+    let mut headers = signed(&body, now());
+    headers.push(("x-request-id", "sender-req-7f3a".to_owned()));
+    let answer = send(hg.addr, "POST", "/crm/callback", &headers, body.clone()).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.headers["x-request-id"], "sender-req-7f3a");
+    assert_eq!(upstream.last().headers["x-request-id"], "sender-req-7f3a");
+
+    // A rejection carries one too; an unusable incoming id is replaced.
+    let bad = vec![("x-request-id", "two words\u{7f}".replace('\u{7f}', ""))];
+    let answer = send(hg.addr, "POST", "/crm/callback", &bad, "x").await;
+    assert_eq!(answer.reject(), Some("missing_signature"));
+    let made = answer.headers["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(made.len(), 32, "{made}");
+    assert!(made.bytes().all(|b| b.is_ascii_hexdigit()));
+
+    let answer = send(hg.addr, "GET", "/nowhere", &[], "").await;
+    let other = answer.headers["x-request-id"].to_str().unwrap();
+    assert_ne!(other, made, "generated ids are unique");
+    assert_eq!(upstream.count(), 1);
+}

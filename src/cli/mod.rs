@@ -101,7 +101,7 @@ pub fn main() -> ExitCode {
         Command::Serve { config } => {
             init_logging(cli.log_format);
             match Config::load(&config, &ProcessEnv) {
-                Ok(config) => run_async(serve(config)),
+                Ok(loaded) => run_async(serve(loaded, config)),
                 Err(errors) => {
                     print_errors(&errors);
                     ExitCode::from(2)
@@ -281,7 +281,7 @@ async fn bind(what: &str, addr: std::net::SocketAddr) -> Result<TcpListener, Exi
     })
 }
 
-async fn serve(config: Config) -> ExitCode {
+async fn serve(config: Config, path: PathBuf) -> ExitCode {
     let listener = match bind("server.listen", config.server.listen).await {
         Ok(l) => l,
         Err(code) => return code,
@@ -290,7 +290,11 @@ async fn serve(config: Config) -> ExitCode {
         Ok(l) => l,
         Err(code) => return code,
     };
-    server::run(config, listener, admin, server::shutdown_signal()).await;
+    let source = crate::reload::ReloadSource {
+        path,
+        env: std::sync::Arc::new(ProcessEnv),
+    };
+    server::run_with_reload(config, source, listener, admin, server::shutdown_signal()).await;
     ExitCode::SUCCESS
 }
 

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue};
 use http::{Method, Uri};
+use ipnet::IpNet;
 
 use crate::schemes::Scheme;
 pub use reader::ConfigError;
@@ -66,6 +67,17 @@ pub struct Server {
     pub shutdown_grace: Duration,
     /// What to do with requests no route matches.
     pub unmatched: Unmatched,
+    /// How often the config file and secret files are checked for changes.
+    pub reload_interval: Duration,
+    /// Peers whose `X-Forwarded-For` is believed (an ingress, a load
+    /// balancer); empty means the socket peer is always the client.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Connections served at once; further ones wait in the accept backlog.
+    pub max_connections: usize,
+    /// Most header lines accepted in one request.
+    pub max_headers: usize,
+    /// Largest request head (request line and headers) accepted, in bytes.
+    pub max_header_bytes: usize,
 }
 
 /// The upstream app's address.
@@ -155,6 +167,10 @@ pub enum DedupeSource {
     Header(HeaderName),
     /// A value in the JSON body, by JSON pointer.
     Json(String),
+    /// Several JSON values together, by JSON pointers: one key from all of
+    /// them (T-Bank's PaymentId with Status: each status of a payment is
+    /// its own notification). Written `json:(/PaymentId,/Status)`.
+    JsonAll(Vec<String>),
 }
 
 impl std::fmt::Display for DedupeSource {
@@ -163,6 +179,7 @@ impl std::fmt::Display for DedupeSource {
             DedupeSource::Signature => f.write_str("signature"),
             DedupeSource::Header(h) => write!(f, "header:{h}"),
             DedupeSource::Json(p) => write!(f, "json:{p}"),
+            DedupeSource::JsonAll(ps) => write!(f, "json:({})", ps.join(",")),
         }
     }
 }
@@ -193,6 +210,35 @@ pub struct Route {
     /// Header whose value is logged as the delivery id: the first
     /// `header:` dedupe source, else the scheme's own id header.
     pub delivery_header: Option<HeaderName>,
+    /// False for shadow mode: verify and count everything, forward anyway.
+    pub enforce: bool,
+    /// Requests allowed per second, checked before the body is read.
+    pub rate_limit: Option<RateLimit>,
+    /// Client networks allowed; empty allows any.
+    pub allow_ips: Vec<IpNet>,
+    /// Accepted media types, lower-case, without parameters; empty allows
+    /// any.
+    pub content_types: Vec<String>,
+}
+
+/// A route's `rate_limit`, with its limiter (rebuilt on reload).
+pub struct RateLimit {
+    /// Sustained rate.
+    pub requests_per_second: std::num::NonZeroU32,
+    /// Requests allowed at once above the rate.
+    pub burst: std::num::NonZeroU32,
+    /// The shared limiter.
+    pub limiter: governor::DefaultDirectRateLimiter,
+}
+
+impl std::fmt::Debug for RateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RateLimit({}/s, burst {})",
+            self.requests_per_second, self.burst
+        )
+    }
 }
 
 impl Config {
@@ -308,6 +354,7 @@ impl Config {
 }
 
 const DEFAULT_MAX_BODY: u64 = 1 << 20;
+const DEFAULT_MAX_HEADER_BYTES: usize = 64 << 10;
 const DEFAULT_MAX_ENTRIES: u64 = 1_000_000;
 
 /// Reports a TOML syntax error by line and column only. toml's own message
@@ -365,8 +412,29 @@ fn parse_server(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<Server>
         Some("forward") => Unmatched::Forward,
         _ => Unmatched::Reject,
     };
+    let reload_interval = positive_duration(&mut s, "reload_interval", 10, errors);
+    let trusted_proxies = cidr_list(&mut s, "trusted_proxies", errors).unwrap_or_default();
+    let max_connections = bounded(&mut s, "max_connections", 10_000, 1..=1_000_000, errors);
+    let max_headers = bounded(&mut s, "max_headers", 100, 1..=1_000, errors);
+    // hyper's read buffer cannot be smaller than 8 KiB.
+    let max_header_bytes = match s.size("max_header_bytes", errors) {
+        Some(n) if !(8_192..=1 << 20).contains(&n) => {
+            errors.push(
+                s.key("max_header_bytes"),
+                format!("{n} is out of range: use 8KiB to 1MiB"),
+            );
+            DEFAULT_MAX_HEADER_BYTES
+        }
+        Some(n) => n as usize,
+        None => DEFAULT_MAX_HEADER_BYTES,
+    };
     s.finish(errors);
     Some(Server {
+        reload_interval,
+        trusted_proxies,
+        max_connections,
+        max_headers,
+        max_header_bytes,
         listen: listen?,
         admin_listen: admin_listen?,
         upstream: upstream?,
@@ -410,6 +478,51 @@ fn positive_duration(
         errors.push(s.key(key), "must be greater than 0");
     }
     value
+}
+
+/// An integer key with a default and an allowed range.
+fn bounded(
+    s: &mut Section<'_>,
+    key: &str,
+    default: usize,
+    range: std::ops::RangeInclusive<usize>,
+    errors: &mut ConfigErrors,
+) -> usize {
+    match s.unsigned(key, errors) {
+        Some(n) if range.contains(&(n as usize)) => n as usize,
+        Some(n) => {
+            errors.push(
+                s.key(key),
+                format!(
+                    "{n} is out of range: use {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            );
+            default
+        }
+        None => default,
+    }
+}
+
+/// A list of CIDRs (`"10.0.0.0/8"`, `"2001:db8::/32"`); a bare address is
+/// taken as a single host.
+fn cidr_list(s: &mut Section<'_>, key: &str, errors: &mut ConfigErrors) -> Option<Vec<IpNet>> {
+    let list = s.strings(key, errors)?;
+    let mut nets = Vec::with_capacity(list.len());
+    for (i, text) in list.iter().enumerate() {
+        let parsed = text
+            .parse::<IpNet>()
+            .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from));
+        match parsed {
+            Ok(net) => nets.push(net.trunc()),
+            Err(_) => errors.push(
+                format!("{}[{i}]", s.key(key)),
+                format!("{text:?} is not a CIDR such as \"10.0.0.0/8\" or \"2001:db8::/32\""),
+            ),
+        }
+    }
+    Some(nets)
 }
 
 fn parse_upstream(text: &str) -> Result<Upstream, String> {
@@ -523,6 +636,10 @@ fn parse_route(
     if dedupe_ttl.is_zero() {
         errors.push(s.key("dedupe_ttl"), "must be greater than 0");
     }
+    let enforce = s.boolean("enforce", errors).unwrap_or(true);
+    let rate_limit = parse_rate_limit(&mut s, errors);
+    let allow_ips = cidr_list(&mut s, "allow_ips", errors).unwrap_or_default();
+    let content_types = parse_content_types(&mut s, errors);
     s.finish(errors);
 
     let (name, path, methods, scheme) = (name?, path?, methods?, scheme?);
@@ -559,7 +676,80 @@ fn parse_route(
         dedupe_ttl,
         verified_values,
         delivery_header,
+        enforce,
+        rate_limit,
+        allow_ips,
+        content_types,
     })
+}
+
+/// `rate_limit = { requests_per_second = 50, burst = 100 }`; burst defaults
+/// to the rate.
+fn parse_rate_limit(s: &mut Section<'_>, errors: &mut ConfigErrors) -> Option<RateLimit> {
+    let mut t = s.table("rate_limit", errors)?;
+    let positive = |t: &mut Section<'_>, key: &str, errors: &mut ConfigErrors| {
+        let n = t.unsigned(key, errors)?;
+        match u32::try_from(n).ok().and_then(std::num::NonZeroU32::new) {
+            Some(n) => Some(n),
+            None => {
+                errors.push(
+                    t.key(key),
+                    format!("{n} is out of range: use 1 to {}", u32::MAX),
+                );
+                None
+            }
+        }
+    };
+    let rate = positive(&mut t, "requests_per_second", errors);
+    if !t.has("requests_per_second") {
+        errors.push(t.key("requests_per_second"), "missing: e.g. 50");
+    }
+    let burst = positive(&mut t, "burst", errors);
+    let had_burst = t.has("burst");
+    t.finish(errors);
+    let rate = rate?;
+    let burst = if had_burst { burst? } else { rate };
+    let quota = governor::Quota::per_second(rate).allow_burst(burst);
+    Some(RateLimit {
+        requests_per_second: rate,
+        burst,
+        limiter: governor::RateLimiter::direct(quota),
+    })
+}
+
+/// `content_types = ["application/json"]`: media types without parameters.
+fn parse_content_types(s: &mut Section<'_>, errors: &mut ConfigErrors) -> Vec<String> {
+    let Some(list) = s.strings("content_types", errors) else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for (i, text) in list.iter().enumerate() {
+        let media = text.trim().to_ascii_lowercase();
+        let valid = media.split_once('/').is_some_and(|(kind, sub)| {
+            !kind.is_empty()
+                && !sub.is_empty()
+                && media
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/.+-_".contains(&b))
+        });
+        if valid {
+            out.push(media);
+        } else {
+            errors.push(
+                format!("{}[{i}]", s.key("content_types")),
+                format!(
+                    "{text:?} is not a media type such as \"application/json\" (no parameters)"
+                ),
+            );
+        }
+    }
+    if list.is_empty() {
+        errors.push(
+            s.key("content_types"),
+            "is empty: leave it out to accept any type",
+        );
+    }
+    out
 }
 
 /// Route names and key ids end up in metric labels and in a header the app
@@ -660,6 +850,18 @@ fn parse_dedupe(s: &mut Section<'_>, errors: &mut ConfigErrors) -> Option<Vec<De
             Ok(DedupeSource::Signature)
         } else if let Some(h) = text.strip_prefix("header:") {
             header_name(h).map(DedupeSource::Header)
+        } else if let Some(list) = text
+            .strip_prefix("json:(")
+            .and_then(|rest| rest.strip_suffix(')'))
+        {
+            let pointers: Vec<String> = list.split(',').map(|p| p.trim().to_owned()).collect();
+            if pointers.len() >= 2 && pointers.iter().all(|p| p.starts_with('/')) {
+                Ok(DedupeSource::JsonAll(pointers))
+            } else {
+                Err(format!(
+                    "{text:?}: list two or more JSON pointers, e.g. \"json:(/PaymentId,/Status)\""
+                ))
+            }
         } else if let Some(p) = text.strip_prefix("json:") {
             if p.starts_with('/') {
                 Ok(DedupeSource::Json(p.to_owned()))
@@ -670,7 +872,7 @@ fn parse_dedupe(s: &mut Section<'_>, errors: &mut ConfigErrors) -> Option<Vec<De
             }
         } else {
             Err(format!(
-                "{text:?} is not one of \"signature\", \"header:Name\", \"json:/pointer\""
+                "{text:?} is not one of \"signature\", \"header:Name\", \"json:/pointer\", \"json:(/a,/b)\""
             ))
         };
         match parsed {

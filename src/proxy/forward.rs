@@ -103,6 +103,17 @@ pub fn build(
     Ok(Request::from_parts(parts, Full::new(body)))
 }
 
+/// Header telling the app, in shadow mode, which check a forwarded request
+/// failed.
+pub const SHADOW_HEADER: &str = "x-hookguard-shadow";
+
+/// Marks a request forwarded in shadow mode despite failing `reason`.
+pub fn mark_shadow(request: &mut Request<Full<Bytes>>, reason: Reason) {
+    request
+        .headers_mut()
+        .insert(SHADOW_HEADER, HeaderValue::from_static(reason.as_str()));
+}
+
 /// Removes hop-by-hop headers, including any named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers

@@ -26,17 +26,16 @@ pub type ResponseBody = Either<Full<Bytes>, Incoming>;
 /// Header naming the reason on every answer hookguard makes itself.
 pub const REJECT_HEADER: &str = "x-hookguard-reject";
 
-/// Seconds a sender is asked to wait before retrying an in-flight delivery.
-const IN_FLIGHT_RETRY_AFTER: u64 = 5;
-
 /// A request the app answered.
 #[derive(Debug)]
 pub struct Forwarded {
     /// The app's response, body still streaming.
     pub response: Response<Incoming>,
     /// Index of the key that verified the request; `None` when unverified
-    /// (unmatched pass-through).
+    /// (unmatched pass-through, or a shadow-mode failure).
     pub key: Option<usize>,
+    /// In shadow mode, the check that failed (forwarded anyway).
+    pub shadow: Option<Reason>,
 }
 
 /// What is known about a request besides its result, for the log line.
@@ -86,13 +85,21 @@ pub fn finish(
                 .key
                 .zip(route)
                 .map(|(k, r)| r.scheme.key_ids()[k].as_str());
+            let outcome = if forwarded.shadow.is_some() {
+                Outcome::Shadow
+            } else {
+                Outcome::Forwarded
+            };
+            // Shadow failures count under their reason too, so that the
+            // rejection dashboards show what enforcing would refuse.
             state
                 .metrics
-                .request(route_name, Outcome::Forwarded, None, took);
+                .request(route_name, outcome, forwarded.shadow, took);
             tracing::info!(
                 request_id,
                 route = route_name,
-                outcome = Outcome::Forwarded.as_str(),
+                outcome = outcome.as_str(),
+                reason = forwarded.shadow.map(Reason::as_str),
                 status,
                 upstream_status = status,
                 key,
@@ -145,21 +152,21 @@ pub fn rejection(reject: &Reject, route: Option<&Route>) -> Response<ResponseBod
         REJECT_HEADER,
         HeaderValue::from_static(reject.reason.as_str()),
     );
+    if let Some(seconds) = reject.retry_after {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
     match reject.reason {
         Reason::MethodNotAllowed => {
             if let Some(route) = route {
                 headers.insert(header::ALLOW, route.allow.clone());
             }
         }
-        Reason::InFlight => {
-            headers.insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(IN_FLIGHT_RETRY_AFTER),
-            );
-        }
         // The rest of the body may still be on the wire; the connection
         // cannot be reused safely, so it is closed after this answer.
-        Reason::BodyTooLarge | Reason::BodyTimeout | Reason::BodyIncomplete => {
+        Reason::BodyTooLarge
+        | Reason::BodyTimeout
+        | Reason::BodyIncomplete
+        | Reason::AmbiguousFraming => {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         _ => {}

@@ -84,6 +84,25 @@ pub fn keys_for(route: &Route, verified: &Verified, request: &RequestView<'_>) -
                     serde_json::Value::String(s) => derive(&route.name, index, s.as_bytes()),
                     other => derive(&route.name, index, other.to_string().as_bytes()),
                 }),
+            // One key from all the values, or none when any is absent. Each
+            // value is length-prefixed so that no two tuples concatenate
+            // alike.
+            DedupeSource::JsonAll(pointers) => json
+                .get_or_insert_with(|| serde_json::from_slice(request.body).ok())
+                .as_ref()
+                .and_then(|doc| {
+                    let mut joined = Vec::new();
+                    for pointer in pointers {
+                        let value = doc.pointer(pointer)?;
+                        let text = match value {
+                            serde_json::Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        joined.extend_from_slice(&(text.len() as u64).to_be_bytes());
+                        joined.extend_from_slice(text.as_bytes());
+                    }
+                    Some(derive(&route.name, index, &joined))
+                }),
         };
         keys.extend(key);
     }

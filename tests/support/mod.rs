@@ -303,3 +303,102 @@ pub fn promtool_check_metrics(page: &str) {
         "promtool check metrics:\n{report}"
     );
 }
+
+impl Hookguard {
+    /// Starts hookguard from a config file, reloading it as `serve` does.
+    pub async fn start_reloading(path: &std::path::Path) -> Hookguard {
+        let env: Arc<dyn hookguard::config::Env> = Arc::new(|_: &str| None::<String>);
+        let config = Config::load(path, env.as_ref())
+            .unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let admin = admin_listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let source = hookguard::reload::ReloadSource {
+            path: path.to_owned(),
+            env,
+        };
+        let task = tokio::spawn(hookguard::server::run_with_reload(
+            config,
+            source,
+            listener,
+            admin_listener,
+            async {
+                let _ = rx.await;
+            },
+        ));
+        Hookguard {
+            addr,
+            admin,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+}
+
+/// A fresh temporary directory, removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "hookguard-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A kept-alive client connection, for tests about connections.
+pub struct Connection {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+impl Connection {
+    pub async fn open(addr: SocketAddr) -> Connection {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        Connection { sender }
+    }
+
+    /// POSTs on this connection; returns the status.
+    pub async fn post(
+        &mut self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &'static str,
+    ) -> u16 {
+        let mut builder = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("host", "x");
+        for (name, value) in headers {
+            builder = builder.header(*name, value.as_str());
+        }
+        let response = self
+            .sender
+            .send_request(
+                builder
+                    .body(Full::new(Bytes::from_static(body.as_bytes())))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        response.into_body().collect().await.unwrap();
+        status
+    }
+}

@@ -1,0 +1,492 @@
+//! Safe operations through the real proxy: shadow mode, rate limits,
+//! allowlists, content types, hostile framing and slow clients, bounded
+//! connections and replay entries, and reloads with rotated secrets.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use support::{hmac_hex, now, send, Hookguard, TempDir, Upstream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const SECRET: &str = "rel-secret";
+
+fn route(name: &str, path: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[routes]]
+name = "{name}"
+path = "{path}"
+scheme = "hmac"
+secrets = [{{ value = "rel-secret" }}]
+{extra}
+[routes.hmac]
+header = "X-Signature"
+"#
+    )
+}
+
+fn signed(body: &str) -> Vec<(&'static str, String)> {
+    vec![("x-signature", hmac_hex(SECRET, body.as_bytes()))]
+}
+
+fn server(extra: &str) -> String {
+    format!("[server]\nupstream = \"{{upstream}}\"\n{extra}\n")
+}
+
+#[tokio::test]
+async fn shadow_mode_forwards_everything_and_says_what_failed() {
+    let upstream = Upstream::start().await;
+    let config = server("")
+        + &route(
+            "adopt",
+            "/adopt",
+            "enforce = false\ncontent_types = [\"application/json\"]",
+        );
+    let hg = Hookguard::start(&config, &upstream.url()).await;
+
+    let good = send(
+        hg.addr,
+        "POST",
+        "/adopt",
+        &[
+            signed("{}"),
+            vec![("content-type", "application/json".into())],
+        ]
+        .concat(),
+        "{}",
+    )
+    .await;
+    assert_eq!((good.status, good.reject()), (200, None));
+    let seen = upstream.last();
+    assert_eq!(
+        seen.headers["x-verified-by"],
+        "hookguard; route=adopt; scheme=hmac; key=0"
+    );
+    assert!(seen.headers.get("x-hookguard-shadow").is_none());
+
+    let forged = vec![
+        ("x-signature", hmac_hex("wrong", b"{\"a\":1}")),
+        ("content-type", "application/json".into()),
+    ];
+    let answer = send(hg.addr, "POST", "/adopt", &forged, "{\"a\":1}").await;
+    assert_eq!(
+        (answer.status, answer.reject()),
+        (200, None),
+        "forwarded despite the bad signature"
+    );
+    let seen = upstream.last();
+    assert_eq!(seen.headers["x-hookguard-shadow"], "bad_signature");
+    assert!(
+        seen.headers.get("x-verified-by").is_none(),
+        "never marked verified"
+    );
+
+    let replay = send(
+        hg.addr,
+        "POST",
+        "/adopt",
+        &[
+            signed("{}"),
+            vec![("content-type", "application/json".into())],
+        ]
+        .concat(),
+        "{}",
+    )
+    .await;
+    assert_eq!(replay.status, 200);
+    assert_eq!(upstream.last().headers["x-hookguard-shadow"], "duplicate");
+    assert!(upstream.last().headers.get("x-verified-by").is_none());
+
+    // The first failing check is reported: here the content type.
+    let answer = send(
+        hg.addr,
+        "POST",
+        "/adopt",
+        &[("content-type", "text/plain".to_owned())],
+        "x",
+    )
+    .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        upstream.last().headers["x-hookguard-shadow"],
+        "unsupported_media_type"
+    );
+    assert_eq!(upstream.count(), 4);
+
+    let (_, page) = support::admin_get(hg.admin, "/metrics").await;
+    assert_eq!(
+        support::metric(
+            &page,
+            "hookguard_requests_total{outcome=\"shadow\",route=\"adopt\"}"
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        support::metric(
+            &page,
+            "hookguard_requests_total{outcome=\"forwarded\",route=\"adopt\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        support::metric(
+            &page,
+            "hookguard_rejections_total{reason=\"bad_signature\",route=\"adopt\"}"
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn past_the_burst_requests_get_429_with_retry_after_before_the_body_is_read() {
+    let upstream = Upstream::start().await;
+    let config = server("")
+        + &route(
+            "limited",
+            "/limited",
+            "rate_limit = { requests_per_second = 1, burst = 3 }",
+        );
+    let hg = Hookguard::start(&config, &upstream.url()).await;
+    let mut statuses = Vec::new();
+    for n in 0..5 {
+        let body = format!("{{\"n\":{n}}}");
+        let answer = send(hg.addr, "POST", "/limited", &signed(&body), body).await;
+        if answer.status == 429 {
+            assert_eq!(answer.reject(), Some("rate_limited"));
+            let wait: u64 = answer.headers["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=2).contains(&wait), "{wait}");
+        }
+        statuses.push(answer.status);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
+    // The limit is checked on the head alone: a declared huge body that is
+    // never sent still gets 429 at once, not 413 or a timeout.
+    let mut stream = TcpStream::connect(hg.addr).await.unwrap();
+    stream
+        .write_all(b"POST /limited HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    tokio::time::timeout(Duration::from_secs(2), stream.read_exact(&mut head))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&head, b"HTTP/1.1 429");
+    assert_eq!(upstream.count(), 3);
+}
+
+#[tokio::test]
+async fn allow_ips_use_the_peer_and_believe_forwarded_for_only_from_trusted_proxies() {
+    let upstream = Upstream::start().await;
+    let closed = server("")
+        + &route(
+            "internal",
+            "/internal",
+            "allow_ips = [\"10.0.0.0/8\", \"2001:db8::/32\"]",
+        );
+    let hg = Hookguard::start(&closed, &upstream.url()).await;
+    let mut headers = signed("x");
+    headers.push(("x-forwarded-for", "10.1.2.3".into()));
+    let answer = send(hg.addr, "POST", "/internal", &headers, "x").await;
+    assert_eq!(
+        (answer.status, answer.reject()),
+        (403, Some("ip_denied")),
+        "an untrusted peer's X-Forwarded-For is ignored"
+    );
+    assert!(answer.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("127.0.0.1"));
+
+    let trusting = server("trusted_proxies = [\"127.0.0.1/32\"]")
+        + &route("internal", "/internal", "allow_ips = [\"10.0.0.0/8\"]");
+    let hg = Hookguard::start(&trusting, &upstream.url()).await;
+    let answer = send(hg.addr, "POST", "/internal", &headers, "x").await;
+    assert_eq!(
+        (answer.status, answer.reject()),
+        (200, None),
+        "client behind a trusted proxy"
+    );
+    // The right-most untrusted entry is the client; a forged entry to its
+    // left does not help.
+    let mut spoofed = signed("y");
+    spoofed.push(("x-forwarded-for", "10.9.9.9, 192.0.2.7".into()));
+    let answer = send(hg.addr, "POST", "/internal", &spoofed, "y").await;
+    assert_eq!(answer.reject(), Some("ip_denied"));
+    assert!(answer.json()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("192.0.2.7"));
+    assert_eq!(upstream.count(), 1);
+}
+
+#[tokio::test]
+async fn content_types_are_checked_with_parameters_allowed() {
+    let upstream = Upstream::start().await;
+    let config = server("") + &route("json", "/json", "content_types = [\"application/json\"]");
+    let hg = Hookguard::start(&config, &upstream.url()).await;
+    let mut headers = signed("{}");
+    headers.push(("content-type", "Application/JSON; charset=utf-8".into()));
+    assert_eq!(
+        send(hg.addr, "POST", "/json", &headers, "{}").await.status,
+        200
+    );
+    let mut headers = signed("a=1");
+    headers.push(("content-type", "application/x-www-form-urlencoded".into()));
+    let answer = send(hg.addr, "POST", "/json", &headers, "a=1").await;
+    assert_eq!(
+        (answer.status, answer.reject()),
+        (415, Some("unsupported_media_type"))
+    );
+    let answer = send(hg.addr, "POST", "/json", &signed("b"), "b").await;
+    assert_eq!(
+        answer.status, 415,
+        "a missing Content-Type is not accepted either"
+    );
+    assert_eq!(upstream.count(), 1);
+}
+
+/// Writes raw bytes and returns what came back before the server closed the
+/// connection or went quiet for `quiet`.
+async fn raw(addr: std::net::SocketAddr, bytes: &[u8], quiet: Duration) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let _ = stream.write_all(bytes).await;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(quiet, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn smuggling_shapes_are_refused_with_400_and_never_forwarded() {
+    let upstream = Upstream::start().await;
+    let config = server("unmatched = \"forward\"") + &route("r", "/r", "");
+    let hg = Hookguard::start(&config, &upstream.url()).await;
+    let sig = hmac_hex(SECRET, b"hello");
+    let both = format!(
+        "POST /r HTTP/1.1\r\nHost: x\r\nX-Signature: {sig}\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+    );
+    let reply = raw(hg.addr, both.as_bytes(), Duration::from_secs(2)).await;
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert!(reply.contains("ambiguous_framing"), "{reply}");
+    let twice = format!("POST /r HTTP/1.1\r\nHost: x\r\nX-Signature: {sig}\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello");
+    let reply = raw(hg.addr, twice.as_bytes(), Duration::from_secs(2)).await;
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    // Unmatched pass-through gets the same protection.
+    let both = "POST /elsewhere HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+    let reply = raw(hg.addr, both.as_bytes(), Duration::from_secs(2)).await;
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn oversized_heads_are_refused() {
+    let upstream = Upstream::start().await;
+    let config = server("max_headers = 20\nmax_header_bytes = \"8KiB\"") + &route("r", "/r", "");
+    let hg = Hookguard::start(&config, &upstream.url()).await;
+    let mut many = String::from("POST /r HTTP/1.1\r\nHost: x\r\n");
+    for i in 0..30 {
+        many.push_str(&format!("X-H{i}: v\r\n"));
+    }
+    many.push_str("Content-Length: 0\r\n\r\n");
+    let reply = raw(hg.addr, many.as_bytes(), Duration::from_secs(2)).await;
+    assert!(
+        reply.starts_with("HTTP/1.1 431"),
+        "too many headers: {reply}"
+    );
+    let huge = format!(
+        "POST /r HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nContent-Length: 0\r\n\r\n",
+        "a".repeat(16 * 1024)
+    );
+    let reply = raw(hg.addr, huge.as_bytes(), Duration::from_secs(2)).await;
+    assert!(reply.starts_with("HTTP/1.1 431"), "head too large: {reply}");
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    let upstream = Upstream::start().await;
+    let config = server("header_timeout = \"300ms\"") + &route("r", "/r", "");
+    let hg = Hookguard::start(&config, &upstream.url()).await;
+    let mut stream = TcpStream::connect(hg.addr).await.unwrap();
+    stream
+        .write_all(b"POST /r HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut buf)).await;
+    assert!(
+        read.is_ok(),
+        "the connection must be closed, not left hanging"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn past_max_connections_new_connections_wait_without_harming_existing_ones() {
+    let upstream = Upstream::start().await;
+    let config = server("max_connections = 2") + &route("r", "/r", "dedupe = []");
+    let hg = Hookguard::start(&config, &upstream.url()).await;
+    // Two kept-alive connections hold both slots.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut connection = support::Connection::open(hg.addr).await;
+        assert_eq!(connection.post("/r", &signed("ok"), "ok").await, 200);
+        held.push(connection);
+    }
+    let addr = hg.addr;
+    let waiting =
+        tokio::spawn(async move { send(addr, "POST", "/r", &signed("late"), "late").await });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a third connection must wait for a slot"
+    );
+    assert_eq!(upstream.count(), 2);
+    // The held connections still work.
+    assert_eq!(held[0].post("/r", &signed("again"), "again").await, 200);
+    drop(held);
+    let answer = tokio::time::timeout(Duration::from_secs(3), waiting)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(upstream.count(), 4);
+}
+
+#[tokio::test]
+async fn the_replay_store_stays_within_max_entries_under_a_flood_and_counts_evictions() {
+    let upstream = Upstream::start().await;
+    let config = server("") + "[replay]\nmax_entries = 50\n" + &route("r", "/r", "");
+    let hg = Hookguard::start(&config, &upstream.url()).await;
+    for n in 0..300 {
+        let body = format!("{{\"n\":{n}}}");
+        assert_eq!(
+            send(hg.addr, "POST", "/r", &signed(&body), body)
+                .await
+                .status,
+            200
+        );
+    }
+    let (_, page) = support::admin_get(hg.admin, "/metrics").await;
+    let entries = support::metric(&page, "hookguard_replay_entries").unwrap();
+    assert!(entries <= 50.0, "{entries} entries for max_entries = 50");
+    let evicted = support::metric(
+        &page,
+        "hookguard_replay_evictions_total{cause=\"capacity\"}",
+    )
+    .unwrap();
+    assert!(evicted >= 250.0, "{evicted} capacity evictions");
+}
+
+#[tokio::test]
+async fn reloads_pick_up_rotated_secret_files_and_refuse_broken_configs() {
+    let upstream = Upstream::start().await;
+    let dir = TempDir::new("reload");
+    // Kubernetes mounts a Secret as a symlink into a versioned directory and
+    // rotates it by swapping the link; mtimes of the link do not change.
+    std::fs::create_dir_all(dir.0.join("v1")).unwrap();
+    std::fs::write(dir.0.join("v1/secret"), "old-secret\n").unwrap();
+    std::os::unix::fs::symlink(dir.0.join("v1"), dir.0.join("data")).unwrap();
+    let secret_path = dir.0.join("data/secret");
+    let config_path = dir.0.join("hookguard.toml");
+    let config = format!(
+        "[server]\nupstream = \"{}\"\nreload_interval = \"100ms\"\n\n[[routes]]\nname = \"r\"\npath = \"/r\"\nscheme = \"hmac\"\nsecrets = [{{ file = \"{}\" }}]\n[routes.hmac]\nheader = \"X-Signature\"\n",
+        upstream.url(),
+        secret_path.display()
+    );
+    std::fs::write(&config_path, &config).unwrap();
+    let hg = Hookguard::start_reloading(&config_path).await;
+    let post = |secret: &'static str, body: &'static str| {
+        let addr = hg.addr;
+        async move {
+            send(
+                addr,
+                "POST",
+                "/r",
+                &[("x-signature", hmac_hex(secret, body.as_bytes()))],
+                body,
+            )
+            .await
+        }
+    };
+    assert_eq!(post("old-secret", "a").await.status, 200);
+
+    std::fs::create_dir_all(dir.0.join("v2")).unwrap();
+    std::fs::write(dir.0.join("v2/secret"), "new-secret\n").unwrap();
+    std::os::unix::fs::symlink(dir.0.join("v2"), dir.0.join("data.tmp")).unwrap();
+    std::fs::rename(dir.0.join("data.tmp"), dir.0.join("data")).unwrap();
+    let mut rotated = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if post("new-secret", "b").await.status == 200 {
+            rotated = true;
+            break;
+        }
+    }
+    assert!(rotated, "the rotated secret file was not picked up");
+    assert_eq!(
+        post("old-secret", "c").await.reject(),
+        Some("bad_signature")
+    );
+    // The replay cache survived the reload.
+    let replay = send(
+        hg.addr,
+        "POST",
+        "/r",
+        &[("x-signature", hmac_hex("old-secret", b"a"))],
+        "a",
+    )
+    .await;
+    assert_eq!(
+        replay.reject(),
+        Some("bad_signature"),
+        "old signature no longer verifies at all"
+    );
+    assert_eq!(post("new-secret", "b").await.reject(), Some("duplicate"));
+
+    std::fs::write(
+        &config_path,
+        config.replace("scheme = \"hmac\"", "scheme = \"md5\""),
+    )
+    .unwrap();
+    let mut refused = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (_, page) = support::admin_get(hg.admin, "/metrics").await;
+        if support::metric(&page, "hookguard_config_reloads_total{result=\"error\"}") == Some(1.0) {
+            assert_eq!(
+                support::metric(&page, "hookguard_config_reloads_total{result=\"success\"}"),
+                Some(1.0)
+            );
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the broken config push was not seen");
+    assert_eq!(
+        support::admin_get(hg.admin, "/readyz").await.0,
+        200,
+        "still ready on the old config"
+    );
+    assert_eq!(
+        post("new-secret", "d").await.status,
+        200,
+        "the last good config keeps serving"
+    );
+    upstream.delay_ms.store(0, Ordering::SeqCst);
+}
