@@ -7,7 +7,7 @@ mod support;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use support::{hmac_hex, now, send, Hookguard, TempDir, Upstream};
+use support::{hmac_hex, send, Hookguard, TempDir, Upstream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
