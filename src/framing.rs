@@ -25,6 +25,9 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// Longest head tracked; hyper refuses longer ones itself.
 const MAX_HEAD: usize = 1 << 20;
 
+/// Longest chunk-size or trailer line tracked.
+const MAX_LINE: usize = 8192;
+
 /// Where the scanner is in the byte stream.
 #[derive(Debug)]
 enum State {
@@ -131,7 +134,13 @@ impl Scanner {
                     Some(used) => {
                         let head = std::mem::take(&mut head.buf);
                         data = &data[used..];
-                        self.state = self.after_head(&head);
+                        // The same limit whether the head came in one read
+                        // or many.
+                        self.state = if head.len() > MAX_HEAD {
+                            State::Untracked
+                        } else {
+                            self.after_head(&head)
+                        };
                     }
                     None => {
                         if head.buf.len() > MAX_HEAD {
@@ -144,11 +153,15 @@ impl Scanner {
                     let before = buf.len();
                     buf.extend_from_slice(data);
                     let Some(end) = line_end(buf) else {
-                        if buf.len() > 4096 {
+                        if buf.len() > MAX_LINE {
                             self.state = State::Untracked;
                         }
                         return;
                     };
+                    if end > MAX_LINE {
+                        self.state = State::Untracked;
+                        return;
+                    }
                     let line = String::from_utf8_lossy(&buf[..end]).into_owned();
                     data = &data[end - before..];
                     let size_text = line.trim().split(';').next().unwrap_or_default().trim();
@@ -167,11 +180,15 @@ impl Scanner {
                     let before = buf.len();
                     buf.extend_from_slice(data);
                     let Some(end) = line_end(buf) else {
-                        if buf.len() > MAX_HEAD {
+                        if buf.len() > MAX_LINE {
                             self.state = State::Untracked;
                         }
                         return;
                     };
+                    if end > MAX_LINE {
+                        self.state = State::Untracked;
+                        return;
+                    }
                     let empty = buf[..end] == *b"\r\n" || buf[..end] == *b"\n";
                     data = &data[end - before..];
                     self.state = if empty {

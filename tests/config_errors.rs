@@ -534,7 +534,7 @@ fn an_unknown_dedupe_entry_lists_the_allowed_forms() {
     assert_errors(
         &with_dedupe(r#"["signature", "body"]"#),
         &[
-            r#"routes[0].dedupe[1]: "body" is not one of "signature", "header:Name", "json:/pointer""#,
+            r#"routes[0].dedupe[1]: "body" is not one of "signature", "header:Name", "json:/pointer", "json:(/a,/b)""#,
         ],
     );
 }
