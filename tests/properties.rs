@@ -60,7 +60,8 @@ fn verify(config: &Config, u: &Unsigned) -> Result<usize, String> {
         .map_err(|r| r.reason.as_str().to_owned())
 }
 
-fn description() -> impl Strategy<Value = (&'static str, &'static str, &'static str, &'static str)> {
+fn description() -> impl Strategy<Value = (&'static str, &'static str, &'static str, &'static str)>
+{
     (
         prop::sample::select(vec!["sha1", "sha256", "sha512"]),
         prop::sample::select(vec!["hex", "base64"]),
@@ -147,7 +148,8 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
     use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
     use base64::engine::DecodePaddingMode;
     use base64::{alphabet, Engine};
-    let config = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let config =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
     GeneralPurpose::new(&alphabet::STANDARD, config)
         .decode(text)
         .or_else(|_| GeneralPurpose::new(&alphabet::URL_SAFE, config).decode(text))

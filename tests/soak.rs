@@ -41,7 +41,9 @@ fn app(listener: TcpListener, ledger: Ledger) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut connections = JoinSet::new();
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let ledger = ledger.clone();
             connections.spawn(async move {
                 let service = service_fn(move |req: Request<Incoming>| {
@@ -56,7 +58,11 @@ fn app(listener: TcpListener, ledger: Ledger) -> tokio::task::JoinHandle<()> {
                         let verified = req.headers().contains_key("x-verified-by");
                         let _ = req.into_body().collect().await;
                         tokio::time::sleep(Duration::from_millis(3)).await;
-                        ledger.lock().unwrap().push(if verified { id } else { format!("UNVERIFIED {id}") });
+                        ledger.lock().unwrap().push(if verified {
+                            id
+                        } else {
+                            format!("UNVERIFIED {id}")
+                        });
                         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"taken"))))
                     }
                 });
@@ -69,13 +75,21 @@ fn app(listener: TcpListener, ledger: Ledger) -> tokio::task::JoinHandle<()> {
 }
 
 /// One signed delivery, with retries until it is taken or time runs out.
-async fn deliver(addr: SocketAddr, id: String, deadline: Instant, retries: Arc<AtomicU64>) -> Result<String, String> {
+async fn deliver(
+    addr: SocketAddr,
+    id: String,
+    deadline: Instant,
+    retries: Arc<AtomicU64>,
+) -> Result<String, String> {
     let body = format!("{{\"id\":\"{id}\",\"amount\":1}}");
     let mut attempt = 0u64;
     loop {
         let ts = now();
         let headers = vec![
-            ("x-signature", hmac_hex(SECRET, format!("{ts}.{body}").as_bytes())),
+            (
+                "x-signature",
+                hmac_hex(SECRET, format!("{ts}.{body}").as_bytes()),
+            ),
             ("x-timestamp", ts.to_string()),
             ("x-delivery", id.clone()),
         ];
@@ -88,7 +102,10 @@ async fn deliver(addr: SocketAddr, id: String, deadline: Instant, retries: Arc<A
                 attempt += 1;
                 retries.fetch_add(1, Ordering::Relaxed);
                 if Instant::now() > deadline {
-                    return Err(format!("{id}: still {} after {attempt} attempts", answer.status));
+                    return Err(format!(
+                        "{id}: still {} after {attempt} attempts",
+                        answer.status
+                    ));
                 }
                 tokio::time::sleep(Duration::from_millis(20 + 10 * attempt.min(10))).await;
             }
@@ -100,7 +117,10 @@ async fn deliver(addr: SocketAddr, id: String, deadline: Instant, retries: Arc<A
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a bounded load run; CI runs it with --ignored"]
 async fn every_valid_delivery_arrives_exactly_once_and_nothing_forged_does() {
-    let seconds: u64 = std::env::var("SOAK_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(8);
+    let seconds: u64 = std::env::var("SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8);
     let ledger: Ledger = Arc::default();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let app_addr = listener.local_addr().unwrap();
@@ -142,7 +162,11 @@ timestamp_header = "X-Timestamp"
         tokio::time::sleep(run_for / 2).await;
         app_task.abort();
         tokio::time::sleep(Duration::from_millis(500)).await;
-        app(TcpListener::bind(app_addr).await.unwrap(), restart_ledger)
+        // The restarted app serves until the test ends.
+        drop(app(
+            TcpListener::bind(app_addr).await.unwrap(),
+            restart_ledger,
+        ));
     });
 
     let mut valid = JoinSet::new();
@@ -160,7 +184,10 @@ timestamp_header = "X-Timestamp"
             let ts = now();
             let body = format!("{{\"id\":\"forged{ts}\"}}");
             let headers = vec![
-                ("x-signature", hmac_hex("not-the-secret", format!("{ts}.{body}").as_bytes())),
+                (
+                    "x-signature",
+                    hmac_hex("not-the-secret", format!("{ts}.{body}").as_bytes()),
+                ),
                 ("x-timestamp", ts.to_string()),
                 ("x-delivery", format!("forged-{}", rand_suffix())),
             ];
@@ -179,8 +206,15 @@ timestamp_header = "X-Timestamp"
                 .await
                 .unwrap();
             let mut reply = Vec::new();
-            let _ = tokio::time::timeout(Duration::from_secs(3), tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut reply)).await;
-            assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 408"), "slow");
+            let _ = tokio::time::timeout(
+                Duration::from_secs(3),
+                tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut reply),
+            )
+            .await;
+            assert!(
+                String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 408"),
+                "slow"
+            );
             count(&c, "slow refused");
         });
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -194,7 +228,7 @@ timestamp_header = "X-Timestamp"
         result.unwrap();
     }
     let restarted = restarter.is_finished();
-    let _app = restarter.await.unwrap();
+    restarter.await.unwrap();
     // Replays of deliveries the app took: all refused as duplicates.
     let replayed = replay_some(addr, &ledger).await;
 
@@ -204,8 +238,14 @@ timestamp_header = "X-Timestamp"
         *seen.entry(id.as_str()).or_default() += 1;
     }
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    let unverified: Vec<_> = record.iter().filter(|id| id.starts_with("UNVERIFIED") || id.contains("forged")).collect();
-    let missing: Vec<_> = delivered.iter().filter(|id| !seen.contains_key(id.as_str())).collect();
+    let unverified: Vec<_> = record
+        .iter()
+        .filter(|id| id.starts_with("UNVERIFIED") || id.contains("forged"))
+        .collect();
+    let missing: Vec<_> = delivered
+        .iter()
+        .filter(|id| !seen.contains_key(id.as_str()))
+        .collect();
     println!(
         "soak: {}s, {} valid deliveries sent, {} acknowledged by the app, {} sender retries, {} replays refused, upstream restarted: {restarted}, hostile: {:?}",
         seconds,
@@ -216,10 +256,21 @@ timestamp_header = "X-Timestamp"
         counts.lock().unwrap()
     );
     assert!(restarted, "the run was too short to restart the upstream");
-    assert!(retries.load(Ordering::Relaxed) > 0, "the restart cut off no delivery; nothing was proven");
+    assert!(
+        retries.load(Ordering::Relaxed) > 0,
+        "the restart cut off no delivery; nothing was proven"
+    );
     assert!(twice.is_empty(), "delivered more than once: {twice:?}");
-    assert!(missing.is_empty(), "{} valid deliveries never arrived: {:?}", missing.len(), &missing[..missing.len().min(10)]);
-    assert!(unverified.is_empty(), "forged or unverified requests reached the app: {unverified:?}");
+    assert!(
+        missing.is_empty(),
+        "{} valid deliveries never arrived: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    assert!(
+        unverified.is_empty(),
+        "forged or unverified requests reached the app: {unverified:?}"
+    );
     assert_eq!(record.len() as u64, sent);
 }
 
@@ -232,12 +283,19 @@ async fn replay_some(addr: SocketAddr, ledger: &Ledger) -> u64 {
         let ts = now();
         let body = format!("{{\"id\":\"{id}\",\"amount\":1}}");
         let headers = vec![
-            ("x-signature", hmac_hex(SECRET, format!("{ts}.{body}").as_bytes())),
+            (
+                "x-signature",
+                hmac_hex(SECRET, format!("{ts}.{body}").as_bytes()),
+            ),
             ("x-timestamp", ts.to_string()),
             ("x-delivery", id.clone()),
         ];
         let answer = support::send(addr, "POST", "/events", &headers, body).await;
-        assert_eq!((answer.status, answer.reject()), (200, Some("duplicate")), "replay of {id}");
+        assert_eq!(
+            (answer.status, answer.reject()),
+            (200, Some("duplicate")),
+            "replay of {id}"
+        );
         refused += 1;
     }
     refused

@@ -1,5 +1,7 @@
-//! The scheme part of a route: `scheme`, the key material it verifies with,
-//! and its own table (`[routes.hmac]` for the generic HMAC scheme).
+//! The scheme part of a route: `scheme`, the key material it verifies with
+//! (`secrets`, or `public_keys` for the asymmetric presets), `public_url`
+//! for presets that sign the URL, and `[routes.hmac]` for the generic HMAC
+//! scheme.
 //!
 //! Everything scheme-specific about reading a route lives here, so that a
 //! new scheme family adds a branch here and a module under `schemes/`,
@@ -7,13 +9,52 @@
 
 use super::reader::{self, as_section, ConfigErrors, Section};
 use super::{header_name, is_label_safe, Env, Secret, Source};
+use crate::schemes::asymmetric::{self, AsymmetricScheme, Kind};
 use crate::schemes::encoding::Encoding;
+use crate::schemes::gitlab::GitlabScheme;
 use crate::schemes::hmac::{self, Algorithm, HmacScheme, HmacSpec, TimestampUnit};
+use crate::schemes::jwt::{self, JwtScheme};
+use crate::schemes::meta::MetaScheme;
+use crate::schemes::presets;
+use crate::schemes::tbank::TbankScheme;
 use crate::schemes::template::Template;
+use crate::schemes::twilio::TwilioScheme;
 use crate::schemes::Scheme;
 
-/// Every accepted `scheme` value.
-const SCHEMES: &[&str] = &["hmac"];
+/// Every accepted `scheme` value: the generic HMAC scheme, then the
+/// provider presets.
+const SCHEMES: &[&str] = &[
+    "hmac",
+    "stripe",
+    "github",
+    "slack",
+    "shopify",
+    "standard-webhooks",
+    "twilio",
+    "paddle",
+    "square",
+    "hubspot",
+    "zoom",
+    "calendly",
+    "bitbucket",
+    "typeform",
+    "intercom",
+    "linear",
+    "gitlab",
+    "mailgun",
+    "tbank",
+    "discord",
+    "sendgrid",
+    "tochka",
+    "meta",
+];
+
+/// Schemes that verify with `public_keys` instead of `secrets`.
+const PUBLIC_KEY_SCHEMES: &[&str] = &["discord", "sendgrid", "tochka"];
+
+/// Schemes that sign the URL the sender was configured with, and so need
+/// `public_url`.
+const URL_SCHEMES: &[&str] = &["twilio", "square", "hubspot"];
 
 /// Reads the route's scheme and builds its verifier; `None` after recording
 /// errors.
@@ -29,9 +70,52 @@ pub(super) fn parse(
             format!("missing: one of {}", SCHEMES.join(", ")),
         );
     }
-    let secrets = parse_secrets(s, "secrets", env, errors);
+    let asymmetric = name.is_some_and(|n| PUBLIC_KEY_SCHEMES.contains(&n));
+    let secrets = match name {
+        Some(n) if asymmetric => {
+            if s.has("secrets") {
+                errors.push(
+                    s.key("secrets"),
+                    format!(
+                        "scheme {n} verifies with public keys: use public_keys = [{{ file = \"...\" }}] instead"
+                    ),
+                );
+            }
+            None
+        }
+        _ => {
+            if let Some(n) = name {
+                if s.has("public_keys") {
+                    errors.push(
+                        s.key("public_keys"),
+                        format!(
+                            "scheme {n} verifies with secrets; public_keys is only for {}",
+                            PUBLIC_KEY_SCHEMES.join(", ")
+                        ),
+                    );
+                }
+            }
+            parse_secrets(s, "secrets", env, errors)
+        }
+    };
+    let public_keys = if asymmetric {
+        parse_secrets(s, "public_keys", env, errors)
+    } else {
+        None
+    };
+    let public_url = parse_public_url(s, name, errors);
+    let verify_token = parse_verify_token(s, name, env, errors);
     let hmac_spec = match s.table("hmac", errors) {
-        Some(section) => parse_hmac(section, errors),
+        Some(section) if name == Some("hmac") => parse_hmac(section, errors),
+        Some(_) => {
+            if let Some(n) = name {
+                errors.push(
+                    s.key("hmac"),
+                    format!("only for scheme = \"hmac\"; the {n} preset already says how it signs"),
+                );
+            }
+            None
+        }
         None => {
             if name == Some("hmac") && !s.has("hmac") {
                 errors.push(
@@ -42,10 +126,208 @@ pub(super) fn parse(
             None
         }
     };
-    match name? {
-        "hmac" => Some(Box::new(HmacScheme::new(hmac_spec?, &secrets?))),
-        other => unreachable!("{other} is in SCHEMES but has no builder"),
+    let name = name?;
+    let secrets_key = s.key("secrets");
+    let public_keys_key = s.key("public_keys");
+    let scheme: Box<dyn Scheme> = match name {
+        "hmac" => Box::new(HmacScheme::new(hmac_spec?, &secrets?)),
+        "twilio" => Box::new(TwilioScheme::new(public_url?, raw_keys(&secrets?))),
+        "gitlab" => Box::new(GitlabScheme::new(raw_keys(&secrets?))),
+        "tbank" => {
+            let mut keys = Vec::new();
+            for (j, secret) in secrets?.iter().enumerate() {
+                match std::str::from_utf8(secret.expose()) {
+                    Ok(text) => keys.push((secret.id.clone(), text.to_owned())),
+                    Err(_) => errors.push(
+                        format!("{secrets_key}[{j}]"),
+                        "a T-Bank terminal password is text (it is hashed as UTF-8)",
+                    ),
+                }
+            }
+            Box::new(TbankScheme::new(keys))
+        }
+        "discord" => {
+            let keys = decode_keys(
+                &public_keys?,
+                &public_keys_key,
+                asymmetric::parse_ed25519,
+                errors,
+            )?;
+            Box::new(AsymmetricScheme::new(Kind::Discord, keys))
+        }
+        "sendgrid" => {
+            let keys = decode_keys(
+                &public_keys?,
+                &public_keys_key,
+                asymmetric::parse_p256,
+                errors,
+            )?;
+            Box::new(AsymmetricScheme::new(Kind::Sendgrid, keys))
+        }
+        "tochka" => {
+            let keys = decode_keys(&public_keys?, &public_keys_key, jwt::parse_rsa, errors)?;
+            Box::new(JwtScheme::new(keys))
+        }
+        "meta" => {
+            let desc = presets::description("meta", None).expect("meta is a preset");
+            let deliveries = HmacScheme::with_keys(desc, raw_keys(&secrets?));
+            Box::new(MetaScheme::new(deliveries, &verify_token?))
+        }
+        preset => {
+            let desc = presets::description(preset, public_url)
+                .unwrap_or_else(|| unreachable!("{preset} is in SCHEMES but has no builder"));
+            let mut keys = Vec::new();
+            for (j, secret) in secrets?.iter().enumerate() {
+                match desc.key_form.key(secret.expose()) {
+                    Ok(key) => keys.push((secret.id.clone(), key)),
+                    Err(message) => errors.push(format!("{secrets_key}[{j}]"), message),
+                }
+            }
+            Box::new(HmacScheme::with_keys(desc, keys))
+        }
+    };
+    Some(scheme)
+}
+
+/// Reads Meta's `verify_token = { env | file | value = ... }`: required by
+/// `meta`, refused by every other scheme.
+fn parse_verify_token(
+    s: &mut Section<'_>,
+    name: Option<&str>,
+    env: &dyn Env,
+    errors: &mut ConfigErrors,
+) -> Option<Vec<u8>> {
+    let key = s.key("verify_token");
+    let Some(mut entry) = s.table("verify_token", errors) else {
+        if name == Some("meta") && !s.has("verify_token") {
+            errors.push(
+                key,
+                "missing: the verify token typed into Meta's dashboard, e.g. { env = \"META_VERIFY_TOKEN\" }",
+            );
+        }
+        return None;
+    };
+    if let Some(n) = name.filter(|n| *n != "meta") {
+        errors.push(
+            key,
+            format!("scheme {n} has no verify token; it is only for meta"),
+        );
+        return None;
     }
+    let mut sources = Vec::new();
+    if let Some(var) = entry.string("env", errors) {
+        sources.push(Source::Env(var.to_owned()));
+    }
+    if let Some(file) = entry.string("file", errors) {
+        sources.push(Source::File(file.to_owned()));
+    }
+    if let Some(value) = entry.raw("value") {
+        match value {
+            toml::Value::String(text) => sources.push(Source::Value(text.clone())),
+            other => errors.push(
+                entry.key("value"),
+                format!("expected a string, found {}", reader::describe(other)),
+            ),
+        }
+    }
+    entry.finish(errors);
+    if sources.len() != 1 {
+        errors.push(
+            key,
+            "give exactly one of env = \"VAR\", file = \"/path\" or value = \"...\"",
+        );
+        return None;
+    }
+    sources[0]
+        .resolve(env)
+        .map_err(|message| errors.push(key, message))
+        .ok()
+}
+
+fn raw_keys(secrets: &[Secret]) -> Vec<(String, Vec<u8>)> {
+    secrets
+        .iter()
+        .map(|s| (s.id.clone(), s.expose().to_vec()))
+        .collect()
+}
+
+/// Decodes each public key, recording an error naming `key[j]` for each
+/// that does not decode.
+fn decode_keys<K>(
+    sources: &[Secret],
+    key: &str,
+    parse: fn(&[u8]) -> Result<K, String>,
+    errors: &mut ConfigErrors,
+) -> Option<Vec<(String, K)>> {
+    let mut keys = Vec::new();
+    let mut ok = true;
+    for (j, source) in sources.iter().enumerate() {
+        match parse(source.expose()) {
+            Ok(k) => keys.push((source.id.clone(), k)),
+            Err(message) => {
+                errors.push(format!("{key}[{j}]"), message);
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(keys)
+}
+
+/// Reads `public_url`: required by the schemes that sign the URL, refused
+/// by the others. Host and `X-Forwarded-*` are never used instead: a sender
+/// can set those, and the signed URL must be the one the provider was given.
+fn parse_public_url(
+    s: &mut Section<'_>,
+    name: Option<&str>,
+    errors: &mut ConfigErrors,
+) -> Option<String> {
+    let needs = name.is_some_and(|n| URL_SCHEMES.contains(&n));
+    let Some(text) = s.string("public_url", errors) else {
+        if needs && !s.has("public_url") {
+            errors.push(
+                s.key("public_url"),
+                format!(
+                    "missing: scheme {} signs the URL it delivers to; set public_url to that URL exactly as registered with the provider, e.g. \"https://hooks.example.com/webhooks/{}\"",
+                    name.unwrap_or_default(),
+                    name.unwrap_or_default()
+                ),
+            );
+        }
+        return None;
+    };
+    if let Some(n) = name {
+        if !needs {
+            errors.push(
+                s.key("public_url"),
+                format!(
+                    "scheme {n} does not sign the URL; public_url is only for {}",
+                    URL_SCHEMES.join(", ")
+                ),
+            );
+            return None;
+        }
+    }
+    let valid = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))
+        .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+    if !valid || text.parse::<http::Uri>().is_err() {
+        errors.push(
+            s.key("public_url"),
+            format!("{text:?} is not an absolute http(s) URL, e.g. \"https://hooks.example.com/twilio\""),
+        );
+        return None;
+    }
+    if text.contains('?') || text.contains('#') {
+        errors.push(
+            s.key("public_url"),
+            format!(
+                "{text:?}: leave the query out; the query each request arrives with is appended"
+            ),
+        );
+        return None;
+    }
+    Some(text.to_owned())
 }
 
 /// Reads a list of key sources (`secrets`, and for asymmetric schemes

@@ -1,10 +1,18 @@
-//! The generic HMAC scheme (`scheme = "hmac"`), described by `[routes.hmac]`.
+//! The HMAC family: the generic scheme (`scheme = "hmac"`, described by
+//! `[routes.hmac]`) and every provider preset that is a filled-in instance
+//! of it (see [`super::presets`]).
 //!
-//! Each secret's keyed MAC state is prepared once at config load; a request
-//! clones it (a copy of the inner/outer hash state) instead of re-deriving
-//! the key schedule. The decoded wire signature is compared with each
-//! candidate in constant time; any secret matching passes, which is how
-//! rotation works.
+//! A [`Description`] says where the signature, timestamp and id are read
+//! from, what was signed and how it is encoded; [`HmacScheme`] runs any
+//! description. Each secret's keyed MAC state is prepared once at config
+//! load; a request clones it (a copy of the inner/outer hash state) instead
+//! of re-deriving the key schedule. Decoded wire signatures are compared
+//! with each candidate in constant time; any secret matching passes, which
+//! is how rotation works, and any one of several signatures in a header
+//! matching passes, which is how senders rotate.
+
+use std::borrow::Cow;
+use std::time::Duration;
 
 use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
@@ -16,7 +24,7 @@ use subtle::ConstantTimeEq;
 use super::encoding::{self, Encoding};
 use super::template::{Part, Template, Values};
 use super::{RequestView, Scheme, Unsigned, Verified};
-use crate::config::Secret;
+use crate::config::{DedupeSource, Secret};
 use crate::reject::{Reason, Reject};
 
 /// The hash under the HMAC.
@@ -41,13 +49,36 @@ impl Algorithm {
     }
 }
 
-/// Whether a timestamp header counts seconds or milliseconds.
+/// Whether a timestamp counts seconds or milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimestampUnit {
     /// Unix seconds.
     Seconds,
     /// Unix milliseconds.
     Millis,
+}
+
+impl TimestampUnit {
+    fn as_str(self) -> &'static str {
+        match self {
+            TimestampUnit::Seconds => "seconds",
+            TimestampUnit::Millis => "milliseconds",
+        }
+    }
+
+    fn to_seconds(self, value: i64) -> i64 {
+        match self {
+            TimestampUnit::Seconds => value,
+            TimestampUnit::Millis => value.div_euclid(1000),
+        }
+    }
+
+    fn of_seconds(self, now: i64) -> i64 {
+        match self {
+            TimestampUnit::Seconds => now,
+            TimestampUnit::Millis => now * 1000,
+        }
+    }
 }
 
 /// A validated `[routes.hmac]` table.
@@ -69,6 +100,213 @@ pub struct HmacSpec {
     pub timestamp_unit: TimestampUnit,
     /// Fills `{id}` in the template.
     pub id_header: Option<HeaderName>,
+}
+
+/// Where the wire signature(s) are read from.
+#[derive(Debug, Clone)]
+pub enum SignatureSource {
+    /// The first present of these headers; each value may hold several
+    /// signatures separated by commas or spaces, each optionally prefixed.
+    Header {
+        /// Accepted header names, in order of preference (Shopify sends two
+        /// spellings).
+        names: Vec<HeaderName>,
+        /// Optional prefix such as `sha256=`.
+        prefix: Option<Cow<'static, str>>,
+    },
+    /// A key-value list in one header, like Stripe's `t=..,v1=..,v1=..` or
+    /// Paddle's `ts=..;h1=..`. Entries with other keys (Stripe's `v0`) are
+    /// ignored; the timestamp comes from the same list.
+    KvList {
+        /// The header.
+        name: HeaderName,
+        /// Between entries (`,` or `;`).
+        separator: char,
+        /// The key of the timestamp entry (`t`, `ts`).
+        timestamp_key: &'static str,
+        /// The key of signature entries (`v1`, `h1`).
+        signature_key: &'static str,
+    },
+    /// Standard Webhooks: space-separated `version,signature` entries in the
+    /// first present of these headers; only `version` entries count.
+    Versioned {
+        /// Accepted header names (`webhook-signature`, `svix-signature`).
+        names: Vec<HeaderName>,
+        /// The version that is checked (`v1`).
+        version: &'static str,
+    },
+    /// A string in the JSON body (Mailgun), by JSON pointer.
+    Json(&'static str),
+}
+
+/// Where the sender's timestamp is read from.
+#[derive(Debug, Clone)]
+pub enum TimestampSource {
+    /// The first present of these headers.
+    Header(Vec<HeaderName>, TimestampUnit),
+    /// The timestamp entry of a [`SignatureSource::KvList`] header.
+    List,
+    /// A string or number in the JSON body.
+    Json(&'static str, TimestampUnit),
+}
+
+/// Where the sender's delivery id (`{id}`) is read from.
+#[derive(Debug, Clone)]
+pub enum IdSource {
+    /// The first present of these headers.
+    Header(Vec<HeaderName>),
+    /// A string in the JSON body.
+    Json(&'static str),
+}
+
+/// How a configured secret becomes the HMAC key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyForm {
+    /// The secret's bytes as given (Stripe uses the whole `whsec_...` text).
+    Raw,
+    /// Standard Webhooks: base64 of what follows an optional `whsec_`.
+    WhsecBase64,
+}
+
+impl KeyForm {
+    /// The HMAC key for `secret`; the error says what is wrong, never the
+    /// secret.
+    pub fn key(self, secret: &[u8]) -> Result<Vec<u8>, String> {
+        match self {
+            KeyForm::Raw => Ok(secret.to_vec()),
+            KeyForm::WhsecBase64 => {
+                let text = secret.strip_prefix(b"whsec_").unwrap_or(secret);
+                let text = std::str::from_utf8(text)
+                    .map_err(|_| "a Standard Webhooks secret is whsec_ followed by base64")?;
+                encoding::decode(Encoding::Base64, text.trim())
+                    .filter(|key| !key.is_empty())
+                    .ok_or_else(|| {
+                        "a Standard Webhooks secret is whsec_ followed by base64; \
+                         this one does not decode"
+                            .to_owned()
+                    })
+            }
+        }
+    }
+}
+
+/// The public URL a sender signs, from the route's `public_url`.
+#[derive(Debug, Clone)]
+pub struct PublicUrl {
+    /// `scheme://host[:port]/path` as configured, without a query.
+    pub base: String,
+    /// HubSpot decodes a fixed set of percent-escapes before signing.
+    pub hubspot_decoding: bool,
+}
+
+impl PublicUrl {
+    /// The URL of a received request: the configured base with the received
+    /// query string. Host and `X-Forwarded-*` are never consulted: they are
+    /// the sender's to choose, the configured URL is not.
+    pub fn for_request(&self, uri: &http::Uri) -> Cow<'_, str> {
+        let url: Cow<'_, str> = match uri.query() {
+            Some(query) => Cow::Owned(format!("{}?{query}", self.base)),
+            None => Cow::Borrowed(self.base.as_str()),
+        };
+        if self.hubspot_decoding {
+            Cow::Owned(hubspot_decode(&url))
+        } else {
+            url
+        }
+    }
+}
+
+/// HubSpot's v3 rule: these escapes are decoded before signing, others are
+/// left as sent.
+fn hubspot_decode(url: &str) -> String {
+    const DECODED: &[(&str, char)] = &[
+        ("%3A", ':'),
+        ("%2F", '/'),
+        ("%3F", '?'),
+        ("%40", '@'),
+        ("%21", '!'),
+        ("%24", '$'),
+        ("%27", '\''),
+        ("%28", '('),
+        ("%29", ')'),
+        ("%2A", '*'),
+        ("%2C", ','),
+        ("%3B", ';'),
+    ];
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let escape = rest.get(at..at + 3);
+        match escape.and_then(|e| {
+            DECODED
+                .iter()
+                .find(|(code, _)| code.eq_ignore_ascii_case(e))
+                .map(|(_, c)| *c)
+        }) {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[at + 3..];
+            }
+            None => {
+                out.push('%');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Everything a member of the HMAC family needs: the generic scheme's
+/// table, or a preset's filled-in values.
+#[derive(Debug, Clone)]
+pub struct Description {
+    /// The config spelling (`"hmac"`, `"stripe"`).
+    pub name: &'static str,
+    /// Where the signature is.
+    pub signature: SignatureSource,
+    /// The hash function.
+    pub algorithm: Algorithm,
+    /// How the signature is written.
+    pub encoding: Encoding,
+    /// What was signed.
+    pub message: Template,
+    /// Where the timestamp is, when the scheme has one.
+    pub timestamp: Option<TimestampSource>,
+    /// Where `{id}` comes from, when the template uses it.
+    pub id: Option<IdSource>,
+    /// The URL `{url}` stands for, when the scheme signs it.
+    pub public_url: Option<PublicUrl>,
+    /// How a secret becomes the key.
+    pub key_form: KeyForm,
+    /// The route's dedupe keys when it sets none.
+    pub dedupe: Vec<DedupeSource>,
+    /// The route's window when it sets none.
+    pub tolerance: Duration,
+}
+
+impl From<HmacSpec> for Description {
+    fn from(spec: HmacSpec) -> Description {
+        Description {
+            name: "hmac",
+            signature: SignatureSource::Header {
+                names: vec![spec.header],
+                prefix: spec.prefix.map(Cow::Owned),
+            },
+            algorithm: spec.algorithm,
+            encoding: spec.encoding,
+            message: spec.message,
+            timestamp: spec
+                .timestamp_header
+                .map(|h| TimestampSource::Header(vec![h], spec.timestamp_unit)),
+            id: spec.id_header.map(|h| IdSource::Header(vec![h])),
+            public_url: None,
+            key_form: KeyForm::Raw,
+            dedupe: vec![DedupeSource::Signature],
+            tolerance: Duration::from_secs(300),
+        }
+    }
 }
 
 /// A keyed MAC state ready to be cloned per request.
@@ -123,174 +361,450 @@ impl std::fmt::Debug for PreparedKey {
     }
 }
 
-/// The generic HMAC scheme for one route.
+/// A member of the HMAC family, prepared for one route.
 #[derive(Debug)]
 pub struct HmacScheme {
-    spec: HmacSpec,
+    desc: Description,
     key_ids: Vec<String>,
     keys: Vec<PreparedKey>,
+    /// True when some part of the scheme reads the JSON body, so that it is
+    /// parsed once per request, and only then.
+    needs_json: bool,
+}
+
+/// What was read from one request before MACing.
+struct Extracted<'r> {
+    candidates: Vec<Vec<u8>>,
+    /// The timestamp text as sent (it is what was signed) and in seconds.
+    timestamp: Option<(Cow<'r, str>, i64)>,
+    id: Option<Cow<'r, str>>,
 }
 
 impl HmacScheme {
-    /// Prepares one keyed state per secret.
+    /// The generic scheme: prepares one keyed state per secret.
     pub fn new(spec: HmacSpec, secrets: &[Secret]) -> Self {
-        HmacScheme {
-            keys: secrets
+        Self::with_keys(
+            spec.into(),
+            secrets
                 .iter()
-                .map(|s| PreparedKey::new(spec.algorithm, s.expose()))
+                .map(|s| (s.id.clone(), s.expose().to_vec()))
                 .collect(),
-            key_ids: secrets.iter().map(|s| s.id.clone()).collect(),
-            spec,
+        )
+    }
+
+    /// Any description, with keys already in their final form (see
+    /// [`KeyForm::key`]).
+    pub fn with_keys(desc: Description, keys: Vec<(String, Vec<u8>)>) -> Self {
+        let needs_json = desc.message.uses_json()
+            || matches!(desc.signature, SignatureSource::Json(_))
+            || matches!(desc.timestamp, Some(TimestampSource::Json(..)))
+            || matches!(desc.id, Some(IdSource::Json(_)));
+        HmacScheme {
+            keys: keys
+                .iter()
+                .map(|(_, key)| PreparedKey::new(desc.algorithm, key))
+                .collect(),
+            key_ids: keys.into_iter().map(|(id, _)| id).collect(),
+            needs_json,
+            desc,
         }
     }
 
-    /// The validated description this scheme was built from.
-    pub fn spec(&self) -> &HmacSpec {
-        &self.spec
+    /// The description this scheme runs.
+    pub fn description(&self) -> &Description {
+        &self.desc
     }
 
-    /// Signs as a sender would, with secret `key`: the header value including
-    /// the prefix. For the `sign` tooling and tests; never called on the
-    /// request path.
+    /// Signs as a sender would, with secret `key`: the encoded MAC of the
+    /// message `values` describe, with the header prefix when the scheme has
+    /// one (list syntax is added by [`Scheme::sign`]). For the `sign`
+    /// tooling and tests; never called on the request path.
     pub fn signature_for(&self, key: usize, values: &Values<'_>) -> Result<String, Reject> {
-        let tag = self.keys[key].tag(&self.spec.message, values)?;
-        let encoded = encoding::encode(self.spec.encoding, &tag);
-        Ok(match &self.spec.prefix {
-            Some(prefix) => format!("{prefix}{encoded}"),
-            None => encoded,
+        let tag = self.keys[key].tag(&self.desc.message, values)?;
+        let encoded = encoding::encode(self.desc.encoding, &tag);
+        Ok(match &self.desc.signature {
+            SignatureSource::Header {
+                prefix: Some(prefix),
+                ..
+            } => format!("{prefix}{encoded}"),
+            _ => encoded,
         })
     }
 
-    /// Reads and decodes the signature header. A header may carry several
-    /// signatures (repeated, or separated by commas or spaces, as senders do
-    /// during their own key rotation); entries that do not decode are
-    /// skipped, and only a header where none decodes is malformed.
-    fn signatures(&self, request: &RequestView<'_>) -> Result<Vec<Vec<u8>>, Reject> {
-        let header = &self.spec.header;
-        let mut values = request.headers.get_all(header).iter().peekable();
-        if values.peek().is_none() {
-            return Err(Reject::with(
+    fn parse_json(&self, request: &RequestView<'_>) -> Result<Option<serde_json::Value>, Reject> {
+        if !self.needs_json {
+            return Ok(None);
+        }
+        serde_json::from_slice(request.body).map(Some).map_err(|_| {
+            Reject::with(
                 Reason::MissingSignature,
-                format!("header {header} is missing"),
-            ));
-        }
-        let candidates: Vec<Vec<u8>> = values
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|text| text.split(|c: char| c == ',' || c.is_ascii_whitespace()))
-            .filter(|token| !token.is_empty())
-            .filter_map(|token| {
-                let token = match &self.spec.prefix {
-                    Some(prefix) => strip_prefix_ignore_case(token, prefix),
-                    None => token,
+                format!(
+                    "scheme {} reads its signature or timestamp from a JSON body, and the body is not JSON",
+                    self.desc.name
+                ),
+            )
+        })
+    }
+
+    /// Reads the signature candidates, the timestamp and the id.
+    fn extract<'r>(
+        &self,
+        request: &RequestView<'r>,
+        json: Option<&'r serde_json::Value>,
+    ) -> Result<Extracted<'r>, Reject> {
+        let (candidates, list_timestamp) = self.signatures(request, json)?;
+        let timestamp = match &self.desc.timestamp {
+            None => None,
+            Some(TimestampSource::Header(names, unit)) => {
+                let (name, text) = first_header(request, names).ok_or_else(|| {
+                    Reject::with(
+                        Reason::MissingTimestamp,
+                        format!("header {} is missing", names[0]),
+                    )
+                })?;
+                let text = text.ok_or_else(|| malformed_timestamp(name.as_str(), *unit))?;
+                Some(parse_timestamp(Cow::Borrowed(text), *unit, name.as_str())?)
+            }
+            Some(TimestampSource::List) => {
+                let SignatureSource::KvList {
+                    name,
+                    timestamp_key,
+                    ..
+                } = &self.desc.signature
+                else {
+                    unreachable!("a list timestamp goes with a list signature header")
                 };
-                encoding::decode(self.spec.encoding, token)
-            })
-            .collect();
-        if candidates.is_empty() {
-            return Err(Reject::with(
+                let text = list_timestamp.ok_or_else(|| {
+                    Reject::with(
+                        Reason::MissingTimestamp,
+                        format!("header {name} has no {timestamp_key}= entry"),
+                    )
+                })?;
+                Some(parse_timestamp(
+                    Cow::Borrowed(text),
+                    TimestampUnit::Seconds,
+                    &format!("the {timestamp_key}= entry of {name}"),
+                )?)
+            }
+            Some(TimestampSource::Json(pointer, unit)) => {
+                let where_ = format!("the JSON body's {pointer}");
+                let text = match json.and_then(|doc| doc.pointer(pointer)) {
+                    None => {
+                        return Err(Reject::with(
+                            Reason::MissingTimestamp,
+                            format!("{where_} is missing"),
+                        ))
+                    }
+                    Some(serde_json::Value::String(s)) => Cow::Borrowed(s.as_str()),
+                    Some(n @ serde_json::Value::Number(_)) => Cow::Owned(n.to_string()),
+                    Some(_) => return Err(malformed_timestamp(&where_, *unit)),
+                };
+                Some(parse_timestamp(text, *unit, &where_)?)
+            }
+        };
+        let id = match &self.desc.id {
+            None => None,
+            Some(IdSource::Header(names)) => {
+                let missing = || {
+                    Reject::with(
+                        Reason::MissingSignedHeader,
+                        format!("header {} (the signed id) is missing", names[0]),
+                    )
+                };
+                let (_, text) = first_header(request, names).ok_or_else(missing)?;
+                Some(Cow::Borrowed(text.ok_or_else(missing)?))
+            }
+            Some(IdSource::Json(pointer)) => match json.and_then(|doc| doc.pointer(pointer)) {
+                Some(serde_json::Value::String(s)) => Some(Cow::Borrowed(s.as_str())),
+                _ => {
+                    return Err(Reject::with(
+                        Reason::MissingSignedHeader,
+                        format!("the JSON body has no string at {pointer} (the signed id)"),
+                    ))
+                }
+            },
+        };
+        Ok(Extracted {
+            candidates,
+            timestamp,
+            id,
+        })
+    }
+
+    /// Reads and decodes the signature candidates, and for list headers the
+    /// timestamp entry. Entries that do not decode, have another key or
+    /// another version are skipped; only a source where no entry decodes is
+    /// malformed.
+    fn signatures<'r>(
+        &self,
+        request: &RequestView<'r>,
+        json: Option<&'r serde_json::Value>,
+    ) -> Result<(Vec<Vec<u8>>, Option<&'r str>), Reject> {
+        let encoding = self.desc.encoding;
+        let missing = |what: &dyn std::fmt::Display| {
+            Reject::with(Reason::MissingSignature, format!("{what} is missing"))
+        };
+        let none_decodes = |what: String| {
+            Reject::with(
                 Reason::MalformedSignature,
-                format!(
-                    "header {header} holds no {} signature{}",
-                    self.spec.encoding.as_str(),
-                    match &self.spec.prefix {
-                        Some(p) => format!(" (optionally prefixed with {p:?})"),
-                        None => String::new(),
-                    }
-                ),
-            ));
+                format!("{what} holds no {} signature", encoding.as_str()),
+            )
+        };
+        match &self.desc.signature {
+            SignatureSource::Header { names, prefix } => {
+                let header = names
+                    .iter()
+                    .find(|n| request.headers.contains_key(*n))
+                    .ok_or_else(|| missing(&format!("header {}", names[0])))?;
+                let candidates: Vec<Vec<u8>> = request
+                    .headers
+                    .get_all(header)
+                    .iter()
+                    .filter_map(|value| value.to_str().ok())
+                    .flat_map(|text| text.split(|c: char| c == ',' || c.is_ascii_whitespace()))
+                    .filter(|token| !token.is_empty())
+                    .filter_map(|token| {
+                        let token = match prefix {
+                            Some(prefix) => strip_prefix_ignore_case(token, prefix),
+                            None => token,
+                        };
+                        encoding::decode(encoding, token)
+                    })
+                    .collect();
+                if candidates.is_empty() {
+                    return Err(none_decodes(format!(
+                        "header {header}{}",
+                        match prefix {
+                            Some(p) => format!(" (optionally prefixed with {p:?})"),
+                            None => String::new(),
+                        }
+                    )));
+                }
+                Ok((candidates, None))
+            }
+            SignatureSource::KvList {
+                name,
+                separator,
+                timestamp_key,
+                signature_key,
+            } => {
+                let value = request
+                    .headers
+                    .get(name)
+                    .ok_or_else(|| missing(&format!("header {name}")))?;
+                let text = value
+                    .to_str()
+                    .map_err(|_| none_decodes(format!("header {name}")))?;
+                let list = parse_kv_list(text, *separator);
+                let timestamp = list
+                    .iter()
+                    .find(|(k, _)| k == timestamp_key)
+                    .map(|(_, v)| *v);
+                let candidates: Vec<Vec<u8>> = list
+                    .iter()
+                    .filter(|(k, _)| k == signature_key)
+                    .filter_map(|(_, v)| encoding::decode(encoding, v))
+                    .collect();
+                if candidates.is_empty() {
+                    return Err(none_decodes(format!(
+                        "header {name} (only {signature_key}= entries count)"
+                    )));
+                }
+                Ok((candidates, timestamp))
+            }
+            SignatureSource::Versioned { names, version } => {
+                let (header, text) = first_header(request, names)
+                    .ok_or_else(|| missing(&format!("header {}", names[0])))?;
+                let candidates: Vec<Vec<u8>> = text
+                    .map(|t| parse_versioned(t, version))
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|sig| encoding::decode(encoding, sig))
+                    .collect();
+                if candidates.is_empty() {
+                    return Err(none_decodes(format!(
+                        "header {header} (only {version},<signature> entries count)"
+                    )));
+                }
+                Ok((candidates, None))
+            }
+            SignatureSource::Json(pointer) => {
+                let text = match json.and_then(|doc| doc.pointer(pointer)) {
+                    None => return Err(missing(&format!("the JSON body's {pointer}"))),
+                    Some(serde_json::Value::String(s)) => s.as_str(),
+                    Some(_) => return Err(none_decodes(format!("the JSON body's {pointer}"))),
+                };
+                let candidate = encoding::decode(encoding, text)
+                    .ok_or_else(|| none_decodes(format!("the JSON body's {pointer}")))?;
+                Ok((vec![candidate], None))
+            }
         }
-        Ok(candidates)
     }
 
-    /// Reads the timestamp header, when the scheme has one: the text as sent
-    /// (it is what was signed) and its value in Unix seconds.
-    fn timestamp<'r>(&self, request: &RequestView<'r>) -> Result<Option<(&'r str, i64)>, Reject> {
-        let Some(header) = &self.spec.timestamp_header else {
-            return Ok(None);
-        };
-        let raw = request.headers.get(header).ok_or_else(|| {
-            Reject::with(
-                Reason::MissingTimestamp,
-                format!("header {header} is missing"),
-            )
-        })?;
-        let malformed = || {
-            Reject::with(
-                Reason::MalformedTimestamp,
-                format!(
-                    "header {header} must be an integer number of Unix {}",
-                    match self.spec.timestamp_unit {
-                        TimestampUnit::Seconds => "seconds",
-                        TimestampUnit::Millis => "milliseconds",
-                    }
-                ),
-            )
-        };
-        let text = raw.to_str().map_err(|_| malformed())?.trim();
-        let value: i64 = text.parse().map_err(|_| malformed())?;
-        let seconds = match self.spec.timestamp_unit {
-            TimestampUnit::Seconds => value,
-            TimestampUnit::Millis => value.div_euclid(1000),
-        };
-        Ok(Some((text, seconds)))
+    fn values<'v>(
+        &self,
+        request: &RequestView<'v>,
+        extracted: &'v Extracted<'_>,
+        url: Option<&'v str>,
+        json: Option<&'v serde_json::Value>,
+    ) -> Values<'v> {
+        Values {
+            method: request.method.as_str(),
+            path: request.uri.path_and_query().map_or("/", |pq| pq.as_str()),
+            body: request.body,
+            timestamp: extracted.timestamp.as_ref().map(|(t, _)| t.as_ref()),
+            id: extracted.id.as_deref(),
+            headers: request.headers,
+            url,
+            json,
+        }
     }
+}
 
-    fn id<'r>(&self, request: &RequestView<'r>) -> Result<Option<&'r str>, Reject> {
-        let Some(header) = &self.spec.id_header else {
-            return Ok(None);
-        };
-        let missing = || {
-            Reject::with(
-                Reason::MissingSignedHeader,
-                format!("header {header} (the signed id) is missing"),
-            )
-        };
-        let value = request.headers.get(header).ok_or_else(missing)?;
-        value.to_str().map(Some).map_err(|_| missing())
-    }
+/// The first of `names` present: its name, and its text when it is valid.
+fn first_header<'r, 'n>(
+    request: &RequestView<'r>,
+    names: &'n [HeaderName],
+) -> Option<(&'n HeaderName, Option<&'r str>)> {
+    names.iter().find_map(|name| {
+        request
+            .headers
+            .get(name)
+            .map(|v| (name, v.to_str().ok().map(str::trim)))
+    })
+}
+
+fn malformed_timestamp(what: &str, unit: TimestampUnit) -> Reject {
+    Reject::with(
+        Reason::MalformedTimestamp,
+        format!("{what} must be an integer number of Unix {}", unit.as_str()),
+    )
+}
+
+fn parse_timestamp<'t>(
+    text: Cow<'t, str>,
+    unit: TimestampUnit,
+    what: &str,
+) -> Result<(Cow<'t, str>, i64), Reject> {
+    let value: i64 = text
+        .trim()
+        .parse()
+        .map_err(|_| malformed_timestamp(what, unit))?;
+    Ok((text, unit.to_seconds(value)))
+}
+
+/// Splits `t=1,v1=ab,v0=cd` (or `ts=1;h1=ab`) into trimmed key-value pairs;
+/// entries without `=` are dropped.
+pub fn parse_kv_list(text: &str, separator: char) -> Vec<(&str, &str)> {
+    text.split(separator)
+        .filter_map(|entry| entry.split_once('='))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect()
+}
+
+/// The signatures of `version` in a Standard Webhooks list
+/// (`v1,abc v1,def v1a,xyz`).
+pub fn parse_versioned<'t>(text: &'t str, version: &str) -> Vec<&'t str> {
+    text.split_ascii_whitespace()
+        .filter_map(|entry| entry.split_once(','))
+        .filter(|(v, _)| *v == version)
+        .map(|(_, sig)| sig)
+        .collect()
 }
 
 impl Scheme for HmacScheme {
     fn name(&self) -> &'static str {
-        "hmac"
+        self.desc.name
     }
 
     fn describe(&self) -> String {
-        let spec = &self.spec;
+        let desc = &self.desc;
+        let where_ = match &desc.signature {
+            SignatureSource::Header { names, prefix } => {
+                let names: Vec<String> = names.iter().map(ToString::to_string).collect();
+                let mut text = format!("header {}", names.join(" or "));
+                if let Some(prefix) = prefix {
+                    text.push_str(&format!(" (prefix {prefix:?} optional)"));
+                }
+                text
+            }
+            SignatureSource::KvList {
+                name,
+                separator,
+                timestamp_key,
+                signature_key,
+            } => format!(
+                "header {name} as \"{timestamp_key}=..{separator}{signature_key}=..\" (any {signature_key} entry may match)"
+            ),
+            SignatureSource::Versioned { names, version } => {
+                let names: Vec<String> = names.iter().map(ToString::to_string).collect();
+                format!(
+                    "header {} as space-separated \"{version},<sig>\" entries",
+                    names.join(" or ")
+                )
+            }
+            SignatureSource::Json(pointer) => format!("the JSON body at {pointer}"),
+        };
         let mut text = format!(
-            "HMAC-{} of \"{}\", {}-encoded in header {}",
-            spec.algorithm.as_str().to_uppercase(),
-            spec.message,
-            spec.encoding.as_str(),
-            spec.header
+            "HMAC-{} of \"{}\", {}-encoded in {where_}",
+            desc.algorithm.as_str().to_uppercase(),
+            desc.message,
+            desc.encoding.as_str(),
         );
-        if let Some(prefix) = &spec.prefix {
-            text.push_str(&format!(" (prefix {prefix:?} optional)"));
+        match &desc.timestamp {
+            Some(TimestampSource::Header(names, unit)) => {
+                let unit = match unit {
+                    TimestampUnit::Seconds => "s",
+                    TimestampUnit::Millis => "ms",
+                };
+                text.push_str(&format!("; timestamp in {} ({unit})", names[0]));
+            }
+            Some(TimestampSource::Json(pointer, unit)) => {
+                text.push_str(&format!(
+                    "; timestamp at {pointer} in the JSON body ({})",
+                    unit.as_str()
+                ));
+            }
+            Some(TimestampSource::List) | None => {}
         }
-        if let Some(ts) = &spec.timestamp_header {
-            let unit = match spec.timestamp_unit {
-                TimestampUnit::Seconds => "s",
-                TimestampUnit::Millis => "ms",
-            };
-            text.push_str(&format!("; timestamp in {ts} ({unit})"));
+        match &desc.id {
+            Some(IdSource::Header(names)) => text.push_str(&format!("; id in {}", names[0])),
+            Some(IdSource::Json(pointer)) => text.push_str(&format!("; id at {pointer}")),
+            None => {}
         }
-        if let Some(id) = &spec.id_header {
-            text.push_str(&format!("; id in {id}"));
+        if let Some(url) = &desc.public_url {
+            text.push_str(&format!("; {{url}} is {}", url.base));
         }
         text
     }
 
     fn delivery_header(&self) -> Option<&HeaderName> {
-        self.spec.id_header.as_ref()
+        match &self.desc.id {
+            Some(IdSource::Header(names)) => names.first(),
+            _ => None,
+        }
+    }
+
+    fn default_dedupe(&self) -> Vec<DedupeSource> {
+        self.desc.dedupe.clone()
+    }
+
+    fn default_tolerance(&self) -> Duration {
+        self.desc.tolerance
     }
 
     fn signed_message(&self, request: &RequestView<'_>) -> Option<Result<Vec<u8>, Reject>> {
         let build = || {
-            let timestamp = self.timestamp(request)?;
-            let id = self.id(request)?;
-            let values = values_of(request, timestamp.map(|(text, _)| text), id);
+            let json = self.parse_json(request)?;
+            let extracted = self.extract(request, json.as_ref())?;
+            let url = self
+                .desc
+                .public_url
+                .as_ref()
+                .map(|u| u.for_request(request.uri));
+            let values = self.values(request, &extracted, url.as_deref(), json.as_ref());
             let mut message = Vec::new();
-            self.spec
+            self.desc
                 .message
                 .feed(&values, &mut |bytes| message.extend_from_slice(bytes))?;
             Ok(message)
@@ -299,40 +813,119 @@ impl Scheme for HmacScheme {
     }
 
     fn sign(&self, key: usize, request: &mut Unsigned) -> Result<(), String> {
-        let spec = &self.spec;
-        if let Some(header) = &spec.timestamp_header {
-            let value = match spec.timestamp_unit {
-                TimestampUnit::Seconds => request.now,
-                TimestampUnit::Millis => request.now * 1000,
-            };
-            request.headers.insert(header.clone(), value.into());
+        let desc = &self.desc;
+        let mut json: Option<serde_json::Value> = if self.needs_json {
+            let doc: serde_json::Value = serde_json::from_slice(&request.body)
+                .map_err(|_| format!("scheme {} signs a JSON object body", desc.name))?;
+            if !doc.is_object() {
+                return Err(format!("scheme {} signs a JSON object body", desc.name));
+            }
+            Some(doc)
+        } else {
+            None
+        };
+        let mut timestamp_text = None;
+        match &desc.timestamp {
+            Some(TimestampSource::Header(names, unit)) => {
+                let value = unit.of_seconds(request.now).to_string();
+                request.headers.insert(
+                    names[0].clone(),
+                    value.parse().expect("digits are a header"),
+                );
+                timestamp_text = Some(value);
+            }
+            Some(TimestampSource::List) => timestamp_text = Some(request.now.to_string()),
+            Some(TimestampSource::Json(pointer, unit)) => {
+                let doc = json.as_mut().expect("JSON sources parse the body");
+                let value = unit.of_seconds(request.now);
+                // Mailgun writes its timestamp (seconds) as a string, Linear
+                // its (milliseconds) as a number; keep whichever the body
+                // already uses, else follow the provider.
+                let new = match (doc.pointer(pointer), unit) {
+                    (Some(serde_json::Value::Number(_)), _) | (None, TimestampUnit::Millis) => {
+                        serde_json::Value::from(value)
+                    }
+                    _ => serde_json::Value::from(value.to_string()),
+                };
+                json_set(doc, pointer, new)?;
+                timestamp_text = Some(value.to_string());
+            }
+            None => {}
         }
-        if let Some(header) = &spec.id_header {
-            let value = http::HeaderValue::from_str(&request.id)
-                .map_err(|_| "the delivery id is not a valid header value".to_owned())?;
-            request.headers.insert(header.clone(), value);
+        match &desc.id {
+            Some(IdSource::Header(names)) => {
+                let value = http::HeaderValue::from_str(&request.id)
+                    .map_err(|_| "the delivery id is not a valid header value".to_owned())?;
+                request.headers.insert(names[0].clone(), value);
+            }
+            Some(IdSource::Json(pointer)) => {
+                let doc = json.as_mut().expect("JSON sources parse the body");
+                json_set(doc, pointer, serde_json::Value::from(request.id.clone()))?;
+            }
+            None => {}
         }
-        let timestamp_text = spec
-            .timestamp_header
+        if let Some(doc) = &json {
+            request.body = serde_json::to_vec(doc)
+                .map_err(|e| format!("cannot write the JSON body: {e}"))?
+                .into();
+        }
+        let url = desc
+            .public_url
             .as_ref()
-            .and_then(|h| request.headers.get(h))
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+            .map(|u| u.for_request(&request.uri));
         let path = request.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let values = Values {
             method: request.method.as_str(),
             path,
             body: &request.body,
             timestamp: timestamp_text.as_deref(),
-            id: spec.id_header.as_ref().map(|_| request.id.as_str()),
+            id: match desc.id {
+                Some(IdSource::Header(_)) => Some(request.id.as_str()),
+                _ => json
+                    .as_ref()
+                    .zip(match &desc.id {
+                        Some(IdSource::Json(p)) => Some(*p),
+                        _ => None,
+                    })
+                    .and_then(|(doc, p)| doc.pointer(p))
+                    .and_then(|v| v.as_str()),
+            },
             headers: &request.headers,
+            url: url.as_deref(),
+            json: json.as_ref(),
         };
         let signature = self
             .signature_for(key, &values)
             .map_err(|r| r.detail.into_owned())?;
-        let value = http::HeaderValue::from_str(&signature)
+        let wire = match &desc.signature {
+            SignatureSource::Header { names, .. } => (names[0].clone(), signature),
+            SignatureSource::KvList {
+                name,
+                separator,
+                timestamp_key,
+                signature_key,
+            } => (
+                name.clone(),
+                format!(
+                    "{timestamp_key}={}{separator}{signature_key}={signature}",
+                    request.now
+                ),
+            ),
+            SignatureSource::Versioned { names, version } => {
+                (names[0].clone(), format!("{version},{signature}"))
+            }
+            SignatureSource::Json(pointer) => {
+                let mut doc = json.expect("JSON sources parse the body");
+                json_set(&mut doc, pointer, serde_json::Value::from(signature))?;
+                request.body = serde_json::to_vec(&doc)
+                    .map_err(|e| format!("cannot write the JSON body: {e}"))?
+                    .into();
+                return Ok(());
+            }
+        };
+        let value = http::HeaderValue::from_str(&wire.1)
             .map_err(|_| "the signature prefix is not a valid header value".to_owned())?;
-        request.headers.insert(spec.header.clone(), value);
+        request.headers.insert(wire.0, value);
         Ok(())
     }
 
@@ -341,55 +934,68 @@ impl Scheme for HmacScheme {
     }
 
     fn verify(&self, request: &RequestView<'_>) -> Result<Verified, Reject> {
-        let candidates = self.signatures(request)?;
-        let timestamp = self.timestamp(request)?;
-        let id = self.id(request)?;
-        let values = values_of(request, timestamp.map(|(text, _)| text), id);
+        let json = self.parse_json(request)?;
+        let extracted = self.extract(request, json.as_ref())?;
+        let url = self
+            .desc
+            .public_url
+            .as_ref()
+            .map(|u| u.for_request(request.uri));
+        let values = self.values(request, &extracted, url.as_deref(), json.as_ref());
         for (index, key) in self.keys.iter().enumerate() {
-            let expected = key.tag(&self.spec.message, &values)?;
+            let expected = key.tag(&self.desc.message, &values)?;
             // Length is public (it is the algorithm's output size); the
             // contents are compared without early exit. A candidate of the
             // wrong length is simply not a match.
-            let matched = candidates.iter().position(|candidate| {
+            let matched = extracted.candidates.iter().position(|candidate| {
                 candidate.len() == expected.len() && bool::from(expected.ct_eq(candidate))
             });
             if let Some(found) = matched {
+                let timestamp = extracted.timestamp.as_ref().map(|(_, seconds)| *seconds);
                 return Ok(Verified {
                     key: index,
-                    signature: candidates
+                    signature: extracted
+                        .candidates
                         .into_iter()
                         .nth(found)
                         .expect("position is in range"),
-                    timestamp: timestamp.map(|(_, seconds)| seconds),
+                    timestamp,
                 });
             }
         }
         Err(Reject::with(
             Reason::BadSignature,
             format!(
-                "the {} signature in {} matches none of the route's {} secret(s)",
-                self.spec.algorithm.as_str(),
-                self.spec.header,
+                "the {} signature matches none of the route's {} secret(s)",
+                self.desc.name,
                 self.keys.len()
             ),
         ))
     }
 }
 
-/// The template values of a received request.
-fn values_of<'r>(
-    request: &RequestView<'r>,
-    timestamp: Option<&'r str>,
-    id: Option<&'r str>,
-) -> Values<'r> {
-    Values {
-        method: request.method.as_str(),
-        path: request.uri.path_and_query().map_or("/", |pq| pq.as_str()),
-        body: request.body,
-        timestamp,
-        id,
-        headers: request.headers,
+/// Sets `pointer` in `doc`, creating objects along the way (for signing
+/// body-embedded schemes).
+pub(crate) fn json_set(
+    doc: &mut serde_json::Value,
+    pointer: &str,
+    value: serde_json::Value,
+) -> Result<(), String> {
+    let mut node = doc;
+    let mut parts = pointer.split('/').skip(1).peekable();
+    while let Some(part) = parts.next() {
+        let map = node
+            .as_object_mut()
+            .ok_or_else(|| format!("{pointer}: the body has a non-object on the way"))?;
+        if parts.peek().is_none() {
+            map.insert(part.to_owned(), value);
+            return Ok(());
+        }
+        node = map
+            .entry(part.to_owned())
+            .or_insert_with(|| serde_json::Value::Object(Default::default()));
     }
+    Err(format!("{pointer} is not a JSON pointer to a field"))
 }
 
 /// `sha256=abc` and `SHA256=abc` both lose the prefix; text without it is
@@ -537,6 +1143,8 @@ mod tests {
             timestamp: None,
             id: None,
             headers: &headers,
+            url: None,
+            json: None,
         };
         let sig = s.signature_for(0, &values).unwrap();
         assert!(sig.starts_with("sha256="));
@@ -582,5 +1190,70 @@ mod tests {
         let message = s.signed_message(&view).unwrap().unwrap();
         assert_eq!(message, b"msg_1.1700000000000.PUT./x?y=1.payload");
         assert!(s.describe().contains("HMAC-SHA512"));
+    }
+
+    #[test]
+    fn kv_lists_split_on_their_separator_and_keep_every_entry() {
+        assert_eq!(
+            parse_kv_list("t=1, v1=ab,v0=cd,v1 = ef,junk", ','),
+            [("t", "1"), ("v1", "ab"), ("v0", "cd"), ("v1", "ef")]
+        );
+        assert_eq!(
+            parse_kv_list("ts=2;h1=ff", ';'),
+            [("ts", "2"), ("h1", "ff")]
+        );
+        assert!(parse_kv_list("", ',').is_empty());
+    }
+
+    #[test]
+    fn versioned_lists_keep_only_the_asked_version() {
+        assert_eq!(
+            parse_versioned("v1,abc v1a,zzz  v2,def v1,ghi novalue", "v1"),
+            ["abc", "ghi"]
+        );
+        assert!(parse_versioned("v2,abc", "v1").is_empty());
+    }
+
+    #[test]
+    fn hubspot_decodes_only_its_listed_escapes() {
+        assert_eq!(
+            hubspot_decode("https://a.example/x?u=%3A%2f%40%20%ZZ%"),
+            "https://a.example/x?u=:/@%20%ZZ%"
+        );
+    }
+
+    #[test]
+    fn public_urls_take_the_received_query_and_nothing_else() {
+        let url = PublicUrl {
+            base: "https://hooks.example.com/sq".into(),
+            hubspot_decoding: false,
+        };
+        assert_eq!(
+            url.for_request(&Uri::from_static("/internal/path?a=1")),
+            "https://hooks.example.com/sq?a=1"
+        );
+        assert_eq!(
+            url.for_request(&Uri::from_static("/internal/path")),
+            "https://hooks.example.com/sq"
+        );
+    }
+
+    #[test]
+    fn whsec_keys_decode_and_raw_keys_do_not() {
+        assert_eq!(KeyForm::WhsecBase64.key(b"whsec_AAEC").unwrap(), [0, 1, 2]);
+        assert_eq!(KeyForm::WhsecBase64.key(b"AAEC").unwrap(), [0, 1, 2]);
+        assert!(KeyForm::WhsecBase64.key(b"whsec_!!").is_err());
+        assert_eq!(KeyForm::Raw.key(b"whsec_AAEC").unwrap(), b"whsec_AAEC");
+    }
+
+    #[test]
+    fn json_set_creates_objects_along_the_pointer() {
+        let mut doc = serde_json::json!({"a": 1});
+        json_set(&mut doc, "/signature/token", "t".into()).unwrap();
+        assert_eq!(
+            doc,
+            serde_json::json!({"a": 1, "signature": {"token": "t"}})
+        );
+        assert!(json_set(&mut doc, "/a/b", 1.into()).is_err());
     }
 }

@@ -6,14 +6,29 @@
 //! the freshness window itself is checked by the pipeline, so that every
 //! scheme applies the route's `tolerance` the same way.
 //!
-//! - [`hmac`]: the generic HMAC description (`scheme = "hmac"`); provider
-//!   presets will be filled-in instances of it.
+//! - [`hmac`]: the HMAC family: the generic description (`scheme = "hmac"`)
+//!   and the machinery every HMAC preset runs on.
+//! - [`presets`]: provider presets that are filled-in HMAC descriptions
+//!   (Stripe, GitHub, Slack, Standard Webhooks, ... fifteen in all).
+//! - [`twilio`], [`gitlab`], [`tbank`]: presets whose rules differ (signed
+//!   form parameters, a plain token, a hash inside the JSON body).
+//! - [`asymmetric`]: public-key presets (Discord Ed25519, SendGrid ECDSA).
+//! - [`jwt`]: Tochka's RS256 JWS bodies.
+//! - [`meta`]: Meta's GitHub-style signature plus its GET subscription
+//!   handshake, authenticated by the verify token.
 //! - [`template`]: the signed-message template (`"{timestamp}.{body}"`).
 //! - [`encoding`]: decoding signatures from hex or base64.
 
+pub mod asymmetric;
 pub mod encoding;
+pub mod gitlab;
 pub mod hmac;
+pub mod jwt;
+pub mod meta;
+pub mod presets;
+pub mod tbank;
 pub mod template;
+pub mod twilio;
 
 use std::time::Duration;
 

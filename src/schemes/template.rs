@@ -26,6 +26,13 @@ pub enum Part {
     Path,
     /// Any request header's value.
     Header(HeaderName),
+    /// The route's `public_url` with the received query string: what senders
+    /// that sign the URL (Square, HubSpot) were configured with. Presets only.
+    Url,
+    /// A value in the JSON body, by JSON pointer: a string's contents or a
+    /// number's text (Mailgun signs `signature.timestamp` and `.token`).
+    /// Presets only.
+    Json(Box<str>),
 }
 
 /// A parsed message template.
@@ -57,6 +64,10 @@ pub struct Values<'a> {
     pub id: Option<&'a str>,
     /// All request headers, for `{header:Name}`.
     pub headers: &'a http::HeaderMap,
+    /// The public URL the sender signed, for schemes that sign it.
+    pub url: Option<&'a str>,
+    /// The parsed JSON body, for schemes that sign values inside it.
+    pub json: Option<&'a serde_json::Value>,
 }
 
 const PLACEHOLDERS: &str = "{body}, {timestamp}, {id}, {method}, {path}, {header:Name}";
@@ -111,6 +122,20 @@ impl Template {
         })
     }
 
+    /// Builds a template from parts, for presets (which may use parts the
+    /// config syntax does not offer); `source` is how it is described.
+    pub fn from_parts(source: &str, parts: Vec<Part>) -> Template {
+        Template {
+            parts,
+            source: source.into(),
+        }
+    }
+
+    /// True when any part reads the JSON body.
+    pub fn uses_json(&self) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::Json(_)))
+    }
+
     /// True when the template contains `part`.
     pub fn uses(&self, part: &Part) -> bool {
         self.parts.contains(part)
@@ -144,6 +169,23 @@ impl Template {
                         ))
                     }
                 },
+                Part::Url => sink(values.url.unwrap_or_default().as_bytes()),
+                Part::Json(pointer) => {
+                    match values.json.and_then(|doc| doc.pointer(pointer)) {
+                        Some(serde_json::Value::String(text)) => sink(text.as_bytes()),
+                        Some(value @ serde_json::Value::Number(_)) => {
+                            sink(value.to_string().as_bytes())
+                        }
+                        _ => {
+                            return Err(Reject::with(
+                                Reason::MissingSignedHeader,
+                                format!(
+                                    "the JSON body has no string or number at {pointer}, which is part of the signed message"
+                                ),
+                            ))
+                        }
+                    }
+                }
             }
         }
         Ok(())
@@ -164,6 +206,8 @@ mod tests {
             timestamp: Some("1700000000"),
             id: Some("msg_1"),
             headers,
+            url: None,
+            json: None,
         };
         t.feed(&values, &mut |b| out.extend_from_slice(b))?;
         Ok(out)

@@ -1,0 +1,110 @@
+//! GitLab (`scheme = "gitlab"`): the `X-Gitlab-Token` header equals the
+//! configured secret.
+//!
+//! There is no signature: the token is a shared password sent with every
+//! delivery. It is compared through SHA-256 digests in constant time, so
+//! neither its contents nor its length leak through timing. The token is
+//! never used as a dedupe value (it is the same for every delivery and is a
+//! secret); the default dedupe key is the `X-Gitlab-Event-UUID` header.
+
+use http::header::HeaderName;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{RequestView, Scheme, Unsigned, Verified};
+use crate::config::DedupeSource;
+use crate::reject::{Reason, Reject};
+
+const TOKEN: HeaderName = HeaderName::from_static("x-gitlab-token");
+const EVENT_UUID: HeaderName = HeaderName::from_static("x-gitlab-event-uuid");
+
+/// GitLab's token check for one route.
+pub struct GitlabScheme {
+    key_ids: Vec<String>,
+    /// SHA-256 of each accepted token.
+    digests: Vec<[u8; 32]>,
+    /// The tokens themselves, kept only for [`Scheme::sign`].
+    tokens: Vec<Vec<u8>>,
+    /// `X-Gitlab-Event-UUID`, held so that it can be lent out.
+    event_uuid: HeaderName,
+}
+
+impl std::fmt::Debug for GitlabScheme {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitlabScheme")
+            .field("key_ids", &self.key_ids)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GitlabScheme {
+    /// Prepares the digests of the accepted tokens.
+    pub fn new(keys: Vec<(String, Vec<u8>)>) -> Self {
+        GitlabScheme {
+            digests: keys.iter().map(|(_, k)| Sha256::digest(k).into()).collect(),
+            key_ids: keys.iter().map(|(id, _)| id.clone()).collect(),
+            tokens: keys.into_iter().map(|(_, k)| k).collect(),
+            event_uuid: EVENT_UUID,
+        }
+    }
+}
+
+impl Scheme for GitlabScheme {
+    fn name(&self) -> &'static str {
+        "gitlab"
+    }
+
+    fn key_ids(&self) -> &[String] {
+        &self.key_ids
+    }
+
+    fn describe(&self) -> String {
+        format!("header {TOKEN} must equal the secret (constant-time comparison); no signature, no timestamp")
+    }
+
+    fn delivery_header(&self) -> Option<&HeaderName> {
+        Some(&self.event_uuid)
+    }
+
+    fn default_dedupe(&self) -> Vec<DedupeSource> {
+        vec![DedupeSource::Header(EVENT_UUID)]
+    }
+
+    fn verify(&self, request: &RequestView<'_>) -> Result<Verified, Reject> {
+        let value = request.headers.get(&TOKEN).ok_or_else(|| {
+            Reject::with(
+                Reason::MissingSignature,
+                format!("header {TOKEN} is missing"),
+            )
+        })?;
+        let digest: [u8; 32] = Sha256::digest(value.as_bytes()).into();
+        for (key, expected) in self.digests.iter().enumerate() {
+            if bool::from(expected.ct_eq(&digest)) {
+                // Not the token: a `dedupe = ["signature"]` on this route
+                // then means "the same body again".
+                return Ok(Verified {
+                    key,
+                    signature: Sha256::digest(request.body).to_vec(),
+                    timestamp: None,
+                });
+            }
+        }
+        Err(Reject::with(
+            Reason::BadSignature,
+            format!(
+                "header {TOKEN} matches none of the route's {} token(s)",
+                self.digests.len()
+            ),
+        ))
+    }
+
+    fn sign(&self, key: usize, request: &mut Unsigned) -> Result<(), String> {
+        let token = http::HeaderValue::from_bytes(&self.tokens[key])
+            .map_err(|_| "the token is not a valid header value".to_owned())?;
+        request.headers.insert(TOKEN, token);
+        let id = http::HeaderValue::from_str(&request.id)
+            .map_err(|_| "the delivery id is not a valid header value".to_owned())?;
+        request.headers.insert(EVENT_UUID, id);
+        Ok(())
+    }
+}
