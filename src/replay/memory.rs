@@ -1,94 +1,220 @@
-//! The in-process replay store, on a moka cache.
+//! The in-process replay store: a compact, sharded map from dedupe key to
+//! claim state.
 //!
-//! Each key maps to a small slot: the claiming request's token while it is in
-//! flight, [`COMPLETED`] once delivered. Slots expire after their own ttl (a
-//! route's `dedupe_ttl`, restarted on completion). `max_entries` bounds the
-//! cache; when it is full moka evicts by its admission policy, and those
-//! early evictions weaken replay protection, so they are counted.
+//! hookguard started on moka; at 1,000,000 remembered deliveries moka cost
+//! 446 bytes per key (measured with `examples/replay_memory.rs`: its
+//! general-purpose entries carry reference counts, LRU links, timer-wheel
+//! nodes and frequency sketches). Replay protection needs much less: the
+//! keys are uniformly distributed hashes, the value is a token and a
+//! deadline, and eviction only has to drop the oldest keys when the bound is
+//! reached. So each shard holds a hash map of 32-byte slots, keyed directly
+//! by the key's bits (no rehashing), and a FIFO of keys in insertion order
+//! for capacity eviction. Expired keys are treated as absent at once and
+//! removed by a sweep amortised over inserts.
+//!
+//! Each key maps to the claiming request's token while it is in flight, and
+//! to [`COMPLETED`] once delivered. A slot lives for its own ttl (the
+//! route's `dedupe_ttl`), restarted on completion. `max_entries` bounds the
+//! store; keys dropped for capacity before their ttl weaken replay
+//! protection, so they are reported.
 
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use moka::notification::RemovalCause;
-use moka::ops::compute::Op;
-use moka::sync::Cache;
-use moka::Expiry;
 
 use super::{Claim, ClaimResult, Key, ReplayStore, StoreError};
 
 /// Token value marking a delivered key; live tokens start at 1.
 const COMPLETED: u64 = 0;
 
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    token: u64,
-    ttl: Duration,
-}
+/// Most shards; concurrent requests rarely wait on the same lock.
+const MAX_SHARDS: u64 = 64;
 
-/// Each slot lives for its own ttl, counted from its last write.
-struct SlotTtl;
-
-impl Expiry<Key, Slot> for SlotTtl {
-    fn expire_after_create(&self, _key: &Key, slot: &Slot, _at: Instant) -> Option<Duration> {
-        Some(slot.ttl)
-    }
-
-    fn expire_after_update(
-        &self,
-        _key: &Key,
-        slot: &Slot,
-        _at: Instant,
-        _remaining: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(slot.ttl)
-    }
-}
+/// Fewest keys per shard before another shard is worth it. Capacity is
+/// enforced per shard, so small stores use one shard and stay exact.
+const MIN_SHARD_KEYS: u64 = 4096;
 
 /// Called with `"capacity"` or `"expired"` when a key leaves the store on
 /// its own (releases and completions are not evictions).
 pub type EvictionHook = Arc<dyn Fn(&'static str) + Send + Sync>;
 
-/// The moka-backed store.
+/// What the store remembers per key: 16 bytes, beside the 16-byte key.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// The holder's token, or [`COMPLETED`].
+    token: u64,
+    /// Milliseconds since the store's epoch after which the slot is gone.
+    expires: u64,
+}
+
+/// Keys are truncated SHA-256 digests: already uniform, so the map uses
+/// their low bits as the hash instead of hashing them again.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for u128 keys; a correct fallback all the same.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        self.0 = n as u64;
+    }
+}
+
+type SlotMap = HashMap<u128, Slot, BuildHasherDefault<KeyHasher>>;
+
+/// One shard: the slots, and the keys in insertion order.
+#[derive(Default)]
+struct Shard {
+    slots: SlotMap,
+    /// Keys in the order they were claimed; may hold keys already released
+    /// or re-claimed (skipped when popped, compacted when it grows).
+    order: VecDeque<u128>,
+    /// Inserts since the last sweep for expired slots.
+    inserts_since_sweep: usize,
+}
+
+/// The in-memory store.
 pub struct MemoryStore {
-    cache: Cache<Key, Slot>,
+    shards: Vec<Mutex<Shard>>,
+    /// Most keys per shard.
+    shard_capacity: usize,
+    epoch: Instant,
     next_token: AtomicU64,
+    on_evict: EvictionHook,
 }
 
 impl std::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MemoryStore")
-            .field("entries", &self.cache.entry_count())
+            .field("shard_capacity", &self.shard_capacity)
             .finish()
     }
+}
+
+fn as_u128(key: &Key) -> u128 {
+    u128::from_le_bytes(*key)
 }
 
 impl MemoryStore {
     /// A store remembering at most `max_entries` keys; `on_evict` hears of
     /// keys dropped for capacity or expiry.
     pub fn new(max_entries: u64, on_evict: EvictionHook) -> Self {
-        let cache = Cache::builder()
-            .max_capacity(max_entries)
-            .expire_after(SlotTtl)
-            .eviction_listener(move |_key, _slot, cause| match cause {
-                RemovalCause::Size => on_evict("capacity"),
-                RemovalCause::Expired => on_evict("expired"),
-                RemovalCause::Explicit | RemovalCause::Replaced => {}
-            })
-            .build();
+        let shards = (max_entries / MIN_SHARD_KEYS).clamp(1, MAX_SHARDS);
+        // Rounded down, so that all shards together never exceed the bound.
+        let per_shard = usize::try_from(max_entries / shards).unwrap_or(usize::MAX);
         MemoryStore {
-            cache,
+            shards: (0..shards).map(|_| Mutex::default()).collect(),
+            shard_capacity: per_shard.max(1),
+            epoch: Instant::now(),
             next_token: AtomicU64::new(COMPLETED + 1),
+            on_evict,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn deadline(&self, ttl: Duration) -> u64 {
+        self.now_ms().saturating_add(ttl.as_millis() as u64)
+    }
+
+    /// The shard for a key: its high half, independent of the low bits the
+    /// map hashes with.
+    fn shard(&self, key: u128) -> MutexGuard<'_, Shard> {
+        let index = ((key >> 64) as u64 % self.shards.len() as u64) as usize;
+        // A poisoned lock means a panic mid-update of plain data; the slots
+        // are still consistent enough to keep protecting against replays.
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Claims one key for `token`; `Err` with what holds it.
+    fn claim_one(&self, key: u128, token: u64, ttl: Duration) -> Result<(), ClaimResult> {
+        let now = self.now_ms();
+        let mut shard = self.shard(key);
+        if let Some(slot) = shard.slots.get(&key) {
+            if slot.expires > now {
+                return Err(if slot.token == COMPLETED {
+                    ClaimResult::Duplicate
+                } else {
+                    ClaimResult::InFlight
+                });
+            }
+        }
+        let slot = Slot {
+            token,
+            expires: now.saturating_add(ttl.as_millis() as u64),
+        };
+        if shard.slots.insert(key, slot).is_some() {
+            // An expired slot replaced in place.
+            (self.on_evict)("expired");
+        }
+        shard.order.push_back(key);
+        shard.inserts_since_sweep += 1;
+        self.maintain(&mut shard, now);
+        Ok(())
+    }
+
+    /// Keeps a shard within its capacity and its FIFO within bounds, and
+    /// sweeps expired slots once enough inserts have passed.
+    fn maintain(&self, shard: &mut Shard, now: u64) {
+        let Shard {
+            slots,
+            order,
+            inserts_since_sweep,
+        } = shard;
+        if *inserts_since_sweep > slots.len() / 2 + 64 {
+            *inserts_since_sweep = 0;
+            let before = slots.len();
+            slots.retain(|_, slot| slot.expires > now);
+            for _ in slots.len()..before {
+                (self.on_evict)("expired");
+            }
+        }
+        while slots.len() > self.shard_capacity {
+            let Some(oldest) = order.pop_front() else {
+                break;
+            };
+            if let Some(slot) = slots.remove(&oldest) {
+                (self.on_evict)(if slot.expires > now {
+                    "capacity"
+                } else {
+                    "expired"
+                });
+            }
+        }
+        // Released and re-claimed keys leave stale FIFO entries behind.
+        if order.len() > 2 * self.shard_capacity.max(slots.len()) + 64 {
+            order.retain(|key| slots.contains_key(key));
         }
     }
 
     fn release_keys(&self, keys: &[Key], token: u64) {
         for key in keys {
-            self.cache.entry(*key).and_compute_with(|slot| match slot {
-                Some(slot) if slot.value().token == token => Op::Remove,
-                _ => Op::Nop,
-            });
+            let key = as_u128(key);
+            let mut shard = self.shard(key);
+            if shard
+                .slots
+                .get(&key)
+                .is_some_and(|slot| slot.token == token)
+            {
+                shard.slots.remove(&key);
+            }
         }
     }
 }
@@ -97,33 +223,43 @@ impl MemoryStore {
 impl ReplayStore for MemoryStore {
     async fn claim(&self, keys: Vec<Key>, ttl: Duration) -> Result<ClaimResult, StoreError> {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-        let fresh = Slot { token, ttl };
         for (taken, key) in keys.iter().enumerate() {
-            let entry = self.cache.entry(*key).or_insert_with(|| fresh);
-            if !entry.is_fresh() {
+            if let Err(held) = self.claim_one(as_u128(key), token, ttl) {
                 // Undo the keys taken so far: all or nothing.
                 self.release_keys(&keys[..taken], token);
-                return Ok(if entry.into_value().token == COMPLETED {
-                    ClaimResult::Duplicate
-                } else {
-                    ClaimResult::InFlight
-                });
+                return Ok(held);
             }
         }
         Ok(ClaimResult::Claimed(Claim { keys, token, ttl }))
     }
 
     async fn complete(&self, claim: &Claim) -> Result<(), StoreError> {
-        let done = Slot {
-            token: COMPLETED,
-            ttl: claim.ttl,
-        };
+        let expires = self.deadline(claim.ttl);
         for key in &claim.keys {
-            self.cache.entry(*key).and_compute_with(|slot| match slot {
-                // Ours, or expired meanwhile: either way it is now delivered.
-                Some(slot) if slot.value().token != claim.token => Op::Nop,
-                _ => Op::Put(done),
-            });
+            let key = as_u128(key);
+            let mut shard = self.shard(key);
+            match shard.slots.get_mut(&key) {
+                Some(slot) if slot.token == claim.token => {
+                    *slot = Slot {
+                        token: COMPLETED,
+                        expires,
+                    }
+                }
+                // Someone else holds it now (ours expired and was
+                // re-claimed): theirs to settle.
+                Some(_) => {}
+                // Ours expired and was swept: it is delivered all the same.
+                None => {
+                    shard.slots.insert(
+                        key,
+                        Slot {
+                            token: COMPLETED,
+                            expires,
+                        },
+                    );
+                    shard.order.push_back(key);
+                }
+            }
         }
         Ok(())
     }
@@ -134,9 +270,16 @@ impl ReplayStore for MemoryStore {
     }
 
     fn entries(&self) -> u64 {
-        // moka counts lazily; settle pending work so the figure is current.
-        self.cache.run_pending_tasks();
-        self.cache.entry_count()
+        self.shards
+            .iter()
+            .map(|shard| {
+                shard
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .slots
+                    .len() as u64
+            })
+            .sum()
     }
 }
 
