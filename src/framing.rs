@@ -61,21 +61,22 @@ impl Head {
     /// Appends `data`; returns how many of its bytes belong to the head
     /// once the head is complete.
     fn push(&mut self, data: &[u8]) -> Option<usize> {
-        let before = self.buf.len();
-        self.buf.extend_from_slice(data);
-        let mut search = before;
-        while let Some(offset) = self.buf[search..].iter().position(|&b| b == b'\n') {
-            let end = search + offset + 1;
-            let line = &self.buf[self.line_start..end];
+        // Only head bytes are copied: the body that usually follows in the
+        // same read is left where it is.
+        let mut used = 0;
+        while let Some(offset) = data[used..].iter().position(|&b| b == b'\n') {
+            let end = used + offset + 1;
+            self.buf.extend_from_slice(&data[used..end]);
+            used = end;
+            let line = &self.buf[self.line_start..];
             let empty = line == b"\r\n" || line == b"\n";
             if empty && self.seen_request_line {
-                self.buf.truncate(end);
-                return Some(end - before);
+                return Some(used);
             }
             self.seen_request_line |= !empty;
-            self.line_start = end;
-            search = end;
+            self.line_start = self.buf.len();
         }
+        self.buf.extend_from_slice(&data[used..]);
         None
     }
 }
