@@ -3,7 +3,9 @@
 //! - `GET /healthz`: 200 while the process is alive (liveness).
 //! - `GET /readyz`: 200 once the config is loaded and the listener bound,
 //!   503 from the moment shutdown begins (readiness), so that Kubernetes
-//!   stops sending traffic before connections drain.
+//!   stops sending traffic before connections drain. With a shared replay
+//!   store under `on_store_error = "reject"`, also 503 while the store's
+//!   health check fails: every request would be refused anyway.
 //! - `GET /metrics`: Prometheus text exposition.
 
 use std::convert::Infallible;
@@ -24,17 +26,36 @@ use crate::replay::ReplayStore;
 /// Whether the proxy should receive traffic. Cloned into the admin server;
 /// flipped by the server as it starts and stops.
 #[derive(Debug, Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
+pub struct Readiness {
+    /// Set while the listener serves; cleared when shutdown begins.
+    serving: Arc<AtomicBool>,
+    /// A store whose outage makes the proxy unready; `None` when the store
+    /// cannot fail or its failures do not stop requests.
+    store: Option<Arc<dyn ReplayStore>>,
+}
 
 impl Readiness {
+    /// Readiness that also requires `store` to be healthy.
+    pub fn gated_by(store: Arc<dyn ReplayStore>) -> Self {
+        Readiness {
+            serving: Arc::default(),
+            store: Some(store),
+        }
+    }
+
     /// Marks the proxy ready or not.
     pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::SeqCst);
+        self.serving.store(ready, Ordering::SeqCst);
     }
 
     /// True while ready.
     pub fn is_ready(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.serving.load(Ordering::SeqCst) && !self.store_down()
+    }
+
+    /// True while the gating store fails its health check.
+    fn store_down(&self) -> bool {
+        self.store.as_ref().is_some_and(|store| !store.healthy())
     }
 }
 
@@ -91,6 +112,11 @@ fn healthz() -> Response<Full<Bytes>> {
 fn readyz(readiness: &Readiness) -> Response<Full<Bytes>> {
     if readiness.is_ready() {
         text(StatusCode::OK, "ready\n")
+    } else if readiness.serving.load(Ordering::SeqCst) {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the replay store is unreachable\n",
+        )
     } else {
         text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
     }

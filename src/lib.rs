@@ -14,7 +14,8 @@
 //!   family (generic HMAC first).
 //! - [`limits`]: admission (framing, method, client address, rate, content
 //!   type) and body size and time limits, applied before work.
-//! - [`replay`]: dedupe keys and the store that remembers them (memory).
+//! - [`replay`]: dedupe keys and the stores that remember them (memory,
+//!   redis).
 //! - [`proxy`]: the request pipeline, forwarding, and the one place a
 //!   rejection becomes a response, a log line and a metric.
 //! - [`reject`]: the reasons hookguard answers itself, and their statuses.

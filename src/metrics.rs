@@ -17,6 +17,9 @@
 //! | `hookguard_timestamp_skew_seconds` | route, direction | sender clock vs ours |
 //! | `hookguard_replay_entries` | | keys remembered now |
 //! | `hookguard_replay_evictions_total` | cause | keys dropped, by cause |
+//! | `hookguard_replay_store_errors_total` | op | shared-store operations that failed |
+//! | `hookguard_replay_store_duration_seconds` | op | shared-store operations, histogram |
+//! | `hookguard_replay_store_bypass_total` | route | forwarded unprotected (store down, `allow`) |
 //! | `hookguard_config_reloads_total` | result | reload attempts |
 //! | `hookguard_build_info` | version | always 1 |
 
@@ -47,6 +50,9 @@ const STATUS_CLASSES: &[&str] = &["2xx", "3xx", "4xx", "5xx"];
 /// Why a replay key left the store early or on time.
 pub const EVICTION_CAUSES: &[&str] = &["capacity", "expired"];
 
+/// Operations of the shared replay store, as `op` labels.
+pub const STORE_OPS: &[&str] = &["claim", "complete", "release", "ping"];
+
 /// Results of `hookguard_config_reloads_total`.
 pub const RELOAD_RESULTS: &[&str] = &["success", "error"];
 
@@ -63,6 +69,9 @@ pub struct Metrics {
     skew: HistogramVec,
     replay_entries: IntGauge,
     replay_evictions: IntCounterVec,
+    store_errors: IntCounterVec,
+    store_duration: HistogramVec,
+    store_bypass: IntCounterVec,
     config_reloads: IntCounterVec,
 }
 
@@ -159,6 +168,26 @@ impl Metrics {
                 "Dedupe keys dropped by the replay store; cause=capacity weakens replay protection.",
                 &["cause"],
             ),
+            store_errors: counter(
+                r,
+                "hookguard_replay_store_errors_total",
+                "Shared replay store operations that failed or timed out, by operation.",
+                &["op"],
+            ),
+            store_duration: histogram(
+                r,
+                "hookguard_replay_store_duration_seconds",
+                "Time taken by shared replay store operations, by operation.",
+                &["op"],
+                LATENCY_BUCKETS,
+            ),
+            store_bypass: counter(
+                r,
+                "hookguard_replay_store_bypass_total",
+                "Requests forwarded without replay protection because the store failed \
+                 (on_store_error = allow).",
+                &["route"],
+            ),
             config_reloads: counter(
                 r,
                 "hookguard_config_reloads_total",
@@ -181,6 +210,10 @@ impl Metrics {
             .set(1);
         for cause in EVICTION_CAUSES {
             metrics.replay_evictions.with_label_values(&[cause]);
+        }
+        for op in STORE_OPS {
+            metrics.store_errors.with_label_values(&[op]);
+            metrics.store_duration.with_label_values(&[op]);
         }
         for result in RELOAD_RESULTS {
             metrics.config_reloads.with_label_values(&[result]);
@@ -213,6 +246,7 @@ impl Metrics {
                 self.secret_matches.with_label_values(&[route, key]);
             }
             if route != UNMATCHED_ROUTE {
+                self.store_bypass.with_label_values(&[route]);
                 for direction in ["ahead", "behind"] {
                     self.skew.with_label_values(&[route, direction]);
                 }
@@ -266,6 +300,21 @@ impl Metrics {
     /// Counts a replay key dropped by the store.
     pub fn eviction(&self, cause: &str) {
         self.replay_evictions.with_label_values(&[cause]).inc();
+    }
+
+    /// Records one shared-store operation.
+    pub fn store_op(&self, op: &str, took: Duration, ok: bool) {
+        self.store_duration
+            .with_label_values(&[op])
+            .observe(took.as_secs_f64());
+        if !ok {
+            self.store_errors.with_label_values(&[op]).inc();
+        }
+    }
+
+    /// Counts a request forwarded without a claim because the store failed.
+    pub fn store_bypass(&self, route: &str) {
+        self.store_bypass.with_label_values(&[route]).inc();
     }
 
     /// Counts a reload attempt.

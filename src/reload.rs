@@ -125,6 +125,10 @@ fn warn_restart_only(old: &Config, new: &Config) {
             "replay.max_entries",
             old.replay.max_entries != new.replay.max_entries,
         ),
+        (
+            "replay.store",
+            format!("{:?}", old.replay.store) != format!("{:?}", new.replay.store),
+        ),
     ];
     for (key, differs) in changed {
         if differs {

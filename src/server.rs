@@ -18,12 +18,14 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::admin::{self, Readiness};
-use crate::config::Config;
+use crate::config::{Config, OnStoreError, StoreKind};
 use crate::framing::FramingIo;
 use crate::metrics::Metrics;
 use crate::proxy::{self, forward, Live, State};
 use crate::reload::{self, ReloadSource};
 use crate::replay::memory::MemoryStore;
+use crate::replay::redis::{self, RedisStore};
+use crate::replay::ReplayStore;
 
 /// Serves `config` until `shutdown` resolves, then drains in-flight
 /// requests for at most `shutdown_grace` and returns.
@@ -56,20 +58,22 @@ async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let metrics = Metrics::new(&config);
-    let evictions = metrics.clone();
-    let store = Arc::new(MemoryStore::new(
-        config.replay.max_entries,
-        Arc::new(move |cause| evictions.eviction(cause)),
-    ));
+    let (store, on_store_error, health) = build_store(&config, &metrics);
     // Bound at start, like the listeners: a reload cannot resize it.
     let connections = Arc::new(Semaphore::new(config.server.max_connections));
     let state = Arc::new(State {
         live: ArcSwap::from_pointee(Live::new(config)),
         store,
+        on_store_error,
         client: forward::client(),
         metrics: metrics.clone(),
     });
-    let readiness = Readiness::default();
+    // Under "reject" a store outage refuses every request: say so to the
+    // load balancer. Under "allow" requests still go through.
+    let readiness = match (&health, on_store_error) {
+        (Some(_), OnStoreError::Reject) => Readiness::gated_by(state.store.clone()),
+        _ => Readiness::default(),
+    };
     let admin_addr = admin_listener.local_addr();
     let admin = tokio::spawn(admin::serve(
         admin_listener,
@@ -149,7 +153,42 @@ async fn serve(
         tracing::warn!("shutdown grace elapsed with requests still in flight");
     }
     admin.abort();
+    if let Some(health) = health {
+        health.abort();
+    }
     tracing::info!("hookguard stopped");
+}
+
+/// The replay store the config asks for, the policy for its failures, and
+/// the health check of a shared store. Bound at start: a reload cannot
+/// switch stores.
+fn build_store(
+    config: &Config,
+    metrics: &Metrics,
+) -> (
+    Arc<dyn ReplayStore>,
+    OnStoreError,
+    Option<tokio::task::JoinHandle<()>>,
+) {
+    let metrics = metrics.clone();
+    match &config.replay.store {
+        StoreKind::Memory => {
+            let store = MemoryStore::new(
+                config.replay.max_entries,
+                Arc::new(move |cause| metrics.eviction(cause)),
+            );
+            (Arc::new(store), OnStoreError::Reject, None)
+        }
+        StoreKind::Redis(settings) => {
+            let store = Arc::new(RedisStore::new(
+                settings,
+                config.server.upstream_timeout,
+                Arc::new(move |op, took, ok| metrics.store_op(op, took, ok)),
+            ));
+            let health = redis::spawn_health_check(&store);
+            (store, settings.on_store_error, Some(health))
+        }
+    }
 }
 
 /// HTTP/1.1 settings for a new connection, from the live config.

@@ -116,17 +116,47 @@ pub enum Unmatched {
 /// `[replay]`.
 #[derive(Debug, Clone)]
 pub struct Replay {
-    /// Which store backs replay protection.
+    /// Which store backs replay protection, with that store's settings.
     pub store: StoreKind,
-    /// Upper bound on remembered keys (memory store).
+    /// Upper bound on remembered keys (memory store; Redis is bounded by its
+    /// own `maxmemory`).
     pub max_entries: u64,
 }
 
 /// The replay store backends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum StoreKind {
-    /// In-process moka cache.
+    /// In-process map: one per process, the default.
     Memory,
+    /// One Redis (or Valkey) shared by every replica of the app.
+    Redis(Box<RedisReplay>),
+}
+
+/// `store = "redis"`: where the shared store is and how hookguard uses it.
+#[derive(Debug, Clone)]
+pub struct RedisReplay {
+    /// Address, database, TLS and credentials (`redis_url`, with
+    /// `redis_password` folded in); its `Debug` redacts the password.
+    pub connection: redis::ConnectionInfo,
+    /// Prepended to every key, so that hookguard's keys stay apart from
+    /// anything else kept in the same database.
+    pub key_prefix: String,
+    /// Longest a request waits for one store operation; past it the store
+    /// counts as unavailable for that request.
+    pub store_timeout: Duration,
+    /// What a request does when the store cannot answer.
+    pub on_store_error: OnStoreError,
+}
+
+/// `on_store_error`: availability or replay protection, when Redis fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStoreError {
+    /// Answer 503 `store_unavailable`; the sender retries later. `/readyz`
+    /// reports not ready while the store is down.
+    Reject,
+    /// Forward without replay protection, counted in
+    /// `hookguard_replay_store_bypass_total`.
+    Allow,
 }
 
 /// How a route's path is matched.
@@ -279,7 +309,7 @@ impl Config {
             }
         };
         let replay = match root.table("replay", &mut errors) {
-            Some(section) => parse_replay(section, &mut errors),
+            Some(section) => parse_replay(section, env, &mut errors),
             None => Some(Replay {
                 store: StoreKind::Memory,
                 max_entries: DEFAULT_MAX_ENTRIES,
@@ -560,25 +590,203 @@ pub(crate) fn header_name(text: &str) -> Result<HeaderName, String> {
         .map_err(|_| format!("{text:?} is not a valid header name"))
 }
 
-fn parse_replay(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<Replay> {
-    let store = s
-        .choice("store", &["memory"], errors)
-        .map(|_| StoreKind::Memory);
-    let max_entries = s
-        .unsigned("max_entries", errors)
-        .unwrap_or(DEFAULT_MAX_ENTRIES);
-    if max_entries == 0 {
+/// Keys of `[replay]` that only a Redis store reads.
+const REDIS_ONLY_KEYS: &[&str] = &[
+    "redis_url",
+    "redis_password",
+    "key_prefix",
+    "store_timeout",
+    "on_store_error",
+];
+
+const DEFAULT_KEY_PREFIX: &str = "hookguard:";
+const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(250);
+
+fn parse_replay(mut s: Section<'_>, env: &dyn Env, errors: &mut ConfigErrors) -> Option<Replay> {
+    let kind = match s.string("store", errors) {
+        None if s.has("store") => None,
+        None | Some("memory") => Some("memory"),
+        Some("redis") => Some("redis"),
+        Some(other) => {
+            errors.push(
+                s.key("store"),
+                format!("{other:?} is not one of memory, redis"),
+            );
+            None
+        }
+    };
+    let max_entries = s.unsigned("max_entries", errors);
+    if max_entries == Some(0) {
         errors.push(s.key("max_entries"), "must be greater than 0");
     }
-    let had_store = s.has("store");
+    // Every key is read (and type-checked) whatever the store, so that one
+    // pass reports everything; which keys belong to which store comes after.
+    let url = s.string("redis_url", errors).map(|text| {
+        parse_redis_url(text)
+            .map_err(|m| errors.push(s.key("redis_url"), m))
+            .ok()
+    });
+    let password = parse_redis_password(&mut s, env, errors);
+    let key_prefix = s.string("key_prefix", errors).and_then(|prefix| {
+        check_key_prefix(prefix)
+            .map_err(|m| errors.push(s.key("key_prefix"), m))
+            .ok()
+    });
+    let store_timeout = s.duration("store_timeout", errors);
+    match store_timeout {
+        Some(t) if t.is_zero() => errors.push(s.key("store_timeout"), "must be greater than 0"),
+        Some(t) if t > Duration::from_secs(10) => errors.push(
+            s.key("store_timeout"),
+            "must be at most 10s: requests wait this long for the store",
+        ),
+        _ => {}
+    }
+    let on_store_error = s
+        .choice("on_store_error", &["reject", "allow"], errors)
+        .map(|choice| match choice {
+            "allow" => OnStoreError::Allow,
+            _ => OnStoreError::Reject,
+        });
+    let present: Vec<&str> = ["max_entries", "redis_url"]
+        .iter()
+        .chain(REDIS_ONLY_KEYS)
+        .copied()
+        .filter(|key| s.has(key))
+        .collect();
+    let path = s.path().to_owned();
+    let key = |name: &str| format!("{path}.{name}");
     s.finish(errors);
-    if had_store && store.is_none() {
+    let store = match kind? {
+        "redis" => {
+            if present.contains(&"max_entries") {
+                errors.push(
+                    key("max_entries"),
+                    "applies only to store = \"memory\"; a Redis store is bounded by Redis's maxmemory",
+                );
+            }
+            if !present.contains(&"redis_url") {
+                errors.push(
+                    key("redis_url"),
+                    "missing: store = \"redis\" needs the server's address, e.g. \"redis://redis.default.svc:6379/0\"",
+                );
+            }
+            let (mut connection, password) = (url??, password?);
+            if let Some(password) = password {
+                if connection.redis_settings().password().is_some() {
+                    errors.push(
+                        key("redis_password"),
+                        "redis_url already carries a password: give it in one place only",
+                    );
+                    return None;
+                }
+                let settings = connection.redis_settings().clone().set_password(password);
+                connection = connection.set_redis_settings(settings);
+            }
+            StoreKind::Redis(Box::new(RedisReplay {
+                connection,
+                key_prefix: key_prefix.unwrap_or(DEFAULT_KEY_PREFIX).to_owned(),
+                store_timeout: store_timeout.unwrap_or(DEFAULT_STORE_TIMEOUT),
+                on_store_error: on_store_error.unwrap_or(OnStoreError::Reject),
+            }))
+        }
+        _ => {
+            for name in REDIS_ONLY_KEYS {
+                if present.contains(name) {
+                    errors.push(key(name), "applies only to store = \"redis\"");
+                }
+            }
+            StoreKind::Memory
+        }
+    };
+    Some(Replay {
+        store,
+        max_entries: max_entries.unwrap_or(DEFAULT_MAX_ENTRIES),
+    })
+}
+
+/// Validates `redis_url`. The value is never echoed: it may hold a password.
+fn parse_redis_url(text: &str) -> Result<redis::ConnectionInfo, String> {
+    const USE: &str = "use redis://[:PASSWORD@]HOST[:PORT][/DB], or rediss:// for TLS";
+    match text.split_once("://") {
+        Some(("redis" | "rediss", _)) => {}
+        _ => return Err(format!("is not a redis:// or rediss:// URL: {USE}")),
+    }
+    redis::IntoConnectionInfo::into_connection_info(text).map_err(|e| {
+        // The crate's message is "<what> - <kind>"; the kind is noise here.
+        let error = e.to_string();
+        let what = error.split(" - ").next().unwrap_or("unreadable");
+        format!("is not a usable Redis URL ({what}): {USE}")
+    })
+}
+
+/// `redis_password = { env = "VAR" }` (or `file`, or `value`): the password
+/// kept out of the URL. `Some(None)` when absent; `None` when invalid.
+fn parse_redis_password(
+    s: &mut Section<'_>,
+    env: &dyn Env,
+    errors: &mut ConfigErrors,
+) -> Option<Option<String>> {
+    let key = s.key("redis_password");
+    let Some(mut entry) = s.table("redis_password", errors) else {
+        return if s.has("redis_password") {
+            None
+        } else {
+            Some(None)
+        };
+    };
+    let mut sources = Vec::new();
+    if let Some(var) = entry.string("env", errors) {
+        sources.push(Source::Env(var.to_owned()));
+    }
+    if let Some(file) = entry.string("file", errors) {
+        sources.push(Source::File(file.to_owned()));
+    }
+    // Read without `string`, so that a type error cannot hint at a value.
+    if let Some(value) = entry.raw("value") {
+        match value {
+            toml::Value::String(text) => sources.push(Source::Value(text.clone())),
+            other => errors.push(
+                entry.key("value"),
+                format!("expected a string, found {}", reader::describe(other)),
+            ),
+        }
+    }
+    entry.finish(errors);
+    if sources.len() != 1 {
+        errors.push(
+            key,
+            "give exactly one of env = \"VAR\", file = \"/path\" or value = \"...\"",
+        );
         return None;
     }
-    Some(Replay {
-        store: StoreKind::Memory,
-        max_entries,
-    })
+    let bytes = sources[0]
+        .resolve(env)
+        .map_err(|message| errors.push(key.as_str(), message))
+        .ok()?;
+    match String::from_utf8(bytes) {
+        Ok(password) => Some(Some(password)),
+        Err(_) => {
+            errors.push(key, "the password is not UTF-8 text");
+            None
+        }
+    }
+}
+
+/// Key prefixes are printable ASCII without spaces, so that keys read well
+/// in `redis-cli` and cannot smuggle protocol bytes into logs.
+fn check_key_prefix(prefix: &str) -> Result<&str, String> {
+    if prefix.len() > 64 {
+        return Err(format!(
+            "is {} bytes long; use at most 64 (it is stored in every key)",
+            prefix.len()
+        ));
+    }
+    if !prefix.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(format!(
+            "{prefix:?} has spaces or non-ASCII characters; use printable ASCII, e.g. \"hookguard:\""
+        ));
+    }
+    Ok(prefix)
 }
 
 fn parse_route(

@@ -21,7 +21,7 @@ use arc_swap::ArcSwap;
 use http::{Request, Response};
 use hyper::body::Incoming;
 
-use crate::config::{Config, Route, Unmatched};
+use crate::config::{Config, OnStoreError, Route, Unmatched};
 use crate::limits;
 use crate::metrics::Metrics;
 use crate::reject::{Reason, Reject};
@@ -59,6 +59,9 @@ pub struct State {
     pub live: ArcSwap<Live>,
     /// Replay protection.
     pub store: Arc<dyn ReplayStore>,
+    /// What a request does when the store cannot answer; bound at start
+    /// with the store (readiness follows the same policy).
+    pub on_store_error: OnStoreError,
     /// Pooled connections to the app.
     pub client: UpstreamClient,
     /// Counters served on `/metrics`.
@@ -222,7 +225,8 @@ fn verify(state: &State, route: &Route, view: &RequestView<'_>) -> Result<Verifi
     Ok(verified)
 }
 
-/// Claims the request's dedupe keys; `None` when it has none.
+/// Claims the request's dedupe keys; `None` when it has none, and when the
+/// store failed under `on_store_error = "allow"` (counted and logged).
 async fn claim(
     state: &State,
     route: &Route,
@@ -242,6 +246,15 @@ async fn claim(
             "a copy of this delivery is being forwarded right now; retry later",
         )
         .retry_after(IN_FLIGHT_RETRY_AFTER)),
+        Err(error) if state.on_store_error == OnStoreError::Allow => {
+            state.metrics.store_bypass(&route.name);
+            tracing::warn!(
+                route = %route.name,
+                error = %error.0,
+                "replay store unavailable; forwarding without replay protection (on_store_error = allow)"
+            );
+            Ok(None)
+        }
         Err(error) => Err(Reject::with(
             Reason::StoreUnavailable,
             format!("the replay store is unavailable: {}", error.0),

@@ -7,9 +7,11 @@
 //! below 500) and released when it did not, so that the sender's retry goes
 //! through. That is what makes "nothing lost, nothing twice" hold.
 //!
-//! - [`memory`]: the in-process moka store (the default).
+//! - [`memory`]: the in-process store (the default): a compact sharded map.
+//! - [`redis`]: one Redis shared by every replica of the app.
 
 pub mod memory;
+pub mod redis;
 
 use std::time::Duration;
 
@@ -61,6 +63,11 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
     async fn release(&self, claim: &Claim) -> Result<(), StoreError>;
     /// How many keys the store holds now, as far as this process knows.
     fn entries(&self) -> u64;
+    /// Whether the store answers now. A store in this process always does;
+    /// a remote one says what its last health check found.
+    fn healthy(&self) -> bool {
+        true
+    }
 }
 
 /// Derives a request's dedupe keys. Sources absent from the request (a

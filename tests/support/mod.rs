@@ -402,3 +402,147 @@ impl Connection {
         status
     }
 }
+
+/// A real `redis-server` on a free loopback port, without persistence,
+/// killed on drop.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<std::process::Child>,
+    /// Extra arguments, repeated when the server is started again.
+    args: Vec<String>,
+}
+
+impl RedisServer {
+    /// Starts a redis-server with `args` added to the defaults. Where the
+    /// binary is not installed, outside CI (`CI` unset) this says the test
+    /// is skipped and returns `None`; in CI (where `.ci/run` installs it)
+    /// its absence is a failure.
+    pub async fn start(args: &[&str]) -> Option<RedisServer> {
+        let probe = std::process::Command::new("redis-server")
+            .arg("--version")
+            .output();
+        if let Err(e) = probe {
+            if std::env::var_os("CI").is_none() {
+                eprintln!(
+                    "SKIPPED: redis-server is not installed ({e}); install it to run this test"
+                );
+                return None;
+            }
+            panic!("redis-server is required in CI: {e}");
+        }
+        let port = {
+            let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            holder.local_addr().unwrap().port()
+        };
+        let mut server = RedisServer {
+            port,
+            child: None,
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+        };
+        server.restart().await;
+        Some(server)
+    }
+
+    /// `redis://127.0.0.1:PORT/0`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to its clients) and waits for
+    /// it to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGKILL ends a frozen process too.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Freezes (`true`, SIGSTOP) or thaws (`false`, SIGCONT) the server: its
+    /// port still accepts connections, but nothing is answered, like a hung
+    /// host or a partition.
+    pub fn freeze(&self, frozen: bool) {
+        let pid = self.child.as_ref().expect("redis-server is running").id();
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+
+    /// Starts the server again on the same port (empty: no persistence) and
+    /// waits until it answers PING.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(std::env::temp_dir())
+            .args(&self.args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !self.answers_ping().await {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server on port {} did not answer PING within 10 s",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// True when a PING on a fresh connection gets an answer (`+PONG`, or
+    /// `-NOAUTH` from a server that wants a password: up all the same).
+    async fn answers_ping(&self) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)).await else {
+            return false;
+        };
+        if stream.write_all(b"PING\r\n").await.is_err() {
+            return false;
+        }
+        let mut answer = [0u8; 64];
+        match tokio::time::timeout(Duration::from_secs(1), stream.read(&mut answer)).await {
+            Ok(Ok(n)) => answer[..n].starts_with(b"+PONG") || answer[..n].starts_with(b"-NOAUTH"),
+            _ => false,
+        }
+    }
+
+    /// A plain connection for the test's own look at the keys.
+    pub async fn client(&self) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(self.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `/readyz` until it answers `status`, for at most `limit`; returns
+/// how long that took, or `None` when it never did.
+pub async fn wait_ready_status(
+    admin: SocketAddr,
+    status: u16,
+    limit: Duration,
+) -> Option<Duration> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < limit {
+        if admin_get(admin, "/readyz").await.0 == status {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    None
+}

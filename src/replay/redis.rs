@@ -1,0 +1,427 @@
+//! The shared replay store on Redis (or Valkey), for apps with several
+//! replicas.
+//!
+//! Each dedupe key is one Redis string, `<key_prefix><32 hex digits>`. While
+//! a delivery is being forwarded the string holds the claim's token (this
+//! process's random 64-bit id and a per-claim counter, so no two claims
+//! anywhere share one); once the app took the delivery it holds [`COMPLETED`].
+//! Every string carries a TTL, so Redis forgets keys on its own.
+//!
+//! Claim, complete and release are each one Lua script, because Redis runs a
+//! script atomically: "claim every key or none" needs to look at all keys
+//! before writing any, which neither `SET NX` per key (it would leave some
+//! keys taken when a later one is held) nor `MULTI` (it cannot branch on what
+//! it reads) can do. Complete and release write only where the key still
+//! holds this claim's token, so a late settle never overwrites another
+//! replica's claim. A multi-key script needs all its keys on one node: this
+//! store is for a single primary (with or without replicas and failover
+//! behind one address), not for Redis Cluster.
+//!
+//! A claim in flight lives for a *lease* (the longest a forward can take,
+//! plus margin), not for the dedupe TTL: if a replica dies mid-forward, its
+//! keys free themselves and the sender's retry goes through on another
+//! replica instead of meeting `in_flight` for a day. Completion restarts the
+//! TTL at the route's `dedupe_ttl`.
+//!
+//! One [`ConnectionManager`] (one multiplexed connection, reconnecting with
+//! backoff) serves every request; each operation is bounded by
+//! `store_timeout`. A background check pings every [`HEALTH_INTERVAL`]; it
+//! drives [`ReplayStore::healthy`] (and so `/readyz`), and after a few failed
+//! pings in a row it replaces the connection manager outright, so that even a
+//! connection that hangs silently (a failed-over primary behind the same
+//! name) is left behind.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Cmd, RedisError};
+use tokio::task::JoinHandle;
+
+use super::{Claim, ClaimResult, Key, ReplayStore, StoreError};
+use crate::config::RedisReplay;
+
+/// The value of a key whose delivery the app took. Tokens are 32 hex
+/// digits, so they can never equal it.
+const COMPLETED: &str = "done";
+
+/// How often the background check pings Redis: readiness follows an outage
+/// and a recovery within about this plus one `store_timeout`.
+pub const HEALTH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Failed pings in a row after which the connection manager is replaced.
+const RENEW_AFTER_FAILED_PINGS: u32 = 3;
+
+/// Added to the longest forward to make the in-flight lease: room for the
+/// claim and the settle themselves and for scheduling delays.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
+
+/// Claims every key or none. KEYS: the request's keys, sorted. ARGV: token,
+/// lease in ms, the completed marker. Answers 0 when claimed; otherwise the
+/// state of the first key (in the keys' order) already held: 1 completed,
+/// 2 in flight, as the memory store does.
+const CLAIM: &str = r"
+for _, key in ipairs(KEYS) do
+  local held = redis.call('GET', key)
+  if held then
+    if held == ARGV[3] then return 1 end
+    return 2
+  end
+end
+for _, key in ipairs(KEYS) do
+  redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+end
+return 0
+";
+
+/// Marks a claim's keys delivered for the dedupe TTL. KEYS: the claim's
+/// keys. ARGV: token, the completed marker, TTL in ms. A key that expired
+/// meanwhile is marked too (the app did take the delivery); a key another
+/// claim holds is left to that claim.
+const COMPLETE: &str = r"
+for _, key in ipairs(KEYS) do
+  local held = redis.call('GET', key)
+  if not held or held == ARGV[1] then
+    redis.call('SET', key, ARGV[2], 'PX', ARGV[3])
+  end
+end
+return 0
+";
+
+/// Frees a claim's keys where they still hold its token. KEYS: the claim's
+/// keys. ARGV: token.
+const RELEASE: &str = r"
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    redis.call('DEL', key)
+  end
+end
+return 0
+";
+
+/// Hears of every store operation: its name (`claim`, `complete`,
+/// `release`, `ping`), how long it took, and whether it succeeded.
+pub type StoreObserver = Arc<dyn Fn(&'static str, Duration, bool) + Send + Sync>;
+
+/// The Redis-backed store.
+pub struct RedisStore {
+    /// Where to connect; kept to build a fresh connection manager.
+    client: redis::Client,
+    /// The pooled, reconnecting connection; swapped whole by the health
+    /// check when it stops answering.
+    connection: ArcSwap<ConnectionManager>,
+    /// Prepended to every key.
+    prefix: String,
+    /// Bound on every operation.
+    timeout: Duration,
+    /// How long an unsettled claim holds its keys.
+    lease: Duration,
+    /// This process's random id, the first half of every token it writes.
+    replica: u64,
+    /// The second half: a counter, unique within this process.
+    next_token: AtomicU64,
+    /// The health check's verdict; an operation failing clears it at once.
+    healthy: AtomicBool,
+    /// Metrics for each operation.
+    observe: StoreObserver,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("addr", self.client.get_connection_info().addr())
+            .field("prefix", &self.prefix)
+            .field("healthy", &self.healthy.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl RedisStore {
+    /// A store on `settings`; `longest_forward` (the upstream timeout) sets
+    /// the in-flight lease. Connects lazily: Redis being down at start makes
+    /// the store unhealthy, not the process fail. Call [`spawn_health_check`]
+    /// to keep [`ReplayStore::healthy`] current.
+    pub fn new(settings: &RedisReplay, longest_forward: Duration, observe: StoreObserver) -> Self {
+        // Whichever crypto provider rustls finds first would do; installing
+        // ring explicitly keeps rediss:// working if another dependency ever
+        // enables a second provider. An error means one is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = redis::Client::open(settings.connection.clone())
+            .expect("opening a client from parsed connection info does not fail");
+        let connection = ArcSwap::from_pointee(manager(&client, settings.store_timeout));
+        RedisStore {
+            client,
+            connection,
+            prefix: settings.key_prefix.clone(),
+            timeout: settings.store_timeout,
+            lease: longest_forward + 2 * settings.store_timeout + LEASE_MARGIN,
+            replica: random_u64(),
+            next_token: AtomicU64::new(0),
+            healthy: AtomicBool::new(false),
+            observe,
+        }
+    }
+
+    /// The Redis key for a dedupe key.
+    fn redis_key(&self, key: &Key) -> String {
+        let mut out = String::with_capacity(self.prefix.len() + 2 * key.len());
+        out.push_str(&self.prefix);
+        out.push_str(&hex::encode(key));
+        out
+    }
+
+    /// The value a claim writes: unique across replicas and claims.
+    fn token_value(&self, token: u64) -> String {
+        format!("{:016x}{token:016x}", self.replica)
+    }
+
+    /// A handle on the current connection (a cheap clone).
+    fn connection(&self) -> ConnectionManager {
+        ConnectionManager::clone(&self.connection.load())
+    }
+
+    /// Runs one operation under the timeout, reports it, and turns the
+    /// outcome into a [`StoreError`] fit for a sender's eyes (details go to
+    /// the debug log).
+    async fn run<T>(
+        &self,
+        op: &'static str,
+        operation: impl Future<Output = Result<T, RedisError>>,
+    ) -> Result<T, StoreError> {
+        let result = timed(op, self.timeout, &self.observe, operation).await;
+        if result.is_err() {
+            self.healthy.store(false, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// One health check: a PING; after several failures in a row, a new
+    /// connection manager.
+    async fn check(&self, failures: &mut u32) {
+        let mut connection = self.connection();
+        let ping = self
+            .run(
+                "ping",
+                redis::cmd("PING").query_async::<()>(&mut connection),
+            )
+            .await;
+        match ping {
+            Ok(()) => {
+                if !self.healthy.swap(true, Ordering::Relaxed) {
+                    tracing::info!("replay store: redis is reachable");
+                }
+                *failures = 0;
+            }
+            Err(error) => {
+                *failures += 1;
+                if *failures == 1 {
+                    tracing::warn!(error = %error.0, "replay store: redis is unreachable");
+                }
+                if failures.is_multiple_of(RENEW_AFTER_FAILED_PINGS) {
+                    tracing::debug!("replay store: replacing the redis connection");
+                    self.connection
+                        .store(Arc::new(manager(&self.client, self.timeout)));
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ReplayStore for RedisStore {
+    async fn claim(&self, keys: Vec<Key>, ttl: Duration) -> Result<ClaimResult, StoreError> {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let value = self.token_value(token);
+        let redis_keys: Vec<String> = keys.iter().map(|k| self.redis_key(k)).collect();
+        let mut command = eval(CLAIM, &redis_keys);
+        command
+            .arg(&value)
+            .arg(millis(ttl.min(self.lease)))
+            .arg(COMPLETED);
+        let mut connection = self.connection();
+        let answer = self
+            .run("claim", command.query_async::<i64>(&mut connection))
+            .await;
+        match answer {
+            Ok(0) => Ok(ClaimResult::Claimed(Claim { keys, token, ttl })),
+            Ok(1) => Ok(ClaimResult::Duplicate),
+            Ok(2) => Ok(ClaimResult::InFlight),
+            Ok(other) => Err(StoreError(format!(
+                "the claim script answered {other}, which this version does not know"
+            ))),
+            Err(error) => {
+                // A claim that timed out may still run in Redis after the
+                // request gave up on it (a stalled server catching up); undo
+                // it, or the sender's retry would meet `in_flight` until the
+                // lease ends. Commands on one connection run in order, so
+                // this release runs after the claim, on the same connection,
+                // kept open until it is answered or the lease is over.
+                if error.0.starts_with(NO_ANSWER) {
+                    let (lease, observe) = (self.lease, self.observe.clone());
+                    tokio::spawn(async move {
+                        let _ = timed(
+                            "release",
+                            lease,
+                            &observe,
+                            release(&mut connection, &redis_keys, &value),
+                        )
+                        .await;
+                    });
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn complete(&self, claim: &Claim) -> Result<(), StoreError> {
+        let keys: Vec<String> = claim.keys.iter().map(|k| self.redis_key(k)).collect();
+        let mut command = eval(COMPLETE, &keys);
+        command
+            .arg(self.token_value(claim.token))
+            .arg(COMPLETED)
+            .arg(millis(claim.ttl));
+        let mut connection = self.connection();
+        self.run("complete", command.query_async::<()>(&mut connection))
+            .await
+    }
+
+    async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
+        let keys: Vec<String> = claim.keys.iter().map(|k| self.redis_key(k)).collect();
+        let value = self.token_value(claim.token);
+        let mut connection = self.connection();
+        self.run("release", release(&mut connection, &keys, &value))
+            .await
+    }
+
+    /// Redis holds the keys of every replica; counting this prefix's keys
+    /// would need a SCAN, so this store reports none (watch Redis's own
+    /// `db0:keys` instead).
+    fn entries(&self) -> u64 {
+        0
+    }
+
+    fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+}
+
+/// Starts the background health check of `store`; it ends by itself once
+/// the store is dropped.
+pub fn spawn_health_check(store: &Arc<RedisStore>) -> JoinHandle<()> {
+    let store: Weak<RedisStore> = Arc::downgrade(store);
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(HEALTH_INTERVAL);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failures = 0;
+        loop {
+            ticker.tick().await;
+            let Some(store) = store.upgrade() else {
+                return;
+            };
+            store.check(&mut failures).await;
+        }
+    })
+}
+
+/// The start of a timeout's [`StoreError`] message.
+const NO_ANSWER: &str = "redis did not answer";
+
+/// Runs `operation` for at most `timeout` and reports it to `observe`.
+async fn timed<T>(
+    op: &'static str,
+    timeout: Duration,
+    observe: &StoreObserver,
+    operation: impl Future<Output = Result<T, RedisError>>,
+) -> Result<T, StoreError> {
+    let started = Instant::now();
+    let result = match tokio::time::timeout(timeout, operation).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => {
+            tracing::debug!(op, %error, "replay store: redis operation failed");
+            Err(StoreError(describe(&error)))
+        }
+        Err(_elapsed) => Err(StoreError(format!(
+            "{NO_ANSWER} within {} ms",
+            timeout.as_millis()
+        ))),
+    };
+    observe(op, started.elapsed(), result.is_ok());
+    result
+}
+
+/// Sends the release script for `keys` held by `value`.
+async fn release(
+    connection: &mut ConnectionManager,
+    keys: &[String],
+    value: &str,
+) -> Result<(), RedisError> {
+    let mut command = eval(RELEASE, keys);
+    command.arg(value);
+    command.query_async::<()>(connection).await
+}
+
+/// `EVAL script numkeys keys...`, arguments to follow. The script text goes
+/// with every call rather than `EVALSHA` and a `SCRIPT LOAD` on `NOSCRIPT`:
+/// a few hundred bytes buy exactly one command per operation, even on a
+/// freshly restarted Redis, and so a strict order on the connection.
+fn eval(script: &str, keys: &[String]) -> Cmd {
+    let mut command = redis::cmd("EVAL");
+    command.arg(script).arg(keys.len()).arg(keys);
+    command
+}
+
+/// A short, secret-free account of a Redis error for the sender's answer.
+fn describe(error: &RedisError) -> String {
+    if error.is_connection_refusal() {
+        "redis refused the connection".to_owned()
+    } else if error.is_io_error() || error.is_connection_dropped() || error.is_timeout() {
+        "the connection to redis failed".to_owned()
+    } else {
+        match error.code() {
+            Some(code) => format!("redis answered with an error ({code})"),
+            None => "redis could not be used".to_owned(),
+        }
+    }
+}
+
+/// The connection manager: one multiplexed connection per process,
+/// reconnecting in the background with short backoffs (at most 500 ms
+/// apart), each attempt bounded, so that a returning Redis is found quickly.
+fn manager(client: &redis::Client, timeout: Duration) -> ConnectionManager {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout.max(Duration::from_secs(1))))
+        // Callers bound their own waits; a connection-level timeout would
+        // also cut short the release that follows a timed-out claim.
+        .set_response_timeout(None)
+        .set_number_of_retries(2)
+        .set_exponent_base(2.0)
+        .set_min_delay(Duration::from_millis(100))
+        .set_max_delay(Duration::from_millis(500));
+    ConnectionManager::new_lazy_with_config(client.clone(), config)
+        .expect("a manager without push subscriptions is always valid")
+}
+
+/// A duration in whole milliseconds, at least 1 (`PX 0` is an error).
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// 64 random bits from the operating system, naming this process in tokens.
+fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No OS randomness: fall back to something per-process that still
+        // differs between replicas started at the same moment.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        return (u64::from(std::process::id()) << 32) ^ u64::from(nanos);
+    }
+    u64::from_ne_bytes(bytes)
+}
