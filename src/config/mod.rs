@@ -27,6 +27,7 @@ use crate::schemes::Scheme;
 pub use reader::ConfigError;
 pub use reader::ConfigErrors;
 use reader::{as_section, Section};
+use secrets::read_source;
 pub use secrets::{Env, ProcessEnv, Secret, Source};
 
 /// Route name used in metrics and logs for requests no route matched.
@@ -734,32 +735,9 @@ fn parse_redis_password(
             Some(None)
         };
     };
-    let mut sources = Vec::new();
-    if let Some(var) = entry.string("env", errors) {
-        sources.push(Source::Env(var.to_owned()));
-    }
-    if let Some(file) = entry.string("file", errors) {
-        sources.push(Source::File(file.to_owned()));
-    }
-    // Read without `string`, so that a type error cannot hint at a value.
-    if let Some(value) = entry.raw("value") {
-        match value {
-            toml::Value::String(text) => sources.push(Source::Value(text.clone())),
-            other => errors.push(
-                entry.key("value"),
-                format!("expected a string, found {}", reader::describe(other)),
-            ),
-        }
-    }
+    let source = read_source(&mut entry, errors);
     entry.finish(errors);
-    if sources.len() != 1 {
-        errors.push(
-            key,
-            "give exactly one of env = \"VAR\", file = \"/path\" or value = \"...\"",
-        );
-        return None;
-    }
-    let bytes = sources[0]
+    let bytes = source?
         .resolve(env)
         .map_err(|message| errors.push(key.as_str(), message))
         .ok()?;

@@ -7,8 +7,9 @@
 //! new scheme family adds a branch here and a module under `schemes/`,
 //! without touching the rest of route validation.
 
-use super::reader::{self, as_section, ConfigErrors, Section};
-use super::{header_name, is_label_safe, Env, Secret, Source};
+use super::reader::{as_section, ConfigErrors, Section};
+use super::secrets::read_source;
+use super::{header_name, is_label_safe, Env, Secret};
 use crate::schemes::asymmetric::{self, AsymmetricScheme, Kind};
 use crate::schemes::encoding::Encoding;
 use crate::schemes::gitlab::GitlabScheme;
@@ -214,31 +215,9 @@ fn parse_verify_token(
         );
         return None;
     }
-    let mut sources = Vec::new();
-    if let Some(var) = entry.string("env", errors) {
-        sources.push(Source::Env(var.to_owned()));
-    }
-    if let Some(file) = entry.string("file", errors) {
-        sources.push(Source::File(file.to_owned()));
-    }
-    if let Some(value) = entry.raw("value") {
-        match value {
-            toml::Value::String(text) => sources.push(Source::Value(text.clone())),
-            other => errors.push(
-                entry.key("value"),
-                format!("expected a string, found {}", reader::describe(other)),
-            ),
-        }
-    }
+    let source = read_source(&mut entry, errors);
     entry.finish(errors);
-    if sources.len() != 1 {
-        errors.push(
-            key,
-            "give exactly one of env = \"VAR\", file = \"/path\" or value = \"...\"",
-        );
-        return None;
-    }
-    sources[0]
+    source?
         .resolve(env)
         .map_err(|message| errors.push(key, message))
         .ok()
@@ -358,24 +337,7 @@ pub(super) fn parse_secrets(
             ok = false;
             continue;
         };
-        let mut sources = Vec::new();
-        if let Some(name) = entry.string("env", errors) {
-            sources.push(Source::Env(name.to_owned()));
-        }
-        if let Some(file) = entry.string("file", errors) {
-            sources.push(Source::File(file.to_owned()));
-        }
-        // A literal's value is read without `string`, so that a type error
-        // message cannot hint at its content.
-        if let Some(value) = entry.raw("value") {
-            match value {
-                toml::Value::String(text) => sources.push(Source::Value(text.clone())),
-                other => errors.push(
-                    entry.key("value"),
-                    format!("expected a string, found {}", reader::describe(other)),
-                ),
-            }
-        }
+        let source = read_source(&mut entry, errors);
         let id = match entry.string("id", errors) {
             Some(id) if is_label_safe(id) => id.to_owned(),
             Some(id) => {
@@ -391,15 +353,11 @@ pub(super) fn parse_secrets(
             None => index.to_string(),
         };
         entry.finish(errors);
-        if sources.len() != 1 {
-            errors.push(
-                path.clone(),
-                "give exactly one of env = \"VAR\", file = \"/path\" or value = \"...\"",
-            );
+        let Some(source) = source else {
             ok = false;
             continue;
-        }
-        match sources[0].resolve(env) {
+        };
+        match source.resolve(env) {
             Ok(bytes) => {
                 if secrets.iter().any(|s: &Secret| s.id == id) {
                     errors.push(path, format!("id {id:?} is used twice"));

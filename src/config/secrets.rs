@@ -8,6 +8,8 @@
 use std::fmt;
 use std::path::Path;
 
+use super::reader::{describe, ConfigErrors, Section};
+
 /// Where environment variables come from. The process environment in
 /// production; tests and the demo supply their own, so that nothing has to
 /// mutate the process-global environment.
@@ -100,6 +102,38 @@ impl Source {
         }
         Ok(bytes)
     }
+}
+
+/// Reads one key source table (`{ env = "VAR" }`, `{ file = "/path" }` or
+/// `{ value = "..." }`): exactly one must be given, or an error naming the
+/// table is recorded. The caller reads any other keys and finishes the table.
+pub(crate) fn read_source(entry: &mut Section<'_>, errors: &mut ConfigErrors) -> Option<Source> {
+    let mut sources = Vec::new();
+    if let Some(name) = entry.string("env", errors) {
+        sources.push(Source::Env(name.to_owned()));
+    }
+    if let Some(file) = entry.string("file", errors) {
+        sources.push(Source::File(file.to_owned()));
+    }
+    // A literal is read without `string`, so that a type error message
+    // cannot hint at its content.
+    if let Some(value) = entry.raw("value") {
+        match value {
+            toml::Value::String(text) => sources.push(Source::Value(text.clone())),
+            other => errors.push(
+                entry.key("value"),
+                format!("expected a string, found {}", describe(other)),
+            ),
+        }
+    }
+    if sources.len() != 1 {
+        errors.push(
+            entry.path().to_owned(),
+            "give exactly one of env = \"VAR\", file = \"/path\" or value = \"...\"",
+        );
+        return None;
+    }
+    sources.pop()
 }
 
 /// Editors and `echo` add a final newline that is not part of the secret;
