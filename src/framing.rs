@@ -150,21 +150,15 @@ impl Scanner {
                         return;
                     }
                 },
-                State::ChunkSize(buf) => {
-                    let before = buf.len();
-                    buf.extend_from_slice(data);
-                    let Some(end) = line_end(buf) else {
-                        if buf.len() > MAX_LINE {
-                            self.state = State::Untracked;
-                        }
+                State::ChunkSize(_) => {
+                    let Some(used) = self.collect_line(data) else {
                         return;
                     };
-                    if end > MAX_LINE {
-                        self.state = State::Untracked;
+                    data = &data[used..];
+                    let State::ChunkSize(buf) = &self.state else {
                         return;
-                    }
-                    let line = String::from_utf8_lossy(&buf[..end]).into_owned();
-                    data = &data[end - before..];
+                    };
+                    let line = String::from_utf8_lossy(buf).into_owned();
                     let size_text = line.trim().split(';').next().unwrap_or_default().trim();
                     if size_text.is_empty() {
                         // The CRLF closing the previous chunk's data.
@@ -177,21 +171,15 @@ impl Scanner {
                         Err(_) => State::Untracked,
                     };
                 }
-                State::Trailers(buf) => {
-                    let before = buf.len();
-                    buf.extend_from_slice(data);
-                    let Some(end) = line_end(buf) else {
-                        if buf.len() > MAX_LINE {
-                            self.state = State::Untracked;
-                        }
+                State::Trailers(_) => {
+                    let Some(used) = self.collect_line(data) else {
                         return;
                     };
-                    if end > MAX_LINE {
-                        self.state = State::Untracked;
+                    data = &data[used..];
+                    let State::Trailers(buf) = &self.state else {
                         return;
-                    }
-                    let empty = buf[..end] == *b"\r\n" || buf[..end] == *b"\n";
-                    data = &data[end - before..];
+                    };
+                    let empty = buf[..] == *b"\r\n" || buf[..] == *b"\n";
                     self.state = if empty {
                         State::Head(Head::default())
                     } else {
@@ -200,6 +188,24 @@ impl Scanner {
                 }
             }
         }
+    }
+
+    /// Collects one chunk-size or trailer line into the current state's
+    /// buffer, copying only the line's own bytes. Returns how many bytes of
+    /// `data` it used once the line is complete; `None` while it is not (all
+    /// of `data` used) or when the line is too long (the scanner then stops
+    /// tracking).
+    fn collect_line(&mut self, data: &[u8]) -> Option<usize> {
+        let (State::ChunkSize(buf) | State::Trailers(buf)) = &mut self.state else {
+            return None;
+        };
+        let end = line_end(data);
+        buf.extend_from_slice(&data[..end.unwrap_or(data.len())]);
+        if buf.len() > MAX_LINE {
+            self.state = State::Untracked;
+            return None;
+        }
+        end
     }
 
     /// Judges a complete head and returns how its body is framed.

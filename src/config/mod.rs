@@ -10,6 +10,7 @@
 
 pub mod reader;
 mod scheme;
+pub use scheme::{PUBLIC_KEY_SCHEMES, SCHEMES};
 pub mod secrets;
 pub mod units;
 

@@ -24,7 +24,7 @@ use crate::schemes::Scheme;
 
 /// Every accepted `scheme` value: the generic HMAC scheme, then the
 /// provider presets.
-const SCHEMES: &[&str] = &[
+pub const SCHEMES: &[&str] = &[
     "hmac",
     "stripe",
     "github",
@@ -51,7 +51,7 @@ const SCHEMES: &[&str] = &[
 ];
 
 /// Schemes that verify with `public_keys` instead of `secrets`.
-const PUBLIC_KEY_SCHEMES: &[&str] = &["discord", "sendgrid", "tochka"];
+pub const PUBLIC_KEY_SCHEMES: &[&str] = &["discord", "sendgrid", "tochka"];
 
 /// Schemes that sign the URL the sender was configured with, and so need
 /// `public_url`.
