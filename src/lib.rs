@@ -12,7 +12,7 @@
 //! - [`routes`]: which route serves a path.
 //! - [`schemes`]: how senders sign requests; a trait and one module per
 //!   family (generic HMAC first).
-//! - [`limits`]: admission (framing, method, client address, rate, content
+//! - [`limits`]: admission (method, client address, rate, content
 //!   type) and body size and time limits, applied before work.
 //! - [`replay`]: dedupe keys and the stores that remember them (memory,
 //!   redis).

@@ -1,6 +1,6 @@
 //! Admission: the checks applied before any work is spent on a request.
 //!
-//! Framing, method, client address, rate and content type are judged on the
+//! Method, client address, rate and content type are judged on the
 //! request head alone. The body is then refused on its declared
 //! `Content-Length` before a byte is read, and counted while streaming
 //! (chunked bodies declare nothing), under a deadline, so a slow or huge
@@ -10,34 +10,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, Method};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 
 use crate::config::{Route, Server};
 use crate::reject::{Reason, Reject};
-
-/// Refuses requests whose length is ambiguous: both `Content-Length` and
-/// `Transfer-Encoding`, or more than one `Content-Length`. A front proxy and
-/// an app may read such a request differently (request smuggling), so it is
-/// never forwarded.
-pub fn check_framing(headers: &HeaderMap) -> Result<(), Reject> {
-    let lengths = headers.get_all(CONTENT_LENGTH).iter().count();
-    if lengths > 1 {
-        return Err(Reject::new(
-            Reason::AmbiguousFraming,
-            "the request has more than one Content-Length",
-        ));
-    }
-    if lengths == 1 && headers.contains_key(TRANSFER_ENCODING) {
-        return Err(Reject::new(
-            Reason::AmbiguousFraming,
-            "the request has both Content-Length and Transfer-Encoding",
-        ));
-    }
-    Ok(())
-}
 
 /// The route accepts this method.
 pub fn check_method(route: &Route, method: &Method) -> Result<(), Reject> {

@@ -94,17 +94,16 @@ pub async fn handle(
         .and_then(|r| r.delivery_header.as_ref())
         .and_then(|h| request.headers().get(h))
         .cloned();
-    let framing = if connection.ambiguous_framing {
+    // hyper resolves an ambiguous length by the RFC and drops the
+    // conflicting header, so only the byte-level guard underneath it can
+    // tell (see `crate::framing`).
+    let result = if connection.ambiguous_framing {
         Err(Reject::new(
             Reason::AmbiguousFraming,
             "the request's length is ambiguous (Content-Length with Transfer-Encoding, or Content-Length twice)",
         ))
     } else {
-        limits::check_framing(request.headers())
-    };
-    let result = match framing {
-        Err(reject) => Err(reject),
-        Ok(()) => match &route {
+        match &route {
             Some(route) => verify_and_forward(&state, &live.config, route, peer, request).await,
             None => match live.config.server.unmatched {
                 Unmatched::Reject => Err(Reject::new(
@@ -113,7 +112,7 @@ pub async fn handle(
                 )),
                 Unmatched::Forward => pass_through(&state, &live.config, peer, request).await,
             },
-        },
+        }
     };
     let context = RequestContext {
         route: route.as_deref(),

@@ -77,7 +77,6 @@ pub fn finish(
     let took = context.started.elapsed();
     let duration_ms = took.as_secs_f64() * 1000.0;
     let request_id = context.request_id.to_str().unwrap_or_default();
-    let delivery = context.delivery.as_ref().map(loggable);
     let mut response = match result {
         Ok(forwarded) => {
             let status = forwarded.response.status().as_u16();
@@ -103,7 +102,8 @@ pub fn finish(
                 status,
                 upstream_status = status,
                 key,
-                delivery,
+                // Built only when the line is logged.
+                delivery = context.delivery.as_ref().map(loggable),
                 duration_ms,
                 peer = %context.peer,
                 "request forwarded"
@@ -124,7 +124,8 @@ pub fn finish(
                 reason = reject.reason.as_str(),
                 status = reject.reason.status().as_u16(),
                 detail = %reject.detail,
-                delivery,
+                // Built only when the line is logged.
+                delivery = context.delivery.as_ref().map(loggable),
                 duration_ms,
                 peer = %context.peer,
                 "request answered by hookguard"
