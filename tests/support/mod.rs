@@ -127,6 +127,9 @@ impl Upstream {
     }
 }
 
+/// What stops a test server.
+type ShutdownSignal = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// A hookguard server running in this process on loopback.
 pub struct Hookguard {
     pub addr: SocketAddr,
@@ -146,19 +149,28 @@ impl Hookguard {
     }
 
     pub async fn start_config(config: Config) -> Hookguard {
+        Self::launch(|listener, admin, shutdown| {
+            hookguard::server::run(config, listener, admin, shutdown)
+        })
+        .await
+    }
+
+    /// Binds both listeners on loopback and starts `run` with them and a
+    /// shutdown signal that [`Hookguard::shutdown`] fires.
+    async fn launch<F, Fut>(run: F) -> Hookguard
+    where
+        F: FnOnce(TcpListener, TcpListener, ShutdownSignal) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let admin = admin_listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(hookguard::server::run(
-            config,
-            listener,
-            admin_listener,
-            async {
-                let _ = rx.await;
-            },
-        ));
+        let signal: ShutdownSignal = Box::pin(async {
+            let _ = rx.await;
+        });
+        let task = tokio::spawn(run(listener, admin_listener, signal));
         Hookguard {
             addr,
             admin,
@@ -310,30 +322,14 @@ impl Hookguard {
         let env: Arc<dyn hookguard::config::Env> = Arc::new(|_: &str| None::<String>);
         let config = Config::load(path, env.as_ref())
             .unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let admin = admin_listener.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
         let source = hookguard::reload::ReloadSource {
             path: path.to_owned(),
             env,
         };
-        let task = tokio::spawn(hookguard::server::run_with_reload(
-            config,
-            source,
-            listener,
-            admin_listener,
-            async {
-                let _ = rx.await;
-            },
-        ));
-        Hookguard {
-            addr,
-            admin,
-            shutdown: Some(tx),
-            task: Some(task),
-        }
+        Self::launch(|listener, admin, shutdown| {
+            hookguard::server::run_with_reload(config, source, listener, admin, shutdown)
+        })
+        .await
     }
 }
 
