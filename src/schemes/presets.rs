@@ -83,6 +83,47 @@ pub fn description(name: &str, public_url: Option<String>) -> Option<Description
         dedupe,
         tolerance: seconds(300),
     };
+    // Slack and Zoom: `v0=<hex>` over `v0:{timestamp}:{body}`, the
+    // timestamp in its own header.
+    let v0_hmac =
+        |name: &'static str, signature: &'static str, timestamp: &'static str| Description {
+            name,
+            signature: header_sig(&[signature], Some("v0=")),
+            algorithm: Algorithm::Sha256,
+            encoding: Encoding::Hex,
+            message: parse("v0:{timestamp}:{body}"),
+            timestamp: Some(TimestampSource::Header(
+                vec![h(timestamp)],
+                TimestampUnit::Seconds,
+            )),
+            id: None,
+            public_url: None,
+            key_form: KeyForm::Raw,
+            dedupe: vec![DedupeSource::Signature],
+            tolerance: seconds(300),
+        };
+    // Stripe and Calendly: `t=..,v1=..[,v1=..]` over `{t}.{body}`.
+    let t_v1_list = |name: &'static str,
+                     header: &'static str,
+                     dedupe: Vec<DedupeSource>,
+                     tolerance: Duration| Description {
+        name,
+        signature: SignatureSource::KvList {
+            name: h(header),
+            separator: ',',
+            timestamp_key: "t",
+            signature_key: "v1",
+        },
+        algorithm: Algorithm::Sha256,
+        encoding: Encoding::Hex,
+        message: parse("{timestamp}.{body}"),
+        timestamp: Some(TimestampSource::List),
+        id: None,
+        public_url: None,
+        key_form: KeyForm::Raw,
+        dedupe,
+        tolerance,
+    };
     let sig = DedupeSource::Signature;
     let header = |name: &'static str| DedupeSource::Header(h(name));
     let json = |pointer: &str| DedupeSource::Json(pointer.to_owned());
@@ -95,24 +136,12 @@ pub fn description(name: &str, public_url: Option<String>) -> Option<Description
     Some(match name {
         // Stripe: `Stripe-Signature: t=..,v1=..,v1=..`; the key is the whole
         // `whsec_...` text; `v0` entries are test-mode legacy and ignored.
-        "stripe" => Description {
-            name: "stripe",
-            signature: SignatureSource::KvList {
-                name: h("stripe-signature"),
-                separator: ',',
-                timestamp_key: "t",
-                signature_key: "v1",
-            },
-            algorithm: Algorithm::Sha256,
-            encoding: Encoding::Hex,
-            message: parse("{timestamp}.{body}"),
-            timestamp: Some(TimestampSource::List),
-            id: None,
-            public_url: None,
-            key_form: KeyForm::Raw,
-            dedupe: vec![sig, json("/id")],
-            tolerance: seconds(300),
-        },
+        "stripe" => t_v1_list(
+            "stripe",
+            "stripe-signature",
+            vec![sig, json("/id")],
+            seconds(300),
+        ),
         "github" => body_hmac(
             "github",
             header_sig(&["x-hub-signature-256"], Some("sha256=")),
@@ -120,22 +149,7 @@ pub fn description(name: &str, public_url: Option<String>) -> Option<Description
             Encoding::Hex,
             vec![sig, header("x-github-delivery")],
         ),
-        "slack" => Description {
-            name: "slack",
-            signature: header_sig(&["x-slack-signature"], Some("v0=")),
-            algorithm: Algorithm::Sha256,
-            encoding: Encoding::Hex,
-            message: parse("v0:{timestamp}:{body}"),
-            timestamp: Some(TimestampSource::Header(
-                vec![h("x-slack-request-timestamp")],
-                TimestampUnit::Seconds,
-            )),
-            id: None,
-            public_url: None,
-            key_form: KeyForm::Raw,
-            dedupe: vec![sig],
-            tolerance: seconds(300),
-        },
+        "slack" => v0_hmac("slack", "x-slack-signature", "x-slack-request-timestamp"),
         // Shopify's newer deliveries drop the `X-` prefix.
         "shopify" => body_hmac(
             "shopify",
@@ -219,41 +233,14 @@ pub fn description(name: &str, public_url: Option<String>) -> Option<Description
             dedupe: vec![sig],
             tolerance: seconds(300),
         },
-        "zoom" => Description {
-            name: "zoom",
-            signature: header_sig(&["x-zm-signature"], Some("v0=")),
-            algorithm: Algorithm::Sha256,
-            encoding: Encoding::Hex,
-            message: parse("v0:{timestamp}:{body}"),
-            timestamp: Some(TimestampSource::Header(
-                vec![h("x-zm-request-timestamp")],
-                TimestampUnit::Seconds,
-            )),
-            id: None,
-            public_url: None,
-            key_form: KeyForm::Raw,
-            dedupe: vec![sig],
-            tolerance: seconds(300),
-        },
+        "zoom" => v0_hmac("zoom", "x-zm-signature", "x-zm-request-timestamp"),
         // Calendly's docs suggest a three-minute window.
-        "calendly" => Description {
-            name: "calendly",
-            signature: SignatureSource::KvList {
-                name: h("calendly-webhook-signature"),
-                separator: ',',
-                timestamp_key: "t",
-                signature_key: "v1",
-            },
-            algorithm: Algorithm::Sha256,
-            encoding: Encoding::Hex,
-            message: parse("{timestamp}.{body}"),
-            timestamp: Some(TimestampSource::List),
-            id: None,
-            public_url: None,
-            key_form: KeyForm::Raw,
-            dedupe: vec![sig],
-            tolerance: seconds(180),
-        },
+        "calendly" => t_v1_list(
+            "calendly",
+            "calendly-webhook-signature",
+            vec![sig],
+            seconds(180),
+        ),
         // Meta's deliveries; the GET handshake is [`super::meta`]'s.
         "meta" => body_hmac(
             "meta",
