@@ -207,11 +207,7 @@ fn run_sign(config: &Config, options: sign::SignOptions) -> ExitCode {
             match sign::send(&signed, url).await {
                 Ok((text, success)) => {
                     print!("{text}");
-                    if success {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    }
+                    exit_code(success)
                 }
                 Err(message) => {
                     eprintln!("hookguard sign: {message}");
@@ -241,16 +237,21 @@ fn run_verify(
     match prepared {
         Ok((report, forwarded)) => {
             print!("{report}");
-            if forwarded {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+            exit_code(forwarded)
         }
         Err(message) => {
             eprintln!("hookguard verify: {message}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// 0 when the tool's answer is yes (accepted, would forward), 1 when no.
+fn exit_code(yes: bool) -> ExitCode {
+    if yes {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
