@@ -23,14 +23,15 @@
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`metrics`]: the Prometheus families.
 //! - [`server`]: the accept loop and graceful shutdown.
-//! - [`framing`]: the request-smuggling guard underneath hyper.
+//! - [`http1`]: the wire: request heads and bodies, strict framing, and
+//!   the exchange with the app on pooled connections.
 //! - [`demo`]: the embedded example and demo upstream.
 
 pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod demo;
-pub mod framing;
+pub mod http1;
 pub mod limits;
 pub mod metrics;
 pub mod proxy;

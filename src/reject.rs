@@ -13,12 +13,19 @@ use http::StatusCode;
 /// The closed set of reasons hookguard answers a request itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
+    /// The request head is not HTTP/1.x as RFC 9112 spells it (or a
+    /// chunked body is malformed).
+    MalformedRequest,
+    /// The request head has more lines than `max_headers` or more bytes
+    /// than `max_header_bytes`.
+    HeadTooLarge,
     /// No route matches the path and `unmatched = "reject"`.
     NoRoute,
     /// The route does not accept this method.
     MethodNotAllowed,
-    /// The request has both `Content-Length` and `Transfer-Encoding`, or
-    /// several `Content-Length`s: a request-smuggling shape.
+    /// The request has both `Content-Length` and `Transfer-Encoding`,
+    /// several `Content-Length`s, or a coding other than a single chunked:
+    /// a request-smuggling shape.
     AmbiguousFraming,
     /// The client address is not in the route's `allow_ips`.
     IpDenied,
@@ -63,6 +70,8 @@ pub enum Reason {
 impl Reason {
     /// Every reason, for initialising metrics at zero.
     pub const ALL: &'static [Reason] = &[
+        Reason::MalformedRequest,
+        Reason::HeadTooLarge,
         Reason::NoRoute,
         Reason::MethodNotAllowed,
         Reason::AmbiguousFraming,
@@ -90,6 +99,8 @@ impl Reason {
     /// The wire name: header value, JSON `error` and metric label.
     pub fn as_str(self) -> &'static str {
         match self {
+            Reason::MalformedRequest => "malformed_request",
+            Reason::HeadTooLarge => "head_too_large",
             Reason::NoRoute => "no_route",
             Reason::MethodNotAllowed => "method_not_allowed",
             Reason::AmbiguousFraming => "ambiguous_framing",
@@ -118,6 +129,8 @@ impl Reason {
     /// The status hookguard answers with.
     pub fn status(self) -> StatusCode {
         match self {
+            Reason::MalformedRequest => StatusCode::BAD_REQUEST,
+            Reason::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Reason::NoRoute => StatusCode::NOT_FOUND,
             Reason::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Reason::AmbiguousFraming => StatusCode::BAD_REQUEST,
@@ -279,6 +292,8 @@ mod tests {
     #[test]
     fn each_reason_has_its_documented_status() {
         let expected = [
+            ("malformed_request", 400),
+            ("head_too_large", 431),
             ("no_route", 404),
             ("method_not_allowed", 405),
             ("ambiguous_framing", 400),

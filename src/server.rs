@@ -6,22 +6,18 @@
 //! `main` passes the bound sockets and the SIGTERM/SIGINT future.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 use crate::admin::{self, Readiness};
 use crate::config::{Config, OnStoreError, StoreKind};
-use crate::framing::FramingIo;
+use crate::http1;
 use crate::metrics::Metrics;
-use crate::proxy::{self, forward, Live, State};
+use crate::proxy::{Live, State};
 use crate::reload::{self, ReloadSource};
 use crate::replay::memory::MemoryStore;
 use crate::replay::redis::{self, RedisStore};
@@ -60,12 +56,13 @@ async fn serve(
     let metrics = Metrics::new(&config);
     let (store, on_store_error, health) = build_store(&config, &metrics);
     // Bound at start, like the listeners: a reload cannot resize it.
-    let connections = Arc::new(Semaphore::new(config.server.max_connections));
+    let max_connections = config.server.max_connections;
+    let connections = Arc::new(Semaphore::new(max_connections));
     let state = Arc::new(State {
         live: ArcSwap::from_pointee(Live::new(config)),
         store,
         on_store_error,
-        client: forward::client(),
+        pool: Default::default(),
         metrics: metrics.clone(),
     });
     // Under "reject" a store outage refuses every request: say so to the
@@ -83,7 +80,9 @@ async fn serve(
     ));
     let watcher = source.map(|source| tokio::spawn(reload::watch(state.clone(), source)));
 
-    let graceful = GracefulShutdown::new();
+    // Turns true on shutdown: idle connections close at once, busy ones
+    // after their current request.
+    let (stopping, stop_signal) = watch::channel(false);
     readiness.set(true);
     tracing::info!(
         listen = %listener.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()),
@@ -116,22 +115,9 @@ async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let http = http_builder(&state.live.load().config);
-        let state = state.clone();
-        let ambiguous = Arc::new(AtomicBool::new(false));
-        let io = TokioIo::new(FramingIo::new(stream, ambiguous.clone()));
-        let service = service_fn(move |request| {
-            let connection = proxy::Connection {
-                peer,
-                ambiguous_framing: ambiguous.load(Ordering::Acquire),
-            };
-            proxy::handle(state.clone(), connection, request)
-        });
-        let connection = graceful.watch(http.serve_connection(io, service));
+        let connection = http1::serve_connection(state.clone(), stream, peer, stop_signal.clone());
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, %peer, "connection ended with an error");
-            }
+            connection.await;
             drop(permit);
         });
     }
@@ -146,10 +132,11 @@ async fn serve(
         grace_ms = grace.as_millis() as u64,
         "shutting down: draining in-flight requests"
     );
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let _ = stopping.send(true);
+    // Every connection holds a permit until it ends: all of them back means
+    // nothing is in flight.
+    let drained = connections.acquire_many(u32::try_from(max_connections).unwrap_or(u32::MAX));
+    if tokio::time::timeout(grace, drained).await.is_err() {
         tracing::warn!("shutdown grace elapsed with requests still in flight");
     }
     admin.abort();
@@ -189,18 +176,6 @@ fn build_store(
             (store, settings.on_store_error, Some(health))
         }
     }
-}
-
-/// HTTP/1.1 settings for a new connection, from the live config.
-fn http_builder(config: &Config) -> hyper::server::conn::http1::Builder {
-    let server = &config.server;
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(server.header_timeout)
-        .max_headers(server.max_headers)
-        .max_buf_size(server.max_header_bytes)
-        .keep_alive(true);
-    http
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -1,33 +1,28 @@
 //! Forwarding a buffered request to the upstream app.
 //!
-//! The request is rebuilt from the parts received: the exact body bytes,
-//! headers minus hop-by-hop ones and minus anything a sender could use to
+//! The request head is written afresh from the parts received: headers
+//! minus hop-by-hop ones and minus anything a sender could use to
 //! impersonate hookguard, plus `X-Forwarded-*` and, for verified requests
-//! only, the verified header. It is sent on a pooled keep-alive client.
+//! only, the verified header. The body goes out as the exact bytes that
+//! were verified, on a pooled keep-alive connection.
 //!
-//! Sending runs in its own task together with completing or releasing the
-//! replay claim: if the sender hangs up mid-way, the upstream exchange still
-//! finishes and the claim still ends in the right state.
+//! Sending runs in the connection's own task together with completing or
+//! releasing the replay claim, and nothing cancels that task when the
+//! sender hangs up: the upstream exchange still finishes and the claim
+//! still ends in the right state.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Request, Response, Version};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use http::Method;
 
 use crate::config::Server;
+use crate::http1::head::RequestHead;
+use crate::http1::upstream::{Failure, Pool, Response};
 use crate::reject::{Reason, Reject};
 use crate::replay::{Claim, ReplayStore};
-
-/// The pooled client to the upstream.
-pub type UpstreamClient = Client<HttpConnector, Full<Bytes>>;
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1),
 /// plus `Expect`, which hookguard has already answered by buffering.
@@ -48,141 +43,147 @@ static HOP_BY_HOP: [HeaderName; 10] = [
 /// dropped so that a sender cannot pose as hookguard to the app.
 const OWN_PREFIX: &str = "x-hookguard-";
 
-/// Builds the client once; connections are reused across requests.
-pub fn client() -> UpstreamClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .build(connector)
-}
-
-/// Rebuilds the request for the upstream.
+/// Writes the request head for the upstream; `verified` is the value of
+/// the verified header (only for requests that passed every check),
+/// `shadow` the check a shadow-mode request failed.
 pub fn build(
     server: &Server,
-    mut parts: http::request::Parts,
-    body: Bytes,
+    request: &RequestHead,
+    body_len: usize,
     peer: SocketAddr,
     verified: Option<&HeaderValue>,
-) -> Result<Request<Full<Bytes>>, Reject> {
-    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let uri = server.upstream.uri_for(path).map_err(|_| {
-        Reject::new(
-            Reason::UpstreamUnavailable,
-            "the request path cannot be forwarded",
-        )
-    })?;
-    let headers = &mut parts.headers;
-    strip_hop_by_hop(headers);
-    headers.remove(&server.verified_header);
-    let own: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| name.as_str().starts_with(OWN_PREFIX))
-        .cloned()
-        .collect();
-    for name in own {
-        headers.remove(name);
-    }
-    append_forwarded_for(headers, peer);
-    if !headers.contains_key("x-forwarded-proto") {
-        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
-    }
-    if !headers.contains_key("x-forwarded-host") {
-        if let Some(host) = headers.get(header::HOST).cloned() {
-            headers.insert("x-forwarded-host", host);
+    shadow: Option<Reason>,
+) -> Vec<u8> {
+    let headers = &request.headers;
+    let path = request.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(request.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(server.upstream.base_path.as_bytes());
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let named = connection_options(headers);
+    for (name, value) in headers {
+        let skip = HOP_BY_HOP.contains(name)
+            || named.contains(name)
+            || *name == server.verified_header
+            || *name == header::CONTENT_LENGTH
+            || name.as_str() == "x-forwarded-for"
+            || name.as_str().starts_with(OWN_PREFIX);
+        if !skip {
+            line(&mut out, name.as_str(), value.as_bytes());
         }
     }
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    if let Some(value) = verified {
-        headers.insert(server.verified_header.clone(), value.clone());
+    if !headers.contains_key(header::HOST) {
+        line(
+            &mut out,
+            "host",
+            server.upstream.authority.as_str().as_bytes(),
+        );
     }
-    parts.uri = uri;
-    parts.version = Version::HTTP_11;
-    Ok(Request::from_parts(parts, Full::new(body)))
+    forwarded_for(&mut out, headers, peer);
+    if !headers.contains_key("x-forwarded-proto") {
+        line(&mut out, "x-forwarded-proto", b"http");
+    }
+    if !headers.contains_key("x-forwarded-host") {
+        if let Some(host) = headers.get(header::HOST) {
+            line(&mut out, "x-forwarded-host", host.as_bytes());
+        }
+    }
+    // A GET or HEAD without a body says nothing about one (RFC 9110 §8.6).
+    if body_len > 0 || !matches!(request.method, Method::GET | Method::HEAD) {
+        line(&mut out, "content-length", body_len.to_string().as_bytes());
+    }
+    if let Some(value) = verified {
+        line(&mut out, server.verified_header.as_str(), value.as_bytes());
+    }
+    if let Some(reason) = shadow {
+        line(&mut out, SHADOW_HEADER, reason.as_str().as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out
 }
 
 /// Header telling the app, in shadow mode, which check a forwarded request
 /// failed.
 pub const SHADOW_HEADER: &str = "x-hookguard-shadow";
 
-/// Marks a request forwarded in shadow mode despite failing `reason`.
-pub fn mark_shadow(request: &mut Request<Full<Bytes>>, reason: Reason) {
-    request
-        .headers_mut()
-        .insert(SHADOW_HEADER, HeaderValue::from_static(reason.as_str()));
-}
-
-/// Removes hop-by-hop headers, including any named in `Connection`.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
+/// Header names listed in `Connection`: hop-by-hop by the sender's say.
+fn connection_options(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
-        headers.remove(name);
-    }
+        .collect()
 }
 
-fn append_forwarded_for(headers: &mut HeaderMap, peer: SocketAddr) {
-    let ip = peer.ip().to_string();
-    let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(existing) => format!("{existing}, {ip}"),
-        None => ip,
-    };
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert("x-forwarded-for", value);
+fn line(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends the peer to `X-Forwarded-For`, joining any earlier fields.
+fn forwarded_for(out: &mut Vec<u8>, headers: &HeaderMap, peer: SocketAddr) {
+    out.extend_from_slice(b"x-forwarded-for: ");
+    for value in headers.get_all("x-forwarded-for") {
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b", ");
     }
+    out.extend_from_slice(peer.ip().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Sends the request and settles the claim: completed when the upstream
 /// answered below 500, released otherwise (so that a retry is delivered).
 pub async fn send(
-    client: &UpstreamClient,
+    pool: &Pool,
     store: &Arc<dyn ReplayStore>,
-    timeout: Duration,
-    request: Request<Full<Bytes>>,
+    server: &Server,
+    request: &RequestHead,
+    head: &[u8],
+    body: &[u8],
     claim: Option<Claim>,
-) -> Result<Response<Incoming>, Reject> {
-    let client = client.clone();
-    let store = store.clone();
-    let exchange = tokio::spawn(async move {
-        let result = tokio::time::timeout(timeout, client.request(request)).await;
-        if let Some(claim) = claim {
-            let delivered =
-                matches!(&result, Ok(Ok(response)) if !response.status().is_server_error());
-            let settled = if delivered {
-                store.complete(&claim).await
-            } else {
-                store.release(&claim).await
-            };
-            if let Err(error) = settled {
-                tracing::warn!(error = %error.0, "replay store could not settle a claim");
-            }
+) -> Result<Response, Reject> {
+    let timeout: Duration = server.upstream_timeout;
+    let exchange = pool.exchange(
+        &server.upstream.authority,
+        head,
+        body,
+        request.method == Method::HEAD,
+    );
+    let result = tokio::time::timeout(timeout, exchange).await;
+    if let Some(claim) = claim {
+        let delivered =
+            matches!(&result, Ok(Ok(response)) if !response.head.status.is_server_error());
+        let settled = if delivered {
+            store.complete(&claim).await
+        } else {
+            store.release(&claim).await
+        };
+        if let Err(error) = settled {
+            tracing::warn!(error = %error.0, "replay store could not settle a claim");
         }
-        result
-    });
-    match exchange.await {
-        Ok(Ok(Ok(response))) => Ok(response),
-        Ok(Ok(Err(error))) => Err(Reject::with(
+    }
+    match result {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(Failure::Connect(_))) => Err(Reject::new(
             Reason::UpstreamUnavailable,
-            if error.is_connect() {
-                "the app behind hookguard refused the connection".to_owned()
-            } else {
-                "the connection to the app failed before it answered".to_owned()
-            },
+            "the app behind hookguard refused the connection",
         )),
-        Ok(Err(_elapsed)) => Err(Reject::with(
+        Ok(Err(Failure::Broken(why))) => {
+            tracing::debug!(%why, "the exchange with the app failed");
+            Err(Reject::new(
+                Reason::UpstreamUnavailable,
+                "the connection to the app failed before it answered",
+            ))
+        }
+        Err(_elapsed) => Err(Reject::with(
             Reason::UpstreamTimeout,
             format!("the app did not answer within {} ms", timeout.as_millis()),
-        )),
-        Err(_join) => Err(Reject::new(
-            Reason::UpstreamUnavailable,
-            "forwarding was interrupted",
         )),
     }
 }

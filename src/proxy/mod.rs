@@ -2,7 +2,8 @@
 //!
 //! [`handle`] is the whole life of one request and reads top to bottom. Each
 //! step returns `Result<_, Reject>`; [`respond::finish`] is the one place
-//! where the result becomes a response, a log line and a metric.
+//! where the result becomes a response, a log line and a metric. The wire
+//! (reading heads and bodies, writing answers) is [`crate::http1`]'s.
 //!
 //! - [`forward`]: rebuilding the request for the app and sending it.
 //! - [`request_id`]: keeping or making the `X-Request-Id`.
@@ -12,24 +13,24 @@ pub mod forward;
 pub mod request_id;
 pub mod respond;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
-use http::{Request, Response};
-use hyper::body::Incoming;
 
 use crate::config::{Config, OnStoreError, Route, Unmatched};
+use crate::http1::conn::Downstream;
+use crate::http1::head::{HeadError, RequestHead};
+use crate::http1::upstream::Pool;
 use crate::limits;
 use crate::metrics::Metrics;
 use crate::reject::{Reason, Reject};
 use crate::replay::{self, ClaimResult, ReplayStore};
 use crate::routes::Router;
 use crate::schemes::{RequestView, Verified};
-use forward::UpstreamClient;
-use respond::{Forwarded, RequestContext, ResponseBody};
+pub use respond::{Answer, Reply};
+use respond::{Forwarded, RequestContext};
 
 /// The part of the state a config reload replaces, swapped as a whole.
 #[derive(Debug)]
@@ -51,7 +52,7 @@ impl Live {
 }
 
 /// Everything a request needs, shared by all connections. The replay store,
-/// the client and the metrics outlive reloads: a reload must not reopen the
+/// the pool and the metrics outlive reloads: a reload must not reopen the
 /// replay window.
 #[derive(Debug)]
 pub struct State {
@@ -62,57 +63,39 @@ pub struct State {
     /// What a request does when the store cannot answer; bound at start
     /// with the store (readiness follows the same policy).
     pub on_store_error: OnStoreError,
-    /// Pooled connections to the app.
-    pub client: UpstreamClient,
+    /// Kept-alive connections to the app.
+    pub pool: Pool,
     /// Counters served on `/metrics`.
     pub metrics: Metrics,
 }
 
-/// What is known about the connection a request arrived on.
-#[derive(Debug, Clone, Copy)]
-pub struct Connection {
-    /// The socket peer.
-    pub peer: SocketAddr,
-    /// The framing guard saw an ambiguous request head on this connection
-    /// (see [`crate::framing`]).
-    pub ambiguous_framing: bool,
-}
-
-/// Serves one request; never fails (every failure is an answer).
+/// Serves one request whose head has arrived; never fails (every failure
+/// is an answer). The body is read from `down` only once the request has
+/// been admitted.
 pub async fn handle(
-    state: Arc<State>,
-    connection: Connection,
-    mut request: Request<Incoming>,
-) -> Result<Response<ResponseBody>, Infallible> {
-    let peer = connection.peer;
+    state: &State,
+    down: &mut Downstream,
+    peer: SocketAddr,
+    mut head: RequestHead,
+) -> Reply {
     let started = Instant::now();
     let live = state.live.load_full();
-    let request_id = request_id::take(request.headers_mut());
-    let route = live.router.find(request.uri().path()).cloned();
+    let request_id = request_id::take(&mut head.headers);
+    let route = live.router.find(head.uri.path()).cloned();
     let delivery = route
         .as_ref()
         .and_then(|r| r.delivery_header.as_ref())
-        .and_then(|h| request.headers().get(h))
+        .and_then(|h| head.headers.get(h))
         .cloned();
-    // hyper resolves an ambiguous length by the RFC and drops the
-    // conflicting header, so only the byte-level guard underneath it can
-    // tell (see `crate::framing`).
-    let result = if connection.ambiguous_framing {
-        Err(Reject::new(
-            Reason::AmbiguousFraming,
-            "the request's length is ambiguous (Content-Length with Transfer-Encoding, or Content-Length twice)",
-        ))
-    } else {
-        match &route {
-            Some(route) => verify_and_forward(&state, &live.config, route, peer, request).await,
-            None => match live.config.server.unmatched {
-                Unmatched::Reject => Err(Reject::new(
-                    Reason::NoRoute,
-                    "no route is configured for this path",
-                )),
-                Unmatched::Forward => pass_through(&state, &live.config, peer, request).await,
-            },
-        }
+    let result = match &route {
+        Some(route) => verify_and_forward(state, &live.config, route, peer, head, down).await,
+        None => match live.config.server.unmatched {
+            Unmatched::Reject => Err(Reject::new(
+                Reason::NoRoute,
+                "no route is configured for this path",
+            )),
+            Unmatched::Forward => pass_through(state, &live.config, peer, head, down).await,
+        },
     };
     let context = RequestContext {
         route: route.as_deref(),
@@ -121,7 +104,26 @@ pub async fn handle(
         delivery,
         started,
     };
-    Ok(respond::finish(&state, &context, result))
+    respond::finish(state, &context, result)
+}
+
+/// Answers bytes that are not an acceptable request head. Ambiguous
+/// framing is refused here, before any route is looked at: it is how
+/// requests are smuggled past a verifier (see [`crate::http1::head`]).
+pub fn refuse_head(state: &State, peer: SocketAddr, error: &HeadError) -> Reply {
+    let reject = match *error {
+        HeadError::Malformed(detail) => Reject::new(Reason::MalformedRequest, detail),
+        HeadError::TooLarge(detail) => Reject::new(Reason::HeadTooLarge, detail),
+        HeadError::Ambiguous(detail) => Reject::new(Reason::AmbiguousFraming, detail),
+    };
+    let context = RequestContext {
+        route: None,
+        peer,
+        request_id: request_id::generate(),
+        delivery: None,
+        started: Instant::now(),
+    };
+    respond::finish(state, &context, Err(reject))
 }
 
 /// Shadow mode's bookkeeping: with `enforce = false`, the first failing
@@ -154,23 +156,25 @@ async fn verify_and_forward(
     config: &Config,
     route: &Route,
     peer: SocketAddr,
-    request: Request<Incoming>,
+    head: RequestHead,
+    down: &mut Downstream,
 ) -> Result<Forwarded, Reject> {
     let server = &config.server;
     let mut shadow = Shadow {
         enforce: route.enforce,
         failed: None,
     };
-    shadow.check(limits::check_method(route, request.method()))?;
-    shadow.check(limits::check_client(route, server, peer, request.headers()))?;
+    shadow.check(limits::check_method(route, &head.method))?;
+    shadow.check(limits::check_client(route, server, peer, &head.headers))?;
     shadow.check(limits::check_rate(route))?;
-    shadow.check(limits::check_content_type(route, request.headers()))?;
-    let (parts, body) = request.into_parts();
-    let body = limits::read_body(body, &parts.headers, route.max_body, server.body_timeout).await?;
+    shadow.check(limits::check_content_type(route, &head.headers))?;
+    let body = down
+        .read_body(head.body, route.max_body, server.body_timeout)
+        .await?;
     let view = RequestView {
-        method: &parts.method,
-        uri: &parts.uri,
-        headers: &parts.headers,
+        method: &head.method,
+        uri: &head.uri,
+        headers: &head.headers,
         body: &body,
     };
     let verified = shadow.check(verify(state, route, &view))?;
@@ -187,26 +191,26 @@ async fn verify_and_forward(
         .filter(|_| shadow.failed.is_none())
         .map(|v| v.key);
     let marker = key.map(|k| &route.verified_values[k]);
-    let mut upstream = forward::build(server, parts, body, peer, marker)?;
-    if let Some(failed) = &shadow.failed {
-        forward::mark_shadow(&mut upstream, failed.reason);
-    }
+    let shadow = shadow.failed.map(|r| r.reason);
+    let upstream = forward::build(server, &head, body.len(), peer, marker, shadow);
     let sent = Instant::now();
     let response = forward::send(
-        &state.client,
+        &state.pool,
         &state.store,
-        server.upstream_timeout,
-        upstream,
+        server,
+        &head,
+        &upstream,
+        &body,
         claim,
     )
     .await?;
     state
         .metrics
-        .upstream(&route.name, response.status().as_u16(), sent.elapsed());
+        .upstream(&route.name, response.head.status.as_u16(), sent.elapsed());
     Ok(Forwarded {
         response,
         key,
-        shadow: shadow.failed.map(|r| r.reason),
+        shadow,
     })
 }
 
@@ -267,25 +271,28 @@ async fn pass_through(
     state: &State,
     config: &Config,
     peer: SocketAddr,
-    request: Request<Incoming>,
+    head: RequestHead,
+    down: &mut Downstream,
 ) -> Result<Forwarded, Reject> {
     let server = &config.server;
-    let (parts, body) = request.into_parts();
-    let body =
-        limits::read_body(body, &parts.headers, server.max_body, server.body_timeout).await?;
-    let upstream = forward::build(server, parts, body, peer, None)?;
+    let body = down
+        .read_body(head.body, server.max_body, server.body_timeout)
+        .await?;
+    let upstream = forward::build(server, &head, body.len(), peer, None, None);
     let sent = Instant::now();
     let response = forward::send(
-        &state.client,
+        &state.pool,
         &state.store,
-        server.upstream_timeout,
-        upstream,
+        server,
+        &head,
+        &upstream,
+        &body,
         None,
     )
     .await?;
     state.metrics.upstream(
         crate::config::UNMATCHED_ROUTE,
-        response.status().as_u16(),
+        response.head.status.as_u16(),
         sent.elapsed(),
     );
     Ok(Forwarded {

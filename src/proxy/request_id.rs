@@ -40,7 +40,7 @@ fn is_sane(bytes: &[u8]) -> bool {
 
 /// A process-unique id: a random 64-bit prefix chosen at start, then a
 /// counter. Ids need to be unique, not unpredictable.
-fn generate() -> HeaderValue {
+pub fn generate() -> HeaderValue {
     static PREFIX: OnceLock<u64> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = *PREFIX.get_or_init(|| {

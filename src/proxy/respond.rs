@@ -4,7 +4,8 @@
 //! Answers hookguard makes itself are JSON with `X-Hookguard-Reject`, so a
 //! sender (or an operator reading its delivery log) can always tell
 //! hookguard's refusals from the app's own answers. The app's responses are
-//! streamed back unchanged apart from hop-by-hop headers.
+//! streamed back unchanged apart from hop-by-hop headers (by
+//! [`crate::http1::conn`]).
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -12,16 +13,11 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::Response;
-use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 
-use super::{forward, request_id, State};
+use super::State;
 use crate::config::{Route, UNMATCHED_ROUTE};
+use crate::http1::upstream;
 use crate::reject::{Outcome, Reason, Reject};
-
-/// Body of every response hookguard sends: its own JSON, or the app's
-/// streamed body.
-pub type ResponseBody = Either<Full<Bytes>, Incoming>;
 
 /// Header naming the reason on every answer hookguard makes itself.
 pub const REJECT_HEADER: &str = "x-hookguard-reject";
@@ -29,13 +25,31 @@ pub const REJECT_HEADER: &str = "x-hookguard-reject";
 /// A request the app answered.
 #[derive(Debug)]
 pub struct Forwarded {
-    /// The app's response, body still streaming.
-    pub response: Response<Incoming>,
+    /// The app's response, body still to be passed on.
+    pub response: upstream::Response,
     /// Index of the key that verified the request; `None` when unverified
     /// (unmatched pass-through, or a shadow-mode failure).
     pub key: Option<usize>,
     /// In shadow mode, the check that failed (forwarded anyway).
     pub shadow: Option<Reason>,
+}
+
+/// What the sender is answered.
+#[derive(Debug)]
+pub enum Answer {
+    /// hookguard's own JSON answer.
+    Own(Response<Bytes>),
+    /// The app's response, passed on.
+    Forwarded(upstream::Response),
+}
+
+/// An answer and the request id it carries back.
+#[derive(Debug)]
+pub struct Reply {
+    /// The request id, kept or generated.
+    pub request_id: HeaderValue,
+    /// What to send.
+    pub answer: Answer,
 }
 
 /// What is known about a request besides its result, for the log line.
@@ -66,20 +80,20 @@ fn loggable(value: &HeaderValue) -> String {
         .collect()
 }
 
-/// Turns a pipeline result into the response, and logs and counts it.
+/// Turns a pipeline result into the answer, and logs and counts it.
 pub fn finish(
     state: &State,
     context: &RequestContext<'_>,
     result: Result<Forwarded, Reject>,
-) -> Response<ResponseBody> {
+) -> Reply {
     let route = context.route;
     let route_name = route.map_or(UNMATCHED_ROUTE, |r| r.name.as_str());
     let took = context.started.elapsed();
     let duration_ms = took.as_secs_f64() * 1000.0;
     let request_id = context.request_id.to_str().unwrap_or_default();
-    let mut response = match result {
+    let answer = match result {
         Ok(forwarded) => {
-            let status = forwarded.response.status().as_u16();
+            let status = forwarded.response.head.status.as_u16();
             let key = forwarded
                 .key
                 .zip(route)
@@ -108,9 +122,7 @@ pub fn finish(
                 peer = %context.peer,
                 "request forwarded"
             );
-            let (mut parts, body) = forwarded.response.into_parts();
-            forward::strip_hop_by_hop(&mut parts.headers);
-            Response::from_parts(parts, Either::Right(body))
+            Answer::Forwarded(forwarded.response)
         }
         Err(reject) => {
             let outcome = reject.reason.outcome();
@@ -130,19 +142,20 @@ pub fn finish(
                 peer = %context.peer,
                 "request answered by hookguard"
             );
-            rejection(&reject, route)
+            Answer::Own(rejection(&reject, route))
         }
     };
-    response
-        .headers_mut()
-        .insert(request_id::HEADER.clone(), context.request_id.clone());
-    response
+    Reply {
+        request_id: context.request_id.clone(),
+        answer,
+    }
 }
 
-/// Builds hookguard's own answer for `reject`.
-pub fn rejection(reject: &Reject, route: Option<&Route>) -> Response<ResponseBody> {
+/// Builds hookguard's own answer for `reject`. Whether the connection
+/// stays open is the connection's to say: a body left unread closes it.
+pub fn rejection(reject: &Reject, route: Option<&Route>) -> Response<Bytes> {
     let body = reject.body(route.map(|r| r.name.as_str()));
-    let mut response = Response::new(Either::Left(Full::new(Bytes::from(body))));
+    let mut response = Response::new(Bytes::from(body));
     *response.status_mut() = reject.reason.status();
     let headers = response.headers_mut();
     headers.insert(
@@ -156,21 +169,8 @@ pub fn rejection(reject: &Reject, route: Option<&Route>) -> Response<ResponseBod
     if let Some(seconds) = reject.retry_after {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
-    match reject.reason {
-        Reason::MethodNotAllowed => {
-            if let Some(route) = route {
-                headers.insert(header::ALLOW, route.allow.clone());
-            }
-        }
-        // The rest of the body may still be on the wire; the connection
-        // cannot be reused safely, so it is closed after this answer.
-        Reason::BodyTooLarge
-        | Reason::BodyTimeout
-        | Reason::BodyIncomplete
-        | Reason::AmbiguousFraming => {
-            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        _ => {}
+    if let (Reason::MethodNotAllowed, Some(route)) = (reject.reason, route) {
+        headers.insert(header::ALLOW, route.allow.clone());
     }
     response
 }

@@ -1,0 +1,396 @@
+//! Connections to the app: a small pool of keep-alive connections, one
+//! exchange at a time on each, driven inline by the request's own task.
+//!
+//! Driving the exchange inline (no connection task, no channel, no
+//! checkout future) is most of why hookguard is not slower than a plain
+//! proxy; see the module doc of [`crate::http1`]. A pooled connection the
+//! app has closed (a Node app closes idle ones after 5 s) is noticed from
+//! its readiness before use, and an exchange that fails on a reused
+//! connection before any answer arrived is retried once on a fresh one,
+//! which is what every keep-alive client has to do.
+
+use std::io::{self, IoSlice};
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use http::uri::Authority;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Idle connections kept; more than the busiest moment needs is waste.
+const MAX_IDLE: usize = 256;
+
+/// An idle connection older than this is closed rather than reused.
+const IDLE_FOR: Duration = Duration::from_secs(30);
+
+/// Time allowed to open a connection to the app.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Largest response head accepted from the app.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// A connection to the app with its read buffer.
+#[derive(Debug)]
+pub struct Conn {
+    stream: TcpStream,
+    /// Bytes read from the app and not yet used.
+    pub buf: BytesMut,
+    /// Whether an earlier exchange used this connection.
+    reused: bool,
+}
+
+impl Conn {
+    /// Reads more from the app into `buf`; 0 means the app closed.
+    pub async fn read_more(&mut self) -> io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < 4096 {
+            self.buf.reserve(16 * 1024);
+        }
+        self.stream.read_buf(&mut self.buf).await
+    }
+
+    /// Like [`Conn::read_more`], failing if nothing arrives within `idle`.
+    pub async fn read_more_within(&mut self, idle: Duration) -> io::Result<usize> {
+        tokio::time::timeout(idle, self.read_more())
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the app stalled mid-body"))?
+    }
+}
+
+/// Idle keep-alive connections to the app, shared by all requests.
+#[derive(Debug, Default)]
+pub struct Pool {
+    idle: Mutex<Idle>,
+}
+
+#[derive(Debug, Default)]
+struct Idle {
+    /// The app the connections lead to; a reload may point elsewhere.
+    authority: Option<Authority>,
+    conns: Vec<(Conn, Instant)>,
+}
+
+/// Why an exchange with the app failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// No connection could be opened.
+    Connect(io::Error),
+    /// The connection failed, or the app's answer was not valid HTTP.
+    Broken(String),
+}
+
+/// How the app's response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No body (HEAD, 204, 304).
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked coding.
+    Chunked,
+    /// Until the app closes the connection.
+    UntilClose,
+}
+
+/// The app's response head, ready to pass on.
+#[derive(Debug)]
+pub struct ResponseHead {
+    /// The status code.
+    pub status: http::StatusCode,
+    /// Header lines (`name: value\r\n`) to pass to the sender: the app's
+    /// own minus hop-by-hop fields, framing and the request id, which
+    /// hookguard writes itself.
+    pub lines: Vec<u8>,
+    /// How the body is delimited.
+    pub body: BodyKind,
+    /// Whether the app keeps the connection open afterwards.
+    pub keep_alive: bool,
+}
+
+/// A response whose head has arrived; its body is still on `conn`.
+#[derive(Debug)]
+pub struct Response {
+    /// The app the connection leads to, for returning it to the pool.
+    pub authority: Authority,
+    /// The connection the body arrives on.
+    pub conn: Conn,
+    /// The parsed head.
+    pub head: ResponseHead,
+}
+
+impl Pool {
+    /// Sends `head` and `body` and reads the response head.
+    pub async fn exchange(
+        &self,
+        authority: &Authority,
+        head: &[u8],
+        body: &[u8],
+        head_request: bool,
+    ) -> Result<Response, Failure> {
+        let mut fresh = false;
+        loop {
+            let mut conn = match self.checkout(authority) {
+                Some(conn) if !fresh => conn,
+                _ => connect(authority).await.map_err(Failure::Connect)?,
+            };
+            match round_trip(&mut conn, head, body, head_request).await {
+                Ok(head) => {
+                    return Ok(Response {
+                        authority: authority.clone(),
+                        conn,
+                        head,
+                    })
+                }
+                // The app closed a kept-alive connection as it was
+                // reused; nothing was answered, so sending again is safe.
+                Err(Attempt::Stale) if conn.reused && !fresh => fresh = true,
+                Err(Attempt::Stale) => {
+                    return Err(Failure::Broken(
+                        "the app closed the connection without answering".into(),
+                    ))
+                }
+                Err(Attempt::Failed(why)) => return Err(Failure::Broken(why)),
+            }
+        }
+    }
+
+    /// Returns a connection whose exchange ended cleanly.
+    pub fn checkin(&self, authority: &Authority, mut conn: Conn) {
+        conn.reused = true;
+        conn.buf.clear();
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.authority.as_ref() != Some(authority) {
+            idle.authority = Some(authority.clone());
+            idle.conns.clear();
+        }
+        if idle.conns.len() < MAX_IDLE {
+            idle.conns.push((conn, Instant::now()));
+        }
+    }
+
+    /// A pooled connection the app has not closed, if any.
+    fn checkout(&self, authority: &Authority) -> Option<Conn> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.authority.as_ref() != Some(authority) {
+            idle.conns.clear();
+            return None;
+        }
+        while let Some((conn, since)) = idle.conns.pop() {
+            if since.elapsed() < IDLE_FOR && !looks_closed(&conn.stream) {
+                return Some(conn);
+            }
+        }
+        None
+    }
+}
+
+async fn connect(authority: &Authority) -> io::Result<Conn> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(authority.as_str()))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+    stream.set_nodelay(true)?;
+    Ok(Conn {
+        stream,
+        buf: BytesMut::with_capacity(8 * 1024),
+        reused: false,
+    })
+}
+
+/// Whether an idle connection became readable: the app closed it, reset
+/// it, or sent bytes no request asked for. Either way it is not reusable.
+/// Reads the readiness tokio already has; a syscall only when readable.
+fn looks_closed(stream: &TcpStream) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    match stream.poll_read_ready(&mut cx) {
+        Poll::Pending => false,
+        Poll::Ready(Err(_)) => true,
+        Poll::Ready(Ok(())) => {
+            let mut probe = [0u8; 1];
+            !matches!(stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        }
+    }
+}
+
+enum Attempt {
+    /// The connection failed before any byte of an answer arrived.
+    Stale,
+    /// Anything else.
+    Failed(String),
+}
+
+async fn round_trip(
+    conn: &mut Conn,
+    head: &[u8],
+    body: &[u8],
+    head_request: bool,
+) -> Result<ResponseHead, Attempt> {
+    let stale = |_| Attempt::Stale;
+    write_all_vectored(&mut conn.stream, head, body)
+        .await
+        .map_err(stale)?;
+    loop {
+        match parse_response(&mut conn.buf, head_request) {
+            Ok(Some(head)) => return Ok(head),
+            Ok(None) => {}
+            Err(why) => return Err(Attempt::Failed(why.into())),
+        }
+        let received = conn.buf.len();
+        match conn.read_more().await {
+            Ok(0) | Err(_) if received == 0 => return Err(Attempt::Stale),
+            Ok(0) => {
+                return Err(Attempt::Failed(
+                    "the app closed the connection mid-answer".into(),
+                ))
+            }
+            Ok(_) => {}
+            Err(error) => {
+                return Err(Attempt::Failed(format!(
+                    "reading the app's answer failed: {error}"
+                )))
+            }
+        }
+    }
+}
+
+/// Writes `head` then `body`, in one syscall when the kernel takes both.
+async fn write_all_vectored(stream: &mut TcpStream, head: &[u8], body: &[u8]) -> io::Result<()> {
+    let (mut head, mut body) = (head, body);
+    while !head.is_empty() {
+        let n = stream
+            .write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
+            .await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_head = n.min(head.len());
+        head = &head[from_head..];
+        body = &body[n - from_head..];
+    }
+    stream.write_all(body).await
+}
+
+/// Parses a response head at the start of `buf`, skipping interim (1xx)
+/// responses; `Ok(None)` when more bytes are needed.
+fn parse_response(
+    buf: &mut BytesMut,
+    head_request: bool,
+) -> Result<Option<ResponseHead>, &'static str> {
+    loop {
+        let mut scratch = [httparse::EMPTY_HEADER; 128];
+        let mut response = httparse::Response::new(&mut scratch);
+        let len = match response.parse(buf) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if buf.len() > MAX_RESPONSE_HEAD => {
+                return Err("the app's response head is too large")
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(_) => return Err("the app's response is not valid HTTP/1.1"),
+        };
+        let code = response.code.unwrap_or_default();
+        let status =
+            http::StatusCode::from_u16(code).map_err(|_| "the app sent an invalid status")?;
+        if status == http::StatusCode::SWITCHING_PROTOCOLS {
+            return Err("the app switched protocols, which hookguard does not forward");
+        }
+        if status.is_informational() {
+            buf.advance(len);
+            continue;
+        }
+        let head = describe(&response, status, head_request)?;
+        buf.advance(len);
+        return Ok(Some(head));
+    }
+}
+
+/// Header fields that describe the connection, or that hookguard writes
+/// itself on the way out.
+fn dropped(name: &str) -> bool {
+    const NAMES: [&str; 10] = [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "x-request-id",
+    ];
+    NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+}
+
+fn describe(
+    response: &httparse::Response<'_, '_>,
+    status: http::StatusCode,
+    head_request: bool,
+) -> Result<ResponseHead, &'static str> {
+    let mut chunked = None;
+    let mut length = None;
+    let mut keep_alive = response.version == Some(1);
+    let mut named: Vec<&str> = Vec::new();
+    for header in response.headers.iter() {
+        let value = header.value;
+        if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
+            chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if header.name.eq_ignore_ascii_case("content-length") {
+            let parsed = std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .ok_or("the app sent an invalid Content-Length")?;
+            if length.is_some_and(|l| l != parsed) {
+                return Err("the app sent conflicting Content-Lengths");
+            }
+            length = Some(parsed);
+        } else if header.name.eq_ignore_ascii_case("connection") {
+            for option in std::str::from_utf8(value).unwrap_or_default().split(',') {
+                let option = option.trim();
+                if option.eq_ignore_ascii_case("close") {
+                    keep_alive = false;
+                } else if option.eq_ignore_ascii_case("keep-alive") && response.version == Some(0) {
+                    keep_alive = true;
+                } else if !option.is_empty() {
+                    named.push(option);
+                }
+            }
+        }
+    }
+    let no_body = head_request
+        || status == http::StatusCode::NO_CONTENT
+        || status == http::StatusCode::NOT_MODIFIED;
+    let body = match (chunked, length) {
+        _ if no_body => BodyKind::Empty,
+        (Some(true), _) => BodyKind::Chunked,
+        (Some(false), _) => BodyKind::UntilClose,
+        (None, Some(n)) => BodyKind::Length(n),
+        (None, None) => BodyKind::UntilClose,
+    };
+    if body == BodyKind::UntilClose {
+        keep_alive = false;
+    }
+    let mut lines = Vec::with_capacity(256);
+    for header in response.headers.iter() {
+        if dropped(header.name) || named.iter().any(|n| n.eq_ignore_ascii_case(header.name)) {
+            continue;
+        }
+        lines.extend_from_slice(header.name.as_bytes());
+        lines.extend_from_slice(b": ");
+        lines.extend_from_slice(header.value);
+        lines.extend_from_slice(b"\r\n");
+    }
+    // A HEAD answer or a 304 may carry the length of the body it stands
+    // for; it is passed on, since hookguard writes no framing for them.
+    if let (BodyKind::Empty, Some(n)) = (body, length) {
+        if n > 0 {
+            lines.extend_from_slice(format!("content-length: {n}\r\n").as_bytes());
+        }
+    }
+    Ok(ResponseHead {
+        status,
+        lines,
+        body,
+        keep_alive,
+    })
+}
