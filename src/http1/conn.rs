@@ -25,6 +25,16 @@ use crate::reject::{Reason, Reject};
 /// Output is flushed to the socket once this much is assembled.
 const FLUSH_AT: usize = 64 * 1024;
 
+/// Largest read buffer an idle connection keeps.
+const KEPT_BUFFER: usize = 64 * 1024;
+
+/// When closing with request bytes still unread, how much more is read
+/// and discarded, and for how long, so that the answer is not lost to a
+/// reset (closing a socket with unread data sends RST, and the sender's
+/// kernel may drop the answer it had not yet delivered).
+const LINGER_BYTES: usize = 1024 * 1024;
+const LINGER_FOR: Duration = Duration::from_secs(2);
+
 /// What waiting for the next request gave.
 // Moved out once per request; boxing the head would cost an allocation
 // per request to save a few hundred bytes of stack.
@@ -91,6 +101,11 @@ impl Downstream {
         timeout: Duration,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Next {
+        // A large body read earlier left a large buffer behind; an idle
+        // connection should not keep it.
+        if self.buf.is_empty() && self.buf.capacity() > KEPT_BUFFER {
+            self.buf = BytesMut::with_capacity(8 * 1024);
+        }
         let deadline = Instant::now() + timeout;
         loop {
             if !self.buf.is_empty() {
@@ -210,6 +225,7 @@ impl Downstream {
         &mut self,
         response: &Response<Bytes>,
         request_id: &HeaderValue,
+        version: Version,
         close: bool,
     ) -> io::Result<()> {
         self.out.clear();
@@ -225,9 +241,7 @@ impl Downstream {
             "content-length",
             body.len().to_string().as_bytes(),
         );
-        if close {
-            self.out.extend_from_slice(b"connection: close\r\n");
-        }
+        persistence_line(&mut self.out, version, close);
         self.out.extend_from_slice(b"\r\n");
         self.out.extend_from_slice(body);
         self.stream.write_all(&self.out).await
@@ -262,9 +276,7 @@ impl Downstream {
                 .extend_from_slice(b"transfer-encoding: chunked\r\n"),
             _ => {}
         }
-        if close {
-            self.out.extend_from_slice(b"connection: close\r\n");
-        }
+        persistence_line(&mut self.out, version, close);
         self.out.extend_from_slice(b"\r\n");
         let conn = &mut response.conn;
         let finished = match head.body {
@@ -329,6 +341,31 @@ impl Downstream {
         })
     }
 
+    /// Ends the connection after its last answer. With request bytes still
+    /// unread, the sending side is shut first and the rest read and
+    /// discarded for a bounded time, so that the sender reads the answer
+    /// before any reset.
+    pub async fn close(mut self) {
+        if !self.unread_body {
+            return;
+        }
+        if self.stream.shutdown().await.is_err() {
+            return;
+        }
+        let mut discarded = 0;
+        let linger = async {
+            while discarded < LINGER_BYTES {
+                self.buf.clear();
+                reserve(&mut self.buf);
+                match self.stream.read_buf(&mut self.buf).await {
+                    Ok(n) if n > 0 => discarded += n,
+                    _ => break,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER_FOR, linger).await;
+    }
+
     async fn flush_if_full(&mut self) -> io::Result<()> {
         if self.out.len() >= FLUSH_AT {
             self.stream.write_all(&self.out).await?;
@@ -382,6 +419,16 @@ fn status_line(out: &mut Vec<u8>, status: http::StatusCode) {
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
     out.extend_from_slice(b"\r\n");
+}
+
+/// Says whether the connection stays open: HTTP/1.1 keeps it unless told,
+/// HTTP/1.0 closes it unless told (RFC 9112 §9.3).
+fn persistence_line(out: &mut Vec<u8>, version: Version, close: bool) {
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    } else if version == Version::HTTP_10 {
+        out.extend_from_slice(b"connection: keep-alive\r\n");
+    }
 }
 
 fn header_line(out: &mut Vec<u8>, name: &str, value: &[u8]) {

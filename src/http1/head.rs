@@ -164,7 +164,11 @@ fn framing(
     let keep_alive = persistence(&headers, version);
     let expect_continue = match headers.get(http::header::EXPECT) {
         None => false,
-        Some(v) if v.as_bytes().eq_ignore_ascii_case(b"100-continue") => true,
+        // An HTTP/1.0 sender never gets an interim response (RFC 9110
+        // §10.1.1, §15.2).
+        Some(v) if v.as_bytes().eq_ignore_ascii_case(b"100-continue") => {
+            version == Version::HTTP_11
+        }
         Some(_) => {
             return Err(HeadError::Malformed(
                 "the only expectation served is 100-continue",

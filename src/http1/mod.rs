@@ -73,7 +73,7 @@ pub async fn serve_connection(
         let keep = keep_alive && down.reusable() && !*shutdown.borrow();
         let reused = match reply.answer {
             Answer::Own(response) => down
-                .write_own(&response, &reply.request_id, !keep)
+                .write_own(&response, &reply.request_id, version, !keep)
                 .await
                 .is_ok_and(|()| keep),
             Answer::Forwarded(mut response) => {
@@ -95,6 +95,7 @@ pub async fn serve_connection(
             }
         };
         if !reused {
+            down.close().await;
             return;
         }
     }

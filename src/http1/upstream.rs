@@ -130,9 +130,14 @@ impl Pool {
     ) -> Result<Response, Failure> {
         let mut fresh = false;
         loop {
-            let mut conn = match self.checkout(authority) {
-                Some(conn) if !fresh => conn,
-                _ => connect(authority).await.map_err(Failure::Connect)?,
+            let pooled = if fresh {
+                None
+            } else {
+                self.checkout(authority)
+            };
+            let mut conn = match pooled {
+                Some(conn) => conn,
+                None => connect(authority).await.map_err(Failure::Connect)?,
             };
             match round_trip(&mut conn, head, body, head_request).await {
                 Ok(head) => {
@@ -255,6 +260,9 @@ async fn round_trip(
 
 /// Writes `head` then `body`, in one syscall when the kernel takes both.
 async fn write_all_vectored(stream: &mut TcpStream, head: &[u8], body: &[u8]) -> io::Result<()> {
+    if body.is_empty() {
+        return stream.write_all(head).await;
+    }
     let (mut head, mut body) = (head, body);
     while !head.is_empty() {
         let n = stream
@@ -367,7 +375,9 @@ fn describe(
         (None, Some(n)) => BodyKind::Length(n),
         (None, None) => BodyKind::UntilClose,
     };
-    if body == BodyKind::UntilClose {
+    // Both framings at once (RFC 9112 §6.3: chunked wins) is a sign of a
+    // confused app; its connection is not trusted with another exchange.
+    if body == BodyKind::UntilClose || (chunked.is_some() && length.is_some()) {
         keep_alive = false;
     }
     let mut lines = Vec::with_capacity(256);

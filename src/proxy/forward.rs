@@ -56,7 +56,8 @@ pub fn build(
 ) -> Vec<u8> {
     let headers = &request.headers;
     let path = request.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let mut out = Vec::with_capacity(512);
+    // Room for a small body too, which `send` appends.
+    let mut out = Vec::with_capacity(512 + body_len.min(INLINE_BODY));
     out.extend_from_slice(request.method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(server.upstream.base_path.as_bytes());
@@ -137,6 +138,9 @@ fn forwarded_for(out: &mut Vec<u8>, headers: &HeaderMap, peer: SocketAddr) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// Bodies up to this size are copied behind the head and sent with it.
+const INLINE_BODY: usize = 16 * 1024;
+
 /// Sends the request and settles the claim: completed when the upstream
 /// answered below 500, released otherwise (so that a retry is delivered).
 pub async fn send(
@@ -144,14 +148,22 @@ pub async fn send(
     store: &Arc<dyn ReplayStore>,
     server: &Server,
     request: &RequestHead,
-    head: &[u8],
+    mut head: Vec<u8>,
     body: &[u8],
     claim: Option<Claim>,
 ) -> Result<Response, Reject> {
     let timeout: Duration = server.upstream_timeout;
+    // A small body rides in the head's buffer: one plain send instead of a
+    // vectored one, for the price of copying a few KiB.
+    let body = if body.len() <= INLINE_BODY {
+        head.extend_from_slice(body);
+        &[][..]
+    } else {
+        body
+    };
     let exchange = pool.exchange(
         &server.upstream.authority,
-        head,
+        &head,
         body,
         request.method == Method::HEAD,
     );

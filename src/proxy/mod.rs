@@ -199,7 +199,7 @@ async fn verify_and_forward(
         &state.store,
         server,
         &head,
-        &upstream,
+        upstream,
         &body,
         claim,
     )
@@ -285,7 +285,7 @@ async fn pass_through(
         &state.store,
         server,
         &head,
-        &upstream,
+        upstream,
         &body,
         None,
     )

@@ -1,0 +1,903 @@
+//! The wire behaviour of hookguard's own HTTP/1.1 layer (`src/http1`), seen
+//! from real sockets on loopback: a raw sender on one side, and on the other
+//! a raw-TCP app whose answers are scripted byte for byte, so that framings
+//! a well-behaved library would never produce (close-delimited bodies, a
+//! HEAD answer with a length, hop-by-hop headers) can be put on the wire.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use support::{hmac_hex, Hookguard};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+const SECRET: &str = "wire-secret";
+
+/// What the app is told a verified request carries, for route `wire`.
+const VERIFIED: &str = "hookguard; route=wire; scheme=hmac; key=0";
+
+/// Longest any single read in these tests may wait.
+const READ: Duration = Duration::from_secs(3);
+
+const CONFIG: &str = r#"
+[server]
+upstream = "{upstream}"
+upstream_timeout = "2s"
+body_timeout = "2s"
+unmatched = "forward"
+
+[[routes]]
+name = "wire"
+path = "/hook"
+scheme = "hmac"
+secrets = [{ value = "wire-secret" }]
+max_body = "1KiB"
+
+[routes.hmac]
+header = "X-Signature"
+"#;
+
+// ---------------------------------------------------------------------------
+// The scripted app.
+
+/// A request as the raw app read it off the wire.
+#[derive(Debug, Clone)]
+struct Seen {
+    /// Which accepted connection it came on, counting from 0.
+    conn: usize,
+    /// `METHOD target HTTP/1.1`.
+    request_line: String,
+    /// Header fields in wire order, names lower-cased.
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Seen {
+    fn all(&self, name: &str) -> Vec<&str> {
+        all(&self.headers, name)
+    }
+
+    fn has(&self, name: &str) -> bool {
+        !self.all(name).is_empty()
+    }
+}
+
+/// What the app does after writing its answer.
+#[derive(Debug, Clone, Copy)]
+enum Then {
+    /// Reads the next request on the same connection.
+    KeepOpen,
+    /// Closes at once (what delimits a close-delimited body).
+    Close,
+    /// Sits idle, reading nothing, then closes: an app that times out
+    /// idle keep-alive connections.
+    CloseAfter(Duration),
+}
+
+/// A scripted answer: written in `parts`, with a short pause between them
+/// so that hookguard sees the body arrive in pieces.
+struct Script {
+    parts: Vec<Vec<u8>>,
+    then: Then,
+}
+
+impl Script {
+    fn new(parts: &[&[u8]], then: Then) -> Script {
+        Script {
+            parts: parts.iter().map(|p| p.to_vec()).collect(),
+            then,
+        }
+    }
+}
+
+type Responder = Arc<dyn Fn(&Seen) -> Script + Send + Sync>;
+
+/// A raw-TCP app on loopback that records every request and answers each
+/// with what `respond` scripts.
+struct RawApp {
+    addr: std::net::SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    accepted: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl RawApp {
+    async fn start(respond: impl Fn(&Seen) -> Script + Send + Sync + 'static) -> RawApp {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let respond: Responder = Arc::new(respond);
+        let (s, a) = (seen.clone(), accepted.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let conn = a.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(serve_app_connection(
+                    stream,
+                    conn,
+                    s.clone(),
+                    respond.clone(),
+                ));
+            }
+        });
+        RawApp {
+            addr,
+            seen,
+            accepted,
+            task,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for RawApp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve_app_connection(
+    mut stream: TcpStream,
+    conn: usize,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    respond: Responder,
+) {
+    let mut buf = Vec::new();
+    loop {
+        let end = loop {
+            if let Some(at) = find(&buf, b"\r\n\r\n") {
+                break at + 4;
+            }
+            if !read_some(&mut stream, &mut buf).await {
+                return;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        buf.drain(..end);
+        let mut lines = head.split("\r\n");
+        let request_line = lines.next().unwrap_or_default().to_owned();
+        let headers = parse_fields(lines);
+        // hookguard always frames what it forwards with Content-Length.
+        let length: usize = all(&headers, "content-length")
+            .first()
+            .map_or(0, |v| v.parse().expect("a plain Content-Length"));
+        while buf.len() < length {
+            if !read_some(&mut stream, &mut buf).await {
+                return;
+            }
+        }
+        let request = Seen {
+            conn,
+            request_line,
+            headers,
+            body: buf.drain(..length).collect(),
+        };
+        seen.lock().unwrap().push(request.clone());
+        let script = respond(&request);
+        for (i, part) in script.parts.iter().enumerate() {
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if stream.write_all(part).await.is_err() {
+                return;
+            }
+        }
+        match script.then {
+            Then::KeepOpen => {}
+            Then::Close => return,
+            Then::CloseAfter(idle) => {
+                tokio::time::sleep(idle).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Reads what is there into `buf`; false when the peer closed.
+async fn read_some(stream: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
+    let mut chunk = [0u8; 4096];
+    match stream.read(&mut chunk).await {
+        Ok(0) | Err(_) => false,
+        Ok(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            true
+        }
+    }
+}
+
+/// A complete answer with a Content-Length; `extra` is header lines, each
+/// ending in CRLF.
+fn sized(body: &[u8], extra: &str) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 200 OK\r\n{extra}Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+// ---------------------------------------------------------------------------
+// The sender.
+
+/// A sender's connection to hookguard, read one response at a time.
+struct Wire {
+    stream: TcpStream,
+    /// Bytes read and not yet taken by a response.
+    buf: Vec<u8>,
+}
+
+/// How a response's body was delimited on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// No body by the rules (HEAD, 1xx, 204, 304).
+    None,
+    Length,
+    Chunked,
+    /// Until hookguard closed the connection.
+    Close,
+}
+
+/// A response as the sender read it.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    head: String,
+    headers: Vec<(String, String)>,
+    /// The body, decoded from the chunked coding where it was chunked.
+    body: Vec<u8>,
+    framing: Framing,
+}
+
+impl Reply {
+    fn all(&self, name: &str) -> Vec<&str> {
+        all(&self.headers, name)
+    }
+
+    fn one(&self, name: &str) -> &str {
+        match self.all(name)[..] {
+            [value] => value,
+            ref values => panic!(
+                "{name}: expected one field, got {values:?} in\n{}",
+                self.head
+            ),
+        }
+    }
+
+    fn has(&self, name: &str) -> bool {
+        !self.all(name).is_empty()
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl Wire {
+    async fn open(addr: std::net::SocketAddr) -> Wire {
+        Wire {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            buf: Vec::new(),
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// Reads more; false when hookguard closed. Fails the test if nothing
+    /// comes within [`READ`].
+    async fn fill(&mut self) -> bool {
+        let mut chunk = [0u8; 4096];
+        let read = tokio::time::timeout(READ, self.stream.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "nothing from hookguard within {READ:?}; so far: {:?}",
+                    String::from_utf8_lossy(&self.buf)
+                )
+            });
+        match read {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+        }
+    }
+
+    async fn line(&mut self) -> String {
+        loop {
+            if let Some(at) = find(&self.buf, b"\r\n") {
+                let line = String::from_utf8_lossy(&self.buf[..at]).into_owned();
+                self.buf.drain(..at + 2);
+                return line;
+            }
+            assert!(
+                self.fill().await,
+                "closed mid-line: {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+        }
+    }
+
+    async fn exactly(&mut self, n: usize) -> Vec<u8> {
+        while self.buf.len() < n {
+            assert!(
+                self.fill().await,
+                "closed {} bytes short",
+                n - self.buf.len()
+            );
+        }
+        self.buf.drain(..n).collect()
+    }
+
+    /// Reads one response, interim ones included; `head_request` says the
+    /// request was a HEAD (so the response has no body whatever it says).
+    async fn response(&mut self, head_request: bool) -> Reply {
+        let end = loop {
+            if let Some(at) = find(&self.buf, b"\r\n\r\n") {
+                break at + 4;
+            }
+            assert!(
+                self.fill().await,
+                "closed before a response head; got {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+        };
+        let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+        self.buf.drain(..end);
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or_default();
+        assert!(status_line.starts_with("HTTP/1.1 "), "{head}");
+        let status: u16 = status_line[9..12].parse().expect("a status code");
+        let headers = parse_fields(lines);
+        let mut reply = Reply {
+            status,
+            head,
+            headers,
+            body: Vec::new(),
+            framing: Framing::None,
+        };
+        if head_request || status < 200 || status == 204 || status == 304 {
+            return reply;
+        }
+        if let Some(coding) = reply.all("transfer-encoding").first() {
+            assert!(
+                coding.eq_ignore_ascii_case("chunked"),
+                "only chunked is expected: {}",
+                reply.head
+            );
+            reply.framing = Framing::Chunked;
+            reply.body = self.chunked_body().await;
+        } else if let Some(length) = reply.all("content-length").first() {
+            let length = length.parse().expect("a number");
+            reply.framing = Framing::Length;
+            reply.body = self.exactly(length).await;
+        } else {
+            reply.framing = Framing::Close;
+            while self.fill().await {}
+            reply.body = std::mem::take(&mut self.buf);
+        }
+        reply
+    }
+
+    /// Decodes a chunked body strictly: hex sizes, CRLF after every chunk,
+    /// a last chunk and an empty line.
+    async fn chunked_body(&mut self) -> Vec<u8> {
+        let mut body = Vec::new();
+        loop {
+            let line = self.line().await;
+            let size = line.split(';').next().unwrap_or_default();
+            let size = usize::from_str_radix(size, 16)
+                .unwrap_or_else(|_| panic!("not a chunk size: {line:?}"));
+            if size == 0 {
+                while !self.line().await.is_empty() {}
+                return body;
+            }
+            let data = self.exactly(size + 2).await;
+            assert_eq!(&data[size..], b"\r\n", "a chunk must end in CRLF");
+            body.extend_from_slice(&data[..size]);
+        }
+    }
+
+    /// Whether hookguard closes the connection with nothing more sent.
+    async fn closes(&mut self) -> bool {
+        let closed = !self.fill().await;
+        closed && self.buf.is_empty()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Shared bits.
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn parse_fields<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
+    lines
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let (name, value) = line.split_once(':').expect("a header line");
+            (name.to_ascii_lowercase(), value.trim().to_owned())
+        })
+        .collect()
+}
+
+fn all<'a>(headers: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+    headers
+        .iter()
+        .filter(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+        .collect()
+}
+
+/// A signed POST to the `wire` route; `extra` is header lines, each ending
+/// in CRLF.
+fn signed(version: &str, body: &str, extra: &str) -> String {
+    format!(
+        "POST /hook HTTP/{version}\r\nHost: hooks.example.com\r\nX-Signature: {}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        hmac_hex(SECRET, body.as_bytes()),
+        body.len()
+    )
+}
+
+async fn start(app: &RawApp) -> Hookguard {
+    Hookguard::start(CONFIG, &app.url()).await
+}
+
+// ---------------------------------------------------------------------------
+// The tests.
+
+#[tokio::test]
+async fn a_chunked_answer_reaches_an_http11_sender_rechunked_and_the_connection_stays_usable() {
+    let app = RawApp::start(|_| {
+        Script::new(
+            &[
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-App: chunked\r\n\r\n5\r\nhel",
+                b"lo\r\n7;ext=1\r\n, world\r\n",
+                b"0\r\nX-Trailer: t\r\n\r\n",
+            ],
+            Then::KeepOpen,
+        )
+    })
+    .await;
+    let hg = start(&app).await;
+    let mut wire = Wire::open(hg.addr).await;
+    for body in ["one", "two"] {
+        wire.send(signed("1.1", body, "").as_bytes()).await;
+        let reply = wire.response(false).await;
+        assert_eq!(reply.status, 200, "{}", reply.head);
+        assert_eq!(reply.framing, Framing::Chunked, "{}", reply.head);
+        assert!(!reply.has("content-length"), "{}", reply.head);
+        assert!(!reply.has("connection"), "{}", reply.head);
+        assert_eq!(reply.one("x-app"), "chunked");
+        assert_eq!(reply.text(), "hello, world");
+    }
+    let seen = app.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        app.accepted(),
+        1,
+        "a chunked answer read to its end leaves the app's connection reusable"
+    );
+}
+
+#[tokio::test]
+async fn a_close_delimited_answer_arrives_complete_and_chunked_to_an_http11_sender() {
+    let app = RawApp::start(|_| {
+        Script::new(
+            &[
+                b"HTTP/1.1 200 OK\r\nX-App: eof\r\n\r\n",
+                b"first part, ",
+                b"second part",
+            ],
+            Then::Close,
+        )
+    })
+    .await;
+    let hg = start(&app).await;
+    let mut wire = Wire::open(hg.addr).await;
+    for body in ["one", "two"] {
+        wire.send(signed("1.1", body, "").as_bytes()).await;
+        let reply = wire.response(false).await;
+        assert_eq!(reply.status, 200, "{}", reply.head);
+        assert_eq!(
+            reply.framing,
+            Framing::Chunked,
+            "re-framed for an HTTP/1.1 sender: {}",
+            reply.head
+        );
+        assert_eq!(reply.one("x-app"), "eof");
+        assert_eq!(reply.text(), "first part, second part");
+    }
+    assert_eq!(app.seen().len(), 2);
+    assert_eq!(
+        app.accepted(),
+        2,
+        "a close-delimited answer ends its connection"
+    );
+}
+
+#[tokio::test]
+async fn an_http10_sender_is_answered_then_closed_and_gets_a_chunked_answer_dechunked() {
+    let app = RawApp::start(|seen| {
+        if seen.body == b"chunked" {
+            Script::new(
+                &[
+                    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nfrom",
+                    b"\r\n5\r\n the \r\n3\r\napp\r\n0\r\n\r\n",
+                ],
+                Then::KeepOpen,
+            )
+        } else {
+            Script::new(&[&sized(b"ok", "")], Then::KeepOpen)
+        }
+    })
+    .await;
+    let hg = start(&app).await;
+
+    let mut wire = Wire::open(hg.addr).await;
+    wire.send(signed("1.0", "sized", "").as_bytes()).await;
+    let reply = wire.response(false).await;
+    assert_eq!(reply.status, 200, "{}", reply.head);
+    assert_eq!(reply.framing, Framing::Length);
+    assert_eq!(reply.text(), "ok");
+    assert_eq!(reply.one("connection"), "close");
+    assert!(wire.closes().await, "HTTP/1.0 without keep-alive closes");
+
+    let mut wire = Wire::open(hg.addr).await;
+    wire.send(signed("1.0", "chunked", "").as_bytes()).await;
+    let reply = wire.response(false).await;
+    assert_eq!(reply.status, 200, "{}", reply.head);
+    assert!(
+        !reply.has("transfer-encoding") && !reply.has("content-length"),
+        "HTTP/1.0 has no chunked coding: {}",
+        reply.head
+    );
+    assert_eq!(reply.framing, Framing::Close);
+    assert_eq!(reply.text(), "from the app");
+    assert_eq!(reply.one("connection"), "close");
+    assert_eq!(app.seen().len(), 2);
+}
+
+#[tokio::test]
+async fn pipelined_requests_in_one_write_get_two_answers_in_order_both_forwarded() {
+    // The app echoes the body, so that the order of the answers shows.
+    let app = RawApp::start(|seen| Script::new(&[&sized(&seen.body, "")], Then::KeepOpen)).await;
+    let hg = start(&app).await;
+    let mut wire = Wire::open(hg.addr).await;
+    let both = signed("1.1", "first", "") + &signed("1.1", "second", "");
+    wire.send(both.as_bytes()).await;
+    let first = wire.response(false).await;
+    let second = wire.response(false).await;
+    assert_eq!((first.status, first.text().as_str()), (200, "first"));
+    assert_eq!((second.status, second.text().as_str()), (200, "second"));
+    let bodies: Vec<Vec<u8>> = app.seen().into_iter().map(|s| s.body).collect();
+    assert_eq!(bodies, [b"first".to_vec(), b"second".to_vec()]);
+    for seen in app.seen() {
+        assert_eq!(seen.all("x-verified-by"), [VERIFIED]);
+    }
+}
+
+#[tokio::test]
+async fn expect_100_continue_gets_100_before_the_body_and_an_oversize_declared_body_gets_413_without_100(
+) {
+    let app = RawApp::start(|_| Script::new(&[&sized(b"ok", "")], Then::KeepOpen)).await;
+    let hg = start(&app).await;
+
+    let body = "{\"waited\":true}";
+    let request = signed("1.1", body, "Expect: 100-continue\r\n");
+    let head = &request.as_bytes()[..request.len() - body.len()];
+    let mut wire = Wire::open(hg.addr).await;
+    wire.send(head).await;
+    let interim = wire.response(false).await;
+    assert_eq!(interim.status, 100, "{}", interim.head);
+    assert!(interim.head.starts_with("HTTP/1.1 100 Continue\r\n"));
+    assert_eq!(app.seen().len(), 0, "nothing is forwarded before the body");
+    wire.send(body.as_bytes()).await;
+    let reply = wire.response(false).await;
+    assert_eq!(reply.status, 200, "{}", reply.head);
+    let seen = app.seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].body, body.as_bytes());
+    assert!(
+        !seen[0].has("expect"),
+        "the expectation was met by hookguard"
+    );
+
+    // 5000 bytes over a 1 KiB limit: refused on the declared length, and
+    // the sender is never told to go ahead.
+    let mut wire = Wire::open(hg.addr).await;
+    wire.send(
+        b"POST /hook HTTP/1.1\r\nHost: x\r\nX-Signature: 00\r\nExpect: 100-continue\r\nContent-Length: 5000\r\n\r\n",
+    )
+    .await;
+    let reply = wire.response(false).await;
+    assert_eq!(reply.status, 413, "no 100 Continue first: {}", reply.head);
+    assert_eq!(reply.one("x-hookguard-reject"), "body_too_large");
+    assert_eq!(reply.one("connection"), "close");
+    assert!(wire.closes().await, "the unread body closes the connection");
+    assert_eq!(app.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_app_closed_is_not_reused_and_the_request_is_forwarded_once() {
+    // Every app connection answers one request, kept alive, then the app
+    // times it out 100 ms later.
+    let app = RawApp::start(|_| {
+        Script::new(
+            &[&sized(b"ok", "")],
+            Then::CloseAfter(Duration::from_millis(100)),
+        )
+    })
+    .await;
+    let hg = start(&app).await;
+    let mut wire = Wire::open(hg.addr).await;
+    wire.send(signed("1.1", "one", "").as_bytes()).await;
+    assert_eq!(wire.response(false).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    wire.send(signed("1.1", "two", "").as_bytes()).await;
+    let reply = wire.response(false).await;
+    assert_eq!(
+        (reply.status, reply.text().as_str()),
+        (200, "ok"),
+        "{}",
+        reply.head
+    );
+    let bodies: Vec<Vec<u8>> = app.seen().into_iter().map(|s| s.body).collect();
+    assert_eq!(
+        bodies,
+        [b"one".to_vec(), b"two".to_vec()],
+        "each request reached the app exactly once"
+    );
+    assert_eq!(app.accepted(), 2);
+}
+
+#[tokio::test]
+async fn a_head_answer_with_content_length_and_no_body_keeps_the_connection_in_step() {
+    let app = RawApp::start(|seen| {
+        if seen.request_line.starts_with("HEAD ") {
+            Script::new(
+                &[b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 1234\r\n\r\n"],
+                Then::KeepOpen,
+            )
+        } else {
+            Script::new(&[&sized(b"after", "")], Then::KeepOpen)
+        }
+    })
+    .await;
+    let hg = start(&app).await;
+    let mut wire = Wire::open(hg.addr).await;
+    wire.send(b"HEAD /page HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    let reply = wire.response(true).await;
+    assert_eq!(reply.status, 200, "{}", reply.head);
+    assert_eq!(
+        reply.one("content-length"),
+        "1234",
+        "the length of the body a GET would get"
+    );
+    wire.send(b"GET /page HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    // Any body bytes after the HEAD answer would be read here as the next
+    // status line.
+    let reply = wire.response(false).await;
+    assert_eq!((reply.status, reply.text().as_str()), (200, "after"));
+    let seen = app.seen();
+    assert_eq!(seen.len(), 2);
+    assert!(seen[0].request_line.starts_with("HEAD /page "));
+    assert_eq!(
+        app.accepted(),
+        1,
+        "the app's connection was not left waiting for a body"
+    );
+}
+
+#[tokio::test]
+async fn malformed_heads_and_non_chunked_codings_get_400_and_never_reach_the_app() {
+    let app = RawApp::start(|_| Script::new(&[&sized(b"ok", "")], Then::KeepOpen)).await;
+    let hg = start(&app).await;
+    let sig = hmac_hex(SECRET, b"hello");
+    let cases = [
+        (
+            format!("POST /hook HTTP/1.1\r\nHost: x\r\nX-Signature: {sig}\r\nBad Header: x\r\nContent-Length: 5\r\n\r\nhello"),
+            "malformed_request",
+        ),
+        (
+            "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_owned(),
+            "malformed_request",
+        ),
+        (
+            format!("POST /hook HTTP/1.1\r\nHost: x\r\nX-Signature: {sig}\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+            "ambiguous_framing",
+        ),
+    ];
+    for (request, reason) in cases {
+        let mut wire = Wire::open(hg.addr).await;
+        wire.send(request.as_bytes()).await;
+        let reply = wire.response(false).await;
+        assert_eq!(reply.status, 400, "{request:?}: {}", reply.head);
+        assert_eq!(reply.one("x-hookguard-reject"), reason, "{request:?}");
+        assert_eq!(reply.one("connection"), "close", "{request:?}");
+        assert!(wire.closes().await, "{request:?}");
+    }
+    assert_eq!(app.accepted(), 0, "{:?}", app.seen());
+}
+
+#[tokio::test]
+async fn hop_by_hop_and_spoofable_request_headers_never_reach_the_app() {
+    let app = RawApp::start(|_| Script::new(&[&sized(b"ok", "")], Then::KeepOpen)).await;
+    let hg = start(&app).await;
+    let body = "{\"id\":9}";
+    let extra = "Connection: close, X-Secret-Hop\r\n\
+                 X-Secret-Hop: 1\r\n\
+                 Keep-Alive: 5\r\n\
+                 Proxy-Connection: keep-alive\r\n\
+                 TE: trailers\r\n\
+                 Upgrade: websocket\r\n\
+                 X-Hookguard-Anything: y\r\n\
+                 X-Hookguard-Shadow: spoofed\r\n\
+                 X-Verified-By: hookguard; route=wire; scheme=hmac; key=forged\r\n\
+                 X-Forwarded-For: 203.0.113.7\r\n\
+                 X-Kept: yes\r\n";
+    let mut wire = Wire::open(hg.addr).await;
+    wire.send(signed("1.1", body, extra).as_bytes()).await;
+    let reply = wire.response(false).await;
+    assert_eq!(reply.status, 200, "{}", reply.head);
+    assert_eq!(
+        reply.one("connection"),
+        "close",
+        "the sender asked to close"
+    );
+    assert!(wire.closes().await);
+
+    let seen = app.seen();
+    assert_eq!(seen.len(), 1);
+    let seen = &seen[0];
+    for name in [
+        "connection",
+        "x-secret-hop",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "upgrade",
+        "x-hookguard-anything",
+        "x-hookguard-shadow",
+    ] {
+        assert!(
+            !seen.has(name),
+            "{name} reached the app: {:?}",
+            seen.headers
+        );
+    }
+    assert_eq!(
+        seen.all("x-verified-by"),
+        [VERIFIED],
+        "only hookguard's own"
+    );
+    assert_eq!(seen.all("x-forwarded-for"), ["203.0.113.7, 127.0.0.1"]);
+    assert_eq!(seen.all("x-kept"), ["yes"]);
+    assert_eq!(seen.all("content-length"), [body.len().to_string()]);
+    assert_eq!(seen.body, body.as_bytes());
+}
+
+#[tokio::test]
+async fn an_app_answer_with_connection_close_reaches_the_sender_and_the_next_request_uses_a_fresh_app_connection(
+) {
+    // The app says close but keeps serving the socket: only the header can
+    // tell hookguard not to reuse it.
+    let app = RawApp::start(|seen| {
+        let body = format!("answer {}", seen.conn);
+        Script::new(
+            &[&sized(body.as_bytes(), "Connection: close\r\n")],
+            Then::KeepOpen,
+        )
+    })
+    .await;
+    let hg = start(&app).await;
+    let mut wire = Wire::open(hg.addr).await;
+    wire.send(signed("1.1", "one", "").as_bytes()).await;
+    let reply = wire.response(false).await;
+    assert_eq!(
+        (reply.status, reply.text().as_str()),
+        (200, "answer 0"),
+        "{}",
+        reply.head
+    );
+    assert!(
+        !reply.has("connection"),
+        "the app's Connection is about the app's hop: {}",
+        reply.head
+    );
+    wire.send(signed("1.1", "two", "").as_bytes()).await;
+    let reply = wire.response(false).await;
+    assert_eq!(
+        (reply.status, reply.text().as_str()),
+        (200, "answer 1"),
+        "{}",
+        reply.head
+    );
+    let conns: Vec<usize> = app.seen().iter().map(|s| s.conn).collect();
+    assert_eq!(conns, [0, 1], "one app connection per request");
+}
+
+#[tokio::test]
+async fn the_app_request_id_is_replaced_and_its_hop_by_hop_response_headers_are_dropped() {
+    let app = RawApp::start(|_| {
+        Script::new(
+            &[&sized(
+                b"ok",
+                "X-Request-Id: app-chosen\r\n\
+                 Connection: x-internal\r\n\
+                 X-Internal: 1\r\n\
+                 Keep-Alive: timeout=5\r\n\
+                 X-App: kept\r\n",
+            )],
+            Then::KeepOpen,
+        )
+    })
+    .await;
+    let hg = start(&app).await;
+    let mut wire = Wire::open(hg.addr).await;
+
+    wire.send(signed("1.1", "one", "X-Request-Id: sender-id-42\r\n").as_bytes())
+        .await;
+    let reply = wire.response(false).await;
+    assert_eq!(reply.status, 200, "{}", reply.head);
+    assert_eq!(reply.one("x-request-id"), "sender-id-42");
+    assert_eq!(reply.one("x-app"), "kept");
+    for name in ["connection", "x-internal", "keep-alive"] {
+        assert!(
+            !reply.has(name),
+            "{name} reached the sender: {}",
+            reply.head
+        );
+    }
+    assert_eq!(app.seen()[0].all("x-request-id"), ["sender-id-42"]);
+
+    // Without one from the sender, hookguard's generated id replaces the
+    // app's, and it is the one the app was sent.
+    wire.send(signed("1.1", "two", "").as_bytes()).await;
+    let reply = wire.response(false).await;
+    assert_eq!(reply.status, 200, "{}", reply.head);
+    let id = reply.one("x-request-id");
+    assert_ne!(id, "app-chosen");
+    assert_eq!(app.seen()[1].all("x-request-id"), [id]);
+}
+
+#[tokio::test]
+async fn an_http10_sender_with_expect_is_never_sent_an_interim_response() {
+    // RFC 9110 §10.1.1: a server MUST ignore 100-continue in an HTTP/1.0
+    // request; §15.2: it MUST NOT send a 1xx response to an HTTP/1.0
+    // client, which cannot parse one.
+    let app = RawApp::start(|_| Script::new(&[&sized(b"ok", "")], Then::KeepOpen)).await;
+    let hg = start(&app).await;
+    let body = "late";
+    let request = signed("1.0", body, "Expect: 100-continue\r\n");
+    let mut wire = Wire::open(hg.addr).await;
+    wire.send(&request.as_bytes()[..request.len() - body.len()])
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    wire.send(body.as_bytes()).await;
+    let reply = wire.response(false).await;
+    assert_eq!(
+        reply.status, 200,
+        "the first response must be the final one"
+    );
+    assert_eq!(reply.text(), "ok");
+}
