@@ -26,8 +26,8 @@
 use std::time::Duration;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::config::{Config, UNMATCHED_ROUTE};
@@ -225,75 +225,42 @@ impl Metrics {
     /// Creates every series of the config's routes at zero (also called after
     /// a reload adds routes; existing series keep their values).
     pub fn add_routes(&self, config: &Config) {
-        let routes = config
-            .routes
-            .iter()
-            .map(|r| (r.name.as_str(), r.scheme.key_ids()))
-            .chain([(UNMATCHED_ROUTE, &[][..])]);
-        for (route, keys) in routes {
-            for outcome in Outcome::ALL {
-                self.requests.with_label_values(&[route, outcome.as_str()]);
-            }
-            for reason in Reason::ALL {
-                self.rejections.with_label_values(&[route, reason.as_str()]);
-            }
-            for class in STATUS_CLASSES {
-                self.upstream_responses.with_label_values(&[route, class]);
-            }
-            self.request_duration.with_label_values(&[route]);
-            self.upstream_duration.with_label_values(&[route]);
-            for key in keys {
-                self.secret_matches.with_label_values(&[route, key]);
-            }
-            if route != UNMATCHED_ROUTE {
-                self.store_bypass.with_label_values(&[route]);
-                for direction in ["ahead", "behind"] {
-                    self.skew.with_label_values(&[route, direction]);
-                }
-            }
+        for route in &config.routes {
+            self.route(&route.name, route.scheme.key_ids());
         }
+        self.route(UNMATCHED_ROUTE, &[]);
     }
 
-    /// Counts one finished request.
-    pub fn request(&self, route: &str, outcome: Outcome, reason: Option<Reason>, took: Duration) {
-        self.requests
-            .with_label_values(&[route, outcome.as_str()])
-            .inc();
-        if let Some(reason) = reason {
-            self.rejections
-                .with_label_values(&[route, reason.as_str()])
-                .inc();
-        }
-        self.request_duration
-            .with_label_values(&[route])
-            .observe(took.as_secs_f64());
-    }
-
-    /// Counts one answer from the app.
-    pub fn upstream(&self, route: &str, status: u16, took: Duration) {
-        let class = match status {
-            200..=299 => "2xx",
-            300..=399 => "3xx",
-            400..=499 => "4xx",
-            // 1xx never reaches here (hyper handles informational answers).
-            _ => "5xx",
-        };
-        self.upstream_responses
-            .with_label_values(&[route, class])
-            .inc();
-        self.upstream_duration
-            .with_label_values(&[route])
-            .observe(took.as_secs_f64());
-    }
-
-    /// Records which key verified a request, and the sender's clock skew.
-    pub fn verified(&self, route: &str, key: &str, skew_seconds: Option<i64>) {
-        self.secret_matches.with_label_values(&[route, key]).inc();
-        if let Some(skew) = skew_seconds {
-            let direction = if skew > 0 { "ahead" } else { "behind" };
-            self.skew
-                .with_label_values(&[route, direction])
-                .observe(skew.unsigned_abs() as f64);
+    /// The series of one route, resolved now so that counting a request
+    /// does not look labels up (six lookups per request otherwise). Creates
+    /// them at zero if new.
+    pub fn route(&self, route: &str, key_ids: &[String]) -> RouteSeries {
+        let matched = route != UNMATCHED_ROUTE;
+        RouteSeries {
+            requests: Outcome::ALL
+                .iter()
+                .map(|o| self.requests.with_label_values(&[route, o.as_str()]))
+                .collect(),
+            rejections: Reason::ALL
+                .iter()
+                .map(|r| self.rejections.with_label_values(&[route, r.as_str()]))
+                .collect(),
+            request_duration: self.request_duration.with_label_values(&[route]),
+            upstream_duration: self.upstream_duration.with_label_values(&[route]),
+            upstream_responses: STATUS_CLASSES
+                .iter()
+                .map(|class| self.upstream_responses.with_label_values(&[route, class]))
+                .collect(),
+            secret_matches: key_ids
+                .iter()
+                .map(|key| self.secret_matches.with_label_values(&[route, key]))
+                .collect(),
+            // The unmatched route verifies nothing and claims nothing.
+            skew: matched.then(|| {
+                ["ahead", "behind"]
+                    .map(|direction| self.skew.with_label_values(&[route, direction]))
+            }),
+            store_bypass: matched.then(|| self.store_bypass.with_label_values(&[route])),
         }
     }
 
@@ -310,11 +277,6 @@ impl Metrics {
         if !ok {
             self.store_errors.with_label_values(&[op]).inc();
         }
-    }
-
-    /// Counts a request forwarded without a claim because the store failed.
-    pub fn store_bypass(&self, route: &str) {
-        self.store_bypass.with_label_values(&[route]).inc();
     }
 
     /// Counts a reload attempt.
@@ -334,5 +296,65 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut out)
             .expect("encoding into a Vec cannot fail");
         out
+    }
+}
+
+/// One route's series (see [`Metrics::route`]); kept with the live config.
+#[derive(Debug, Clone)]
+pub struct RouteSeries {
+    /// By [`Outcome`], in `Outcome::ALL` order.
+    requests: Vec<IntCounter>,
+    /// By [`Reason`], in `Reason::ALL` order.
+    rejections: Vec<IntCounter>,
+    request_duration: Histogram,
+    upstream_duration: Histogram,
+    /// By class, in `STATUS_CLASSES` order.
+    upstream_responses: Vec<IntCounter>,
+    /// By key index.
+    secret_matches: Vec<IntCounter>,
+    /// Ahead, behind; `None` for the unmatched route.
+    skew: Option<[Histogram; 2]>,
+    store_bypass: Option<IntCounter>,
+}
+
+impl RouteSeries {
+    /// Counts one request under its outcome (and reason, if any).
+    pub fn request(&self, outcome: Outcome, reason: Option<Reason>, took: Duration) {
+        self.requests[outcome as usize].inc();
+        if let Some(reason) = reason {
+            self.rejections[reason as usize].inc();
+        }
+        self.request_duration.observe(took.as_secs_f64());
+    }
+
+    /// Counts one answer from the app.
+    pub fn upstream(&self, status: u16, took: Duration) {
+        let class = match status {
+            200..=299 => 0,
+            300..=399 => 1,
+            400..=499 => 2,
+            // 1xx never reaches here (interim answers are skipped).
+            _ => 3,
+        };
+        self.upstream_responses[class].inc();
+        self.upstream_duration.observe(took.as_secs_f64());
+    }
+
+    /// Records which key verified a request, and the sender's clock skew.
+    pub fn verified(&self, key: usize, skew_seconds: Option<i64>) {
+        if let Some(counter) = self.secret_matches.get(key) {
+            counter.inc();
+        }
+        if let (Some(skew), Some(histograms)) = (skew_seconds, &self.skew) {
+            let direction = usize::from(skew <= 0);
+            histograms[direction].observe(skew.unsigned_abs() as f64);
+        }
+    }
+
+    /// Counts a request forwarded without a claim because the store failed.
+    pub fn store_bypass(&self) {
+        if let Some(counter) = &self.store_bypass {
+            counter.inc();
+        }
     }
 }

@@ -325,6 +325,17 @@ mod tests {
     }
 
     #[test]
+    fn the_all_lists_follow_declaration_order() {
+        // Metric handles are indexed by `as usize` (see metrics::RouteSeries).
+        for (i, reason) in Reason::ALL.iter().enumerate() {
+            assert_eq!(*reason as usize, i);
+        }
+        for (i, outcome) in Outcome::ALL.iter().enumerate() {
+            assert_eq!(*outcome as usize, i);
+        }
+    }
+
+    #[test]
     fn duplicate_body_says_status_duplicate() {
         let body = Reject::new(Reason::Duplicate, "seen").body(Some("r"));
         let v: serde_json::Value = serde_json::from_str(&body).unwrap();

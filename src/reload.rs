@@ -88,9 +88,10 @@ pub fn reload(state: &State, source: &ReloadSource) -> bool {
         Ok(config) => {
             let old = state.live.load();
             warn_restart_only(&old.config, &config);
-            state.metrics.add_routes(&config);
             let routes = config.routes.len();
-            state.live.store(Arc::new(Live::new(config)));
+            state
+                .live
+                .store(Arc::new(Live::new(config, &state.metrics)));
             state.metrics.reload(true);
             tracing::info!(path = %source.path.display(), routes, "configuration reloaded");
             true
@@ -121,6 +122,7 @@ fn warn_restart_only(old: &Config, new: &Config) {
             "server.max_connections",
             old.server.max_connections != new.server.max_connections,
         ),
+        ("server.workers", old.server.workers != new.server.workers),
         (
             "replay.max_entries",
             old.replay.max_entries != new.replay.max_entries,

@@ -12,9 +12,10 @@ use crate::config::{PathPattern, Route};
 /// The route table.
 #[derive(Debug)]
 pub struct Router {
-    exact: HashMap<String, Arc<Route>>,
+    /// Path to the route's index in the config.
+    exact: HashMap<String, usize>,
     /// Sorted longest prefix first.
-    prefixes: Vec<(String, Arc<Route>)>,
+    prefixes: Vec<(String, usize)>,
 }
 
 impl Router {
@@ -22,12 +23,12 @@ impl Router {
     pub fn new(routes: &[Arc<Route>]) -> Self {
         let mut exact = HashMap::new();
         let mut prefixes = Vec::new();
-        for route in routes {
+        for (index, route) in routes.iter().enumerate() {
             match &route.path {
                 PathPattern::Exact(p) => {
-                    exact.insert(p.clone(), route.clone());
+                    exact.insert(p.clone(), index);
                 }
-                PathPattern::Prefix(p) => prefixes.push((p.clone(), route.clone())),
+                PathPattern::Prefix(p) => prefixes.push((p.clone(), index)),
             }
         }
         prefixes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
@@ -35,12 +36,12 @@ impl Router {
     }
 
     /// The route serving `path`, if any.
-    pub fn find(&self, path: &str) -> Option<&Arc<Route>> {
-        self.exact.get(path).or_else(|| {
+    pub fn find(&self, path: &str) -> Option<usize> {
+        self.exact.get(path).copied().or_else(|| {
             self.prefixes
                 .iter()
                 .find(|(prefix, _)| path.starts_with(prefix.as_str()))
-                .map(|(_, route)| route)
+                .map(|&(_, index)| index)
         })
     }
 }
@@ -80,7 +81,7 @@ mod tests {
     fn exact_beats_prefix_and_longest_prefix_wins() {
         let config = config();
         let router = Router::new(&config.routes);
-        let name = |p: &str| router.find(p).map(|r| r.name.clone());
+        let name = |p: &str| router.find(p).map(|i| config.routes[i].name.clone());
         assert_eq!(name("/v1/inbound/leads/special").as_deref(), Some("exact"));
         assert_eq!(name("/v1/inbound/leads/42").as_deref(), Some("leads"));
         assert_eq!(name("/v1/other").as_deref(), Some("broad"));

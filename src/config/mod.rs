@@ -76,6 +76,9 @@ pub struct Server {
     pub trusted_proxies: Vec<IpNet>,
     /// Connections served at once; further ones wait in the accept backlog.
     pub max_connections: usize,
+    /// Threads serving connections, each with its own single-threaded
+    /// runtime (see [`crate::server`]).
+    pub workers: usize,
     /// Most header lines accepted in one request.
     pub max_headers: usize,
     /// Largest request head (request line and headers) accepted, in bytes.
@@ -447,8 +450,18 @@ fn parse_server(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<Server>
     let reload_interval = positive_duration(&mut s, "reload_interval", 10, errors);
     let trusted_proxies = cidr_list(&mut s, "trusted_proxies", errors).unwrap_or_default();
     let max_connections = bounded(&mut s, "max_connections", 10_000, 1..=1_000_000, errors);
+    // available_parallelism honours the container's CPU quota (cgroups).
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = bounded(
+        &mut s,
+        "workers",
+        cpus.min(MAX_WORKERS),
+        1..=MAX_WORKERS,
+        errors,
+    );
     let max_headers = bounded(&mut s, "max_headers", 100, 1..=1_000, errors);
-    // hyper's read buffer cannot be smaller than 8 KiB.
+    // Below 8 KiB, ordinary requests with a few long signature headers
+    // would be refused.
     let max_header_bytes = match s.size("max_header_bytes", errors) {
         Some(n) if !(8_192..=1 << 20).contains(&n) => {
             errors.push(
@@ -465,6 +478,7 @@ fn parse_server(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<Server>
         reload_interval,
         trusted_proxies,
         max_connections,
+        workers,
         max_headers,
         max_header_bytes,
         listen: listen?,
@@ -513,6 +527,9 @@ fn positive_duration(
 }
 
 /// An integer key with a default and an allowed range.
+/// Most worker threads; more than cores only adds switching.
+const MAX_WORKERS: usize = 256;
+
 fn bounded(
     s: &mut Section<'_>,
     key: &str,

@@ -73,18 +73,27 @@ pub struct Downstream {
     unread_body: bool,
     /// The current request expects `100 Continue` before its body.
     expects_continue: bool,
+    /// The peer's address as text, for `X-Forwarded-For`; formatted once
+    /// per connection rather than per request.
+    peer_ip: String,
 }
 
 impl Downstream {
     /// Wraps an accepted connection.
-    pub fn new(stream: TcpStream) -> Self {
+    pub fn new(stream: TcpStream, peer: std::net::SocketAddr) -> Self {
         Downstream {
+            peer_ip: peer.ip().to_string(),
             stream,
             buf: BytesMut::with_capacity(8 * 1024),
             out: Vec::with_capacity(1024),
             unread_body: false,
             expects_continue: false,
         }
+    }
+
+    /// The peer's IP address as text.
+    pub fn peer_ip(&self) -> &str {
+        &self.peer_ip
     }
 
     /// Whether the connection can carry another request after this answer.

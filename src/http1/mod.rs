@@ -42,7 +42,7 @@ pub async fn serve_connection(
     peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut down = Downstream::new(stream);
+    let mut down = Downstream::new(stream, peer);
     loop {
         let (max_headers, max_head_bytes, header_timeout, idle) = {
             let live = state.live.load();
@@ -83,7 +83,7 @@ pub async fn serve_connection(
                 {
                     Ok(passed) => {
                         if passed.app_reusable {
-                            state.pool.checkin(&response.authority, response.conn);
+                            upstream::checkin(response);
                         }
                         !passed.close
                     }

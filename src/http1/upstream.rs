@@ -1,4 +1,4 @@
-//! Connections to the app: a small pool of keep-alive connections, one
+//! Connections to the app: keep-alive connections kept per thread, one
 //! exchange at a time on each, driven inline by the request's own task.
 //!
 //! Driving the exchange inline (no connection task, no channel, no
@@ -9,8 +9,8 @@
 //! connection before any answer arrived is retried once on a fresh one,
 //! which is what every keep-alive client has to do.
 
+use std::cell::RefCell;
 use std::io::{self, IoSlice};
-use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -58,17 +58,20 @@ impl Conn {
     }
 }
 
-/// Idle keep-alive connections to the app, shared by all requests.
-#[derive(Debug, Default)]
-pub struct Pool {
-    idle: Mutex<Idle>,
-}
-
+/// Idle keep-alive connections to the app, kept per thread: a connection
+/// belongs to the runtime of the thread that opened it (each worker thread
+/// runs its own, see [`crate::server`]), and a thread-local list needs no
+/// lock. Keyed by the app's address, which a reload may change.
 #[derive(Debug, Default)]
 struct Idle {
-    /// The app the connections lead to; a reload may point elsewhere.
-    authority: Option<Authority>,
-    conns: Vec<(Conn, Instant)>,
+    by_app: Vec<(Authority, Vec<(Conn, Instant)>)>,
+}
+
+/// Apps remembered per thread; only a reload adds one.
+const MAX_APPS: usize = 4;
+
+thread_local! {
+    static IDLE: RefCell<Idle> = RefCell::default();
 }
 
 /// Why an exchange with the app failed.
@@ -119,75 +122,81 @@ pub struct Response {
     pub head: ResponseHead,
 }
 
-impl Pool {
-    /// Sends `head` and `body` and reads the response head.
-    pub async fn exchange(
-        &self,
-        authority: &Authority,
-        head: &[u8],
-        body: &[u8],
-        head_request: bool,
-    ) -> Result<Response, Failure> {
-        let mut fresh = false;
-        loop {
-            let pooled = if fresh {
-                None
-            } else {
-                self.checkout(authority)
-            };
-            let mut conn = match pooled {
-                Some(conn) => conn,
-                None => connect(authority).await.map_err(Failure::Connect)?,
-            };
-            match round_trip(&mut conn, head, body, head_request).await {
-                Ok(head) => {
-                    return Ok(Response {
-                        authority: authority.clone(),
-                        conn,
-                        head,
-                    })
-                }
-                // The app closed a kept-alive connection as it was
-                // reused; nothing was answered, so sending again is safe.
-                Err(Attempt::Stale) if conn.reused && !fresh => fresh = true,
-                Err(Attempt::Stale) => {
-                    return Err(Failure::Broken(
-                        "the app closed the connection without answering".into(),
-                    ))
-                }
-                Err(Attempt::Failed(why)) => return Err(Failure::Broken(why)),
+/// Sends `head` and `body` to the app and reads the response head, on a
+/// kept-alive connection when there is one.
+pub async fn exchange(
+    authority: &Authority,
+    head: &[u8],
+    body: &[u8],
+    head_request: bool,
+) -> Result<Response, Failure> {
+    let mut fresh = false;
+    loop {
+        let pooled = if fresh { None } else { checkout(authority) };
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => connect(authority).await.map_err(Failure::Connect)?,
+        };
+        match round_trip(&mut conn, head, body, head_request).await {
+            Ok(head) => {
+                return Ok(Response {
+                    authority: authority.clone(),
+                    conn,
+                    head,
+                })
             }
+            // The app closed a kept-alive connection as it was reused;
+            // nothing was answered, so sending again is safe.
+            Err(Attempt::Stale) if conn.reused && !fresh => fresh = true,
+            Err(Attempt::Stale) => {
+                return Err(Failure::Broken(
+                    "the app closed the connection without answering".into(),
+                ))
+            }
+            Err(Attempt::Failed(why)) => return Err(Failure::Broken(why)),
         }
     }
+}
 
-    /// Returns a connection whose exchange ended cleanly.
-    pub fn checkin(&self, authority: &Authority, mut conn: Conn) {
-        conn.reused = true;
-        conn.buf.clear();
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.authority.as_ref() != Some(authority) {
-            idle.authority = Some(authority.clone());
-            idle.conns.clear();
+/// Keeps a connection whose exchange ended cleanly for the next request on
+/// this thread.
+pub fn checkin(response: Response) {
+    let Response {
+        authority,
+        mut conn,
+        ..
+    } = response;
+    conn.reused = true;
+    conn.buf.clear();
+    IDLE.with_borrow_mut(|idle| {
+        let at = match idle.by_app.iter().position(|(a, _)| *a == authority) {
+            Some(at) => at,
+            None => {
+                if idle.by_app.len() == MAX_APPS {
+                    idle.by_app.remove(0);
+                }
+                idle.by_app.push((authority, Vec::new()));
+                idle.by_app.len() - 1
+            }
+        };
+        let conns = &mut idle.by_app[at].1;
+        if conns.len() < MAX_IDLE {
+            conns.push((conn, Instant::now()));
         }
-        if idle.conns.len() < MAX_IDLE {
-            idle.conns.push((conn, Instant::now()));
-        }
-    }
+    });
+}
 
-    /// A pooled connection the app has not closed, if any.
-    fn checkout(&self, authority: &Authority) -> Option<Conn> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.authority.as_ref() != Some(authority) {
-            idle.conns.clear();
-            return None;
-        }
-        while let Some((conn, since)) = idle.conns.pop() {
+/// A kept connection to `authority` the app has not closed, if any.
+fn checkout(authority: &Authority) -> Option<Conn> {
+    IDLE.with_borrow_mut(|idle| {
+        let (_, conns) = idle.by_app.iter_mut().find(|(a, _)| a == authority)?;
+        while let Some((conn, since)) = conns.pop() {
             if since.elapsed() < IDLE_FOR && !looks_closed(&conn.stream) {
                 return Some(conn);
             }
         }
         None
-    }
+    })
 }
 
 async fn connect(authority: &Authority) -> io::Result<Conn> {

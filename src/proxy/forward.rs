@@ -11,7 +11,6 @@
 //! sender hangs up: the upstream exchange still finishes and the claim
 //! still ends in the right state.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +19,7 @@ use http::Method;
 
 use crate::config::Server;
 use crate::http1::head::RequestHead;
-use crate::http1::upstream::{Failure, Pool, Response};
+use crate::http1::upstream::{self, Failure, Response};
 use crate::reject::{Reason, Reject};
 use crate::replay::{Claim, ReplayStore};
 
@@ -50,7 +49,7 @@ pub fn build(
     server: &Server,
     request: &RequestHead,
     body_len: usize,
-    peer: SocketAddr,
+    peer_ip: &str,
     verified: Option<&HeaderValue>,
     shadow: Option<Reason>,
 ) -> Vec<u8> {
@@ -82,7 +81,7 @@ pub fn build(
             server.upstream.authority.as_str().as_bytes(),
         );
     }
-    forwarded_for(&mut out, headers, peer);
+    forwarded_for(&mut out, headers, peer_ip);
     if !headers.contains_key("x-forwarded-proto") {
         line(&mut out, "x-forwarded-proto", b"http");
     }
@@ -128,13 +127,13 @@ fn line(out: &mut Vec<u8>, name: &str, value: &[u8]) {
 }
 
 /// Appends the peer to `X-Forwarded-For`, joining any earlier fields.
-fn forwarded_for(out: &mut Vec<u8>, headers: &HeaderMap, peer: SocketAddr) {
+fn forwarded_for(out: &mut Vec<u8>, headers: &HeaderMap, peer_ip: &str) {
     out.extend_from_slice(b"x-forwarded-for: ");
     for value in headers.get_all("x-forwarded-for") {
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b", ");
     }
-    out.extend_from_slice(peer.ip().to_string().as_bytes());
+    out.extend_from_slice(peer_ip.as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 
@@ -144,7 +143,6 @@ const INLINE_BODY: usize = 16 * 1024;
 /// Sends the request and settles the claim: completed when the upstream
 /// answered below 500, released otherwise (so that a retry is delivered).
 pub async fn send(
-    pool: &Pool,
     store: &Arc<dyn ReplayStore>,
     server: &Server,
     request: &RequestHead,
@@ -161,7 +159,7 @@ pub async fn send(
     } else {
         body
     };
-    let exchange = pool.exchange(
+    let exchange = upstream::exchange(
         &server.upstream.authority,
         &head,
         body,

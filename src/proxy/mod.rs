@@ -19,12 +19,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 
-use crate::config::{Config, OnStoreError, Route, Unmatched};
+use crate::config::{Config, OnStoreError, Route, Unmatched, UNMATCHED_ROUTE};
 use crate::http1::conn::Downstream;
 use crate::http1::head::{HeadError, RequestHead};
-use crate::http1::upstream::Pool;
 use crate::limits;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RouteSeries};
 use crate::reject::{Reason, Reject};
 use crate::replay::{self, ClaimResult, ReplayStore};
 use crate::routes::Router;
@@ -39,20 +38,30 @@ pub struct Live {
     pub config: Config,
     /// Path to route lookup, built from `config`.
     pub router: Router,
+    /// Each route's metric series, in `config.routes` order.
+    pub series: Vec<RouteSeries>,
+    /// The series of requests no route matched.
+    pub unmatched: RouteSeries,
 }
 
 impl Live {
-    /// Prepares the routing for `config`.
-    pub fn new(config: Config) -> Self {
+    /// Prepares the routing and the metric series for `config`.
+    pub fn new(config: Config, metrics: &Metrics) -> Self {
         Live {
             router: Router::new(&config.routes),
+            series: config
+                .routes
+                .iter()
+                .map(|r| metrics.route(&r.name, r.scheme.key_ids()))
+                .collect(),
+            unmatched: metrics.route(UNMATCHED_ROUTE, &[]),
             config,
         }
     }
 }
 
-/// Everything a request needs, shared by all connections. The replay store,
-/// the pool and the metrics outlive reloads: a reload must not reopen the
+/// Everything a request needs, shared by all connections. The replay store
+/// and the metrics outlive reloads: a reload must not reopen the
 /// replay window.
 #[derive(Debug)]
 pub struct State {
@@ -63,8 +72,6 @@ pub struct State {
     /// What a request does when the store cannot answer; bound at start
     /// with the store (readiness follows the same policy).
     pub on_store_error: OnStoreError,
-    /// Kept-alive connections to the app.
-    pub pool: Pool,
     /// Counters served on `/metrics`.
     pub metrics: Metrics,
 }
@@ -81,36 +88,41 @@ pub async fn handle(
     let started = Instant::now();
     let live = state.live.load_full();
     let request_id = request_id::take(&mut head.headers);
-    let route = live.router.find(head.uri.path()).cloned();
+    let matched = live.router.find(head.uri.path());
+    let route = matched.map(|i| &*live.config.routes[i]);
+    let series = matched.map_or(&live.unmatched, |i| &live.series[i]);
     let delivery = route
-        .as_ref()
         .and_then(|r| r.delivery_header.as_ref())
         .and_then(|h| head.headers.get(h))
         .cloned();
-    let result = match &route {
-        Some(route) => verify_and_forward(state, &live.config, route, peer, head, down).await,
+    let result = match route {
+        Some(route) => {
+            verify_and_forward(state, &live.config, route, series, peer, head, down).await
+        }
         None => match live.config.server.unmatched {
             Unmatched::Reject => Err(Reject::new(
                 Reason::NoRoute,
                 "no route is configured for this path",
             )),
-            Unmatched::Forward => pass_through(state, &live.config, peer, head, down).await,
+            Unmatched::Forward => pass_through(state, &live.config, series, head, down).await,
         },
     };
     let context = RequestContext {
-        route: route.as_deref(),
+        route,
+        series,
         peer,
         request_id,
         delivery,
         started,
     };
-    respond::finish(state, &context, result)
+    respond::finish(&context, result)
 }
 
 /// Answers bytes that are not an acceptable request head. Ambiguous
 /// framing is refused here, before any route is looked at: it is how
 /// requests are smuggled past a verifier (see [`crate::http1::head`]).
 pub fn refuse_head(state: &State, peer: SocketAddr, error: &HeadError) -> Reply {
+    let live = state.live.load();
     let reject = match *error {
         HeadError::Malformed(detail) => Reject::new(Reason::MalformedRequest, detail),
         HeadError::TooLarge(detail) => Reject::new(Reason::HeadTooLarge, detail),
@@ -118,12 +130,13 @@ pub fn refuse_head(state: &State, peer: SocketAddr, error: &HeadError) -> Reply 
     };
     let context = RequestContext {
         route: None,
+        series: &live.unmatched,
         peer,
         request_id: request_id::generate(),
         delivery: None,
         started: Instant::now(),
     };
-    respond::finish(state, &context, Err(reject))
+    respond::finish(&context, Err(reject))
 }
 
 /// Shadow mode's bookkeeping: with `enforce = false`, the first failing
@@ -155,6 +168,7 @@ async fn verify_and_forward(
     state: &State,
     config: &Config,
     route: &Route,
+    series: &RouteSeries,
     peer: SocketAddr,
     head: RequestHead,
     down: &mut Downstream,
@@ -177,11 +191,13 @@ async fn verify_and_forward(
         headers: &head.headers,
         body: &body,
     };
-    let verified = shadow.check(verify(state, route, &view))?;
+    let verified = shadow.check(verify(route, series, &view))?;
     let claim = match &verified {
         Some(verified) if !route.dedupe.is_empty() => {
             let keys = replay::keys_for(route, verified, &view);
-            shadow.check(claim(state, route, keys).await)?.flatten()
+            shadow
+                .check(claim(state, route, series, keys).await)?
+                .flatten()
         }
         _ => None,
     };
@@ -192,21 +208,10 @@ async fn verify_and_forward(
         .map(|v| v.key);
     let marker = key.map(|k| &route.verified_values[k]);
     let shadow = shadow.failed.map(|r| r.reason);
-    let upstream = forward::build(server, &head, body.len(), peer, marker, shadow);
+    let upstream = forward::build(server, &head, body.len(), down.peer_ip(), marker, shadow);
     let sent = Instant::now();
-    let response = forward::send(
-        &state.pool,
-        &state.store,
-        server,
-        &head,
-        upstream,
-        &body,
-        claim,
-    )
-    .await?;
-    state
-        .metrics
-        .upstream(&route.name, response.head.status.as_u16(), sent.elapsed());
+    let response = forward::send(&state.store, server, &head, upstream, &body, claim).await?;
+    series.upstream(response.head.status.as_u16(), sent.elapsed());
     Ok(Forwarded {
         response,
         key,
@@ -216,12 +221,10 @@ async fn verify_and_forward(
 
 /// Checks the signature and the timestamp window; counts which key matched
 /// and the sender's clock skew.
-fn verify(state: &State, route: &Route, view: &RequestView<'_>) -> Result<Verified, Reject> {
+fn verify(route: &Route, series: &RouteSeries, view: &RequestView<'_>) -> Result<Verified, Reject> {
     let verified = route.scheme.verify(view)?;
     let skew = verified.timestamp.map(|t| t.saturating_sub(unix_now()));
-    state
-        .metrics
-        .verified(&route.name, &route.scheme.key_ids()[verified.key], skew);
+    series.verified(verified.key, skew);
     if let Some(skew) = skew {
         check_window(skew, route)?;
     }
@@ -233,6 +236,7 @@ fn verify(state: &State, route: &Route, view: &RequestView<'_>) -> Result<Verifi
 async fn claim(
     state: &State,
     route: &Route,
+    series: &RouteSeries,
     keys: Vec<replay::Key>,
 ) -> Result<Option<replay::Claim>, Reject> {
     if keys.is_empty() {
@@ -250,7 +254,7 @@ async fn claim(
         )
         .retry_after(IN_FLIGHT_RETRY_AFTER)),
         Err(error) if state.on_store_error == OnStoreError::Allow => {
-            state.metrics.store_bypass(&route.name);
+            series.store_bypass();
             tracing::warn!(
                 route = %route.name,
                 error = %error.0,
@@ -270,7 +274,7 @@ async fn claim(
 async fn pass_through(
     state: &State,
     config: &Config,
-    peer: SocketAddr,
+    series: &RouteSeries,
     head: RequestHead,
     down: &mut Downstream,
 ) -> Result<Forwarded, Reject> {
@@ -278,23 +282,10 @@ async fn pass_through(
     let body = down
         .read_body(head.body, server.max_body, server.body_timeout)
         .await?;
-    let upstream = forward::build(server, &head, body.len(), peer, None, None);
+    let upstream = forward::build(server, &head, body.len(), down.peer_ip(), None, None);
     let sent = Instant::now();
-    let response = forward::send(
-        &state.pool,
-        &state.store,
-        server,
-        &head,
-        upstream,
-        &body,
-        None,
-    )
-    .await?;
-    state.metrics.upstream(
-        crate::config::UNMATCHED_ROUTE,
-        response.head.status.as_u16(),
-        sent.elapsed(),
-    );
+    let response = forward::send(&state.store, server, &head, upstream, &body, None).await?;
+    series.upstream(response.head.status.as_u16(), sent.elapsed());
     Ok(Forwarded {
         response,
         key: None,

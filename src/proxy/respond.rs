@@ -14,9 +14,9 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::Response;
 
-use super::State;
 use crate::config::{Route, UNMATCHED_ROUTE};
 use crate::http1::upstream;
+use crate::metrics::RouteSeries;
 use crate::reject::{Outcome, Reason, Reject};
 
 /// Header naming the reason on every answer hookguard makes itself.
@@ -57,6 +57,8 @@ pub struct Reply {
 pub struct RequestContext<'a> {
     /// The matched route, if any.
     pub route: Option<&'a Route>,
+    /// Its metric series (the unmatched route's when none matched).
+    pub series: &'a RouteSeries,
     /// The socket peer.
     pub peer: SocketAddr,
     /// The request id, kept or generated; returned on the response.
@@ -81,11 +83,7 @@ fn loggable(value: &HeaderValue) -> String {
 }
 
 /// Turns a pipeline result into the answer, and logs and counts it.
-pub fn finish(
-    state: &State,
-    context: &RequestContext<'_>,
-    result: Result<Forwarded, Reject>,
-) -> Reply {
+pub fn finish(context: &RequestContext<'_>, result: Result<Forwarded, Reject>) -> Reply {
     let route = context.route;
     let route_name = route.map_or(UNMATCHED_ROUTE, |r| r.name.as_str());
     let took = context.started.elapsed();
@@ -105,9 +103,7 @@ pub fn finish(
             };
             // Shadow failures count under their reason too, so that the
             // rejection dashboards show what enforcing would refuse.
-            state
-                .metrics
-                .request(route_name, outcome, forwarded.shadow, took);
+            context.series.request(outcome, forwarded.shadow, took);
             tracing::info!(
                 request_id,
                 route = route_name,
@@ -126,9 +122,7 @@ pub fn finish(
         }
         Err(reject) => {
             let outcome = reject.reason.outcome();
-            state
-                .metrics
-                .request(route_name, outcome, Some(reject.reason), took);
+            context.series.request(outcome, Some(reject.reason), took);
             tracing::info!(
                 request_id,
                 route = route_name,

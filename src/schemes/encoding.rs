@@ -36,7 +36,12 @@ pub fn decode(encoding: Encoding, text: &str) -> Option<Vec<u8>> {
         return None;
     }
     match encoding {
-        Encoding::Hex => hex::decode(text).ok(),
+        // Into a slice of the right size: several times faster than
+        // hex::decode's iterator, and this runs on every request.
+        Encoding::Hex => {
+            let mut bytes = vec![0; text.len() / 2];
+            hex::decode_to_slice(text, &mut bytes).ok().map(|()| bytes)
+        }
         Encoding::Base64 => STANDARD
             .decode(text)
             .or_else(|_| URL_SAFE.decode(text))
