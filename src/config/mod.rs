@@ -450,15 +450,10 @@ fn parse_server(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<Server>
     let reload_interval = positive_duration(&mut s, "reload_interval", 10, errors);
     let trusted_proxies = cidr_list(&mut s, "trusted_proxies", errors).unwrap_or_default();
     let max_connections = bounded(&mut s, "max_connections", 10_000, 1..=1_000_000, errors);
-    // available_parallelism honours the container's CPU quota (cgroups).
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workers = bounded(
-        &mut s,
-        "workers",
-        cpus.min(MAX_WORKERS),
-        1..=MAX_WORKERS,
-        errors,
-    );
+    // One by default: a sidecar shares the pod's CPU with the app it
+    // guards, and one worker serves tens of thousands of verified requests
+    // a second, with a better tail than two (see `crate::server`).
+    let workers = bounded(&mut s, "workers", 1, 1..=MAX_WORKERS, errors);
     let max_headers = bounded(&mut s, "max_headers", 100, 1..=1_000, errors);
     // Below 8 KiB, ordinary requests with a few long signature headers
     // would be refused.
