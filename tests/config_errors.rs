@@ -513,6 +513,14 @@ fn zero_timeouts_are_refused() {
 }
 
 #[test]
+fn workers_must_be_between_one_and_256() {
+    let text = format!("{SERVER}workers = 0\n{}", route("a", "/a"));
+    assert_errors(&text, &["server.workers: 0 is out of range: use 1 to 256"]);
+    let config = valid(&format!("{SERVER}workers = 4\n{}", route("a", "/a")));
+    assert_eq!(config.server.workers, 4);
+}
+
+#[test]
 fn unmatched_must_be_reject_or_forward() {
     let text = format!("{SERVER}unmatched = \"maybe\"\n{}", route("a", "/a"));
     assert_errors(
@@ -588,6 +596,7 @@ fn a_minimal_config_gets_the_documented_defaults() {
     assert_eq!(server.verified_header, "x-verified-by");
     assert_eq!(server.max_body, 1024 * 1024);
     assert_eq!(server.unmatched, Unmatched::Reject);
+    assert_eq!(server.workers, 1);
 
     assert_eq!(config.routes.len(), 1);
     let route = &config.routes[0];

@@ -116,8 +116,12 @@ impl Downstream {
             self.buf = BytesMut::with_capacity(8 * 1024);
         }
         let deadline = Instant::now() + timeout;
+        // Bytes known not to hold the end of the head. A head is parsed
+        // when one may be complete, not on every read: a sender trickling
+        // a large head byte by byte would otherwise cost a parse per byte.
+        let mut scanned = 0;
         loop {
-            if !self.buf.is_empty() {
+            if !self.buf.is_empty() && (scanned == 0 || self.may_hold_head_end(scanned)) {
                 match head::parse(&mut self.buf, max_headers, max_head_bytes) {
                     Ok(Some(head)) => {
                         self.unread_body = head.body != BodyLength::Empty;
@@ -131,7 +135,14 @@ impl Downstream {
                     }
                 }
             }
-            let idle = self.buf.is_empty();
+            if self.buf.len() > max_head_bytes {
+                self.unread_body = true;
+                return Next::Bad(HeadError::TooLarge(
+                    "the request head is larger than allowed",
+                ));
+            }
+            scanned = self.buf.len();
+            let idle = scanned == 0;
             if idle && *shutdown.borrow() {
                 return Next::Closed;
             }
@@ -147,6 +158,13 @@ impl Downstream {
                 _ = shutdown.changed(), if idle => return Next::Closed,
             }
         }
+    }
+
+    /// Whether the bytes read since `scanned` (and the three before, for a
+    /// marker split across reads) hold an empty line, the end of a head.
+    fn may_hold_head_end(&self, scanned: usize) -> bool {
+        let fresh = &self.buf[scanned.saturating_sub(3)..];
+        fresh.windows(2).any(|w| w == b"\n\n") || fresh.windows(3).any(|w| w == b"\n\r\n")
     }
 
     /// Reads the whole body, at most `limit` bytes, within `timeout`.
