@@ -126,6 +126,7 @@ ALL_ON: dict[str, Any] = {
             "unmatched": "reject",
             "trusted_proxies": ["10.0.0.0/8"],
             "max_connections": 5000,
+            "workers": 2,
             "reload_interval": "5s",
         },
         "routes": [
