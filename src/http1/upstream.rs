@@ -294,30 +294,67 @@ fn parse_response(
     head_request: bool,
 ) -> Result<Option<ResponseHead>, &'static str> {
     loop {
-        let mut scratch = [httparse::EMPTY_HEADER; 128];
-        let mut response = httparse::Response::new(&mut scratch);
-        let len = match response.parse(buf) {
-            Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) if buf.len() > MAX_RESPONSE_HEAD => {
+        // Most answers have a handful of headers: a small scratch first
+        // (initialising it is part of the cost), a large one if needed.
+        let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
+        let parsed = match parse_into(buf, &mut few, head_request) {
+            Err(httparse::Error::TooManyHeaders) => {
+                let mut many = vec![httparse::EMPTY_HEADER; MANY_HEADERS];
+                parse_into(buf, &mut many, head_request)
+            }
+            other => other,
+        };
+        match parsed {
+            Ok(Parsed::Partial) if buf.len() > MAX_RESPONSE_HEAD => {
                 return Err("the app's response head is too large")
             }
-            Ok(httparse::Status::Partial) => return Ok(None),
+            Ok(Parsed::Partial) => return Ok(None),
+            Ok(Parsed::Interim(len)) => buf.advance(len),
+            Ok(Parsed::Final(len, head)) => {
+                buf.advance(len);
+                return head.map(Some);
+            }
             Err(_) => return Err("the app's response is not valid HTTP/1.1"),
-        };
-        let code = response.code.unwrap_or_default();
-        let status =
-            http::StatusCode::from_u16(code).map_err(|_| "the app sent an invalid status")?;
-        if status == http::StatusCode::SWITCHING_PROTOCOLS {
-            return Err("the app switched protocols, which hookguard does not forward");
         }
-        if status.is_informational() {
-            buf.advance(len);
-            continue;
-        }
-        let head = describe(&response, status, head_request)?;
-        buf.advance(len);
-        return Ok(Some(head));
     }
+}
+
+/// Header slots tried first, and the most an app's response may have.
+const FEW_HEADERS: usize = 32;
+const MANY_HEADERS: usize = 256;
+
+enum Parsed {
+    Partial,
+    /// A 1xx answer of this many bytes, to skip.
+    Interim(usize),
+    /// The final answer's head length and what it says.
+    Final(usize, Result<ResponseHead, &'static str>),
+}
+
+fn parse_into<'b>(
+    buf: &'b [u8],
+    scratch: &mut [httparse::Header<'b>],
+    head_request: bool,
+) -> Result<Parsed, httparse::Error> {
+    let mut response = httparse::Response::new(scratch);
+    let len = match response.parse(buf)? {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial => return Ok(Parsed::Partial),
+    };
+    let status = match http::StatusCode::from_u16(response.code.unwrap_or_default()) {
+        Ok(status) => status,
+        Err(_) => return Ok(Parsed::Final(len, Err("the app sent an invalid status"))),
+    };
+    Ok(if status == http::StatusCode::SWITCHING_PROTOCOLS {
+        Parsed::Final(
+            len,
+            Err("the app switched protocols, which hookguard does not forward"),
+        )
+    } else if status.is_informational() {
+        Parsed::Interim(len)
+    } else {
+        Parsed::Final(len, describe(&response, status, head_request))
+    })
 }
 
 /// Header fields that describe the connection, or that hookguard writes
@@ -412,4 +449,62 @@ fn describe(
         body,
         keep_alive,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &str, head_request: bool) -> Result<Option<ResponseHead>, &'static str> {
+        parse_response(&mut BytesMut::from(raw), head_request)
+    }
+
+    #[test]
+    fn interim_answers_are_skipped_and_the_final_one_framed() {
+        let head = parse(
+            "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\nX-App: 1\r\n\r\nabc",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(head.status, 200);
+        assert_eq!(head.body, BodyKind::Length(3));
+        assert_eq!(head.lines, b"X-App: 1\r\n");
+        assert!(head.keep_alive);
+    }
+
+    #[test]
+    fn answers_with_many_headers_are_read_up_to_the_limit() {
+        let lines = |n: usize| (0..n).map(|i| format!("X-{i}: v\r\n")).collect::<String>();
+        let ok = format!("HTTP/1.1 204 No Content\r\n{}\r\n", lines(FEW_HEADERS + 8));
+        assert_eq!(parse(&ok, false).unwrap().unwrap().body, BodyKind::Empty);
+        let too_many = format!("HTTP/1.1 204 No Content\r\n{}\r\n", lines(MANY_HEADERS + 1));
+        assert!(parse(&too_many, false).is_err());
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112_for_answers() {
+        let kind = |raw: &str, head| parse(raw, head).unwrap().unwrap();
+        assert_eq!(
+            kind(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                false
+            )
+            .body,
+            BodyKind::Chunked
+        );
+        let until_close = kind("HTTP/1.1 200 OK\r\n\r\n", false);
+        assert_eq!(until_close.body, BodyKind::UntilClose);
+        assert!(!until_close.keep_alive);
+        let head = kind("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true);
+        assert_eq!(head.body, BodyKind::Empty);
+        assert_eq!(head.lines, b"content-length: 9\r\n");
+        assert!(parse(
+            "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            false
+        )
+        .is_err());
+        assert!(parse("HTTP/1.1 101 Switching Protocols\r\n\r\n", false).is_err());
+        assert!(!kind("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false).keep_alive);
+    }
 }
