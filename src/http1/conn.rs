@@ -17,9 +17,9 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::chunked;
 use super::head::{self, BodyLength, HeadError, RequestHead};
 use super::upstream::{self, BodyKind};
+use super::{chunked, header_line};
 use crate::reject::{Reason, Reject};
 
 /// Output is flushed to the socket once this much is assembled.
@@ -456,13 +456,6 @@ fn persistence_line(out: &mut Vec<u8>, version: Version, close: bool) {
     } else if version == Version::HTTP_10 {
         out.extend_from_slice(b"connection: keep-alive\r\n");
     }
-}
-
-fn header_line(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// The `Date` of hookguard's own answers, formatted once a second.

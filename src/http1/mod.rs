@@ -33,6 +33,15 @@ use tokio::sync::watch;
 use crate::proxy::{self, Answer, State};
 use conn::{Downstream, Next};
 
+/// Appends one header field line, `name: value` and CRLF: the one writer
+/// of field lines for heads going either way.
+pub fn header_line(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// Serves the requests of one connection, one at a time, until the sender
 /// closes, a request asks to close, the connection cannot be reused, or
 /// `shutdown` turns true between requests.

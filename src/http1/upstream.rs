@@ -19,6 +19,8 @@ use http::uri::Authority;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::header_line;
+
 /// Idle connections kept; more than the busiest moment needs is waste.
 const MAX_IDLE: usize = 256;
 
@@ -431,16 +433,13 @@ fn describe(
         if dropped(header.name) || named.iter().any(|n| n.eq_ignore_ascii_case(header.name)) {
             continue;
         }
-        lines.extend_from_slice(header.name.as_bytes());
-        lines.extend_from_slice(b": ");
-        lines.extend_from_slice(header.value);
-        lines.extend_from_slice(b"\r\n");
+        header_line(&mut lines, header.name, header.value);
     }
     // A HEAD answer or a 304 may carry the length of the body it stands
     // for; it is passed on, since hookguard writes no framing for them.
     if let (BodyKind::Empty, Some(n)) = (body, length) {
         if n > 0 {
-            lines.extend_from_slice(format!("content-length: {n}\r\n").as_bytes());
+            header_line(&mut lines, "content-length", n.to_string().as_bytes());
         }
     }
     Ok(ResponseHead {

@@ -12,13 +12,13 @@
 //! still ends in the right state.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::Method;
 
 use crate::config::Server;
 use crate::http1::head::RequestHead;
+use crate::http1::header_line;
 use crate::http1::upstream::{self, Failure, Response};
 use crate::reject::{Reason, Reject};
 use crate::replay::{Claim, ReplayStore};
@@ -71,11 +71,11 @@ pub fn build(
             || name.as_str() == "x-forwarded-for"
             || name.as_str().starts_with(OWN_PREFIX);
         if !skip {
-            line(&mut out, name.as_str(), value.as_bytes());
+            header_line(&mut out, name.as_str(), value.as_bytes());
         }
     }
     if !headers.contains_key(header::HOST) {
-        line(
+        header_line(
             &mut out,
             "host",
             server.upstream.authority.as_str().as_bytes(),
@@ -83,22 +83,22 @@ pub fn build(
     }
     forwarded_for(&mut out, headers, peer_ip);
     if !headers.contains_key("x-forwarded-proto") {
-        line(&mut out, "x-forwarded-proto", b"http");
+        header_line(&mut out, "x-forwarded-proto", b"http");
     }
     if !headers.contains_key("x-forwarded-host") {
         if let Some(host) = headers.get(header::HOST) {
-            line(&mut out, "x-forwarded-host", host.as_bytes());
+            header_line(&mut out, "x-forwarded-host", host.as_bytes());
         }
     }
     // A GET or HEAD without a body says nothing about one (RFC 9110 §8.6).
     if body_len > 0 || !matches!(request.method, Method::GET | Method::HEAD) {
-        line(&mut out, "content-length", body_len.to_string().as_bytes());
+        header_line(&mut out, "content-length", body_len.to_string().as_bytes());
     }
     if let Some(value) = verified {
-        line(&mut out, server.verified_header.as_str(), value.as_bytes());
+        header_line(&mut out, server.verified_header.as_str(), value.as_bytes());
     }
     if let Some(reason) = shadow {
-        line(&mut out, SHADOW_HEADER, reason.as_str().as_bytes());
+        header_line(&mut out, SHADOW_HEADER, reason.as_str().as_bytes());
     }
     out.extend_from_slice(b"\r\n");
     out
@@ -117,13 +117,6 @@ fn connection_options(headers: &HeaderMap) -> Vec<HeaderName> {
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
         .collect()
-}
-
-fn line(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 /// Appends the peer to `X-Forwarded-For`, joining any earlier fields.
@@ -150,7 +143,7 @@ pub async fn send(
     body: &[u8],
     claim: Option<Claim>,
 ) -> Result<Response, Reject> {
-    let timeout: Duration = server.upstream_timeout;
+    let timeout = server.upstream_timeout;
     // A small body rides in the head's buffer: one plain send instead of a
     // vectored one, for the price of copying a few KiB.
     let body = if body.len() <= INLINE_BODY {
