@@ -30,7 +30,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::config::{Config, UNMATCHED_ROUTE};
+use crate::config::UNMATCHED_ROUTE;
 use crate::reject::{Outcome, Reason};
 
 /// Latency buckets in seconds: sub-millisecond proxying up to slow apps.
@@ -102,8 +102,10 @@ fn histogram(
 }
 
 impl Metrics {
-    /// Registers the families and initialises the known series at zero.
-    pub fn new(config: &Config) -> Self {
+    /// Registers the families and initialises the series whose labels are
+    /// fixed at zero; a route's series are created with its
+    /// [`RouteSeries`], when the config is loaded.
+    pub fn new() -> Self {
         let registry = Registry::new();
         let r = &registry;
         let metrics = Metrics {
@@ -218,17 +220,7 @@ impl Metrics {
         for result in RELOAD_RESULTS {
             metrics.config_reloads.with_label_values(&[result]);
         }
-        metrics.add_routes(config);
         metrics
-    }
-
-    /// Creates every series of the config's routes at zero (also called after
-    /// a reload adds routes; existing series keep their values).
-    pub fn add_routes(&self, config: &Config) {
-        for route in &config.routes {
-            self.route(&route.name, route.scheme.key_ids());
-        }
-        self.route(UNMATCHED_ROUTE, &[]);
     }
 
     /// The series of one route, resolved now so that counting a request
@@ -296,6 +288,12 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut out)
             .expect("encoding into a Vec cannot fail");
         out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
     }
 }
 

@@ -64,7 +64,7 @@ async fn serve(
     admin_listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) {
-    let metrics = Metrics::new(&config);
+    let metrics = Metrics::new();
     let (store, on_store_error, health) = build_store(&config, &metrics);
     // Bound at start, like the listeners: a reload cannot resize it.
     let max_connections = config.server.max_connections;
