@@ -1,9 +1,9 @@
 //! What each replay store costs in memory per remembered delivery key, the
 //! figures the README quotes. Ignored by default (it takes a while and
 //! measures rather than checks); run with
-//! `cargo test --test redis_memory -- --ignored --nocapture`.
+//! `cargo test --test all redis_memory -- --ignored --nocapture`.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! a tampered body and a wrong key, and applies its default dedupe keys.
 //! Published vectors are checked against the schemes built from config.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! The three seed schemes exactly as `config.example.toml` describes them,
 //! loaded from that file, so the example users copy is proven to work.
 
-mod support;
+use crate::support;
 
 use support::{hmac_hex, now, send, Hookguard, Upstream};
 

@@ -1,7 +1,7 @@
 //! The request pipeline end to end: a real hookguard in front of a real
 //! recording upstream, every answer hookguard can give before forwarding.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! hand and `sign --send` against a live hookguard, `hookguard verify` on
 //! captured good and bad requests, and `/metrics` checked by `promtool`.
 
-mod support;
+use crate::support;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

@@ -5,10 +5,10 @@
 //! the senders' retries) and nothing forged or replayed.
 //!
 //! Ignored by default (it takes time); `.ci/run` runs it in a short form:
-//! `SOAK_SECONDS=8 cargo test --test soak -- --ignored --nocapture`.
+//! `SOAK_SECONDS=8 cargo test --test all soak -- --ignored --nocapture`.
 //! Loopback only, bounded in time and in request count.
 
-mod support;
+use crate::support;
 
 use std::collections::HashMap;
 use std::convert::Infallible;

@@ -2,7 +2,7 @@
 //! flight, and claims released when the app did not take a delivery, so
 //! that nothing is lost and nothing arrives twice.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

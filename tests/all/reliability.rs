@@ -2,7 +2,7 @@
 //! allowlists, content types, hostile framing and slow clients, bounded
 //! connections and replay entries, and reloads with rotated secrets.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! endpoint challenges (Slack, Zoom, Discord, Meta) through a real
 //! hookguard, and the preset config errors.
 
-mod support;
+use crate::support;
 
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD};
 use base64::Engine;

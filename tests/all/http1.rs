@@ -4,7 +4,7 @@
 //! a well-behaved library would never produce (close-delimited bodies, a
 //! HEAD answer with a length, hop-by-hop headers) can be put on the wire.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

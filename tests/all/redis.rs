@@ -6,7 +6,7 @@
 //! once Redis is back. Skipped, saying so, where redis-server is not
 //! installed, except in CI.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! Graceful shutdown: readiness drops first, new connections are refused,
 //! and a request in flight still gets its answer.
 
-mod support;
+use crate::support;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

@@ -1,0 +1,26 @@
+//! hookguard's integration tests, one module per concern, built as one test
+//! binary: linking one binary instead of sixteen is most of a rebuild's
+//! time. Each module starts real servers on `127.0.0.1:0`; the shared
+//! launchers and signers are in [`support`].
+//!
+//! Run one concern with `cargo test --test all http1::` (a module path
+//! filter), the ignored soak run with `cargo test --test all soak -- --ignored`.
+
+mod support;
+
+mod cli;
+mod config_errors;
+mod http1;
+mod pipeline;
+mod presets;
+mod presets_asymmetric;
+mod properties;
+mod redis;
+mod redis_config;
+mod redis_memory;
+mod reliability;
+mod replay;
+mod seed_schemes;
+mod shutdown;
+mod soak;
+mod tools;
