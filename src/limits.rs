@@ -3,8 +3,8 @@
 //! Method, client address, rate and content type are judged on the
 //! request head alone. The body's limits (refused on its declared
 //! `Content-Length` before a byte is read, counted while a chunked body
-//! streams, under a deadline) are applied where it is read, in
-//! [`crate::http1::conn`].
+//! streams, under a deadline) are applied where it is read, by
+//! [`crate::http1::Body::read_to_end`] with the route's limits.
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -14,20 +14,12 @@ use bytes::{Bytes, BytesMut};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri, Version};
 
+use super::body::BodyLength;
+use super::hop::ConnectionOptions;
+
 /// The most header lines any config may allow (`max_headers` is validated
 /// to at most this), sizing the parser's stack scratch space.
 pub const MAX_HEADERS: usize = 1_000;
-
-/// How a request's body is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyLength {
-    /// No body: neither header is present.
-    Empty,
-    /// Exactly this many bytes follow the head.
-    Length(u64),
-    /// `Transfer-Encoding: chunked`.
-    Chunked,
-}
 
 /// A parsed request head.
 #[derive(Debug)]
@@ -49,7 +41,7 @@ pub struct RequestHead {
     pub expect_continue: bool,
 }
 
-/// Why a head was refused; each maps to one reason in [`crate::reject`].
+/// Why a head was refused; what each becomes is the handler's to say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeadError {
     /// Not HTTP/1.x as RFC 9112 spells it.
@@ -238,23 +230,15 @@ fn content_length(headers: &HeaderMap) -> Result<Option<u64>, HeadError> {
     ))
 }
 
-/// HTTP/1.1 keeps the connection unless told to close; HTTP/1.0 closes
-/// unless told to keep it (RFC 9112 §9.3).
+/// Whether the sender keeps the connection open after this request.
 fn persistence(headers: &HeaderMap, version: Version) -> bool {
-    let mut close = false;
-    let mut keep = false;
-    for value in headers.get_all(http::header::CONNECTION) {
-        for option in value.as_bytes().split(|&b| b == b',') {
-            let option = option.trim_ascii();
-            close |= option.eq_ignore_ascii_case(b"close");
-            keep |= option.eq_ignore_ascii_case(b"keep-alive");
-        }
-    }
-    if version == Version::HTTP_10 {
-        keep && !close
-    } else {
-        !close
-    }
+    ConnectionOptions::parse(
+        headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    )
+    .persists(version == Version::HTTP_10)
 }
 
 #[cfg(test)]

@@ -8,74 +8,163 @@
 //! forward), where the whole job, verification included, needs under 10.
 //! The plain proxies it is compared with (haproxy, nginx) own their HTTP/1
 //! code for the same reason. What is hookguard's own here is small: a
-//! connection loop, strict framing ([`head`], [`chunked`]), and an exchange
-//! driven inline on a pooled connection ([`upstream`]). Tokenising stays
-//! with httparse, which hyper also uses.
+//! connection loop, strict framing, and an exchange driven inline on a
+//! pooled connection. Tokenising stays with httparse, which hyper also
+//! uses.
+//!
+//! The wire knows nothing of routes, schemes, config or reasons. A
+//! connection is served *through* a [`Handler`] passed in, in the shape of
+//! hyper's `serve_connection(io, service)`: statically dispatched, so the
+//! seam costs nothing per request. Head and body failures are reported to
+//! the handler as [`HeadError`] and [`BodyError`]; what each becomes is
+//! the handler's to say.
 //!
 //! - [`head`]: parsing a request head, refusing ambiguous framing.
+//! - [`body`]: how a body is delimited (both directions), the request body
+//!   still on the connection, and body errors.
 //! - [`chunked`]: the chunked coding, decoded incrementally.
-//! - [`conn`]: the sender's connection (read heads and bodies, write
+//! - [`hop`]: the hop-by-hop list and the one reader of `Connection`.
+//! - [`sender`]: the sender's connection (read heads and bodies, write
 //!   answers).
-//! - [`upstream`]: the pool of connections to the app and one exchange.
+//! - [`app`]: one exchange with the app; [`pool`] keeps its idle
+//!   connections, [`response`] reads its answer's head.
+//! - [`relay`]: passing the app's answer on to the sender.
+//! - [`write`]: the writers of head lines, for every direction.
 
+pub mod app;
+pub mod body;
 pub mod chunked;
-pub mod conn;
 pub mod head;
-pub mod upstream;
+pub mod hop;
+pub mod pool;
+pub mod relay;
+pub mod response;
+pub mod sender;
+pub mod write;
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use bytes::Bytes;
+use http::header::HeaderValue;
 use http::Version;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::proxy::{self, Answer, State};
-use conn::{Downstream, Next};
+pub use app::AppResponse;
+pub use body::{Body, BodyError, BodyLength};
+pub use head::{HeadError, RequestHead};
+use sender::{Downstream, Next};
 
-/// Appends one header field line, `name: value` and CRLF: the one writer
-/// of field lines for heads going either way.
-pub fn header_line(out: &mut Vec<u8>, name: &str, value: &[u8]) {
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
+/// The limits the wire applies to the next request of a connection, asked
+/// of the handler before each one (a reload may change them).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most header lines in a request head.
+    pub max_headers: usize,
+    /// Most bytes in a request head.
+    pub max_head_bytes: usize,
+    /// Time allowed for a whole head to arrive, and for an idle kept-alive
+    /// connection to send the next one.
+    pub header_timeout: Duration,
+    /// Longest wait for more of the app's answer body while relaying it.
+    pub app_idle: Duration,
 }
 
-/// Serves the requests of one connection, one at a time, until the sender
-/// closes, a request asks to close, the connection cannot be reused, or
-/// `shutdown` turns true between requests.
-pub async fn serve_connection(
-    state: Arc<State>,
+/// The sender's peer, formatted once per connection.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    /// The socket address.
+    pub addr: SocketAddr,
+    /// The IP address as text: `X-Forwarded-For` is written on every
+    /// request, and formatting it once per connection is cheaper.
+    pub ip: String,
+}
+
+impl Peer {
+    /// Describes the peer of an accepted connection.
+    pub fn new(addr: SocketAddr) -> Self {
+        Peer {
+            addr,
+            ip: addr.ip().to_string(),
+        }
+    }
+}
+
+/// What the sender is answered.
+#[derive(Debug)]
+pub enum Answer {
+    /// An answer made by the handler itself, written whole.
+    Own(http::Response<Bytes>),
+    /// The app's answer, relayed as it arrives.
+    Relay(AppResponse),
+}
+
+/// An answer and the request id it carries back (`X-Request-Id`, which the
+/// wire writes on every answer and drops from the app's).
+#[derive(Debug)]
+pub struct Reply {
+    /// The request id, kept or generated.
+    pub request_id: HeaderValue,
+    /// What to send.
+    pub answer: Answer,
+}
+
+/// What serves the requests of a connection: hyper's `Service`, narrowed
+/// to what hookguard needs (a body read only when asked, a refused head).
+/// Implemented by the proxy's state; tests implement a plain one.
+pub trait Handler: Send + Sync + 'static {
+    /// The limits for the next request.
+    fn limits(&self) -> Limits;
+
+    /// Answers one request whose head has arrived. Never fails: every
+    /// failure is an answer. A body left unread closes the connection
+    /// after the answer.
+    fn handle(
+        &self,
+        head: RequestHead,
+        body: Body<'_>,
+        peer: &Peer,
+    ) -> impl Future<Output = Reply> + Send;
+
+    /// Answers bytes that are not an acceptable request head; the
+    /// connection closes after the answer.
+    fn refuse(&self, error: HeadError, peer: &Peer) -> Reply;
+}
+
+/// Serves the requests of one connection through `handler`, one at a time,
+/// until the sender closes, a request asks to close, the connection cannot
+/// be reused, or `shutdown` turns true between requests.
+pub async fn serve_connection<H: Handler>(
+    handler: Arc<H>,
     stream: TcpStream,
     peer: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut down = Downstream::new(stream, peer);
+    let peer = Peer::new(peer);
+    let mut down = Downstream::new(stream);
     loop {
-        let (max_headers, max_head_bytes, header_timeout, idle) = {
-            let live = state.live.load();
-            let server = &live.config.server;
-            (
-                server.max_headers,
-                server.max_header_bytes,
-                server.header_timeout,
-                server.upstream_timeout,
-            )
-        };
+        let limits = handler.limits();
         let next = down
-            .next_head(max_headers, max_head_bytes, header_timeout, &mut shutdown)
+            .next_head(
+                limits.max_headers,
+                limits.max_head_bytes,
+                limits.header_timeout,
+                &mut shutdown,
+            )
             .await;
         let (reply, version, keep_alive) = match next {
             Next::Closed => return,
-            Next::Bad(error) => (
-                proxy::refuse_head(&state, peer, &error),
-                Version::HTTP_11,
-                false,
-            ),
+            Next::Bad(error) => (handler.refuse(error, &peer), Version::HTTP_11, false),
             Next::Head(head) => {
                 let (version, keep_alive) = (head.version, head.keep_alive);
-                let reply = proxy::handle(&state, &mut down, peer, head).await;
+                let body = Body {
+                    down: &mut down,
+                    length: head.body,
+                };
+                let reply = handler.handle(head, body, &peer).await;
                 (reply, version, keep_alive)
             }
         };
@@ -85,19 +174,25 @@ pub async fn serve_connection(
                 .write_own(&response, &reply.request_id, version, !keep)
                 .await
                 .is_ok_and(|()| keep),
-            Answer::Forwarded(mut response) => {
-                match down
-                    .write_forwarded(&mut response, &reply.request_id, version, !keep, idle)
-                    .await
+            Answer::Relay(mut response) => {
+                match relay::relay(
+                    &mut down,
+                    &mut response,
+                    &reply.request_id,
+                    version,
+                    !keep,
+                    limits.app_idle,
+                )
+                .await
                 {
                     Ok(passed) => {
                         if passed.app_reusable {
-                            upstream::checkin(response);
+                            response.checkin();
                         }
                         !passed.close
                     }
                     Err(error) => {
-                        tracing::debug!(%error, %peer, "passing the app's response on failed");
+                        tracing::debug!(%error, peer = %peer.addr, "passing the app's response on failed");
                         false
                     }
                 }

@@ -6,37 +6,20 @@
 //! only, the verified header. The body goes out as the exact bytes that
 //! were verified, on a pooled keep-alive connection.
 //!
-//! Sending runs in the connection's own task together with completing or
-//! releasing the replay claim, and nothing cancels that task when the
-//! sender hangs up: the upstream exchange still finishes and the claim
-//! still ends in the right state.
+//! Sending runs in the connection's own task, and nothing cancels that
+//! task when the sender hangs up: the exchange with the app still
+//! finishes, so the pipeline's next step (settling the replay claim)
+//! always runs.
 
-use std::sync::Arc;
-
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::Method;
 
 use crate::config::Server;
-use crate::http1::head::RequestHead;
-use crate::http1::header_line;
-use crate::http1::upstream::{self, Failure, Response};
+use crate::http1::app::{self, AppResponse, Failure};
+use crate::http1::hop::{self, ConnectionOptions};
+use crate::http1::write::{header_line, number_line};
+use crate::http1::RequestHead;
 use crate::reject::{Reason, Reject};
-use crate::replay::{Claim, ReplayStore};
-
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1),
-/// plus `Expect`, which hookguard has already answered by buffering.
-static HOP_BY_HOP: [HeaderName; 10] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::UPGRADE,
-    header::EXPECT,
-];
 
 /// Headers starting with this are hookguard's to set; incoming ones are
 /// dropped so that a sender cannot pose as hookguard to the app.
@@ -62,10 +45,19 @@ pub fn build(
     out.extend_from_slice(server.upstream.base_path.as_bytes());
     out.extend_from_slice(path.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let named = connection_options(headers);
+    let options = ConnectionOptions::parse(
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .map(HeaderValue::as_bytes),
+    );
     for (name, value) in headers {
-        let skip = HOP_BY_HOP.contains(name)
-            || named.contains(name)
+        // Besides the hop-by-hop fields: `Expect` (answered here, by
+        // buffering), the framing and `X-Forwarded-For` (written below),
+        // and anything that could pose as hookguard.
+        let skip = hop::is_hop_by_hop(name.as_str())
+            || options.names(name.as_str())
+            || *name == header::EXPECT
             || *name == server.verified_header
             || *name == header::CONTENT_LENGTH
             || name.as_str() == "x-forwarded-for"
@@ -92,7 +84,7 @@ pub fn build(
     }
     // A GET or HEAD without a body says nothing about one (RFC 9110 §8.6).
     if body_len > 0 || !matches!(request.method, Method::GET | Method::HEAD) {
-        header_line(&mut out, "content-length", body_len.to_string().as_bytes());
+        number_line(&mut out, "content-length", body_len as u64);
     }
     if let Some(value) = verified {
         header_line(&mut out, server.verified_header.as_str(), value.as_bytes());
@@ -108,17 +100,6 @@ pub fn build(
 /// failed.
 pub const SHADOW_HEADER: &str = "x-hookguard-shadow";
 
-/// Header names listed in `Connection`: hop-by-hop by the sender's say.
-fn connection_options(headers: &HeaderMap) -> Vec<HeaderName> {
-    headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect()
-}
-
 /// Appends the peer to `X-Forwarded-For`, joining any earlier fields.
 fn forwarded_for(out: &mut Vec<u8>, headers: &HeaderMap, peer_ip: &str) {
     out.extend_from_slice(b"x-forwarded-for: ");
@@ -133,16 +114,14 @@ fn forwarded_for(out: &mut Vec<u8>, headers: &HeaderMap, peer_ip: &str) {
 /// Bodies up to this size are copied behind the head and sent with it.
 const INLINE_BODY: usize = 16 * 1024;
 
-/// Sends the request and settles the claim: completed when the upstream
-/// answered below 500, released otherwise (so that a retry is delivered).
+/// Sends the request to the app and waits for its answer's head, within
+/// `upstream_timeout`.
 pub async fn send(
-    store: &Arc<dyn ReplayStore>,
     server: &Server,
     request: &RequestHead,
     mut head: Vec<u8>,
     body: &[u8],
-    claim: Option<Claim>,
-) -> Result<Response, Reject> {
+) -> Result<AppResponse, Reject> {
     let timeout = server.upstream_timeout;
     // A small body rides in the head's buffer: one plain send instead of a
     // vectored one, for the price of copying a few KiB.
@@ -152,25 +131,13 @@ pub async fn send(
     } else {
         body
     };
-    let exchange = upstream::exchange(
+    let exchange = app::exchange(
         &server.upstream.authority,
         &head,
         body,
         request.method == Method::HEAD,
     );
     let result = tokio::time::timeout(timeout, exchange).await;
-    if let Some(claim) = claim {
-        let delivered =
-            matches!(&result, Ok(Ok(response)) if !response.head.status.is_server_error());
-        let settled = if delivered {
-            store.complete(&claim).await
-        } else {
-            store.release(&claim).await
-        };
-        if let Err(error) = settled {
-            tracing::warn!(error = %error.0, "replay store could not settle a claim");
-        }
-    }
     match result {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(Failure::Connect(_))) => Err(Reject::new(

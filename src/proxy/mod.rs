@@ -1,9 +1,14 @@
-//! The request pipeline: match, admit, read, verify, claim, forward.
+//! The request pipeline: match, admit, read, verify, claim, forward,
+//! settle, answer.
 //!
-//! [`handle`] is the whole life of one request and reads top to bottom. Each
-//! step returns `Result<_, Reject>`; [`respond::finish`] is the one place
-//! where the result becomes a response, a log line and a metric. The wire
-//! (reading heads and bodies, writing answers) is [`crate::http1`]'s.
+//! [`handle`] is the whole life of one request and reads top to bottom:
+//! it matches the route, and [`verify_and_forward`] runs the other steps in
+//! that order, each returning `Result<_, Reject>`. [`respond::finish`] is
+//! the one place where the result becomes a response, a log line and a
+//! metric. The wire (reading heads and bodies, writing answers) is
+//! [`crate::http1`]'s; [`State`] serves it as its [`Handler`], and the
+//! wire's head and body errors become reasons here, in [`refuse_head`] and
+//! the `From<BodyError>` conversion, nowhere else.
 //!
 //! - [`forward`]: rebuilding the request for the app and sending it.
 //! - [`request_id`]: keeping or making the `X-Request-Id`.
@@ -13,22 +18,24 @@ pub mod forward;
 pub mod request_id;
 pub mod respond;
 
-use std::net::SocketAddr;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::HeaderValue;
 
-use crate::config::{Config, OnStoreError, Route, Unmatched, UNMATCHED_ROUTE};
-use crate::http1::conn::Downstream;
-use crate::http1::head::{HeadError, RequestHead};
+use crate::config::{Config, OnStoreError, Route, Server, Unmatched, UNMATCHED_ROUTE};
+use crate::http1::{
+    AppResponse, Body, BodyError, Handler, HeadError, Limits, Peer, Reply, RequestHead,
+};
 use crate::limits;
 use crate::metrics::{Metrics, RouteSeries};
 use crate::reject::{Reason, Reject};
-use crate::replay::{self, ClaimResult, ReplayStore};
+use crate::replay::{self, Claim, ClaimResult, ReplayStore};
 use crate::routes::Router;
 use crate::schemes::{RequestView, Verified};
-pub use respond::{Answer, Reply};
 use respond::{Forwarded, RequestContext};
 
 /// The part of the state a config reload replaces, swapped as a whole.
@@ -76,18 +83,52 @@ pub struct State {
     pub metrics: Metrics,
 }
 
+impl Handler for State {
+    fn limits(&self) -> Limits {
+        let live = self.live.load();
+        let server = &live.config.server;
+        Limits {
+            max_headers: server.max_headers,
+            max_head_bytes: server.max_header_bytes,
+            header_timeout: server.header_timeout,
+            app_idle: server.upstream_timeout,
+        }
+    }
+
+    fn handle(
+        &self,
+        head: RequestHead,
+        body: Body<'_>,
+        peer: &Peer,
+    ) -> impl Future<Output = Reply> + Send {
+        handle(self, head, body, peer)
+    }
+
+    fn refuse(&self, error: HeadError, peer: &Peer) -> Reply {
+        refuse_head(self, peer, &error)
+    }
+}
+
+/// What every step of one request shares.
+struct Exchange<'a> {
+    /// The state shared by all connections (the replay store).
+    state: &'a State,
+    /// The server settings of the config the request started with.
+    server: &'a Server,
+    /// The matched route's metric series (the unmatched one's otherwise).
+    series: &'a RouteSeries,
+    /// Who sent the request.
+    peer: &'a Peer,
+}
+
 /// Serves one request whose head has arrived; never fails (every failure
-/// is an answer). The body is read from `down` only once the request has
-/// been admitted.
-pub async fn handle(
-    state: &State,
-    down: &mut Downstream,
-    peer: SocketAddr,
-    mut head: RequestHead,
-) -> Reply {
+/// is an answer). The body is read only once the request has been
+/// admitted.
+pub async fn handle(state: &State, mut head: RequestHead, body: Body<'_>, peer: &Peer) -> Reply {
     let started = Instant::now();
     let live = state.live.load_full();
     let request_id = request_id::take(&mut head.headers);
+    // Match.
     let matched = live.router.find(head.uri.path());
     let route = matched.map(|i| &*live.config.routes[i]);
     let series = matched.map_or(&live.unmatched, |i| &live.series[i]);
@@ -95,22 +136,27 @@ pub async fn handle(
         .and_then(|r| r.delivery_header.as_ref())
         .and_then(|h| head.headers.get(h))
         .cloned();
+    let exchange = Exchange {
+        state,
+        server: &live.config.server,
+        series,
+        peer,
+    };
     let result = match route {
-        Some(route) => {
-            verify_and_forward(state, &live.config, route, series, peer, head, down).await
-        }
+        Some(route) => verify_and_forward(&exchange, route, head, body).await,
         None => match live.config.server.unmatched {
             Unmatched::Reject => Err(Reject::new(
                 Reason::NoRoute,
                 "no route is configured for this path",
             )),
-            Unmatched::Forward => pass_through(state, &live.config, series, head, down).await,
+            Unmatched::Forward => pass_through(&exchange, head, body).await,
         },
     };
+    // Answer.
     let context = RequestContext {
         route,
         series,
-        peer,
+        peer: peer.addr,
         request_id,
         delivery,
         started,
@@ -121,7 +167,7 @@ pub async fn handle(
 /// Answers bytes that are not an acceptable request head. Ambiguous
 /// framing is refused here, before any route is looked at: it is how
 /// requests are smuggled past a verifier (see [`crate::http1::head`]).
-pub fn refuse_head(state: &State, peer: SocketAddr, error: &HeadError) -> Reply {
+pub fn refuse_head(state: &State, peer: &Peer, error: &HeadError) -> Reply {
     let live = state.live.load();
     let reject = match *error {
         HeadError::Malformed(detail) => Reject::new(Reason::MalformedRequest, detail),
@@ -131,12 +177,33 @@ pub fn refuse_head(state: &State, peer: SocketAddr, error: &HeadError) -> Reply 
     let context = RequestContext {
         route: None,
         series: &live.unmatched,
-        peer,
+        peer: peer.addr,
         request_id: request_id::generate(),
         delivery: None,
         started: Instant::now(),
     };
     respond::finish(&context, Err(reject))
+}
+
+/// What a body the wire could not read becomes.
+impl From<BodyError> for Reject {
+    fn from(error: BodyError) -> Self {
+        match error {
+            BodyError::TooLarge { limit } => Reject::with(
+                Reason::BodyTooLarge,
+                format!("the body is larger than this route's limit of {limit} bytes"),
+            ),
+            BodyError::Timeout(within) => Reject::with(
+                Reason::BodyTimeout,
+                format!("the body did not arrive within {} ms", within.as_millis()),
+            ),
+            BodyError::Incomplete => Reject::new(
+                Reason::BodyIncomplete,
+                "the connection failed before the whole body arrived",
+            ),
+            BodyError::Malformed(detail) => Reject::new(Reason::MalformedRequest, detail),
+        }
+    }
 }
 
 /// Shadow mode's bookkeeping: with `enforce = false`, the first failing
@@ -147,6 +214,13 @@ struct Shadow {
 }
 
 impl Shadow {
+    fn new(enforce: bool) -> Self {
+        Shadow {
+            enforce,
+            failed: None,
+        }
+    }
+
     /// Passes a check's value through; a failure ends the request when
     /// enforcing, and is recorded (giving `None`) in shadow mode.
     fn check<T>(&mut self, result: Result<T, Reject>) -> Result<Option<T>, Reject> {
@@ -159,31 +233,35 @@ impl Shadow {
             Err(reject) => Err(reject),
         }
     }
+
+    /// The check a shadow-mode request failed, if any.
+    fn failed(&self) -> Option<Reason> {
+        self.failed.as_ref().map(|r| r.reason)
+    }
 }
 
-/// The pipeline for a matched route: admission (method, client address,
-/// rate, content type), body, signature, timestamp window, replay claim,
-/// forward.
+/// The pipeline for a matched route, after the match: admit, read,
+/// verify, claim, forward, settle.
 async fn verify_and_forward(
-    state: &State,
-    config: &Config,
+    x: &Exchange<'_>,
     route: &Route,
-    series: &RouteSeries,
-    peer: SocketAddr,
     head: RequestHead,
-    down: &mut Downstream,
+    body: Body<'_>,
 ) -> Result<Forwarded, Reject> {
-    let server = &config.server;
-    let mut shadow = Shadow {
-        enforce: route.enforce,
-        failed: None,
-    };
+    let mut shadow = Shadow::new(route.enforce);
+    // Admit, on the head alone, before a byte of the body is read.
     shadow.check(limits::check_method(route, &head.method))?;
-    shadow.check(limits::check_client(route, server, peer, &head.headers))?;
+    shadow.check(limits::check_client(
+        route,
+        x.server,
+        x.peer.addr,
+        &head.headers,
+    ))?;
     shadow.check(limits::check_rate(route))?;
     shadow.check(limits::check_content_type(route, &head.headers))?;
-    let body = down
-        .read_body(head.body, route.max_body, server.body_timeout)
+    // Read.
+    let body = body
+        .read_to_end(route.max_body, x.server.body_timeout)
         .await?;
     let view = RequestView {
         method: &head.method,
@@ -191,31 +269,45 @@ async fn verify_and_forward(
         headers: &head.headers,
         body: &body,
     };
-    let verified = shadow.check(verify(route, series, &view))?;
+    // Verify.
+    let verified = shadow.check(verify(route, x.series, &view))?;
+    // Claim; a shadow-mode request that failed its claim is forwarded
+    // without one.
     let claim = match &verified {
-        Some(verified) if !route.dedupe.is_empty() => {
-            let keys = replay::keys_for(route, verified, &view);
-            shadow
-                .check(claim(state, route, series, keys).await)?
-                .flatten()
-        }
-        _ => None,
+        Some(verified) => shadow
+            .check(claim(x, route, verified, &view).await)?
+            .flatten(),
+        None => None,
     };
-    // Marked verified only when every check passed.
+    // Forward, marked verified only when every check passed.
     let key = verified
-        .as_ref()
-        .filter(|_| shadow.failed.is_none())
+        .filter(|_| shadow.failed().is_none())
         .map(|v| v.key);
     let marker = key.map(|k| &route.verified_values[k]);
-    let shadow = shadow.failed.map(|r| r.reason);
-    let upstream = forward::build(server, &head, body.len(), down.peer_ip(), marker, shadow);
-    let sent = Instant::now();
-    let response = forward::send(&state.store, server, &head, upstream, &body, claim).await?;
-    series.upstream(response.head.status.as_u16(), sent.elapsed());
+    let answered = forward(x, &head, &body, marker, shadow.failed()).await;
+    // Settle.
+    settle(&*x.state.store, claim, &answered).await;
     Ok(Forwarded {
-        response,
+        response: answered?,
         key,
-        shadow,
+        shadow: shadow.failed(),
+    })
+}
+
+/// `unmatched = "forward"`: read under the server limit, forwarded
+/// unverified (the verified header is stripped, never set).
+async fn pass_through(
+    x: &Exchange<'_>,
+    head: RequestHead,
+    body: Body<'_>,
+) -> Result<Forwarded, Reject> {
+    let body = body
+        .read_to_end(x.server.max_body, x.server.body_timeout)
+        .await?;
+    Ok(Forwarded {
+        response: forward(x, &head, &body, None, None).await?,
+        key: None,
+        shadow: None,
     })
 }
 
@@ -234,15 +326,16 @@ fn verify(route: &Route, series: &RouteSeries, view: &RequestView<'_>) -> Result
 /// Claims the request's dedupe keys; `None` when it has none, and when the
 /// store failed under `on_store_error = "allow"` (counted and logged).
 async fn claim(
-    state: &State,
+    x: &Exchange<'_>,
     route: &Route,
-    series: &RouteSeries,
-    keys: Vec<replay::Key>,
-) -> Result<Option<replay::Claim>, Reject> {
+    verified: &Verified,
+    view: &RequestView<'_>,
+) -> Result<Option<Claim>, Reject> {
+    let keys = replay::keys_for(route, verified, view);
     if keys.is_empty() {
         return Ok(None);
     }
-    match state.store.claim(keys, route.dedupe_ttl).await {
+    match x.state.store.claim(keys, route.dedupe_ttl).await {
         Ok(ClaimResult::Claimed(claim)) => Ok(Some(claim)),
         Ok(ClaimResult::Duplicate) => Err(Reject::new(
             Reason::Duplicate,
@@ -253,8 +346,8 @@ async fn claim(
             "a copy of this delivery is being forwarded right now; retry later",
         )
         .retry_after(IN_FLIGHT_RETRY_AFTER)),
-        Err(error) if state.on_store_error == OnStoreError::Allow => {
-            series.store_bypass();
+        Err(error) if x.state.on_store_error == OnStoreError::Allow => {
+            x.series.store_bypass();
             tracing::warn!(
                 route = %route.name,
                 error = %error.0,
@@ -269,28 +362,43 @@ async fn claim(
     }
 }
 
-/// `unmatched = "forward"`: buffered under the server limit, passed on
-/// unverified (the verified header is stripped, never set).
-async fn pass_through(
-    state: &State,
-    config: &Config,
-    series: &RouteSeries,
-    head: RequestHead,
-    down: &mut Downstream,
-) -> Result<Forwarded, Reject> {
-    let server = &config.server;
-    let body = down
-        .read_body(head.body, server.max_body, server.body_timeout)
-        .await?;
-    let upstream = forward::build(server, &head, body.len(), down.peer_ip(), None, None);
+/// Rebuilds the request for the app, sends it and waits for the answer's
+/// head; counts the app's status and time.
+async fn forward(
+    x: &Exchange<'_>,
+    head: &RequestHead,
+    body: &Bytes,
+    marker: Option<&HeaderValue>,
+    shadow: Option<Reason>,
+) -> Result<AppResponse, Reject> {
+    let upstream = forward::build(x.server, head, body.len(), &x.peer.ip, marker, shadow);
     let sent = Instant::now();
-    let response = forward::send(&state.store, server, &head, upstream, &body, None).await?;
-    series.upstream(response.head.status.as_u16(), sent.elapsed());
-    Ok(Forwarded {
-        response,
-        key: None,
-        shadow: None,
-    })
+    let response = forward::send(x.server, head, upstream, body).await?;
+    x.series
+        .upstream(response.head.status.as_u16(), sent.elapsed());
+    Ok(response)
+}
+
+/// Settles the claim by what the app answered: completed when it answered
+/// below 500 (later copies are duplicates), released otherwise (connection
+/// refused, timed out, or a 5xx), so that the sender's retry is delivered.
+async fn settle(
+    store: &dyn ReplayStore,
+    claim: Option<Claim>,
+    answered: &Result<AppResponse, Reject>,
+) {
+    let Some(claim) = claim else {
+        return;
+    };
+    let delivered = matches!(answered, Ok(response) if !response.head.status.is_server_error());
+    let settled = if delivered {
+        store.complete(&claim).await
+    } else {
+        store.release(&claim).await
+    };
+    if let Err(error) = settled {
+        tracing::warn!(error = %error.0, "replay store could not settle a claim");
+    }
 }
 
 /// Seconds a sender is asked to wait before retrying an in-flight delivery:

@@ -3,9 +3,10 @@
 //!
 //! Answers hookguard makes itself are JSON with `X-Hookguard-Reject`, so a
 //! sender (or an operator reading its delivery log) can always tell
-//! hookguard's refusals from the app's own answers. The app's responses are
-//! streamed back unchanged apart from hop-by-hop headers (by
-//! [`crate::http1::conn`]).
+//! hookguard's refusals from the app's own answers. The app's answers are
+//! relayed by the wire ([`crate::http1::relay`]) with their status and end
+//! to end headers, re-framed for the sender, with hookguard's
+//! `X-Request-Id`.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -15,7 +16,7 @@ use http::header::{self, HeaderValue};
 use http::Response;
 
 use crate::config::{Route, UNMATCHED_ROUTE};
-use crate::http1::upstream;
+use crate::http1::{Answer, AppResponse, Reply};
 use crate::metrics::RouteSeries;
 use crate::reject::{Outcome, Reason, Reject};
 
@@ -26,30 +27,12 @@ pub const REJECT_HEADER: &str = "x-hookguard-reject";
 #[derive(Debug)]
 pub struct Forwarded {
     /// The app's response, body still to be passed on.
-    pub response: upstream::Response,
+    pub response: AppResponse,
     /// Index of the key that verified the request; `None` when unverified
     /// (unmatched pass-through, or a shadow-mode failure).
     pub key: Option<usize>,
     /// In shadow mode, the check that failed (forwarded anyway).
     pub shadow: Option<Reason>,
-}
-
-/// What the sender is answered.
-#[derive(Debug)]
-pub enum Answer {
-    /// hookguard's own JSON answer.
-    Own(Response<Bytes>),
-    /// The app's response, passed on.
-    Forwarded(upstream::Response),
-}
-
-/// An answer and the request id it carries back.
-#[derive(Debug)]
-pub struct Reply {
-    /// The request id, kept or generated.
-    pub request_id: HeaderValue,
-    /// What to send.
-    pub answer: Answer,
 }
 
 /// What is known about a request besides its result, for the log line.
@@ -118,7 +101,7 @@ pub fn finish(context: &RequestContext<'_>, result: Result<Forwarded, Reject>) -
                 peer = %context.peer,
                 "request forwarded"
             );
-            Answer::Forwarded(forwarded.response)
+            Answer::Relay(forwarded.response)
         }
         Err(reject) => {
             let outcome = reject.reason.outcome();

@@ -1,0 +1,205 @@
+//! The app's side: one exchange on a kept-alive connection, driven inline
+//! by the request's own task.
+//!
+//! Driving the exchange inline (no connection task, no channel, no
+//! checkout future) is most of why hookguard is not slower than a plain
+//! proxy; see the module doc of [`crate::http1`]. An exchange that fails on
+//! a reused connection before any answer arrived is retried once on a
+//! fresh one, which is what every keep-alive client has to do. The idle
+//! connections themselves are kept by [`super::pool`], and the answer's
+//! head is read by [`super::response`].
+
+use std::io::{self, IoSlice};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use http::uri::Authority;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::pool;
+use super::response::{parse_response, ResponseHead};
+
+/// Time allowed to open a connection to the app.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection to the app with its read buffer.
+#[derive(Debug)]
+pub struct Conn {
+    stream: TcpStream,
+    /// Bytes read from the app and not yet used.
+    pub buf: BytesMut,
+    /// Whether an earlier exchange used this connection.
+    reused: bool,
+}
+
+impl Conn {
+    /// The socket, for the pool's readiness check.
+    pub(super) fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    /// Reads more from the app into `buf`; 0 means the app closed.
+    pub async fn read_more(&mut self) -> io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < 4096 {
+            self.buf.reserve(16 * 1024);
+        }
+        self.stream.read_buf(&mut self.buf).await
+    }
+
+    /// Like [`Conn::read_more`], failing if nothing arrives within `idle`.
+    pub async fn read_more_within(&mut self, idle: Duration) -> io::Result<usize> {
+        tokio::time::timeout(idle, self.read_more())
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the app stalled mid-body"))?
+    }
+}
+
+/// Why an exchange with the app failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// No connection could be opened.
+    Connect(io::Error),
+    /// The connection failed, or the app's answer was not valid HTTP.
+    Broken(String),
+}
+
+/// The app's answer whose head has arrived; its body is still on `conn`.
+#[derive(Debug)]
+pub struct AppResponse {
+    /// The app the connection leads to, for returning it to the pool.
+    pub authority: Authority,
+    /// The connection the body arrives on.
+    pub conn: Conn,
+    /// The parsed head.
+    pub head: ResponseHead,
+}
+
+impl AppResponse {
+    /// Keeps the connection, whose exchange ended cleanly, for the next
+    /// request on this thread.
+    pub fn checkin(self) {
+        let AppResponse {
+            authority,
+            mut conn,
+            ..
+        } = self;
+        conn.reused = true;
+        conn.buf.clear();
+        pool::checkin(authority, conn);
+    }
+}
+
+/// Sends `head` and `body` to the app and reads the response head, on a
+/// kept-alive connection when there is one. `head_request` says the
+/// request is a HEAD, whose answer has no body.
+pub async fn exchange(
+    authority: &Authority,
+    head: &[u8],
+    body: &[u8],
+    head_request: bool,
+) -> Result<AppResponse, Failure> {
+    let mut fresh = false;
+    loop {
+        let pooled = if fresh {
+            None
+        } else {
+            pool::checkout(authority)
+        };
+        let mut conn = match pooled {
+            Some(conn) => conn,
+            None => connect(authority).await.map_err(Failure::Connect)?,
+        };
+        match round_trip(&mut conn, head, body, head_request).await {
+            Ok(head) => {
+                return Ok(AppResponse {
+                    authority: authority.clone(),
+                    conn,
+                    head,
+                })
+            }
+            // The app closed a kept-alive connection as it was reused;
+            // nothing was answered, so sending again is safe.
+            Err(Attempt::Stale) if conn.reused && !fresh => fresh = true,
+            Err(Attempt::Stale) => {
+                return Err(Failure::Broken(
+                    "the app closed the connection without answering".into(),
+                ))
+            }
+            Err(Attempt::Failed(why)) => return Err(Failure::Broken(why)),
+        }
+    }
+}
+
+async fn connect(authority: &Authority) -> io::Result<Conn> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(authority.as_str()))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+    stream.set_nodelay(true)?;
+    Ok(Conn {
+        stream,
+        buf: BytesMut::with_capacity(8 * 1024),
+        reused: false,
+    })
+}
+
+enum Attempt {
+    /// The connection failed before any byte of an answer arrived.
+    Stale,
+    /// Anything else.
+    Failed(String),
+}
+
+async fn round_trip(
+    conn: &mut Conn,
+    head: &[u8],
+    body: &[u8],
+    head_request: bool,
+) -> Result<ResponseHead, Attempt> {
+    let stale = |_| Attempt::Stale;
+    write_all_vectored(&mut conn.stream, head, body)
+        .await
+        .map_err(stale)?;
+    loop {
+        match parse_response(&mut conn.buf, head_request) {
+            Ok(Some(head)) => return Ok(head),
+            Ok(None) => {}
+            Err(why) => return Err(Attempt::Failed(why.into())),
+        }
+        let received = conn.buf.len();
+        match conn.read_more().await {
+            Ok(0) | Err(_) if received == 0 => return Err(Attempt::Stale),
+            Ok(0) => {
+                return Err(Attempt::Failed(
+                    "the app closed the connection mid-answer".into(),
+                ))
+            }
+            Ok(_) => {}
+            Err(error) => {
+                return Err(Attempt::Failed(format!(
+                    "reading the app's answer failed: {error}"
+                )))
+            }
+        }
+    }
+}
+
+/// Writes `head` then `body`, in one syscall when the kernel takes both.
+async fn write_all_vectored(stream: &mut TcpStream, head: &[u8], body: &[u8]) -> io::Result<()> {
+    if body.is_empty() {
+        return stream.write_all(head).await;
+    }
+    let (mut head, mut body) = (head, body);
+    while !head.is_empty() {
+        let n = stream
+            .write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
+            .await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        let from_head = n.min(head.len());
+        head = &head[from_head..];
+        body = &body[n - from_head..];
+    }
+    stream.write_all(body).await
+}
