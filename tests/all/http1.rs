@@ -3,6 +3,12 @@
 //! a raw-TCP app whose answers are scripted byte for byte, so that framings
 //! a well-behaved library would never produce (close-delimited bodies, a
 //! HEAD answer with a length, hop-by-hop headers) can be put on the wire.
+//!
+//! Most tests serve the wire through [`Plain`], a handler that knows no
+//! routes or signatures, so that framing is tested alone. Tests that start
+//! a [`Hookguard`] run the same wire under the real pipeline, for what the
+//! pipeline adds on the wire: its refusals, rebuilt request heads and
+//! request ids.
 
 use crate::support;
 
@@ -10,9 +16,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
+use hookguard::http1::{
+    self, app, hop, write, Answer, Body, BodyError, Handler, HeadError, Limits, Peer, RequestHead,
+};
+use http::header::HeaderValue;
+use http::uri::Authority;
+use http::{Method, StatusCode};
 use support::{hmac_hex, Hookguard};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 const SECRET: &str = "wire-secret";
@@ -463,6 +477,128 @@ async fn start(app: &RawApp) -> Hookguard {
 }
 
 // ---------------------------------------------------------------------------
+// The plain handler: the wire with nothing of hookguard's pipeline.
+
+/// The plainest [`Handler`]: reads the body (at most [`PLAIN_MAX_BODY`]),
+/// sends the method, target, the sender's end-to-end headers and the body
+/// to the app, and relays its answer. Its own answers carry the error the
+/// wire reported, in words, in `x-wire-error`.
+struct Plain {
+    app: Authority,
+}
+
+/// The plain handler's body limit, as the `wire` route's `max_body`.
+const PLAIN_MAX_BODY: u64 = 1024;
+
+/// The request id every plain answer carries.
+const PLAIN_ID: &str = "plain";
+
+impl Plain {
+    fn own(status: StatusCode, error: &str) -> http1::Reply {
+        let mut response = http::Response::new(Bytes::new());
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert("x-wire-error", HeaderValue::from_str(error).unwrap());
+        http1::Reply {
+            request_id: HeaderValue::from_static(PLAIN_ID),
+            answer: Answer::Own(response),
+        }
+    }
+}
+
+impl Handler for Plain {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_headers: 100,
+            max_head_bytes: 16 * 1024,
+            header_timeout: Duration::from_secs(2),
+            app_idle: Duration::from_secs(2),
+        }
+    }
+
+    async fn handle(&self, head: RequestHead, body: Body<'_>, _peer: &Peer) -> http1::Reply {
+        let body = match body
+            .read_to_end(PLAIN_MAX_BODY, Duration::from_secs(2))
+            .await
+        {
+            Ok(body) => body,
+            Err(error @ BodyError::TooLarge { .. }) => {
+                return Plain::own(StatusCode::PAYLOAD_TOO_LARGE, &error.to_string())
+            }
+            Err(error) => return Plain::own(StatusCode::BAD_REQUEST, &error.to_string()),
+        };
+        let mut out = format!("{} {} HTTP/1.1\r\n", head.method, head.uri).into_bytes();
+        for (name, value) in &head.headers {
+            let framing = name == http::header::CONTENT_LENGTH || name == http::header::EXPECT;
+            if !hop::is_hop_by_hop(name.as_str()) && !framing {
+                write::header_line(&mut out, name.as_str(), value.as_bytes());
+            }
+        }
+        write::number_line(&mut out, "content-length", body.len() as u64);
+        out.extend_from_slice(b"\r\n");
+        match app::exchange(&self.app, &out, &body, head.method == Method::HEAD).await {
+            Ok(response) => http1::Reply {
+                request_id: HeaderValue::from_static(PLAIN_ID),
+                answer: Answer::Relay(response),
+            },
+            Err(error) => Plain::own(StatusCode::BAD_GATEWAY, &format!("{error:?}")),
+        }
+    }
+
+    fn refuse(&self, error: HeadError, _peer: &Peer) -> http1::Reply {
+        Plain::own(StatusCode::BAD_REQUEST, &format!("{error:?}"))
+    }
+}
+
+/// The wire on `127.0.0.1:0`, serving each connection through [`Plain`].
+struct WireServer {
+    addr: std::net::SocketAddr,
+    task: JoinHandle<()>,
+    /// Dropping it would read as a shutdown to every connection.
+    _running: watch::Sender<bool>,
+}
+
+impl Drop for WireServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn start_plain(app: &RawApp) -> WireServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let handler = Arc::new(Plain {
+        app: app.addr.to_string().parse().unwrap(),
+    });
+    let (running, stop) = watch::channel(false);
+    let task = tokio::spawn(async move {
+        while let Ok((stream, peer)) = listener.accept().await {
+            tokio::spawn(http1::serve_connection(
+                handler.clone(),
+                stream,
+                peer,
+                stop.clone(),
+            ));
+        }
+    });
+    WireServer {
+        addr,
+        task,
+        _running: running,
+    }
+}
+
+/// An unsigned POST (the plain handler checks nothing); `extra` is header
+/// lines, each ending in CRLF.
+fn plain(version: &str, body: &str, extra: &str) -> String {
+    format!(
+        "POST /hook HTTP/{version}\r\nHost: hooks.example.com\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+// ---------------------------------------------------------------------------
 // The tests.
 
 #[tokio::test]
@@ -478,10 +614,10 @@ async fn a_chunked_answer_reaches_an_http11_sender_rechunked_and_the_connection_
         )
     })
     .await;
-    let hg = start(&app).await;
+    let hg = start_plain(&app).await;
     let mut wire = Wire::open(hg.addr).await;
     for body in ["one", "two"] {
-        wire.send(signed("1.1", body, "").as_bytes()).await;
+        wire.send(plain("1.1", body, "").as_bytes()).await;
         let reply = wire.response(false).await;
         assert_eq!(reply.status, 200, "{}", reply.head);
         assert_eq!(reply.framing, Framing::Chunked, "{}", reply.head);
@@ -512,10 +648,10 @@ async fn a_close_delimited_answer_arrives_complete_and_chunked_to_an_http11_send
         )
     })
     .await;
-    let hg = start(&app).await;
+    let hg = start_plain(&app).await;
     let mut wire = Wire::open(hg.addr).await;
     for body in ["one", "two"] {
-        wire.send(signed("1.1", body, "").as_bytes()).await;
+        wire.send(plain("1.1", body, "").as_bytes()).await;
         let reply = wire.response(false).await;
         assert_eq!(reply.status, 200, "{}", reply.head);
         assert_eq!(
@@ -551,10 +687,10 @@ async fn an_http10_sender_is_answered_then_closed_and_gets_a_chunked_answer_dech
         }
     })
     .await;
-    let hg = start(&app).await;
+    let hg = start_plain(&app).await;
 
     let mut wire = Wire::open(hg.addr).await;
-    wire.send(signed("1.0", "sized", "").as_bytes()).await;
+    wire.send(plain("1.0", "sized", "").as_bytes()).await;
     let reply = wire.response(false).await;
     assert_eq!(reply.status, 200, "{}", reply.head);
     assert_eq!(reply.framing, Framing::Length);
@@ -563,7 +699,7 @@ async fn an_http10_sender_is_answered_then_closed_and_gets_a_chunked_answer_dech
     assert!(wire.closes().await, "HTTP/1.0 without keep-alive closes");
 
     let mut wire = Wire::open(hg.addr).await;
-    wire.send(signed("1.0", "chunked", "").as_bytes()).await;
+    wire.send(plain("1.0", "chunked", "").as_bytes()).await;
     let reply = wire.response(false).await;
     assert_eq!(reply.status, 200, "{}", reply.head);
     assert!(
@@ -648,12 +784,12 @@ async fn a_pooled_connection_the_app_closed_is_not_reused_and_the_request_is_for
         )
     })
     .await;
-    let hg = start(&app).await;
+    let hg = start_plain(&app).await;
     let mut wire = Wire::open(hg.addr).await;
-    wire.send(signed("1.1", "one", "").as_bytes()).await;
+    wire.send(plain("1.1", "one", "").as_bytes()).await;
     assert_eq!(wire.response(false).await.status, 200);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    wire.send(signed("1.1", "two", "").as_bytes()).await;
+    wire.send(plain("1.1", "two", "").as_bytes()).await;
     let reply = wire.response(false).await;
     assert_eq!(
         (reply.status, reply.text().as_str()),
@@ -683,7 +819,7 @@ async fn a_head_answer_with_content_length_and_no_body_keeps_the_connection_in_s
         }
     })
     .await;
-    let hg = start(&app).await;
+    let hg = start_plain(&app).await;
     let mut wire = Wire::open(hg.addr).await;
     wire.send(b"HEAD /page HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let reply = wire.response(true).await;
@@ -809,9 +945,9 @@ async fn an_app_answer_with_connection_close_reaches_the_sender_and_the_next_req
         )
     })
     .await;
-    let hg = start(&app).await;
+    let hg = start_plain(&app).await;
     let mut wire = Wire::open(hg.addr).await;
-    wire.send(signed("1.1", "one", "").as_bytes()).await;
+    wire.send(plain("1.1", "one", "").as_bytes()).await;
     let reply = wire.response(false).await;
     assert_eq!(
         (reply.status, reply.text().as_str()),
@@ -824,7 +960,7 @@ async fn an_app_answer_with_connection_close_reaches_the_sender_and_the_next_req
         "the app's Connection is about the app's hop: {}",
         reply.head
     );
-    wire.send(signed("1.1", "two", "").as_bytes()).await;
+    wire.send(plain("1.1", "two", "").as_bytes()).await;
     let reply = wire.response(false).await;
     assert_eq!(
         (reply.status, reply.text().as_str()),
@@ -886,9 +1022,9 @@ async fn an_http10_sender_with_expect_is_never_sent_an_interim_response() {
     // request; §15.2: it MUST NOT send a 1xx response to an HTTP/1.0
     // client, which cannot parse one.
     let app = RawApp::start(|_| Script::new(&[&sized(b"ok", "")], Then::KeepOpen)).await;
-    let hg = start(&app).await;
+    let hg = start_plain(&app).await;
     let body = "late";
-    let request = signed("1.0", body, "Expect: 100-continue\r\n");
+    let request = plain("1.0", body, "Expect: 100-continue\r\n");
     let mut wire = Wire::open(hg.addr).await;
     wire.send(&request.as_bytes()[..request.len() - body.len()])
         .await;
@@ -900,4 +1036,72 @@ async fn an_http10_sender_with_expect_is_never_sent_an_interim_response() {
         "the first response must be the final one"
     );
     assert_eq!(reply.text(), "ok");
+}
+
+#[tokio::test]
+async fn body_failures_reach_the_handler_as_body_errors_and_close_the_connection() {
+    let app = RawApp::start(|_| Script::new(&[&sized(b"ok", "")], Then::KeepOpen)).await;
+    let wire_server = start_plain(&app).await;
+    let over = [
+        &b"POST /hook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n401\r\n"[..],
+        &[b'x'; 0x401],
+    ]
+    .concat();
+    let cases: [(&[u8], u16, &str); 3] = [
+        (
+            b"POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: 2000\r\n\r\n",
+            413,
+            "the body is larger than 1024 bytes",
+        ),
+        (
+            b"POST /hook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            400,
+            "",
+        ),
+        (&over, 413, "the body is larger than 1024 bytes"),
+    ];
+    for (request, status, error) in cases {
+        let mut wire = Wire::open(wire_server.addr).await;
+        wire.send(request).await;
+        let reply = wire.response(false).await;
+        assert_eq!(reply.status, status, "{}", reply.head);
+        if !error.is_empty() {
+            assert_eq!(reply.one("x-wire-error"), error);
+        }
+        assert_eq!(reply.one("connection"), "close", "{}", reply.head);
+        assert!(
+            wire.closes().await,
+            "a body left unread ends the connection"
+        );
+    }
+    let mut wire = Wire::open(wire_server.addr).await;
+    wire.send(b"POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhalf")
+        .await;
+    wire.stream.shutdown().await.unwrap();
+    let reply = wire.response(false).await;
+    assert_eq!(reply.status, 400, "{}", reply.head);
+    assert_eq!(
+        reply.one("x-wire-error"),
+        "the connection ended before the body did"
+    );
+    assert!(app.seen().is_empty(), "no broken body reached the app");
+}
+
+#[tokio::test]
+async fn a_plain_handler_serves_keep_alive_and_pipelined_requests_without_any_signature() {
+    let app = RawApp::start(|seen| {
+        let body = format!("echo {}", String::from_utf8_lossy(&seen.body));
+        Script::new(&[&sized(body.as_bytes(), "")], Then::KeepOpen)
+    })
+    .await;
+    let wire_server = start_plain(&app).await;
+    let mut wire = Wire::open(wire_server.addr).await;
+    let both = format!("{}{}", plain("1.1", "a", ""), plain("1.1", "bb", ""));
+    wire.send(both.as_bytes()).await;
+    for expected in ["echo a", "echo bb"] {
+        let reply = wire.response(false).await;
+        assert_eq!((reply.status, reply.text().as_str()), (200, expected));
+        assert_eq!(reply.one("x-request-id"), PLAIN_ID, "the handler's id");
+    }
+    assert_eq!(app.accepted(), 1, "one kept-alive app connection");
 }
