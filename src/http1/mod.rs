@@ -29,7 +29,7 @@
 //! - [`app`]: one exchange with the app; [`pool`] keeps its idle
 //!   connections, [`response`] reads its answer's head.
 //! - [`relay`]: passing the app's answer on to the sender.
-//! - [`write`]: the writers of head lines, for every direction.
+//! - [`write`](mod@write): the writers of head lines, for every direction.
 
 pub mod app;
 pub mod body;

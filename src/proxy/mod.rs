@@ -2,7 +2,7 @@
 //! settle, answer.
 //!
 //! [`handle`] is the whole life of one request and reads top to bottom:
-//! it matches the route, and [`verify_and_forward`] runs the other steps in
+//! it matches the route, and `verify_and_forward` runs the other steps in
 //! that order, each returning `Result<_, Reject>`. [`respond::finish`] is
 //! the one place where the result becomes a response, a log line and a
 //! metric. The wire (reading heads and bodies, writing answers) is
@@ -311,6 +311,31 @@ async fn pass_through(
     })
 }
 
+/// What the pipeline decides about a buffered request, short of what a
+/// capture cannot show (the client's address), what must not be spent (a
+/// rate-limit token) and the replay claim: the checks `verify_and_forward`
+/// runs, with the same functions, in its order. `hookguard verify` answers
+/// with this, so the tool cannot tell an operator "would forward" for a
+/// request the proxy refuses; a test holds the two to the same verdicts.
+pub fn judge(route: &Route, view: &RequestView<'_>, now: i64) -> Result<Verified, Reject> {
+    limits::check_method(route, view.method)?;
+    limits::check_content_type(route, view.headers)?;
+    check_body_length(route.max_body, view.body.len())?;
+    let verified = route.scheme.verify(view)?;
+    if let Some(timestamp) = verified.timestamp {
+        check_window(timestamp.saturating_sub(now), route)?;
+    }
+    Ok(verified)
+}
+
+/// Refuses a body longer than `limit` as reading it would.
+pub fn check_body_length(limit: u64, len: usize) -> Result<(), Reject> {
+    if len as u64 > limit {
+        return Err(BodyError::TooLarge { limit }.into());
+    }
+    Ok(())
+}
+
 /// Checks the signature and the timestamp window; counts which key matched
 /// and the sender's clock skew.
 fn verify(route: &Route, series: &RouteSeries, view: &RequestView<'_>) -> Result<Verified, Reject> {
@@ -406,7 +431,7 @@ async fn settle(
 const IN_FLIGHT_RETRY_AFTER: u64 = 5;
 
 /// Unix seconds now.
-fn unix_now() -> i64 {
+pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
@@ -414,7 +439,7 @@ fn unix_now() -> i64 {
 
 /// Refuses timestamps outside the route's tolerance, in either direction;
 /// `skew` is the sender's timestamp minus our clock.
-fn check_window(skew: i64, route: &Route) -> Result<(), Reject> {
+pub fn check_window(skew: i64, route: &Route) -> Result<(), Reject> {
     let tolerance = route.tolerance.as_secs() as i64;
     if skew < -tolerance {
         Err(Reject::with(
@@ -431,5 +456,46 @@ fn check_window(skew: i64, route: &Route) -> Result<(), Reject> {
         ))
     } else {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn route(extra: &str) -> Route {
+        let text = format!(
+            "[server]\nupstream = \"http://127.0.0.1:1\"\n[[routes]]\nname = \"r\"\npath = \"/r\"\nscheme = \"hmac\"\nsecrets = [{{ value = \"s\" }}]\n{extra}\n[routes.hmac]\nheader = \"X-Sig\"\ntimestamp_header = \"X-Ts\"\nmessage = \"{{timestamp}}.{{body}}\"\n"
+        );
+        let no_env = |_: &str| None;
+        let mut config = Config::from_toml(&text, &no_env).expect("valid test config");
+        Arc::into_inner(config.routes.remove(0)).expect("one owner")
+    }
+
+    #[test]
+    fn the_window_includes_its_edges_and_refuses_one_second_past_them() {
+        let route = route("tolerance = \"300s\"");
+        assert!(check_window(300, &route).is_ok());
+        assert!(check_window(-300, &route).is_ok());
+        assert_eq!(
+            check_window(301, &route).unwrap_err().reason,
+            Reason::FutureTimestamp
+        );
+        assert_eq!(
+            check_window(-301, &route).unwrap_err().reason,
+            Reason::StaleTimestamp
+        );
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_refused_as_reading_it_would_be() {
+        assert!(check_body_length(10, 10).is_ok());
+        let refused = check_body_length(10, 11).unwrap_err();
+        assert_eq!(refused.reason, Reason::BodyTooLarge);
+        assert_eq!(
+            refused.detail,
+            Reject::from(BodyError::TooLarge { limit: 10 }).detail
+        );
     }
 }

@@ -13,7 +13,7 @@
 //! removed by a sweep amortised over inserts.
 //!
 //! Each key maps to the claiming request's token while it is in flight, and
-//! to [`COMPLETED`] once delivered. A slot lives for its own ttl (the
+//! to `COMPLETED` once delivered. A slot lives for its own ttl (the
 //! route's `dedupe_ttl`), restarted on completion. `max_entries` bounds the
 //! store; keys dropped for capacity before their ttl weaken replay
 //! protection, so they are reported.

@@ -4,7 +4,7 @@
 //! Each dedupe key is one Redis string, `<key_prefix><32 hex digits>`. While
 //! a delivery is being forwarded the string holds the claim's token (this
 //! process's random 64-bit id and a per-claim counter, so no two claims
-//! anywhere share one); once the app took the delivery it holds [`COMPLETED`].
+//! anywhere share one); once the app took the delivery it holds `COMPLETED`.
 //! Every string carries a TTL, so Redis forgets keys on its own.
 //!
 //! Claim, complete and release are each one Lua script, because Redis runs a
