@@ -14,6 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 use crate::config::{Config, PathPattern, Route};
+use crate::proxy::respond::REJECT_HEADER;
 use crate::schemes::Unsigned;
 
 /// Options of `hookguard sign`.
@@ -192,9 +193,9 @@ pub async fn send(signed: &Signed, base_url: &str) -> Result<(String, bool), Str
     let status = response.status();
     let reject = response
         .headers()
-        .get("x-hookguard-reject")
+        .get(REJECT_HEADER)
         .and_then(|v| v.to_str().ok())
-        .map(|r| format!("x-hookguard-reject: {r}\n"))
+        .map(|r| format!("{REJECT_HEADER}: {r}\n"))
         .unwrap_or_default();
     let body = response
         .into_body()
@@ -209,7 +210,9 @@ pub async fn send(signed: &Signed, base_url: &str) -> Result<(String, bool), Str
     Ok((text, status.is_success()))
 }
 
-/// Unix seconds now.
+/// Unix seconds now: the one clock of the `cli` tools (`sign` stamps with
+/// it, `verify` judges by it). The pipeline has its own private copy in
+/// `proxy`, which the tools cannot reach.
 pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
