@@ -4,6 +4,7 @@
 
 use std::io::Read;
 use std::path::Path;
+use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -13,6 +14,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use super::{exit_code, run_async, with_config};
 use crate::config::{Config, PathPattern, Route};
 use crate::proxy::respond::REJECT_HEADER;
 use crate::schemes::Unsigned;
@@ -41,6 +43,60 @@ pub struct Signed {
     pub headers: HeaderMap,
     /// The body (rewritten by schemes that sign inside it).
     pub body: Bytes,
+}
+
+/// Loads the config at `path`, signs a request for the chosen route, and
+/// prints it (headers and a curl command) or sends it. Exits 2 when it
+/// cannot sign; when sending, 0 for a success status and 1 otherwise.
+pub fn run(path: &Path, options: SignOptions) -> ExitCode {
+    with_config(path, |config| {
+        let prepared = find_route(&config, &options.route).and_then(|route| {
+            let body = read_body(options.body.as_deref())?;
+            sign(
+                route,
+                body,
+                options.path.as_deref(),
+                unix_now(),
+                &fresh_id(),
+            )
+        });
+        let signed = match prepared {
+            Ok(signed) => signed,
+            Err(message) => {
+                eprintln!("hookguard sign: {message}");
+                return ExitCode::from(2);
+            }
+        };
+        match &options.send {
+            None => {
+                let mut listen = config.server.listen;
+                if listen.ip().is_unspecified() {
+                    listen.set_ip([127, 0, 0, 1].into());
+                }
+                print!(
+                    "{}",
+                    render(
+                        &signed,
+                        &format!("http://{listen}"),
+                        options.body.as_deref()
+                    )
+                );
+                ExitCode::SUCCESS
+            }
+            Some(url) => run_async(async {
+                match send(&signed, url).await {
+                    Ok((text, success)) => {
+                        print!("{text}");
+                        exit_code(success)
+                    }
+                    Err(message) => {
+                        eprintln!("hookguard sign: {message}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }),
+        }
+    })
 }
 
 /// Finds a route by name; the error lists the names there are.

@@ -8,13 +8,43 @@
 //! secret. It never prints a secret or an expected signature: only lengths
 //! and SHA-256 digests of what was signed.
 
+use std::path::Path;
+use std::process::ExitCode;
+
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use sha2::{Digest, Sha256};
 
+use super::sign::{find_route, unix_now};
+use super::{exit_code, with_config};
 use crate::config::Route;
 use crate::reject::Reason;
 use crate::schemes::RequestView;
+
+/// Loads the config at `path`, reads the capture in `request` and prints
+/// the explanation for `route`, judged as of `at` (default now). Exits 0
+/// when hookguard would forward the request, 1 when not, 2 when it cannot
+/// tell.
+pub fn run(path: &Path, route: &str, request: &Path, at: Option<i64>) -> ExitCode {
+    with_config(path, |config| {
+        let prepared = find_route(&config, route).and_then(|route| {
+            let raw = std::fs::read(request)
+                .map_err(|e| format!("cannot read {}: {e}", request.display()))?;
+            let captured = parse(&raw).map_err(|e| format!("{}: {e}", request.display()))?;
+            Ok(explain(route, &captured, at.unwrap_or_else(unix_now)))
+        });
+        match prepared {
+            Ok((report, forwarded)) => {
+                print!("{report}");
+                exit_code(forwarded)
+            }
+            Err(message) => {
+                eprintln!("hookguard verify: {message}");
+                ExitCode::from(2)
+            }
+        }
+    })
+}
 
 /// A captured request.
 #[derive(Debug, Clone)]
