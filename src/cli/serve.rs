@@ -2,6 +2,7 @@
 //! listeners and run the proxy until SIGTERM or SIGINT, and the logging
 //! they set up first.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
@@ -88,7 +89,8 @@ async fn demo_with_upstream() -> Result<(), ExitCode> {
     Ok(())
 }
 
-/// Logs to stderr in `format`; `RUST_LOG` filters (default `info`).
+/// Logs to stderr in `format`, text in colour only on a terminal;
+/// `RUST_LOG` filters (default `info`).
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -101,6 +103,10 @@ fn init_logging(format: LogFormat) {
             .flatten_event(true)
             .with_current_span(false)
             .try_init(),
-        LogFormat::Text => builder.try_init(),
+        // Colour codes help a person at a terminal and are noise in a file
+        // or a pipe (issue 14). Only ever switch colour off: the default
+        // already honours NO_COLOR, which `with_ansi(true)` would override.
+        LogFormat::Text if std::io::stderr().is_terminal() => builder.try_init(),
+        LogFormat::Text => builder.with_ansi(false).try_init(),
     };
 }
