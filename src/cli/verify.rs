@@ -61,6 +61,17 @@ pub struct Captured {
 
 /// Parses a raw HTTP/1.x request: request line, headers, blank line, body.
 /// Bare `\n` line endings (as editors save captures) are accepted.
+//
+// Not the wire's `http1::head::parse` and `http1::chunked::Decoder`: they
+// are strict on purpose (a bare LF in chunk framing, or Content-Length
+// beside Transfer-Encoding, is refused, because laxness is how requests
+// are smuggled past a verifier), while a capture is evidence to explain,
+// often saved by a tool that rewrote CRLF to LF. Turning LFs back into
+// CRLFs first cannot be done blindly: the body's bytes are what was
+// signed, and in a chunked body the framing lines sit between data, so
+// telling them apart already takes the lenient `dechunk` below. Nor does
+// a short capture wait for the rest of its Content-Length: `explain`
+// reports the shortfall instead.
 pub fn parse(raw: &[u8]) -> Result<Captured, String> {
     let mut slots = [httparse::EMPTY_HEADER; 128];
     let mut request = httparse::Request::new(&mut slots);
@@ -104,13 +115,14 @@ pub fn parse(raw: &[u8]) -> Result<Captured, String> {
     })
 }
 
-/// Decodes a chunked body.
+/// Decodes a chunked body, leniently: size lines may end in a bare LF, and
+/// a missing line ending after a chunk's data is let pass.
 fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     loop {
         let line_end = data
-            .windows(1)
-            .position(|w| w == b"\n")
+            .iter()
+            .position(|&b| b == b'\n')
             .ok_or("a chunk size line is not terminated")?;
         let line = std::str::from_utf8(&data[..line_end])
             .map_err(|_| "a chunk size line is not text")?
