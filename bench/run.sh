@@ -4,7 +4,8 @@
 # doing full work (HMAC, timestamp window, a fresh dedupe claim and
 # completion per request, forwarding). Rounds alternate between the
 # targets; medians are reported with ratios against the best plain proxy.
-# Then the same for 256 KiB bodies, and the replay store's memory per key.
+# Then the same for 256 KiB bodies, and each replay store's memory per key
+# (Redis only where redis-server is installed).
 #
 #   bench/run.sh            # ROUNDS=3 DURATION=8 CONNECTIONS=32 by default
 #

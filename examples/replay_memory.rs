@@ -1,13 +1,69 @@
-//! Measures what the in-memory replay store costs per remembered key:
-//! resident memory before and after filling it with 1,000,000 completed
-//! deliveries (`cargo run --release --example replay_memory [N]`).
-//! `bench/run.sh` prints its figure.
+//! Measures what each replay store costs per remembered delivery key, the
+//! figures the README quotes: the in-memory store's resident memory and a
+//! real Redis's `used_memory`, each before and after filling it with
+//! completed deliveries.
+//!
+//! `cargo run --release --example replay_memory [MEMORY_KEYS] [REDIS_KEYS]`
+//! (defaults 1,000,000 and 200,000). The Redis half starts its own
+//! `redis-server` on a free loopback port, without persistence, and is
+//! skipped with a message where `redis-server` is not installed.
+//! `bench/run.sh` prints both figures.
 
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use hookguard::config::{OnStoreError, RedisReplay};
 use hookguard::replay::memory::MemoryStore;
-use hookguard::replay::{ClaimResult, ReplayStore};
+use hookguard::replay::redis::RedisStore;
+use hookguard::replay::{ClaimResult, Key, ReplayStore};
+use redis::aio::MultiplexedConnection;
+
+/// Long enough that nothing expires while it is measured.
+const TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Concurrent claims against Redis: one at a time would measure the round
+/// trip, not the memory, and take minutes.
+const REDIS_WORKERS: u64 = 32;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let mut count = |default: u64| args.next().and_then(|n| n.parse().ok()).unwrap_or(default);
+    let (memory_keys, redis_keys) = (count(1_000_000), count(200_000));
+    let measured = match measure_memory(memory_keys).await {
+        Ok(()) => measure_redis(redis_keys).await,
+        Err(message) => Err(message),
+    };
+    match measured {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("replay_memory: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Key `n`. Its high 64 bits, which pick the memory store's shard, are
+/// spread by a multiplicative hash, as a real key's (a truncated SHA-256)
+/// are.
+fn key(n: u64) -> Key {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&n.to_le_bytes());
+    key[8..].copy_from_slice(&(n.wrapping_mul(0x9e37_79b9_7f4a_7c15)).to_le_bytes());
+    key
+}
+
+/// Claims and completes key `n`, as a delivery the app took.
+async fn deliver(store: &dyn ReplayStore, n: u64) -> Result<(), String> {
+    match store.claim(vec![key(n)], TTL).await {
+        Ok(ClaimResult::Claimed(claim)) => store
+            .complete(&claim)
+            .await
+            .map_err(|e| format!("completing key {n}: {e:?}")),
+        other => Err(format!("unique key {n} not claimed: {other:?}")),
+    }
+}
 
 /// Resident set size in bytes, from /proc (Linux).
 fn rss_bytes() -> u64 {
@@ -20,30 +76,163 @@ fn rss_bytes() -> u64 {
     pages * 4096
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
-    let entries: u64 = std::env::args()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(1_000_000);
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / 1048576.0
+}
+
+async fn measure_memory(entries: u64) -> Result<(), String> {
     let before = rss_bytes();
     let store = MemoryStore::new(entries, Arc::new(|_| {}));
-    let ttl = Duration::from_secs(24 * 3600);
     for n in 0..entries {
-        let mut key = [0u8; 16];
-        key[..8].copy_from_slice(&n.to_le_bytes());
-        key[8..].copy_from_slice(&(n.wrapping_mul(0x9e37_79b9_7f4a_7c15)).to_le_bytes());
-        match store.claim(vec![key], ttl).await {
-            Ok(ClaimResult::Claimed(claim)) => store.complete(&claim).await.expect("memory store"),
-            other => panic!("unique key {n} not claimed: {other:?}"),
-        }
+        deliver(&store, n).await?;
     }
     let held = store.entries();
     let after = rss_bytes();
     let per_entry = (after.saturating_sub(before)) as f64 / held.max(1) as f64;
     println!(
         "replay store: {held} entries, resident memory {:.1} MiB -> {:.1} MiB, {per_entry:.0} bytes per entry",
-        before as f64 / 1048576.0,
-        after as f64 / 1048576.0
+        mib(before),
+        mib(after)
     );
+    Ok(())
+}
+
+async fn measure_redis(keys: u64) -> Result<(), String> {
+    let Some(server) = RedisServer::start()? else {
+        println!("redis store: skipped, redis-server is not installed");
+        return Ok(());
+    };
+    let mut connection = server.connect().await?;
+    let url = server.url();
+    let settings = RedisReplay {
+        connection: redis::IntoConnectionInfo::into_connection_info(url.as_str())
+            .map_err(|e| format!("{url}: {e}"))?,
+        key_prefix: "hookguard:".to_owned(),
+        store_timeout: Duration::from_secs(5),
+        on_store_error: OnStoreError::Reject,
+    };
+    let store = Arc::new(RedisStore::new(
+        &settings,
+        Duration::from_secs(30),
+        Arc::new(|_, _, _| {}),
+    ));
+    let before = used_memory(&mut connection).await?;
+    let mut workers = tokio::task::JoinSet::new();
+    for worker in 0..REDIS_WORKERS {
+        let store = store.clone();
+        workers.spawn(async move {
+            for n in (worker..keys).step_by(REDIS_WORKERS as usize) {
+                deliver(store.as_ref(), n).await?;
+            }
+            Ok::<(), String>(())
+        });
+    }
+    while let Some(done) = workers.join_next().await {
+        done.map_err(|e| format!("a worker stopped: {e}"))??;
+    }
+    let after = used_memory(&mut connection).await?;
+    let held: u64 = query(&mut connection, &mut redis::cmd("DBSIZE")).await?;
+    let sample: i64 = query(
+        &mut connection,
+        redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(format!("hookguard:{}", hex::encode(key(7)))),
+    )
+    .await?;
+    let grown = after.saturating_sub(before);
+    println!(
+        "redis store: {held} keys, used_memory {:.1} MiB -> {:.1} MiB, {} bytes per key (MEMORY USAGE of one key: {sample})",
+        mib(before),
+        mib(after),
+        grown / held.max(1)
+    );
+    Ok(())
+}
+
+async fn query<T: redis::FromRedisValue>(
+    connection: &mut MultiplexedConnection,
+    command: &mut redis::Cmd,
+) -> Result<T, String> {
+    command
+        .query_async(connection)
+        .await
+        .map_err(|e| format!("redis: {e}"))
+}
+
+/// Redis's own count of the bytes it holds (`INFO memory`), which leaves
+/// out allocator slack that resident memory would include.
+async fn used_memory(connection: &mut MultiplexedConnection) -> Result<u64, String> {
+    let info: String = query(connection, redis::cmd("INFO").arg("memory")).await?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| "INFO memory has no used_memory".to_owned())
+}
+
+/// A `redis-server` of this run's own, killed when dropped.
+struct RedisServer {
+    port: u16,
+    child: Child,
+}
+
+impl RedisServer {
+    /// Starts one on a free loopback port; `None` when `redis-server` is
+    /// not installed.
+    fn start() -> Result<Option<RedisServer>, String> {
+        // The port is free once the probe is dropped; another process could
+        // take it in between, which `connect`'s deadline would report.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|probe| probe.local_addr())
+            .map_err(|e| format!("no free loopback port: {e}"))?
+            .port();
+        let spawned = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        match spawned {
+            Ok(child) => Ok(Some(RedisServer { port, child })),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("cannot start redis-server: {e}")),
+        }
+    }
+
+    /// `redis://127.0.0.1:PORT/0`.
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// A connection, once the server answers PING (it takes a moment to
+    /// start listening).
+    async fn connect(&self) -> Result<MultiplexedConnection, String> {
+        let client = redis::Client::open(self.url()).map_err(|e| format!("redis client: {e}"))?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut connection) = client.get_multiplexed_async_connection().await {
+                if query::<String>(&mut connection, &mut redis::cmd("PING"))
+                    .await
+                    .is_ok()
+                {
+                    return Ok(connection);
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "redis-server on port {} did not answer PING within 10 s",
+                    self.port
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -11,6 +11,7 @@
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
@@ -68,6 +69,10 @@ pub async fn serve(
 ) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Usually EMFILE, which persists until a descriptor is freed:
+            // retrying at once would spin a core, so back off as the main
+            // accept loop in `server` does.
+            tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let readiness = readiness.clone();

@@ -4,6 +4,7 @@
 
 use std::io::Read;
 use std::path::Path;
+use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -13,7 +14,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use super::{exit_code, run_async, with_config};
 use crate::config::{Config, PathPattern, Route};
+use crate::proxy::respond::REJECT_HEADER;
 use crate::schemes::Unsigned;
 
 /// Options of `hookguard sign`.
@@ -40,6 +43,60 @@ pub struct Signed {
     pub headers: HeaderMap,
     /// The body (rewritten by schemes that sign inside it).
     pub body: Bytes,
+}
+
+/// Loads the config at `path`, signs a request for the chosen route, and
+/// prints it (headers and a curl command) or sends it. Exits 2 when it
+/// cannot sign; when sending, 0 for a success status and 1 otherwise.
+pub fn run(path: &Path, options: SignOptions) -> ExitCode {
+    with_config(path, |config| {
+        let prepared = find_route(&config, &options.route).and_then(|route| {
+            let body = read_body(options.body.as_deref())?;
+            sign(
+                route,
+                body,
+                options.path.as_deref(),
+                unix_now(),
+                &fresh_id(),
+            )
+        });
+        let signed = match prepared {
+            Ok(signed) => signed,
+            Err(message) => {
+                eprintln!("hookguard sign: {message}");
+                return ExitCode::from(2);
+            }
+        };
+        match &options.send {
+            None => {
+                let mut listen = config.server.listen;
+                if listen.ip().is_unspecified() {
+                    listen.set_ip([127, 0, 0, 1].into());
+                }
+                print!(
+                    "{}",
+                    render(
+                        &signed,
+                        &format!("http://{listen}"),
+                        options.body.as_deref()
+                    )
+                );
+                ExitCode::SUCCESS
+            }
+            Some(url) => run_async(async {
+                match send(&signed, url).await {
+                    Ok((text, success)) => {
+                        print!("{text}");
+                        exit_code(success)
+                    }
+                    Err(message) => {
+                        eprintln!("hookguard sign: {message}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }),
+        }
+    })
 }
 
 /// Finds a route by name; the error lists the names there are.
@@ -192,9 +249,9 @@ pub async fn send(signed: &Signed, base_url: &str) -> Result<(String, bool), Str
     let status = response.status();
     let reject = response
         .headers()
-        .get("x-hookguard-reject")
+        .get(REJECT_HEADER)
         .and_then(|v| v.to_str().ok())
-        .map(|r| format!("x-hookguard-reject: {r}\n"))
+        .map(|r| format!("{REJECT_HEADER}: {r}\n"))
         .unwrap_or_default();
     let body = response
         .into_body()
@@ -209,7 +266,9 @@ pub async fn send(signed: &Signed, base_url: &str) -> Result<(String, bool), Str
     Ok((text, status.is_success()))
 }
 
-/// Unix seconds now.
+/// Unix seconds now: the one clock of the `cli` tools (`sign` stamps with
+/// it, `verify` judges by it). The pipeline has its own private copy in
+/// `proxy`, which the tools cannot reach.
 pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -8,13 +8,43 @@
 //! secret. It never prints a secret or an expected signature: only lengths
 //! and SHA-256 digests of what was signed.
 
+use std::path::Path;
+use std::process::ExitCode;
+
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use sha2::{Digest, Sha256};
 
+use super::sign::{find_route, unix_now};
+use super::{exit_code, with_config};
 use crate::config::Route;
 use crate::reject::Reason;
 use crate::schemes::RequestView;
+
+/// Loads the config at `path`, reads the capture in `request` and prints
+/// the explanation for `route`, judged as of `at` (default now). Exits 0
+/// when hookguard would forward the request, 1 when not, 2 when it cannot
+/// tell.
+pub fn run(path: &Path, route: &str, request: &Path, at: Option<i64>) -> ExitCode {
+    with_config(path, |config| {
+        let prepared = find_route(&config, route).and_then(|route| {
+            let raw = std::fs::read(request)
+                .map_err(|e| format!("cannot read {}: {e}", request.display()))?;
+            let captured = parse(&raw).map_err(|e| format!("{}: {e}", request.display()))?;
+            Ok(explain(route, &captured, at.unwrap_or_else(unix_now)))
+        });
+        match prepared {
+            Ok((report, forwarded)) => {
+                print!("{report}");
+                exit_code(forwarded)
+            }
+            Err(message) => {
+                eprintln!("hookguard verify: {message}");
+                ExitCode::from(2)
+            }
+        }
+    })
+}
 
 /// A captured request.
 #[derive(Debug, Clone)]
@@ -31,6 +61,17 @@ pub struct Captured {
 
 /// Parses a raw HTTP/1.x request: request line, headers, blank line, body.
 /// Bare `\n` line endings (as editors save captures) are accepted.
+//
+// Not the wire's `http1::head::parse` and `http1::chunked::Decoder`: they
+// are strict on purpose (a bare LF in chunk framing, or Content-Length
+// beside Transfer-Encoding, is refused, because laxness is how requests
+// are smuggled past a verifier), while a capture is evidence to explain,
+// often saved by a tool that rewrote CRLF to LF. Turning LFs back into
+// CRLFs first cannot be done blindly: the body's bytes are what was
+// signed, and in a chunked body the framing lines sit between data, so
+// telling them apart already takes the lenient `dechunk` below. Nor does
+// a short capture wait for the rest of its Content-Length: `explain`
+// reports the shortfall instead.
 pub fn parse(raw: &[u8]) -> Result<Captured, String> {
     let mut slots = [httparse::EMPTY_HEADER; 128];
     let mut request = httparse::Request::new(&mut slots);
@@ -74,13 +115,14 @@ pub fn parse(raw: &[u8]) -> Result<Captured, String> {
     })
 }
 
-/// Decodes a chunked body.
+/// Decodes a chunked body, leniently: size lines may end in a bare LF, and
+/// a missing line ending after a chunk's data is let pass.
 fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     loop {
         let line_end = data
-            .windows(1)
-            .position(|w| w == b"\n")
+            .iter()
+            .position(|&b| b == b'\n')
             .ok_or("a chunk size line is not terminated")?;
         let line = std::str::from_utf8(&data[..line_end])
             .map_err(|_| "a chunk size line is not text")?

@@ -1,6 +1,7 @@
 //! The real `hookguard` binary: `check` validates a config and prints a
 //! summary without secrets, reports every error with exit code 2, and
-//! `--help` lists the subcommands.
+//! `--help` lists the subcommands; `serve` logs JSON, `demo` logs plain
+//! text (or JSON when asked) when stderr is not a terminal.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -232,4 +233,74 @@ header = "X-Signature"
     assert_eq!(status.code(), Some(0), "SIGTERM is a clean exit");
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(!rest.join("\n").contains("serve-secret-value"));
+}
+
+/// Runs `hookguard demo` with `args` and stderr on a pipe until it logs
+/// that it is ready, then kills it; returns its stderr, or `None` when the
+/// demo's fixed ports are taken on this machine.
+fn demo_stderr(args: &[&str]) -> Option<String> {
+    use std::io::Read;
+    use std::process::Stdio;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookguard"))
+        .arg("demo")
+        .args(args)
+        .env("RUST_LOG", "info")
+        // NO_COLOR would switch colour off on its own and hide the bug.
+        .env_remove("NO_COLOR")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the hookguard binary starts");
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("hookguard is ready") {
+        let read = stderr.read(&mut buffer).unwrap();
+        if read == 0 {
+            let status = child.wait().unwrap();
+            let text = text(&seen);
+            if text.contains("cannot bind") {
+                eprintln!("skipping: the demo's fixed ports are taken here:\n{text}");
+                return None;
+            }
+            panic!("demo exited ({status}) before it was ready:\n{text}");
+        }
+        seen.extend_from_slice(&buffer[..read]);
+    }
+    // SIGKILL, not SIGTERM: `server::run` installs its signal handlers
+    // just after logging "ready", so a SIGTERM this early can land before
+    // them; how the demo stops is not what these tests pin.
+    child.kill().unwrap();
+    stderr.read_to_end(&mut seen).unwrap();
+    let _ = child.wait();
+    Some(text(&seen))
+}
+
+/// Issue 14: `demo` logs text by default, without colour codes when stderr
+/// is a pipe or a file, and JSON with `--log-format json`. One test, since
+/// both runs need the demo's fixed ports.
+#[test]
+fn demo_logs_plain_text_to_a_pipe_and_json_when_asked() {
+    let Some(stderr) = demo_stderr(&[]) else {
+        return;
+    };
+    let ready = stderr
+        .lines()
+        .find(|l| l.contains("hookguard is ready"))
+        .unwrap();
+    assert!(!stderr.contains("\x1b["), "colour codes in:\n{stderr:?}");
+    assert!(ready.contains(" INFO "), "not a text log line: {ready}");
+
+    let Some(stderr) = demo_stderr(&["--log-format", "json"]) else {
+        return;
+    };
+    let logs: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        logs.iter().any(|l| l["message"] == "hookguard is ready"),
+        "{stderr}"
+    );
 }

@@ -17,7 +17,6 @@ mod presets_asymmetric;
 mod properties;
 mod redis;
 mod redis_config;
-mod redis_memory;
 mod reliability;
 mod replay;
 mod seed_schemes;

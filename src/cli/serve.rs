@@ -1,0 +1,112 @@
+//! `hookguard serve` and `hookguard demo`: the two commands that bind
+//! listeners and run the proxy until SIGTERM or SIGINT, and the logging
+//! they set up first.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use super::{print_errors, run_async, with_config, LogFormat};
+use crate::config::{Config, ConfigErrors, ProcessEnv};
+use crate::reload::ReloadSource;
+use crate::server;
+
+/// Runs the proxy with the config at `path` until SIGTERM or SIGINT,
+/// re-reading that file on reloads.
+pub fn run(path: &Path, format: LogFormat) -> ExitCode {
+    init_logging(format);
+    with_config(path, |config| {
+        run_async(async { finished(serve(config, path).await) })
+    })
+}
+
+/// Runs the embedded example config with demo secrets and the demo
+/// upstream until SIGTERM or SIGINT.
+pub fn demo(format: LogFormat) -> ExitCode {
+    init_logging(format);
+    run_async(async { finished(demo_with_upstream().await) })
+}
+
+/// A run that stopped on a signal exits 0; one that could not start has
+/// already said why and exits with its code.
+fn finished(outcome: Result<(), ExitCode>) -> ExitCode {
+    outcome.err().unwrap_or(ExitCode::SUCCESS)
+}
+
+/// Binds `addr`; on failure says which one (`what`) and why.
+async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener, ExitCode> {
+    TcpListener::bind(addr).await.map_err(|error| {
+        eprintln!("cannot bind {what} {addr}: {error}");
+        ExitCode::FAILURE
+    })
+}
+
+async fn serve(config: Config, path: &Path) -> Result<(), ExitCode> {
+    let listener = bind("server.listen", config.server.listen).await?;
+    let admin = bind("server.admin_listen", config.server.admin_listen).await?;
+    let source = ReloadSource {
+        path: path.to_owned(),
+        env: Arc::new(ProcessEnv),
+    };
+    server::run_with_reload(config, source, listener, admin, server::shutdown_signal()).await;
+    Ok(())
+}
+
+async fn demo_with_upstream() -> Result<(), ExitCode> {
+    let config = crate::demo::config().map_err(|errors| {
+        print_errors(&ConfigErrors(errors));
+        ExitCode::FAILURE
+    })?;
+    let upstream_addr: SocketAddr =
+        config
+            .server
+            .upstream
+            .authority
+            .as_str()
+            .parse()
+            .map_err(|_| {
+                eprintln!("the example upstream is not an IP:PORT");
+                ExitCode::FAILURE
+            })?;
+    let upstream = bind("the demo upstream on", upstream_addr).await?;
+    let listener = bind("server.listen", config.server.listen).await?;
+    let admin = bind("server.admin_listen", config.server.admin_listen).await?;
+    eprint!(
+        "{}",
+        crate::demo::banner(
+            config.server.listen,
+            config.server.admin_listen,
+            upstream_addr
+        )
+    );
+    let upstream_task = tokio::spawn(crate::demo::upstream(upstream));
+    server::run(config, listener, admin, server::shutdown_signal()).await;
+    upstream_task.abort();
+    Ok(())
+}
+
+/// Logs to stderr in `format`, text in colour only on a terminal;
+/// `RUST_LOG` filters (default `info`).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        // Colour codes help a person at a terminal and are noise in a file
+        // or a pipe (issue 14). Only ever switch colour off: the default
+        // already honours NO_COLOR, which `with_ansi(true)` would override.
+        LogFormat::Text if std::io::stderr().is_terminal() => builder.try_init(),
+        LogFormat::Text => builder.with_ansi(false).try_init(),
+    };
+}
