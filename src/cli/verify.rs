@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use super::sign::{find_route, unix_now};
 use super::{exit_code, with_config};
 use crate::config::Route;
+use crate::proxy;
 use crate::reject::Reason;
 use crate::schemes::RequestView;
 
@@ -189,6 +190,11 @@ fn body_variants(body: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
 
 /// Explains what hookguard would do with `captured` on `route` at time
 /// `now`; returns the report and whether it would be forwarded.
+///
+/// The verdict is the pipeline's own ([`proxy::judge`]: the same checks,
+/// in the same order, as the running proxy); the lines before it show
+/// what the scheme read and, for a bad signature, what probably went
+/// wrong.
 pub fn explain(route: &Route, captured: &Captured, now: i64) -> (String, bool) {
     let mut out = String::new();
     let mut line = |text: String| {
@@ -217,30 +223,16 @@ pub fn explain(route: &Route, captured: &Captured, now: i64) -> (String, bool) {
         }
     }
     let path = captured.uri.path();
-    if !route.path.matches(path) {
-        line(format!(
-            "route {:?}: path {path} does NOT match {} (hookguard would pick another route or answer 404 no_route)",
-            route.name, route.path
-        ));
-    } else {
+    let path_matches = route.path.matches(path);
+    if path_matches {
         line(format!(
             "route {:?}: path matches {}",
             route.name, route.path
         ));
-    }
-    let method_ok = route.methods.contains(&captured.method);
-    if !method_ok {
+    } else {
         line(format!(
-            "method: {} is not allowed (405 method_not_allowed); the route accepts {}",
-            captured.method,
-            route.allow.to_str().unwrap_or_default()
-        ));
-    }
-    if captured.body.len() as u64 > route.max_body {
-        line(format!(
-            "body: {} bytes is over the route's limit of {} (413 body_too_large)",
-            captured.body.len(),
-            route.max_body
+            "route {:?}: path {path} does NOT match {} (hookguard would pick another route or answer 404 no_route)",
+            route.name, route.path
         ));
     }
     line(format!(
@@ -273,13 +265,37 @@ pub fn explain(route: &Route, captured: &Captured, now: i64) -> (String, bool) {
         keys.len(),
         keys.join(", ")
     ));
-    let verified = match route.scheme.verify(&view) {
+    match route.scheme.verify(&view) {
         Ok(verified) => {
             line(format!(
                 "signature: OK, matched secret {:?}",
                 keys[verified.key]
             ));
-            verified
+            if let Some(timestamp) = verified.timestamp {
+                let skew = timestamp.saturating_sub(now);
+                let relation = if skew <= 0 {
+                    format!("{} s old", skew.unsigned_abs())
+                } else {
+                    format!("{skew} s in the future")
+                };
+                let verdict = match proxy::check_window(skew, route) {
+                    Ok(()) => "inside the window".to_owned(),
+                    Err(reject) => format!(
+                        "outside the window: {} {}{}",
+                        reject.reason.status().as_u16(),
+                        reject.reason.as_str(),
+                        if reject.reason == Reason::StaleTimestamp {
+                            " (a capture replayed later is stale by design)"
+                        } else {
+                            ""
+                        }
+                    ),
+                };
+                line(format!(
+                    "timestamp: {timestamp}, {relation}; tolerance {} s: {verdict}",
+                    route.tolerance.as_secs()
+                ));
+            }
         }
         Err(reject) => {
             line(format!(
@@ -291,52 +307,46 @@ pub fn explain(route: &Route, captured: &Captured, now: i64) -> (String, bool) {
             if reject.reason == Reason::BadSignature {
                 diagnose(route, captured, &mut line);
             }
-            line(format!(
-                "result: hookguard would answer {} {}",
-                reject.reason.status().as_u16(),
-                reject.reason.as_str()
-            ));
-            return (out, false);
         }
-    };
-    let mut in_window = true;
-    if let Some(timestamp) = verified.timestamp {
-        let skew = timestamp - now;
-        let tolerance = route.tolerance.as_secs() as i64;
-        let verdict = if skew < -tolerance {
-            in_window = false;
-            "outside the window: 401 stale_timestamp (a capture replayed later is stale by design)"
-        } else if skew > tolerance {
-            in_window = false;
-            "outside the window: 401 future_timestamp"
-        } else {
-            "inside the window"
-        };
-        let relation = if skew <= 0 {
-            format!("{} s old", -skew)
-        } else {
-            format!("{skew} s in the future")
-        };
-        line(format!(
-            "timestamp: {timestamp}, {relation}; tolerance {tolerance} s: {verdict}"
-        ));
     }
     let sources: Vec<String> = route.dedupe.iter().map(ToString::to_string).collect();
     line(format!(
         "replay check: keys [{}] would be claimed in the running store (not consulted here)",
         sources.join(", ")
     ));
-    let forwarded = in_window && method_ok && route.path.matches(path);
-    if forwarded {
-        line(format!(
-            "result: hookguard would forward this request with {}",
-            route.verified_values[verified.key]
-                .to_str()
-                .unwrap_or_default()
-        ));
-    } else {
-        line("result: hookguard would NOT forward this request (see above)".to_owned());
+    if !route.allow_ips.is_empty() || route.rate_limit.is_some() {
+        line(
+            "not judged from a capture: the client's address (allow_ips) and the rate limit"
+                .to_owned(),
+        );
     }
+    let forwarded = match proxy::judge(route, &view, now) {
+        Ok(verified) if path_matches => {
+            line(format!(
+                "result: hookguard would forward this request with {}",
+                route.verified_values[verified.key]
+                    .to_str()
+                    .unwrap_or_default()
+            ));
+            true
+        }
+        Ok(_) => {
+            line(
+                "result: hookguard would NOT forward this request on this route (see above)"
+                    .to_owned(),
+            );
+            false
+        }
+        Err(reject) => {
+            line(format!(
+                "result: hookguard would answer {} {}: {}",
+                reject.reason.status().as_u16(),
+                reject.reason.as_str(),
+                reject.detail
+            ));
+            false
+        }
+    };
     (out, forwarded)
 }
 

@@ -362,3 +362,145 @@ async fn every_metric_family_exists_at_startup_and_passes_promtool() {
 
     support::promtool_check_metrics(&page);
 }
+
+/// A route with every check `verify` and the proxy share: a method list,
+/// content types, a small body limit, a signature and a window.
+const PARITY_CONFIG: &str = r#"
+[server]
+upstream = "{upstream}"
+
+[[routes]]
+name = "vendor"
+path = "/vendor/*"
+scheme = "hmac"
+secrets = [{ value = "tools-secret-5b7e", id = "current" }]
+methods = ["POST"]
+content_types = ["application/json"]
+max_body = "64B"
+tolerance = "5m"
+
+[routes.hmac]
+header = "X-Vendor-Signature"
+prefix = "sha256="
+message = "{body}.{timestamp}"
+timestamp_header = "X-Vendor-Timestamp"
+"#;
+
+/// A raw capture: `method`, content type, body, and the timestamp and
+/// secret it is signed with (no signature header when `secret` is empty).
+fn parity_capture(method: &str, content_type: &str, body: &str, ts: i64, secret: &str) -> String {
+    let signature = if secret.is_empty() {
+        String::new()
+    } else {
+        let sig = hmac_hex(secret, format!("{body}.{ts}").as_bytes());
+        format!("X-Vendor-Signature: sha256={sig}\r\n")
+    };
+    format!(
+        "{method} /vendor/in HTTP/1.1\r\nHost: hooks.example.com\r\nContent-Type: {content_type}\r\n{signature}X-Vendor-Timestamp: {ts}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// What the running proxy did with raw request bytes: `None` when it
+/// forwarded them (the app answered), else its reason.
+async fn proxy_verdict(addr: std::net::SocketAddr, raw: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(raw.as_bytes()).await.unwrap();
+    stream.shutdown().await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    let answer = text(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 "), "no answer: {answer:?}");
+    answer
+        .lines()
+        .find_map(|l| l.strip_prefix("x-hookguard-reject: "))
+        .map(|r| r.trim().to_owned())
+}
+
+#[tokio::test]
+async fn verify_and_the_running_proxy_give_the_same_verdict_on_every_capture() {
+    let upstream = Upstream::start().await;
+    let hg = Hookguard::start(PARITY_CONFIG, &upstream.url()).await;
+    let config = hookguard::config::Config::from_toml(
+        &PARITY_CONFIG.replace("{upstream}", &upstream.url()),
+        &|_: &str| None,
+    )
+    .unwrap();
+    let route = &config.routes[0];
+    let t = now();
+    let json = "application/json";
+    let table: Vec<(&str, String, Option<&str>)> = vec![
+        (
+            "signed JSON",
+            parity_capture("POST", json, r#"{"n":1}"#, t, SECRET),
+            None,
+        ),
+        (
+            "signed, but text/plain (the drift the review found)",
+            parity_capture("POST", "text/plain", r#"{"n":2}"#, t, SECRET),
+            Some("unsupported_media_type"),
+        ),
+        (
+            "PUT",
+            parity_capture("PUT", json, r#"{"n":3}"#, t, SECRET),
+            Some("method_not_allowed"),
+        ),
+        (
+            "over max_body",
+            parity_capture(
+                "POST",
+                json,
+                &format!(r#"{{"pad":"{}"}}"#, "x".repeat(80)),
+                t,
+                SECRET,
+            ),
+            Some("body_too_large"),
+        ),
+        (
+            "wrong secret",
+            parity_capture("POST", json, r#"{"n":4}"#, t, "someone-elses"),
+            Some("bad_signature"),
+        ),
+        (
+            "unsigned",
+            parity_capture("POST", json, r#"{"n":5}"#, t, ""),
+            Some("missing_signature"),
+        ),
+        (
+            "an hour old",
+            parity_capture("POST", json, r#"{"n":6}"#, t - 3600, SECRET),
+            Some("stale_timestamp"),
+        ),
+        (
+            "ten minutes ahead",
+            parity_capture("POST", json, r#"{"n":7}"#, t + 600, SECRET),
+            Some("future_timestamp"),
+        ),
+    ];
+    for (case, raw, expected) in table {
+        let captured = hookguard::cli::verify::parse(raw.as_bytes()).unwrap();
+        let (report, forwards) = hookguard::cli::verify::explain(route, &captured, now());
+        let proxy = proxy_verdict(hg.addr, &raw).await;
+        assert_eq!(proxy.as_deref(), expected, "{case}: the proxy's verdict");
+        match expected {
+            None => assert!(forwards, "{case}: verify must say forward\n{report}"),
+            Some(reason) => {
+                assert!(!forwards, "{case}: verify must not say forward\n{report}");
+                let result = report
+                    .lines()
+                    .find(|l| l.starts_with("result: "))
+                    .unwrap_or_default();
+                assert!(
+                    result.contains(&format!(" {reason}:")),
+                    "{case}: verify's result names {reason}: {result}"
+                );
+            }
+        }
+    }
+    assert_eq!(upstream.count(), 1, "only the good capture reached the app");
+}
