@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method};
 
-use crate::config::{Route, Server};
+use crate::config::{Route, Server, Underscores};
 use crate::reject::{Reason, Reject};
 
 /// The route accepts this method.
@@ -108,6 +108,30 @@ pub fn check_rate(route: &Route) -> Result<(), Reject> {
         )
         .retry_after(wait.as_millis().div_ceil(1000).max(1) as u64)
     })
+}
+
+/// Longest header name quoted in a refusal's detail.
+const MAX_QUOTED_NAME: usize = 64;
+
+/// With `underscores_in_headers = "reject"`, refuses a request with an
+/// underscore in a header name (CGI-style apps read `_` as `-`, so such a
+/// header can pass for another).
+pub fn check_header_names(server: &Server, headers: &HeaderMap) -> Result<(), Reject> {
+    if server.underscores_in_headers != Underscores::Reject {
+        return Ok(());
+    }
+    match headers.keys().find(|name| name.as_str().contains('_')) {
+        None => Ok(()),
+        Some(name) => {
+            let quoted: String = name.as_str().chars().take(MAX_QUOTED_NAME).collect();
+            Err(Reject::with(
+                Reason::MalformedRequest,
+                format!(
+                    "the header name {quoted} has an underscore, which CGI-style apps read as a dash; this server refuses such names (server.underscores_in_headers = \"reject\")"
+                ),
+            ))
+        }
+    }
 }
 
 /// The `Content-Type` is one the route accepts (parameters such as

@@ -20,9 +20,12 @@
 //! | `hookguard_replay_store_errors_total` | op | shared-store operations that failed |
 //! | `hookguard_replay_store_duration_seconds` | op | shared-store operations, histogram |
 //! | `hookguard_replay_store_bypass_total` | route | forwarded unprotected (store down, `allow`) |
+//! | `hookguard_headers_dropped_total` | route, cause | request headers not forwarded: `spoofed` (read by CGI-style apps as one hookguard sets), `underscore` (`underscores_in_headers = "drop"`) |
 //! | `hookguard_config_reloads_total` | result | reload attempts |
 //! | `hookguard_build_info` | version | always 1 |
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
@@ -53,6 +56,19 @@ pub const EVICTION_CAUSES: &[&str] = &["capacity", "expired"];
 /// Operations of the shared replay store, as `op` labels.
 pub const STORE_OPS: &[&str] = &["claim", "complete", "release", "ping"];
 
+/// Causes of `hookguard_headers_dropped_total`, in [`HeaderDrop`] order.
+pub const HEADER_DROP_CAUSES: &[&str] = &["spoofed", "underscore"];
+
+/// Why a request header was not forwarded to the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderDrop {
+    /// Its name, read the way CGI-style apps read names, is one only
+    /// hookguard may set.
+    Spoofed,
+    /// Its name has an underscore, and the server drops those.
+    Underscore,
+}
+
 /// Results of `hookguard_config_reloads_total`.
 pub const RELOAD_RESULTS: &[&str] = &["success", "error"];
 
@@ -72,6 +88,7 @@ pub struct Metrics {
     store_errors: IntCounterVec,
     store_duration: HistogramVec,
     store_bypass: IntCounterVec,
+    headers_dropped: IntCounterVec,
     config_reloads: IntCounterVec,
 }
 
@@ -190,6 +207,13 @@ impl Metrics {
                  (on_store_error = allow).",
                 &["route"],
             ),
+            headers_dropped: counter(
+                r,
+                "hookguard_headers_dropped_total",
+                "Request headers not forwarded to the app: spoofed (a name CGI-style apps \
+                 read as one hookguard sets) or underscore (underscores_in_headers = drop).",
+                &["route", "cause"],
+            ),
             config_reloads: counter(
                 r,
                 "hookguard_config_reloads_total",
@@ -253,6 +277,11 @@ impl Metrics {
                     .map(|direction| self.skew.with_label_values(&[route, direction]))
             }),
             store_bypass: matched.then(|| self.store_bypass.with_label_values(&[route])),
+            headers_dropped: HEADER_DROP_CAUSES
+                .iter()
+                .map(|cause| self.headers_dropped.with_label_values(&[route, cause]))
+                .collect(),
+            told_of_drops: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -313,6 +342,12 @@ pub struct RouteSeries {
     /// Ahead, behind; `None` for the unmatched route.
     skew: Option<[Histogram; 2]>,
     store_bypass: Option<IntCounter>,
+    /// By [`HeaderDrop`], in `HEADER_DROP_CAUSES` order.
+    headers_dropped: Vec<IntCounter>,
+    /// Whether dropped headers were logged for this route yet: once per
+    /// route (and config) is enough to tell an operator why, and a sender
+    /// cannot flood the log.
+    told_of_drops: Arc<AtomicBool>,
 }
 
 impl RouteSeries {
@@ -347,6 +382,13 @@ impl RouteSeries {
             let direction = usize::from(skew <= 0);
             histograms[direction].observe(skew.unsigned_abs() as f64);
         }
+    }
+
+    /// Counts `count` request headers dropped for `cause`; says whether
+    /// this is the route's first drop (to be logged).
+    pub fn headers_dropped(&self, cause: HeaderDrop, count: u32) -> bool {
+        self.headers_dropped[cause as usize].inc_by(u64::from(count));
+        !self.told_of_drops.swap(true, Ordering::Relaxed)
     }
 
     /// Counts a request forwarded without a claim because the store failed.

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use super::sign::{find_route, unix_now};
 use super::{exit_code, with_config};
-use crate::config::Route;
+use crate::config::{Route, Server};
 use crate::proxy;
 use crate::reject::Reason;
 use crate::schemes::RequestView;
@@ -32,7 +32,12 @@ pub fn run(path: &Path, route: &str, request: &Path, at: Option<i64>) -> ExitCod
             let raw = std::fs::read(request)
                 .map_err(|e| format!("cannot read {}: {e}", request.display()))?;
             let captured = parse(&raw).map_err(|e| format!("{}: {e}", request.display()))?;
-            Ok(explain(route, &captured, at.unwrap_or_else(unix_now)))
+            Ok(explain(
+                &config.server,
+                route,
+                &captured,
+                at.unwrap_or_else(unix_now),
+            ))
         });
         match prepared {
             Ok((report, forwarded)) => {
@@ -195,7 +200,7 @@ fn body_variants(body: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
 /// in the same order, as the running proxy); the lines before it show
 /// what the scheme read and, for a bad signature, what probably went
 /// wrong.
-pub fn explain(route: &Route, captured: &Captured, now: i64) -> (String, bool) {
+pub fn explain(server: &Server, route: &Route, captured: &Captured, now: i64) -> (String, bool) {
     let mut out = String::new();
     let mut line = |text: String| {
         out.push_str(&text);
@@ -320,7 +325,7 @@ pub fn explain(route: &Route, captured: &Captured, now: i64) -> (String, bool) {
                 .to_owned(),
         );
     }
-    let forwarded = match proxy::judge(route, &view, now) {
+    let forwarded = match proxy::judge(server, route, &view, now) {
         Ok(verified) if path_matches => {
             line(format!(
                 "result: hookguard would forward this request with {}",

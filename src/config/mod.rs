@@ -83,6 +83,24 @@ pub struct Server {
     pub max_headers: usize,
     /// Largest request head (request line and headers) accepted, in bytes.
     pub max_header_bytes: usize,
+    /// What becomes of request headers with `_` in their name.
+    pub underscores_in_headers: Underscores,
+}
+
+/// What becomes of request headers with an underscore in their name.
+///
+/// PHP, Laravel, Symfony, Rack and every CGI-style reader see `X_Foo` and
+/// `X-Foo` as the same variable (`HTTP_X_FOO`), so a sender could pass a
+/// header the app reads as one hookguard set. Those that collide with
+/// hookguard's own are always removed; this says what happens to the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Underscores {
+    /// Removed before forwarding (nginx's default), counted.
+    Drop,
+    /// Forwarded.
+    Pass,
+    /// The request is refused with 400 `malformed_request`.
+    Reject,
 }
 
 /// The upstream app's address.
@@ -447,6 +465,15 @@ fn parse_server(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<Server>
         Some("forward") => Unmatched::Forward,
         _ => Unmatched::Reject,
     };
+    let underscores_in_headers = match s.choice(
+        "underscores_in_headers",
+        &["drop", "pass", "reject"],
+        errors,
+    ) {
+        Some("pass") => Underscores::Pass,
+        Some("reject") => Underscores::Reject,
+        _ => Underscores::Drop,
+    };
     let reload_interval = positive_duration(&mut s, "reload_interval", 10, errors);
     let trusted_proxies = cidr_list(&mut s, "trusted_proxies", errors).unwrap_or_default();
     let max_connections = bounded(&mut s, "max_connections", 10_000, 1..=1_000_000, errors);
@@ -486,6 +513,7 @@ fn parse_server(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<Server>
         upstream_timeout,
         shutdown_grace,
         unmatched,
+        underscores_in_headers,
     })
 }
 

@@ -14,7 +14,7 @@
 use http::header::{self, HeaderMap, HeaderValue};
 use http::Method;
 
-use crate::config::Server;
+use crate::config::{Server, Underscores};
 use crate::http1::app::{self, AppResponse, Failure};
 use crate::http1::hop::{self, ConnectionOptions};
 use crate::http1::write::{header_line, number_line};
@@ -24,6 +24,52 @@ use crate::reject::{Reason, Reject};
 /// Headers starting with this are hookguard's to set; incoming ones are
 /// dropped so that a sender cannot pose as hookguard to the app.
 const OWN_PREFIX: &str = "x-hookguard-";
+
+/// Headers hookguard writes on the way to the app besides the verified
+/// header and the `X-Hookguard-` family. A sender's own of these are
+/// merged or kept as hookguard decides below; but one spelled with `_` or
+/// `.` would reach a CGI-style app as a second copy, which it may read
+/// instead of hookguard's.
+const WRITTEN: [&str; 6] = [
+    "host",
+    "content-length",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-request-id",
+];
+
+/// A rebuilt request head, and what was left out of it.
+#[derive(Debug)]
+pub struct Built {
+    /// The head for the app.
+    pub head: Vec<u8>,
+    /// Headers that could have posed as hookguard's.
+    pub spoofed: u32,
+    /// Headers dropped for the underscore in their name.
+    pub underscored: u32,
+}
+
+/// Whether a header name, read the way CGI-style apps read names (PHP's
+/// `$_SERVER['HTTP_X_VERIFIED_BY']`, Rack, Symfony: case-insensitively,
+/// with `_` and `.` taken for `-`), names a header only hookguard may set.
+fn poses_as_hookguard(name: &str, server: &Server) -> bool {
+    let verified = server.verified_header.as_str();
+    if !name.bytes().any(|b| b == b'_' || b == b'.') {
+        return name == verified || name.starts_with(OWN_PREFIX);
+    }
+    // Names are lower case already; no allocation on this path.
+    let dashed = |b: u8| if b == b'_' || b == b'.' { b'-' } else { b };
+    let same = |own: &str| {
+        own.len() == name.len() && name.bytes().zip(own.bytes()).all(|(a, b)| dashed(a) == b)
+    };
+    let own_prefix = name.len() > OWN_PREFIX.len()
+        && name
+            .bytes()
+            .zip(OWN_PREFIX.bytes())
+            .all(|(a, b)| dashed(a) == b);
+    same(verified) || own_prefix || WRITTEN.iter().any(|w| same(w))
+}
 
 /// Writes the request head for the upstream; `verified` is the value of
 /// the verified header (only for requests that passed every check),
@@ -35,7 +81,8 @@ pub fn build(
     peer_ip: &str,
     verified: Option<&HeaderValue>,
     shadow: Option<Reason>,
-) -> Vec<u8> {
+) -> Built {
+    let (mut spoofed, mut underscored) = (0, 0);
     let headers = &request.headers;
     let path = request.uri.path_and_query().map_or("/", |pq| pq.as_str());
     // Room for a small body too, which `send` appends.
@@ -52,18 +99,25 @@ pub fn build(
             .map(HeaderValue::as_bytes),
     );
     for (name, value) in headers {
+        let name = name.as_str();
+        if poses_as_hookguard(name, server) {
+            spoofed += 1;
+            continue;
+        }
+        if name.contains('_') && server.underscores_in_headers == Underscores::Drop {
+            underscored += 1;
+            continue;
+        }
         // Besides the hop-by-hop fields: `Expect` (answered here, by
-        // buffering), the framing and `X-Forwarded-For` (written below),
-        // and anything that could pose as hookguard.
-        let skip = hop::is_hop_by_hop(name.as_str())
-            || options.names(name.as_str())
-            || *name == header::EXPECT
-            || *name == server.verified_header
-            || *name == header::CONTENT_LENGTH
-            || name.as_str() == "x-forwarded-for"
-            || name.as_str().starts_with(OWN_PREFIX);
+        // buffering), and the framing and `X-Forwarded-For` (written
+        // below).
+        let skip = hop::is_hop_by_hop(name)
+            || options.names(name)
+            || name == header::EXPECT
+            || name == header::CONTENT_LENGTH
+            || name == "x-forwarded-for";
         if !skip {
-            header_line(&mut out, name.as_str(), value.as_bytes());
+            header_line(&mut out, name, value.as_bytes());
         }
     }
     if !headers.contains_key(header::HOST) {
@@ -93,7 +147,11 @@ pub fn build(
         header_line(&mut out, SHADOW_HEADER, reason.as_str().as_bytes());
     }
     out.extend_from_slice(b"\r\n");
-    out
+    Built {
+        head: out,
+        spoofed,
+        underscored,
+    }
 }
 
 /// Header telling the app, in shadow mode, which check a forwarded request

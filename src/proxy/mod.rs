@@ -31,7 +31,7 @@ use crate::http1::{
     AppResponse, Body, BodyError, Handler, HeadError, Limits, Peer, Reply, RequestHead,
 };
 use crate::limits;
-use crate::metrics::{Metrics, RouteSeries};
+use crate::metrics::{HeaderDrop, Metrics, RouteSeries};
 use crate::reject::{Reason, Reject};
 use crate::replay::{self, Claim, ClaimResult, ReplayStore};
 use crate::routes::Router;
@@ -250,6 +250,7 @@ async fn verify_and_forward(
 ) -> Result<Forwarded, Reject> {
     let mut shadow = Shadow::new(route.enforce);
     // Admit, on the head alone, before a byte of the body is read.
+    limits::check_header_names(x.server, &head.headers)?;
     shadow.check(limits::check_method(route, &head.method))?;
     shadow.check(limits::check_client(
         route,
@@ -301,6 +302,7 @@ async fn pass_through(
     head: RequestHead,
     body: Body<'_>,
 ) -> Result<Forwarded, Reject> {
+    limits::check_header_names(x.server, &head.headers)?;
     let body = body
         .read_to_end(x.server.max_body, x.server.body_timeout)
         .await?;
@@ -317,7 +319,13 @@ async fn pass_through(
 /// runs, with the same functions, in its order. `hookguard verify` answers
 /// with this, so the tool cannot tell an operator "would forward" for a
 /// request the proxy refuses; a test holds the two to the same verdicts.
-pub fn judge(route: &Route, view: &RequestView<'_>, now: i64) -> Result<Verified, Reject> {
+pub fn judge(
+    server: &Server,
+    route: &Route,
+    view: &RequestView<'_>,
+    now: i64,
+) -> Result<Verified, Reject> {
+    limits::check_header_names(server, view.headers)?;
     limits::check_method(route, view.method)?;
     limits::check_content_type(route, view.headers)?;
     check_body_length(route.max_body, view.body.len())?;
@@ -396,12 +404,29 @@ async fn forward(
     marker: Option<&HeaderValue>,
     shadow: Option<Reason>,
 ) -> Result<AppResponse, Reject> {
-    let upstream = forward::build(x.server, head, body.len(), &x.peer.ip, marker, shadow);
+    let built = forward::build(x.server, head, body.len(), &x.peer.ip, marker, shadow);
+    count_dropped(x.series, built.spoofed, built.underscored);
     let sent = Instant::now();
-    let response = forward::send(x.server, head, upstream, body).await?;
+    let response = forward::send(x.server, head, built.head, body).await?;
     x.series
         .upstream(response.head.status.as_u16(), sent.elapsed());
     Ok(response)
+}
+
+/// Counts the headers left out of a forwarded request, and tells the
+/// operator why the first time a route drops any.
+fn count_dropped(series: &RouteSeries, spoofed: u32, underscored: u32) {
+    for (cause, count) in [
+        (HeaderDrop::Spoofed, spoofed),
+        (HeaderDrop::Underscore, underscored),
+    ] {
+        if count > 0 && series.headers_dropped(cause, count) {
+            tracing::warn!(
+                cause = ?cause,
+                "request headers dropped before forwarding: names that CGI-style apps would read as a header hookguard sets, or (underscores_in_headers = \"drop\") any name with an underscore; counted in hookguard_headers_dropped_total, logged once per route"
+            );
+        }
+    }
 }
 
 /// Settles the claim by what the app answered: completed when it answered

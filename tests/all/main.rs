@@ -22,4 +22,5 @@ mod replay;
 mod seed_schemes;
 mod shutdown;
 mod soak;
+mod spoofing;
 mod tools;

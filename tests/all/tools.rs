@@ -252,6 +252,7 @@ async fn every_metric_family_exists_at_startup_and_passes_promtool() {
         "hookguard_replay_entries",
         "hookguard_replay_evictions_total",
         "hookguard_config_reloads_total",
+        "hookguard_headers_dropped_total",
         "hookguard_build_info",
     ] {
         assert!(
@@ -484,7 +485,8 @@ async fn verify_and_the_running_proxy_give_the_same_verdict_on_every_capture() {
     ];
     for (case, raw, expected) in table {
         let captured = hookguard::cli::verify::parse(raw.as_bytes()).unwrap();
-        let (report, forwards) = hookguard::cli::verify::explain(route, &captured, now());
+        let (report, forwards) =
+            hookguard::cli::verify::explain(&config.server, route, &captured, now());
         let proxy = proxy_verdict(hg.addr, &raw).await;
         assert_eq!(proxy.as_deref(), expected, "{case}: the proxy's verdict");
         match expected {
