@@ -24,6 +24,7 @@ use http::header::{HeaderName, HeaderValue};
 use http::{Method, Uri};
 use ipnet::IpNet;
 
+use crate::dedupe::DedupeSource;
 use crate::schemes::Scheme;
 pub use reader::ConfigError;
 pub use reader::ConfigErrors;
@@ -189,32 +190,6 @@ impl std::fmt::Display for PathPattern {
         match self {
             PathPattern::Exact(p) => f.write_str(p),
             PathPattern::Prefix(p) => write!(f, "{p}*"),
-        }
-    }
-}
-
-/// One entry of a route's `dedupe` list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DedupeSource {
-    /// The verified signature bytes.
-    Signature,
-    /// A request header's value.
-    Header(HeaderName),
-    /// A value in the JSON body, by JSON pointer.
-    Json(String),
-    /// Several JSON values together, by JSON pointers: one key from all of
-    /// them (T-Bank's PaymentId with Status: each status of a payment is
-    /// its own notification). Written `json:(/PaymentId,/Status)`.
-    JsonAll(Vec<String>),
-}
-
-impl std::fmt::Display for DedupeSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DedupeSource::Signature => f.write_str("signature"),
-            DedupeSource::Header(h) => write!(f, "header:{h}"),
-            DedupeSource::Json(p) => write!(f, "json:{p}"),
-            DedupeSource::JsonAll(ps) => write!(f, "json:({})", ps.join(",")),
         }
     }
 }
@@ -1045,36 +1020,7 @@ fn parse_dedupe(s: &mut Section<'_>, errors: &mut ConfigErrors) -> Option<Vec<De
     let mut out = Vec::new();
     for (i, text) in list.iter().enumerate() {
         let key = format!("{}[{i}]", s.key("dedupe"));
-        let parsed = if *text == "signature" {
-            Ok(DedupeSource::Signature)
-        } else if let Some(h) = text.strip_prefix("header:") {
-            header_name(h).map(DedupeSource::Header)
-        } else if let Some(list) = text
-            .strip_prefix("json:(")
-            .and_then(|rest| rest.strip_suffix(')'))
-        {
-            let pointers: Vec<String> = list.split(',').map(|p| p.trim().to_owned()).collect();
-            if pointers.len() >= 2 && pointers.iter().all(|p| p.starts_with('/')) {
-                Ok(DedupeSource::JsonAll(pointers))
-            } else {
-                Err(format!(
-                    "{text:?}: list two or more JSON pointers, e.g. \"json:(/PaymentId,/Status)\""
-                ))
-            }
-        } else if let Some(p) = text.strip_prefix("json:") {
-            if p.starts_with('/') {
-                Ok(DedupeSource::Json(p.to_owned()))
-            } else {
-                Err(format!(
-                    "{text:?}: a JSON pointer starts with \"/\", e.g. \"json:/id\""
-                ))
-            }
-        } else {
-            Err(format!(
-                "{text:?} is not one of \"signature\", \"header:Name\", \"json:/pointer\", \"json:(/a,/b)\""
-            ))
-        };
-        match parsed {
+        match DedupeSource::parse(text) {
             Ok(source) if out.contains(&source) => {
                 errors.push(key, format!("{text:?} is listed twice"))
             }

@@ -131,7 +131,7 @@ pub(super) fn parse(
     let secrets_key = s.key("secrets");
     let public_keys_key = s.key("public_keys");
     let scheme: Box<dyn Scheme> = match name {
-        "hmac" => Box::new(HmacScheme::new(hmac_spec?, &secrets?)),
+        "hmac" => Box::new(HmacScheme::new(hmac_spec?, raw_keys(&secrets?))),
         "twilio" => Box::new(TwilioScheme::new(public_url?, raw_keys(&secrets?))),
         "gitlab" => Box::new(GitlabScheme::new(raw_keys(&secrets?))),
         "tbank" => {

@@ -24,7 +24,7 @@ use subtle::ConstantTimeEq;
 use super::encoding::{self, Encoding};
 use super::template::{Part, Template, Values};
 use super::{RequestView, Scheme, Unsigned, Verified};
-use crate::config::{DedupeSource, Secret};
+use crate::dedupe::DedupeSource;
 use crate::reject::{Reason, Reject};
 
 /// The hash under the HMAC.
@@ -381,15 +381,9 @@ struct Extracted<'r> {
 }
 
 impl HmacScheme {
-    /// The generic scheme: prepares one keyed state per secret.
-    pub fn new(spec: HmacSpec, secrets: &[Secret]) -> Self {
-        Self::with_keys(
-            spec.into(),
-            secrets
-                .iter()
-                .map(|s| (s.id.clone(), s.expose().to_vec()))
-                .collect(),
-        )
+    /// The generic scheme: prepares one keyed state per `(id, secret)`.
+    pub fn new(spec: HmacSpec, keys: Vec<(String, Vec<u8>)>) -> Self {
+        Self::with_keys(spec.into(), keys)
     }
 
     /// Any description, with keys already in their final form (see
@@ -1034,12 +1028,12 @@ mod tests {
             timestamp_unit: TimestampUnit::Seconds,
             id_header: None,
         };
-        let secrets: Vec<Secret> = secrets
+        let keys = secrets
             .iter()
             .enumerate()
-            .map(|(i, s)| Secret::new(i.to_string(), s.as_bytes().to_vec()))
+            .map(|(i, s)| (i.to_string(), s.as_bytes().to_vec()))
             .collect();
-        HmacScheme::new(spec, &secrets)
+        HmacScheme::new(spec, keys)
     }
 
     fn verify(s: &HmacScheme, sig: Option<&str>, body: &'static [u8]) -> Result<Verified, Reject> {
@@ -1167,7 +1161,7 @@ mod tests {
             timestamp_unit: TimestampUnit::Millis,
             id_header: Some(HeaderName::from_static("x-id")),
         };
-        let s = HmacScheme::new(spec, &[Secret::new("a".into(), b"k".to_vec())]);
+        let s = HmacScheme::new(spec, vec![("a".into(), b"k".to_vec())]);
         let mut unsigned = Unsigned {
             method: Method::PUT,
             uri: Uri::from_static("/x?y=1"),

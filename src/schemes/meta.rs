@@ -16,7 +16,7 @@ use subtle::ConstantTimeEq;
 
 use super::hmac::HmacScheme;
 use super::{RequestView, Scheme, Unsigned, Verified};
-use crate::config::DedupeSource;
+use crate::dedupe::DedupeSource;
 use crate::reject::{Reason, Reject};
 
 /// Meta's scheme for one route.

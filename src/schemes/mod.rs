@@ -35,7 +35,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Uri};
 
-use crate::config::DedupeSource;
+use crate::dedupe::DedupeSource;
 use crate::reject::Reject;
 
 /// The parts of a buffered request a scheme may look at.

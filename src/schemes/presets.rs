@@ -20,7 +20,7 @@ use super::hmac::{
     TimestampUnit,
 };
 use super::template::{Part, Template};
-use crate::config::DedupeSource;
+use crate::dedupe::DedupeSource;
 
 /// Every preset this module describes, in the order the docs list them.
 pub const NAMES: &[&str] = &[

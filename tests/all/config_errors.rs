@@ -6,7 +6,8 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use hookguard::config::{Config, DedupeSource, PathPattern, Unmatched};
+use hookguard::config::{Config, PathPattern, Unmatched};
+use hookguard::dedupe::DedupeSource;
 use http::Method;
 
 /// An environment in which nothing is set.
