@@ -10,7 +10,6 @@
 
 pub mod reader;
 mod scheme;
-pub use scheme::{PUBLIC_KEY_SCHEMES, SCHEMES};
 pub mod secrets;
 pub mod units;
 

@@ -262,8 +262,6 @@ fn hubspot_decode(url: &str) -> String {
 /// table, or a preset's filled-in values.
 #[derive(Debug, Clone)]
 pub struct Description {
-    /// The config spelling (`"hmac"`, `"stripe"`).
-    pub name: &'static str,
     /// Where the signature is.
     pub signature: SignatureSource,
     /// The hash function.
@@ -289,7 +287,6 @@ pub struct Description {
 impl From<HmacSpec> for Description {
     fn from(spec: HmacSpec) -> Description {
         Description {
-            name: "hmac",
             signature: SignatureSource::Header {
                 names: vec![spec.header],
                 prefix: spec.prefix.map(Cow::Owned),
@@ -364,6 +361,8 @@ impl std::fmt::Debug for PreparedKey {
 /// A member of the HMAC family, prepared for one route.
 #[derive(Debug)]
 pub struct HmacScheme {
+    /// The config spelling (`"hmac"`, `"stripe"`), from the registry.
+    name: &'static str,
     desc: Description,
     key_ids: Vec<String>,
     keys: Vec<PreparedKey>,
@@ -381,14 +380,10 @@ struct Extracted<'r> {
 }
 
 impl HmacScheme {
-    /// The generic scheme: prepares one keyed state per `(id, secret)`.
-    pub fn new(spec: HmacSpec, keys: Vec<(String, Vec<u8>)>) -> Self {
-        Self::with_keys(spec.into(), keys)
-    }
-
-    /// Any description, with keys already in their final form (see
+    /// Runs `desc` under the name `name`, with one keyed state prepared per
+    /// `(id, key)`; keys are already in their final form (see
     /// [`KeyForm::key`]).
-    pub fn with_keys(desc: Description, keys: Vec<(String, Vec<u8>)>) -> Self {
+    pub fn new(name: &'static str, desc: Description, keys: Vec<(String, Vec<u8>)>) -> Self {
         let needs_json = desc.message.uses_json()
             || matches!(desc.signature, SignatureSource::Json(_))
             || matches!(desc.timestamp, Some(TimestampSource::Json(..)))
@@ -400,6 +395,7 @@ impl HmacScheme {
                 .collect(),
             key_ids: keys.into_iter().map(|(id, _)| id).collect(),
             needs_json,
+            name,
             desc,
         }
     }
@@ -434,7 +430,7 @@ impl HmacScheme {
                 Reason::MissingSignature,
                 format!(
                     "scheme {} reads its signature or timestamp from a JSON body, and the body is not JSON",
-                    self.desc.name
+                    self.name
                 ),
             )
         })
@@ -708,7 +704,7 @@ pub fn parse_versioned<'t>(text: &'t str, version: &str) -> Vec<&'t str> {
 
 impl Scheme for HmacScheme {
     fn name(&self) -> &'static str {
-        self.desc.name
+        self.name
     }
 
     fn describe(&self) -> String {
@@ -810,9 +806,9 @@ impl Scheme for HmacScheme {
         let desc = &self.desc;
         let mut json: Option<serde_json::Value> = if self.needs_json {
             let doc: serde_json::Value = serde_json::from_slice(&request.body)
-                .map_err(|_| format!("scheme {} signs a JSON object body", desc.name))?;
+                .map_err(|_| format!("scheme {} signs a JSON object body", self.name))?;
             if !doc.is_object() {
-                return Err(format!("scheme {} signs a JSON object body", desc.name));
+                return Err(format!("scheme {} signs a JSON object body", self.name));
             }
             Some(doc)
         } else {
@@ -961,7 +957,7 @@ impl Scheme for HmacScheme {
             Reason::BadSignature,
             format!(
                 "the {} signature matches none of the route's {} secret(s)",
-                self.desc.name,
+                self.name,
                 self.keys.len()
             ),
         ))
@@ -1033,7 +1029,7 @@ mod tests {
             .enumerate()
             .map(|(i, s)| (i.to_string(), s.as_bytes().to_vec()))
             .collect();
-        HmacScheme::new(spec, keys)
+        HmacScheme::new("hmac", spec.into(), keys)
     }
 
     fn verify(s: &HmacScheme, sig: Option<&str>, body: &'static [u8]) -> Result<Verified, Reject> {
@@ -1161,7 +1157,7 @@ mod tests {
             timestamp_unit: TimestampUnit::Millis,
             id_header: Some(HeaderName::from_static("x-id")),
         };
-        let s = HmacScheme::new(spec, vec![("a".into(), b"k".to_vec())]);
+        let s = HmacScheme::new("hmac", spec.into(), vec![("a".into(), b"k".to_vec())]);
         let mut unsigned = Unsigned {
             method: Method::PUT,
             uri: Uri::from_static("/x?y=1"),
