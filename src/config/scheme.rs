@@ -8,9 +8,10 @@
 //! what is missing or out of place from the entry's flags, and hands the
 //! rest to [`Entry::build`].
 
-use super::reader::{as_section, ConfigErrors, Section};
+use super::reader::{as_section, header_name, ConfigErrors, Section};
+use super::route::is_label_safe;
 use super::secrets::read_source;
-use super::{header_name, is_label_safe, Env, Secret};
+use super::{Env, Secret};
 use crate::schemes::encoding::Encoding;
 use crate::schemes::hmac::{self, Algorithm, HmacSpec, TimestampUnit};
 use crate::schemes::registry::{self, BuildError, Entry, Family, Ingredients, KeyKind};
@@ -288,20 +289,13 @@ pub(super) fn parse_secrets(
 }
 
 fn parse_hmac(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<HmacSpec> {
-    let header = match s.string("header", errors) {
-        Some(h) => header_name(h)
-            .map_err(|m| errors.push(s.key("header"), m))
-            .ok(),
-        None => {
-            if !s.has("header") {
-                errors.push(
-                    s.key("header"),
-                    "missing: the header carrying the signature, e.g. \"X-Signature\"",
-                );
-            }
-            None
-        }
-    };
+    let header = s
+        .required_string(
+            "header",
+            "the header carrying the signature, e.g. \"X-Signature\"",
+            errors,
+        )
+        .and_then(|h| s.checked("header", header_name(h), errors));
     let prefix = s.string("prefix", errors).map(str::to_owned);
     let algorithm = match s.choice("algorithm", &["sha1", "sha256", "sha512"], errors) {
         Some("sha1") => Some(Algorithm::Sha1),
@@ -317,15 +311,18 @@ fn parse_hmac(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<HmacSpec>
         None => Some(Encoding::Hex),
     };
     let message = match s.string("message", errors) {
-        Some(text) => Template::parse(text)
-            .map_err(|m| errors.push(s.key("message"), m))
-            .ok(),
+        Some(text) => s.checked("message", Template::parse(text), errors),
         None if s.has("message") => None,
         None => Some(Template::parse("{body}").expect("the default template parses")),
     };
+    // `Err` when given but not a header name, so that the spec fails.
     let optional_header = |s: &mut Section<'_>, key: &str, errors: &mut ConfigErrors| {
-        s.string(key, errors)
-            .map(|h| header_name(h).map_err(|m| errors.push(s.key(key), m)))
+        let name = s.header_name(key, errors);
+        if name.is_none() && s.has(key) {
+            Err(())
+        } else {
+            Ok(name)
+        }
     };
     let timestamp_header = optional_header(&mut s, "timestamp_header", errors);
     let timestamp_unit = match s.choice("timestamp_unit", &["s", "ms"], errors) {
@@ -351,8 +348,8 @@ fn parse_hmac(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<HmacSpec>
         algorithm: algorithm?,
         encoding: encoding?,
         message: message?,
-        timestamp_header: timestamp_header.transpose().ok()?,
+        timestamp_header: timestamp_header.ok()?,
         timestamp_unit,
-        id_header: id_header.transpose().ok()?,
+        id_header: id_header.ok()?,
     })
 }
