@@ -211,7 +211,7 @@ pub fn square(public_url: String) -> Description {
         id: None,
         public_url: Some(PublicUrl {
             base: public_url,
-            hubspot_decoding: false,
+            rewrite: None,
         }),
         key_form: KeyForm::Raw,
         dedupe: vec![DedupeSource::Signature, json("/event_id")],
@@ -237,12 +237,54 @@ pub fn hubspot(public_url: String) -> Description {
         id: None,
         public_url: Some(PublicUrl {
             base: public_url,
-            hubspot_decoding: true,
+            rewrite: Some(hubspot_decode),
         }),
         key_form: KeyForm::Raw,
         dedupe: vec![DedupeSource::Signature],
         tolerance: seconds(300),
     }
+}
+
+/// HubSpot's v3 rule: these escapes are decoded before signing, others are
+/// left as sent.
+fn hubspot_decode(url: &str) -> String {
+    const DECODED: &[(&str, char)] = &[
+        ("%3A", ':'),
+        ("%2F", '/'),
+        ("%3F", '?'),
+        ("%40", '@'),
+        ("%21", '!'),
+        ("%24", '$'),
+        ("%27", '\''),
+        ("%28", '('),
+        ("%29", ')'),
+        ("%2A", '*'),
+        ("%2C", ','),
+        ("%3B", ';'),
+    ];
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let escape = rest.get(at..at + 3);
+        match escape.and_then(|e| {
+            DECODED
+                .iter()
+                .find(|(code, _)| code.eq_ignore_ascii_case(e))
+                .map(|(_, c)| *c)
+        }) {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[at + 3..];
+            }
+            None => {
+                out.push('%');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Zoom: Slack's shape with `x-zm-*` headers.
@@ -346,5 +388,13 @@ mod tests {
             assert_eq!(desc.public_url.map(|u| u.base), Some(url.clone()));
         }
         assert!(stripe().public_url.is_none());
+    }
+
+    #[test]
+    fn hubspot_decodes_only_its_listed_escapes() {
+        assert_eq!(
+            hubspot_decode("https://a.example/x?u=%3A%2f%40%20%ZZ%"),
+            "https://a.example/x?u=:/@%20%ZZ%"
+        );
     }
 }
