@@ -24,7 +24,7 @@ mod server;
 pub mod units;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,7 +37,7 @@ use crate::schemes::Scheme;
 pub use reader::ConfigError;
 pub use reader::ConfigErrors;
 use reader::{as_section, Section};
-pub use secrets::{Env, ProcessEnv, Secret, Source};
+pub use secrets::{Env, ProcessEnv, Secret, Source, SourceReader};
 
 /// Route name used in metrics and logs for requests no route matched.
 pub const UNMATCHED_ROUTE: &str = "_unmatched";
@@ -51,6 +51,8 @@ pub struct Config {
     pub replay: Replay,
     /// Routes in configuration order.
     pub routes: Vec<Arc<Route>>,
+    /// The files the key sources read, for [`Config::watched_files`].
+    watched: Vec<PathBuf>,
 }
 
 /// `[server]`.
@@ -77,7 +79,8 @@ pub struct Server {
     pub shutdown_grace: Duration,
     /// What to do with requests no route matches.
     pub unmatched: Unmatched,
-    /// How often the config file and secret files are checked for changes.
+    /// How often the config file and the files its key sources read are
+    /// checked for changes.
     pub reload_interval: Duration,
     /// Peers whose `X-Forwarded-For` is believed (an ingress, a load
     /// balancer); empty means the socket peer is always the client.
@@ -247,6 +250,14 @@ impl std::fmt::Debug for RateLimit {
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
+        Config::load_with(path, &mut SourceReader::new(env))
+    }
+
+    /// Reads and validates a config file, resolving key sources through
+    /// `sources`, which is left holding every file they named, valid
+    /// config or not: a reload watches those to notice the fix of a config
+    /// that is refused for a secret file that is not there yet.
+    pub fn load_with(path: &Path, sources: &mut SourceReader<'_>) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             let mut errors = ConfigErrors::default();
             errors.push(
@@ -255,11 +266,22 @@ impl Config {
             );
             errors
         })?;
-        Config::from_toml(&text, env)
+        Config::parse(&text, sources)
     }
 
     /// Validates a config document, reporting every problem at once.
     pub fn from_toml(text: &str, env: &dyn Env) -> Result<Config, ConfigErrors> {
+        Config::parse(text, &mut SourceReader::new(env))
+    }
+
+    /// The files the key sources read (`file = ...` under `secrets`,
+    /// `public_keys`, `verify_token` and `redis_password`), each once: with
+    /// the config file, what a reload polls for changes.
+    pub fn watched_files(&self) -> &[PathBuf] {
+        &self.watched
+    }
+
+    fn parse(text: &str, sources: &mut SourceReader<'_>) -> Result<Config, ConfigErrors> {
         let mut errors = ConfigErrors::default();
         let document: toml::Table = match text.parse() {
             Ok(table) => table,
@@ -282,7 +304,7 @@ impl Config {
             }
         };
         let replay = match root.table("replay", &mut errors) {
-            Some(section) => replay::parse(section, env, &mut errors),
+            Some(section) => replay::parse(section, sources, &mut errors),
             None => Some(replay::absent()),
         };
         let default_max_body = server
@@ -294,7 +316,7 @@ impl Config {
                 for (index, (path, item)) in items.into_iter().enumerate() {
                     if let Some(section) = as_section(path, item, &mut errors) {
                         if let Some(route) =
-                            route::parse(section, default_max_body, env, &mut errors)
+                            route::parse(section, default_max_body, sources, &mut errors)
                         {
                             // The index in the file, not in `routes`: an
                             // invalid earlier route must not shift the keys
@@ -316,6 +338,7 @@ impl Config {
                     .into_iter()
                     .map(|(_, route)| Arc::new(route))
                     .collect(),
+                watched: sources.files().to_vec(),
             }),
             _ => Err(errors),
         }

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::reader::{ConfigErrors, Section};
-use super::secrets::read_source;
-use super::{Env, OnStoreError, RedisReplay, Replay, StoreKind};
+use super::secrets::{read_source, SourceReader};
+use super::{OnStoreError, RedisReplay, Replay, StoreKind};
 
 const DEFAULT_MAX_ENTRIES: u64 = 1_000_000;
 
@@ -33,7 +33,7 @@ pub(super) fn absent() -> Replay {
 /// Validates `[replay]`; `None` after recording errors.
 pub(super) fn parse(
     mut s: Section<'_>,
-    env: &dyn Env,
+    sources: &mut SourceReader<'_>,
     errors: &mut ConfigErrors,
 ) -> Option<Replay> {
     let kind = match s.choice("store", &["memory", "redis"], errors) {
@@ -50,7 +50,7 @@ pub(super) fn parse(
     let url = s
         .string("redis_url", errors)
         .map(|text| s.checked("redis_url", parse_redis_url(text), errors));
-    let password = parse_redis_password(&mut s, env, errors);
+    let password = parse_redis_password(&mut s, sources, errors);
     let key_prefix = s
         .string("key_prefix", errors)
         .and_then(|prefix| s.checked("key_prefix", check_key_prefix(prefix), errors));
@@ -145,7 +145,7 @@ fn parse_redis_url(text: &str) -> Result<redis::ConnectionInfo, String> {
 /// kept out of the URL. `Some(None)` when absent; `None` when invalid.
 fn parse_redis_password(
     s: &mut Section<'_>,
-    env: &dyn Env,
+    sources: &mut SourceReader<'_>,
     errors: &mut ConfigErrors,
 ) -> Option<Option<String>> {
     let key = s.key("redis_password");
@@ -158,8 +158,8 @@ fn parse_redis_password(
     };
     let source = read_source(&mut entry, errors);
     entry.finish(errors);
-    let bytes = source?
-        .resolve(env)
+    let bytes = sources
+        .resolve(&source?)
         .map_err(|message| errors.push(key.as_str(), message))
         .ok()?;
     match String::from_utf8(bytes) {

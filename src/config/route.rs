@@ -10,7 +10,8 @@ use http::header::HeaderValue;
 use http::Method;
 
 use super::reader::{ConfigErrors, Section};
-use super::{scheme, Env, PathPattern, RateLimit, Route, UNMATCHED_ROUTE};
+use super::secrets::SourceReader;
+use super::{scheme, PathPattern, RateLimit, Route, UNMATCHED_ROUTE};
 use crate::dedupe::DedupeSource;
 
 /// Validates one `[[routes]]` entry; `None` after recording errors.
@@ -18,7 +19,7 @@ use crate::dedupe::DedupeSource;
 pub(super) fn parse(
     mut s: Section<'_>,
     default_max_body: u64,
-    env: &dyn Env,
+    sources: &mut SourceReader<'_>,
     errors: &mut ConfigErrors,
 ) -> Option<Route> {
     let name = s
@@ -29,7 +30,7 @@ pub(super) fn parse(
         .required_string("path", "e.g. \"/webhooks/stripe\"", errors)
         .and_then(|path| s.checked("path", parse_path(path), errors));
     let methods = parse_methods(&mut s, errors);
-    let scheme = scheme::parse(&mut s, env, errors);
+    let scheme = scheme::parse(&mut s, sources, errors);
     let tolerance = s.duration("tolerance", errors).unwrap_or_else(|| {
         scheme.as_ref().map_or(Duration::from_secs(300), |scheme| {
             scheme.default_tolerance()

@@ -10,8 +10,8 @@
 
 use super::reader::{as_section, header_name, ConfigErrors, Section};
 use super::route::is_label_safe;
-use super::secrets::read_source;
-use super::{Env, Secret};
+use super::secrets::{read_source, SourceReader};
+use super::Secret;
 use crate::schemes::encoding::Encoding;
 use crate::schemes::hmac::{self, Algorithm, HmacSpec, TimestampUnit};
 use crate::schemes::registry::{self, BuildError, Entry, Family, Ingredients, KeyKind};
@@ -22,7 +22,7 @@ use crate::schemes::Scheme;
 /// errors.
 pub(super) fn parse(
     s: &mut Section<'_>,
-    env: &dyn Env,
+    sources: &mut SourceReader<'_>,
     errors: &mut ConfigErrors,
 ) -> Option<Box<dyn Scheme>> {
     let names = registry::names_where(|_| true);
@@ -44,7 +44,7 @@ pub(super) fn parse(
                     ),
                 );
             }
-            parse_secrets(s, "public_keys", env, errors)
+            parse_secrets(s, "public_keys", sources, errors)
         }
         _ => {
             if let Some(entry) = entry {
@@ -59,11 +59,11 @@ pub(super) fn parse(
                     );
                 }
             }
-            parse_secrets(s, "secrets", env, errors)
+            parse_secrets(s, "secrets", sources, errors)
         }
     };
     let public_url = parse_public_url(s, entry, errors);
-    let verify_token = parse_verify_token(s, entry, env, errors);
+    let verify_token = parse_verify_token(s, entry, sources, errors);
     let hmac = parse_hmac_table(s, entry, errors);
     let entry = entry?;
     let ingredients = Ingredients {
@@ -134,7 +134,7 @@ fn parse_hmac_table(
 fn parse_verify_token(
     s: &mut Section<'_>,
     scheme: Option<&Entry>,
-    env: &dyn Env,
+    sources: &mut SourceReader<'_>,
     errors: &mut ConfigErrors,
 ) -> Option<Vec<u8>> {
     let key = s.key("verify_token");
@@ -160,8 +160,8 @@ fn parse_verify_token(
     }
     let source = read_source(&mut entry, errors);
     entry.finish(errors);
-    source?
-        .resolve(env)
+    sources
+        .resolve(&source?)
         .map_err(|message| errors.push(key, message))
         .ok()
 }
@@ -227,7 +227,7 @@ fn parse_public_url(
 pub(super) fn parse_secrets(
     s: &mut Section<'_>,
     key: &str,
-    env: &dyn Env,
+    sources: &mut SourceReader<'_>,
     errors: &mut ConfigErrors,
 ) -> Option<Vec<Secret>> {
     let Some(items) = s.array(key, errors) else {
@@ -270,7 +270,7 @@ pub(super) fn parse_secrets(
             ok = false;
             continue;
         };
-        match source.resolve(env) {
+        match sources.resolve(&source) {
             Ok(bytes) => {
                 if secrets.iter().any(|s: &Secret| s.id == id) {
                     errors.push(path, format!("id {id:?} is used twice"));
