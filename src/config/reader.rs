@@ -195,6 +195,19 @@ impl<'a> Section<'a> {
         value
     }
 
+    /// A string the table must have, parsed by `parse`: a missing key,
+    /// a wrong type and a parse error are each recorded under `key`.
+    pub fn required<T>(
+        &mut self,
+        key: &str,
+        hint: &str,
+        parse: impl FnOnce(&'a str) -> Result<T, String>,
+        errors: &mut ConfigErrors,
+    ) -> Option<T> {
+        let text = self.required_string(key, hint, errors)?;
+        self.checked(key, parse(text), errors)
+    }
+
     /// The value of `result`, or its error recorded under `key`: the step
     /// after reading a key, when its text must also parse.
     pub fn checked<T>(
@@ -453,6 +466,21 @@ mod tests {
         });
         assert_eq!(value, None);
         assert_eq!(errors, ["t.path: expected a string, found an integer"]);
+    }
+
+    #[test]
+    fn required_values_are_parsed_where_read() {
+        let parse = |text: &str| {
+            text.parse::<u8>()
+                .map_err(|_| format!("{text:?} is not a byte"))
+        };
+        let (value, errors) = read("b = \"7\"", |s, e| s.required("b", "a byte", parse, e));
+        assert_eq!((value, errors.len()), (Some(7), 0));
+        let (value, errors) = read("b = \"x\"", |s, e| s.required("b", "a byte", parse, e));
+        assert_eq!(value, None);
+        assert_eq!(errors, ["t.b: \"x\" is not a byte"]);
+        let (_, errors) = read("", |s, e| s.required("b", "a byte", parse, e));
+        assert_eq!(errors, ["t.b: missing: a byte"]);
     }
 
     #[test]

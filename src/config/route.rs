@@ -23,12 +23,14 @@ pub(super) fn parse(
     errors: &mut ConfigErrors,
 ) -> Option<Route> {
     let name = s
-        .required_string("name", "every route needs a unique name", errors)
-        .and_then(|name| s.checked("name", check_route_name(name), errors))
+        .required(
+            "name",
+            "every route needs a unique name",
+            check_route_name,
+            errors,
+        )
         .map(str::to_owned);
-    let path = s
-        .required_string("path", "e.g. \"/webhooks/stripe\"", errors)
-        .and_then(|path| s.checked("path", parse_path(path), errors));
+    let path = s.required("path", "e.g. \"/webhooks/stripe\"", parse_path, errors);
     let methods = parse_methods(&mut s, errors);
     let scheme = scheme::parse(&mut s, sources, errors);
     let tolerance = s.duration("tolerance", errors).unwrap_or_else(|| {

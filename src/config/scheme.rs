@@ -289,13 +289,12 @@ pub(super) fn parse_secrets(
 }
 
 fn parse_hmac(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<HmacSpec> {
-    let header = s
-        .required_string(
-            "header",
-            "the header carrying the signature, e.g. \"X-Signature\"",
-            errors,
-        )
-        .and_then(|h| s.checked("header", header_name(h), errors));
+    let header = s.required(
+        "header",
+        "the header carrying the signature, e.g. \"X-Signature\"",
+        header_name,
+        errors,
+    );
     let prefix = s.string("prefix", errors).map(str::to_owned);
     let algorithm = match s.choice("algorithm", &["sha1", "sha256", "sha512"], errors) {
         Some("sha1") => Some(Algorithm::Sha1),

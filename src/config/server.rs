@@ -20,13 +20,12 @@ const MAX_WORKERS: usize = 256;
 pub(super) fn parse(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<Server> {
     let listen = s.socket_addr("listen", "0.0.0.0:8000", errors);
     let admin_listen = s.socket_addr("admin_listen", "127.0.0.1:9901", errors);
-    let upstream = s
-        .required_string(
-            "upstream",
-            "set the app's address, e.g. \"http://127.0.0.1:8080\"",
-            errors,
-        )
-        .and_then(|text| s.checked("upstream", parse_upstream(text), errors));
+    let upstream = s.required(
+        "upstream",
+        "set the app's address, e.g. \"http://127.0.0.1:8080\"",
+        parse_upstream,
+        errors,
+    );
     let verified_header = if s.has("verified_header") {
         s.header_name("verified_header", errors)
     } else {

@@ -394,6 +394,18 @@ async fn the_replay_store_stays_within_max_entries_under_a_flood_and_counts_evic
     assert!(evicted >= 250.0, "{evicted} capacity evictions");
 }
 
+/// Polls `check` every 100 ms for up to 4 s; true once it holds. Reloads are
+/// noticed by polling, so their effects are awaited this way.
+async fn eventually<F: std::future::Future<Output = bool>>(mut check: impl FnMut() -> F) -> bool {
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if check().await {
+            return true;
+        }
+    }
+    false
+}
+
 /// Mounts `contents` as `data/<file>` in `dir` the way Kubernetes mounts a
 /// Secret: a symlink into a versioned directory, rotated by swapping the
 /// link, so the link's own mtime never changes. Returns the file's path.
@@ -405,17 +417,23 @@ fn mount(dir: &TempDir, version: &str, file: &str, contents: &str) -> std::path:
     dir.0.join("data").join(file)
 }
 
+/// A reloading config with one generic HMAC route whose secret is the file
+/// `secret`.
+fn file_secret_config(upstream: &Upstream, secret: &std::path::Path) -> String {
+    format!(
+        "[server]\nupstream = \"{}\"\nreload_interval = \"100ms\"\n\n[[routes]]\nname = \"r\"\npath = \"/r\"\nscheme = \"hmac\"\nsecrets = [{{ file = \"{}\" }}]\n[routes.hmac]\nheader = \"X-Signature\"\n",
+        upstream.url(),
+        secret.display()
+    )
+}
+
 #[tokio::test]
 async fn reloads_pick_up_rotated_secret_files_and_refuse_broken_configs() {
     let upstream = Upstream::start().await;
     let dir = TempDir::new("reload");
     let secret_path = mount(&dir, "v1", "secret", "old-secret\n");
     let config_path = dir.0.join("hookguard.toml");
-    let config = format!(
-        "[server]\nupstream = \"{}\"\nreload_interval = \"100ms\"\n\n[[routes]]\nname = \"r\"\npath = \"/r\"\nscheme = \"hmac\"\nsecrets = [{{ file = \"{}\" }}]\n[routes.hmac]\nheader = \"X-Signature\"\n",
-        upstream.url(),
-        secret_path.display()
-    );
+    let config = file_secret_config(&upstream, &secret_path);
     std::fs::write(&config_path, &config).unwrap();
     let hg = Hookguard::start_reloading(&config_path).await;
     let post = |secret: &'static str, body: &'static str| {
@@ -434,14 +452,7 @@ async fn reloads_pick_up_rotated_secret_files_and_refuse_broken_configs() {
     assert_eq!(post("old-secret", "a").await.status, 200);
 
     mount(&dir, "v2", "secret", "new-secret\n");
-    let mut rotated = false;
-    for _ in 0..40 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if post("new-secret", "b").await.status == 200 {
-            rotated = true;
-            break;
-        }
-    }
+    let rotated = eventually(|| async { post("new-secret", "b").await.status == 200 }).await;
     assert!(rotated, "the rotated secret file was not picked up");
     assert_eq!(
         post("old-secret", "c").await.reject(),
@@ -468,19 +479,19 @@ async fn reloads_pick_up_rotated_secret_files_and_refuse_broken_configs() {
         config.replace("scheme = \"hmac\"", "scheme = \"md5\""),
     )
     .unwrap();
-    let mut refused = false;
-    for _ in 0..40 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let refused = eventually(|| async {
         let (_, page) = support::admin_get(hg.admin, "/metrics").await;
-        if support::metric(&page, "hookguard_config_reloads_total{result=\"error\"}") == Some(1.0) {
+        let refused =
+            support::metric(&page, "hookguard_config_reloads_total{result=\"error\"}") == Some(1.0);
+        if refused {
             assert_eq!(
                 support::metric(&page, "hookguard_config_reloads_total{result=\"success\"}"),
                 Some(1.0)
             );
-            refused = true;
-            break;
         }
-    }
+        refused
+    })
+    .await;
     assert!(refused, "the broken config push was not seen");
     assert_eq!(
         support::admin_get(hg.admin, "/readyz").await.0,
@@ -525,14 +536,7 @@ async fn reloads_pick_up_a_rotated_meta_verify_token_file_by_polling() {
     assert_eq!(handshake("old-token").await.status, 200);
 
     mount(&dir, "v2", "verify-token", "new-token\n");
-    let mut rotated = false;
-    for _ in 0..40 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if handshake("new-token").await.status == 200 {
-            rotated = true;
-            break;
-        }
-    }
+    let rotated = eventually(|| async { handshake("new-token").await.status == 200 }).await;
     assert!(rotated, "the rotated verify_token file was not picked up");
     assert_eq!(handshake("old-token").await.reject(), Some("bad_signature"));
     let (_, page) = support::admin_get(hg.admin, "/metrics").await;
@@ -548,16 +552,9 @@ async fn a_config_refused_for_a_missing_secret_file_is_loaded_once_the_file_appe
     let upstream = Upstream::start().await;
     let dir = TempDir::new("reload-late");
     let config_path = dir.0.join("hookguard.toml");
-    let config = |secret: &std::path::Path| {
-        format!(
-            "[server]\nupstream = \"{}\"\nreload_interval = \"100ms\"\n\n[[routes]]\nname = \"r\"\npath = \"/r\"\nscheme = \"hmac\"\nsecrets = [{{ file = \"{}\" }}]\n[routes.hmac]\nheader = \"X-Signature\"\n",
-            upstream.url(),
-            secret.display()
-        )
-    };
     let first = dir.0.join("first");
     std::fs::write(&first, "first-secret").unwrap();
-    std::fs::write(&config_path, config(&first)).unwrap();
+    std::fs::write(&config_path, file_secret_config(&upstream, &first)).unwrap();
     let hg = Hookguard::start_reloading(&config_path).await;
     let post = |secret: &'static str, body: &'static str| {
         let addr = hg.addr;
@@ -570,7 +567,7 @@ async fn a_config_refused_for_a_missing_secret_file_is_loaded_once_the_file_appe
     // The config moves to a secret file that is not there yet (its Secret
     // is mounted after the config map): refused, the old config serves.
     let later = dir.0.join("later");
-    std::fs::write(&config_path, config(&later)).unwrap();
+    std::fs::write(&config_path, file_secret_config(&upstream, &later)).unwrap();
     let metric = |result: &'static str| {
         let admin = hg.admin;
         async move {
@@ -579,24 +576,10 @@ async fn a_config_refused_for_a_missing_secret_file_is_loaded_once_the_file_appe
             support::metric(&page, &series)
         }
     };
-    let mut refused = false;
-    for _ in 0..40 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if metric("error").await == Some(1.0) {
-            refused = true;
-            break;
-        }
-    }
+    let refused = eventually(|| async { metric("error").await == Some(1.0) }).await;
     assert!(refused, "the config naming a missing file was not tried");
     std::fs::write(&later, "later-secret").unwrap();
-    let mut loaded = false;
-    for _ in 0..40 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if metric("success").await == Some(1.0) {
-            loaded = true;
-            break;
-        }
-    }
+    let loaded = eventually(|| async { metric("success").await == Some(1.0) }).await;
     assert!(loaded, "the secret file that appeared was not noticed");
     assert_eq!(post("later-secret", "b").await, 200);
 }
