@@ -19,6 +19,8 @@
 //! - [`proxy`]: the request pipeline, forwarding, and the one place a
 //!   rejection becomes a response, a log line and a metric.
 //! - [`reject`]: the reasons hookguard answers itself, and their statuses.
+//! - [`dedupe`]: where a delivery's dedupe keys come from (a leaf, shared
+//!   by config, schemes and replay).
 //! - [`reload`]: re-reading the config and secrets without a restart.
 //! - [`admin`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`metrics`]: the Prometheus families.
@@ -30,6 +32,7 @@
 pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod dedupe;
 pub mod demo;
 pub mod http1;
 pub mod limits;

@@ -126,9 +126,27 @@ impl Reason {
         }
     }
 
+    /// Whether this reason says the request may not be the sender's: its
+    /// signature or timestamp did not check out. These are answered 401, and
+    /// shadow mode forwards them; one list serves both.
+    pub fn is_authenticity(self) -> bool {
+        matches!(
+            self,
+            Reason::MissingSignature
+                | Reason::MalformedSignature
+                | Reason::BadSignature
+                | Reason::MissingSignedHeader
+                | Reason::MissingTimestamp
+                | Reason::MalformedTimestamp
+                | Reason::StaleTimestamp
+                | Reason::FutureTimestamp
+        )
+    }
+
     /// The status hookguard answers with.
     pub fn status(self) -> StatusCode {
         match self {
+            _ if self.is_authenticity() => StatusCode::UNAUTHORIZED,
             Reason::MalformedRequest => StatusCode::BAD_REQUEST,
             Reason::HeadTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Reason::NoRoute => StatusCode::NOT_FOUND,
@@ -140,14 +158,6 @@ impl Reason {
             Reason::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Reason::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Reason::BodyIncomplete => StatusCode::BAD_REQUEST,
-            Reason::MissingSignature
-            | Reason::MalformedSignature
-            | Reason::BadSignature
-            | Reason::MissingSignedHeader
-            | Reason::MissingTimestamp
-            | Reason::MalformedTimestamp
-            | Reason::StaleTimestamp
-            | Reason::FutureTimestamp => StatusCode::UNAUTHORIZED,
             // A duplicate of a completed delivery is answered with success so
             // that the sender stops retrying: the app already has it.
             Reason::Duplicate => StatusCode::OK,
@@ -155,6 +165,8 @@ impl Reason {
             Reason::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Reason::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Reason::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            // The authenticity reasons, taken by the first arm.
+            _ => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -171,23 +183,16 @@ impl Reason {
     /// admission are; a body that never arrived, a malformed request or a
     /// failing app cannot be forwarded anyway.
     pub fn shadowable(self) -> bool {
-        matches!(
-            self,
-            Reason::MethodNotAllowed
-                | Reason::IpDenied
-                | Reason::RateLimited
-                | Reason::UnsupportedMediaType
-                | Reason::MissingSignature
-                | Reason::MalformedSignature
-                | Reason::BadSignature
-                | Reason::MissingSignedHeader
-                | Reason::MissingTimestamp
-                | Reason::MalformedTimestamp
-                | Reason::StaleTimestamp
-                | Reason::FutureTimestamp
-                | Reason::Duplicate
-                | Reason::InFlight
-        )
+        self.is_authenticity()
+            || matches!(
+                self,
+                Reason::MethodNotAllowed
+                    | Reason::IpDenied
+                    | Reason::RateLimited
+                    | Reason::UnsupportedMediaType
+                    | Reason::Duplicate
+                    | Reason::InFlight
+            )
     }
 }
 
@@ -321,6 +326,20 @@ mod tests {
         for (reason, (name, status)) in Reason::ALL.iter().zip(expected) {
             assert_eq!(reason.as_str(), name);
             assert_eq!(reason.status().as_u16(), status, "{name}");
+        }
+    }
+
+    #[test]
+    fn authenticity_reasons_are_the_401s_and_shadow_mode_passes_each() {
+        for reason in Reason::ALL {
+            assert_eq!(
+                reason.is_authenticity(),
+                reason.status() == StatusCode::UNAUTHORIZED,
+                "{reason:?}"
+            );
+            if reason.is_authenticity() {
+                assert!(reason.shadowable(), "{reason:?}");
+            }
         }
     }
 

@@ -1,10 +1,14 @@
 //! Reloading the configuration without a restart.
 //!
 //! SIGHUP re-reads the config file and every secret source. Between signals,
-//! the config file and every secret file it names are polled every
+//! the config file and every file its key sources read (secrets, public
+//! keys, Meta's verify token, the Redis password: whatever
+//! [`Config::watched_files`] lists) are polled every
 //! `server.reload_interval`, comparing contents, not modification times:
 //! Kubernetes updates a mounted Secret by swapping a symlink, which leaves
-//! the link's own mtime unchanged.
+//! the link's own mtime unchanged. After a refused reload, the files the
+//! refused config named are polled instead, so that a secret file appearing
+//! after the config that names it is noticed.
 //!
 //! A new config is validated completely before it replaces the live one in
 //! one atomic swap; requests in flight finish on the config they started
@@ -18,7 +22,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use crate::config::{Config, Env};
+use crate::config::{Config, Env, SourceReader};
 use crate::proxy::{Live, State};
 
 /// Where the configuration comes from.
@@ -38,53 +42,31 @@ impl std::fmt::Debug for ReloadSource {
     }
 }
 
-/// A digest of the config file and of every secret file it names, so that a
-/// change to any of them is noticed.
-pub fn fingerprint(path: &Path) -> [u8; 32] {
+/// A digest of the config file and of `files` (the files its key sources
+/// read), so that a change to any of them is noticed.
+pub fn fingerprint(path: &Path, files: &[PathBuf]) -> [u8; 32] {
     let mut hasher = Sha256::new();
     match std::fs::read(path) {
-        Ok(text) => {
-            hasher.update(&text);
-            for file in secret_files(&String::from_utf8_lossy(&text)) {
-                hasher.update(file.as_bytes());
-                match std::fs::read(&file) {
-                    Ok(contents) => hasher.update(Sha256::digest(&contents)),
-                    Err(_) => hasher.update(b"\0missing"),
-                }
-            }
-        }
+        Ok(text) => hasher.update(&text),
         Err(_) => hasher.update(b"\0unreadable"),
+    }
+    for file in files {
+        hasher.update(file.as_os_str().as_encoded_bytes());
+        match std::fs::read(file) {
+            Ok(contents) => hasher.update(Sha256::digest(&contents)),
+            Err(_) => hasher.update(b"\0missing"),
+        }
     }
     hasher.finalize().into()
 }
 
-/// Every `file = "..."` under a route's `secrets` or `public_keys`.
-fn secret_files(text: &str) -> Vec<String> {
-    let Ok(document) = text.parse::<toml::Table>() else {
-        return Vec::new();
-    };
-    let routes = document
-        .get("routes")
-        .and_then(|r| r.as_array())
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    routes
-        .iter()
-        .filter_map(|route| route.as_table())
-        .flat_map(|route| {
-            ["secrets", "public_keys"]
-                .into_iter()
-                .filter_map(|key| route.get(key).and_then(|v| v.as_array()))
-                .flatten()
-        })
-        .filter_map(|source| source.get("file").and_then(|f| f.as_str()))
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Loads, validates and swaps in the config; returns whether it did.
-pub fn reload(state: &State, source: &ReloadSource) -> bool {
-    match Config::load(&source.path, source.env.as_ref()) {
+/// Loads, validates and swaps in the config. Returns the files its key
+/// sources named, those of the new config or of the refused one: what to
+/// poll until the next reload.
+pub fn reload(state: &State, source: &ReloadSource) -> Vec<PathBuf> {
+    let mut sources = SourceReader::new(source.env.as_ref());
+    let loaded = Config::load_with(&source.path, &mut sources);
+    match loaded {
         Ok(config) => {
             let old = state.live.load();
             warn_restart_only(&old.config, &config);
@@ -94,7 +76,6 @@ pub fn reload(state: &State, source: &ReloadSource) -> bool {
                 .store(Arc::new(Live::new(config, &state.metrics)));
             state.metrics.reload(true);
             tracing::info!(path = %source.path.display(), routes, "configuration reloaded");
-            true
         }
         Err(errors) => {
             state.metrics.reload(false);
@@ -104,9 +85,9 @@ pub fn reload(state: &State, source: &ReloadSource) -> bool {
                 errors = ?errors,
                 "configuration reload refused; the previous configuration keeps serving"
             );
-            false
         }
     }
+    sources.into_files()
 }
 
 /// Settings that are bound at start; a reload that changes them logs that
@@ -144,7 +125,8 @@ fn warn_restart_only(old: &Config, new: &Config) {
 
 /// Reloads on SIGHUP and whenever the fingerprint changes, until dropped.
 pub async fn watch(state: Arc<State>, source: ReloadSource) {
-    let mut last = fingerprint(&source.path);
+    let mut files = state.live.load().config.watched_files().to_vec();
+    let mut last = fingerprint(&source.path, &files);
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {
@@ -162,13 +144,21 @@ pub async fn watch(state: Arc<State>, source: ReloadSource) {
             got = forced => got,
             () = tokio::time::sleep(interval) => false,
         };
-        let now = fingerprint(&source.path);
+        let now = fingerprint(&source.path, &files);
         if force || now != last {
             if force {
                 tracing::info!("SIGHUP: reloading the configuration");
             }
-            reload(&state, &source);
-            last = now;
+            let named = reload(&state, &source);
+            // `now` was taken before reading, so a change made during the
+            // reload shows at the next poll. Only a new set of files needs a
+            // digest of its own, taken after reading.
+            last = if named == files {
+                now
+            } else {
+                fingerprint(&source.path, &named)
+            };
+            files = named;
         }
     }
 }
@@ -178,14 +168,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn secret_files_are_found_under_secrets_and_public_keys() {
-        let text = r#"
-            [[routes]]
-            secrets = [{ env = "A" }, { file = "/run/a" }]
-            [[routes]]
-            public_keys = [{ file = "/run/b.pub" }]
-        "#;
-        assert_eq!(secret_files(text), ["/run/a", "/run/b.pub"]);
-        assert!(secret_files("not toml [").is_empty());
+    fn the_fingerprint_changes_with_the_config_and_each_watched_file_only() {
+        let dir = std::env::temp_dir().join(format!("hookguard-fp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (config, secret, other) = (dir.join("c.toml"), dir.join("s"), dir.join("o"));
+        std::fs::write(&config, "a").unwrap();
+        std::fs::write(&secret, "1").unwrap();
+        std::fs::write(&other, "x").unwrap();
+        let files = [secret.clone()];
+        let first = fingerprint(&config, &files);
+        std::fs::write(&other, "y").unwrap();
+        assert_eq!(fingerprint(&config, &files), first, "unwatched files");
+        std::fs::write(&secret, "2").unwrap();
+        let second = fingerprint(&config, &files);
+        assert_ne!(second, first, "a watched file");
+        std::fs::remove_file(&secret).unwrap();
+        assert_ne!(fingerprint(&config, &files), second, "a watched file gone");
+        std::fs::write(&config, "b").unwrap();
+        assert_ne!(fingerprint(&config, &[]), fingerprint(&config, &files));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 
 use bytes::Bytes;
 use hookguard::config::Config;
+use hookguard::schemes::registry::{Family, KeyKind, SCHEMES};
 use hookguard::schemes::RequestView;
 use libfuzzer_sys::fuzz_target;
 
@@ -31,17 +32,20 @@ fn routes() -> &'static Config {
             hmac = { header = "X-Sig", algorithm = "sha1", encoding = "base64", message = "{method}{path}{header:X-Id}{body}" }
         "#;
         let mut text = text.to_owned();
-        let symmetric = hookguard::config::SCHEMES
+        let presets = SCHEMES
             .iter()
-            .filter(|s| **s != "hmac" && !hookguard::config::PUBLIC_KEY_SCHEMES.contains(s));
-        for scheme in symmetric {
-            let extra = match *scheme {
-                "twilio" | "square" | "hubspot" => "public_url = \"https://example.com/hook\"\n",
-                "meta" => "verify_token = { value = \"token\" }\n",
-                _ => "",
-            };
+            .filter(|s| s.keys == KeyKind::Secrets && !matches!(s.family, Family::Generic));
+        for scheme in presets {
+            let mut extra = String::new();
+            if scheme.signs_url {
+                extra.push_str("public_url = \"https://example.com/hook\"\n");
+            }
+            if scheme.needs_verify_token {
+                extra.push_str("verify_token = { value = \"token\" }\n");
+            }
+            let name = scheme.name;
             text.push_str(&format!(
-                "[[routes]]\nname = \"{scheme}\"\npath = \"/{scheme}\"\nscheme = \"{scheme}\"\nsecrets = [{{ value = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\" }}]\n{extra}"
+                "[[routes]]\nname = \"{name}\"\npath = \"/{name}\"\nscheme = \"{name}\"\nsecrets = [{{ value = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\" }}]\n{extra}"
             ));
         }
         Config::from_toml(&text, &|_: &str| None::<String>).expect("the fuzz config is valid")

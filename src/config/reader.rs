@@ -9,7 +9,12 @@
 //! back to a default).
 
 use std::fmt;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::time::Duration;
+
+use http::header::HeaderName;
+use ipnet::IpNet;
 
 use super::units;
 
@@ -175,6 +180,128 @@ impl<'a> Section<'a> {
         parsed.map_err(|m| errors.push(self.key(key), m)).ok()
     }
 
+    /// A string the table must have: when the key is absent, records
+    /// `missing: {hint}` (the hint says what to write, e.g. an example).
+    pub fn required_string(
+        &mut self,
+        key: &str,
+        hint: &str,
+        errors: &mut ConfigErrors,
+    ) -> Option<&'a str> {
+        let value = self.string(key, errors);
+        if !self.has(key) {
+            errors.push(self.key(key), format!("missing: {hint}"));
+        }
+        value
+    }
+
+    /// A string the table must have, parsed by `parse`: a missing key,
+    /// a wrong type and a parse error are each recorded under `key`.
+    pub fn required<T>(
+        &mut self,
+        key: &str,
+        hint: &str,
+        parse: impl FnOnce(&'a str) -> Result<T, String>,
+        errors: &mut ConfigErrors,
+    ) -> Option<T> {
+        let text = self.required_string(key, hint, errors)?;
+        self.checked(key, parse(text), errors)
+    }
+
+    /// The value of `result`, or its error recorded under `key`: the step
+    /// after reading a key, when its text must also parse.
+    pub fn checked<T>(
+        &self,
+        key: &str,
+        result: Result<T, String>,
+        errors: &mut ConfigErrors,
+    ) -> Option<T> {
+        result.map_err(|m| errors.push(self.key(key), m)).ok()
+    }
+
+    /// A header name; `None` when absent or not one (then recorded).
+    pub fn header_name(&mut self, key: &str, errors: &mut ConfigErrors) -> Option<HeaderName> {
+        let text = self.string(key, errors)?;
+        self.checked(key, header_name(text), errors)
+    }
+
+    /// An `IP:PORT` address, `default` when absent.
+    pub fn socket_addr(
+        &mut self,
+        key: &str,
+        default: &str,
+        errors: &mut ConfigErrors,
+    ) -> Option<SocketAddr> {
+        let text = self.string(key, errors).unwrap_or(default);
+        let parsed = text
+            .parse()
+            .map_err(|_| format!("{text:?} is not an address: use IP:PORT, e.g. \"0.0.0.0:8000\""));
+        self.checked(key, parsed, errors)
+    }
+
+    /// A duration that must not be zero, `default_secs` when absent. A zero
+    /// is recorded and returned, so that the caller still has a value.
+    pub fn positive_duration(
+        &mut self,
+        key: &str,
+        default_secs: u64,
+        errors: &mut ConfigErrors,
+    ) -> Duration {
+        let value = self
+            .duration(key, errors)
+            .unwrap_or(Duration::from_secs(default_secs));
+        if value.is_zero() {
+            errors.push(self.key(key), "must be greater than 0");
+        }
+        value
+    }
+
+    /// An integer key with a default and an allowed range; a value outside
+    /// it is recorded and the default returned.
+    pub fn bounded(
+        &mut self,
+        key: &str,
+        default: usize,
+        range: RangeInclusive<usize>,
+        errors: &mut ConfigErrors,
+    ) -> usize {
+        match self.unsigned(key, errors) {
+            Some(n) if usize::try_from(n).is_ok_and(|n| range.contains(&n)) => n as usize,
+            Some(n) => {
+                errors.push(
+                    self.key(key),
+                    format!(
+                        "{n} is out of range: use {} to {}",
+                        range.start(),
+                        range.end()
+                    ),
+                );
+                default
+            }
+            None => default,
+        }
+    }
+
+    /// A list of CIDRs (`"10.0.0.0/8"`, `"2001:db8::/32"`); a bare address
+    /// is taken as a single host.
+    pub fn cidr_list(&mut self, key: &str, errors: &mut ConfigErrors) -> Option<Vec<IpNet>> {
+        let list = self.strings(key, errors)?;
+        let mut nets = Vec::with_capacity(list.len());
+        for (i, text) in list.iter().enumerate() {
+            let parsed = text
+                .parse::<IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from));
+            match parsed {
+                Ok(net) => nets.push(net.trunc()),
+                Err(_) => errors.push(
+                    format!("{}[{i}]", self.key(key)),
+                    format!("{text:?} is not a CIDR such as \"10.0.0.0/8\" or \"2001:db8::/32\""),
+                ),
+            }
+        }
+        Some(nets)
+    }
+
     /// A string that must be one of `allowed`.
     pub fn choice(
         &mut self,
@@ -282,6 +409,12 @@ pub fn as_section<'a>(
     }
 }
 
+/// Parses a header name; the error quotes it.
+pub fn header_name(text: &str) -> Result<HeaderName, String> {
+    HeaderName::from_bytes(text.as_bytes())
+        .map_err(|_| format!("{text:?} is not a valid header name"))
+}
+
 /// Names a TOML value's type for error messages. Values themselves are not
 /// echoed: the wrong value might be a secret pasted into the wrong key.
 pub fn describe(value: &toml::Value) -> &'static str {
@@ -294,5 +427,132 @@ pub fn describe(value: &toml::Value) -> &'static str {
         toml::Value::Datetime(_) => "a date-time",
         toml::Value::Array(_) => "an array",
         toml::Value::Table(_) => "a table",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `read` over a `[t]` table holding `body`, returning what it read
+    /// and the errors, as `key: message` lines.
+    fn read<T>(
+        body: &str,
+        read: impl FnOnce(&mut Section<'_>, &mut ConfigErrors) -> T,
+    ) -> (T, Vec<String>) {
+        let document: toml::Table = format!("[t]\n{body}").parse().expect("valid TOML");
+        let mut errors = ConfigErrors::default();
+        let mut root = Section::root(&document);
+        let mut section = root.table("t", &mut errors).expect("a table");
+        let value = read(&mut section, &mut errors);
+        let lines = errors.0.iter().map(ToString::to_string).collect();
+        (value, lines)
+    }
+
+    #[test]
+    fn required_strings_say_what_is_missing_and_type_errors_once() {
+        let hint = "e.g. \"/webhooks/x\"";
+        let (value, errors) = read("path = \"/a\"", |s, e| {
+            s.required_string("path", hint, e).map(str::to_owned)
+        });
+        assert_eq!((value.as_deref(), errors.len()), (Some("/a"), 0));
+        let (value, errors) = read("", |s, e| {
+            s.required_string("path", hint, e).map(str::to_owned)
+        });
+        assert_eq!(value, None);
+        assert_eq!(errors, ["t.path: missing: e.g. \"/webhooks/x\""]);
+        let (value, errors) = read("path = 3", |s, e| {
+            s.required_string("path", hint, e).map(str::to_owned)
+        });
+        assert_eq!(value, None);
+        assert_eq!(errors, ["t.path: expected a string, found an integer"]);
+    }
+
+    #[test]
+    fn required_values_are_parsed_where_read() {
+        let parse = |text: &str| {
+            text.parse::<u8>()
+                .map_err(|_| format!("{text:?} is not a byte"))
+        };
+        let (value, errors) = read("b = \"7\"", |s, e| s.required("b", "a byte", parse, e));
+        assert_eq!((value, errors.len()), (Some(7), 0));
+        let (value, errors) = read("b = \"x\"", |s, e| s.required("b", "a byte", parse, e));
+        assert_eq!(value, None);
+        assert_eq!(errors, ["t.b: \"x\" is not a byte"]);
+        let (_, errors) = read("", |s, e| s.required("b", "a byte", parse, e));
+        assert_eq!(errors, ["t.b: missing: a byte"]);
+    }
+
+    #[test]
+    fn bounded_integers_fall_back_to_the_default_with_the_range_named() {
+        let range = || 1..=1_000;
+        let (n, errors) = read("n = 1000", |s, e| s.bounded("n", 100, range(), e));
+        assert_eq!((n, errors.len()), (1_000, 0));
+        let (n, errors) = read("", |s, e| s.bounded("n", 100, range(), e));
+        assert_eq!((n, errors.len()), (100, 0));
+        let (n, errors) = read("n = 0", |s, e| s.bounded("n", 100, range(), e));
+        assert_eq!(n, 100);
+        assert_eq!(errors, ["t.n: 0 is out of range: use 1 to 1000"]);
+        let (_, errors) = read("n = -1", |s, e| s.bounded("n", 100, range(), e));
+        assert_eq!(
+            errors,
+            ["t.n: expected a non-negative integer, found a negative integer"]
+        );
+    }
+
+    #[test]
+    fn sizes_and_durations_take_units_and_name_the_key() {
+        let (size, errors) = read("a = \"512KiB\"\nb = 7", |s, e| {
+            (s.size("a", e), s.size("b", e), s.size("c", e))
+        });
+        assert_eq!((size, errors.len()), ((Some(512 << 10), Some(7), None), 0));
+        let (_, errors) = read("a = true", |s, e| s.size("a", e));
+        assert_eq!(
+            errors,
+            ["t.a: expected a size such as 1048576 or \"512KiB\", found a boolean"]
+        );
+        let (d, errors) = read("d = \"250ms\"", |s, e| s.duration("d", e));
+        assert_eq!((d, errors.len()), (Some(Duration::from_millis(250)), 0));
+        let (_, errors) = read("d = 10", |s, e| s.duration("d", e));
+        assert_eq!(
+            errors,
+            ["t.d: expected a duration such as \"10s\" or \"5m\", found an integer"]
+        );
+    }
+
+    #[test]
+    fn positive_durations_refuse_zero_and_default_when_absent() {
+        let (d, errors) = read("", |s, e| s.positive_duration("d", 10, e));
+        assert_eq!((d, errors.len()), (Duration::from_secs(10), 0));
+        let (_, errors) = read("d = \"0s\"", |s, e| s.positive_duration("d", 10, e));
+        assert_eq!(errors, ["t.d: must be greater than 0"]);
+    }
+
+    #[test]
+    fn addresses_networks_and_header_names_are_parsed_where_read() {
+        let (addr, errors) = read("", |s, e| s.socket_addr("a", "127.0.0.1:9", e));
+        assert_eq!((addr.map(|a| a.port()), errors.len()), (Some(9), 0));
+        let (_, errors) = read("a = \"localhost\"", |s, e| {
+            s.socket_addr("a", "0.0.0.0:1", e)
+        });
+        assert_eq!(
+            errors,
+            ["t.a: \"localhost\" is not an address: use IP:PORT, e.g. \"0.0.0.0:8000\""]
+        );
+        let (nets, errors) = read("n = [\"10.1.2.3/8\", \"::1\", \"x\"]", |s, e| {
+            s.cidr_list("n", e)
+        });
+        let nets: Vec<String> = nets.unwrap().iter().map(ToString::to_string).collect();
+        assert_eq!(nets, ["10.0.0.0/8", "::1/128"]);
+        assert_eq!(
+            errors,
+            ["t.n[2]: \"x\" is not a CIDR such as \"10.0.0.0/8\" or \"2001:db8::/32\""]
+        );
+        let (name, errors) = read("h = \"X-Id\"\ng = \"a b\"", |s, e| {
+            (s.header_name("h", e), s.header_name("g", e))
+        });
+        assert_eq!(name.0.map(|h| h.to_string()), Some("x-id".to_owned()));
+        assert_eq!(name.1, None);
+        assert_eq!(errors, ["t.g: \"a b\" is not a valid header name"]);
     }
 }

@@ -1,206 +1,145 @@
 //! The scheme part of a route: `scheme`, the key material it verifies with
 //! (`secrets`, or `public_keys` for the asymmetric presets), `public_url`
-//! for presets that sign the URL, and `[routes.hmac]` for the generic HMAC
-//! scheme.
+//! for presets that sign the URL, `verify_token` for Meta's handshake, and
+//! `[routes.hmac]` for the generic HMAC scheme.
 //!
-//! Everything scheme-specific about reading a route lives here, so that a
-//! new scheme family adds a branch here and a module under `schemes/`,
-//! without touching the rest of route validation.
+//! Which scheme needs which of these is the registry's to say
+//! ([`registry::SCHEMES`]); this module reads the generic ingredients, says
+//! what is missing or out of place from the entry's flags, and hands the
+//! rest to [`Entry::build`].
 
-use super::reader::{as_section, ConfigErrors, Section};
-use super::secrets::read_source;
-use super::{header_name, is_label_safe, Env, Secret};
-use crate::schemes::asymmetric::{self, AsymmetricScheme, Kind};
+use super::reader::{as_section, header_name, ConfigErrors, Section};
+use super::route::is_label_safe;
+use super::secrets::{read_source, SourceReader};
+use super::Secret;
 use crate::schemes::encoding::Encoding;
-use crate::schemes::gitlab::GitlabScheme;
-use crate::schemes::hmac::{self, Algorithm, HmacScheme, HmacSpec, TimestampUnit};
-use crate::schemes::jwt::{self, JwtScheme};
-use crate::schemes::meta::MetaScheme;
-use crate::schemes::presets;
-use crate::schemes::tbank::TbankScheme;
+use crate::schemes::hmac::{self, Algorithm, HmacSpec, TimestampUnit};
+use crate::schemes::registry::{self, BuildError, Entry, Family, Ingredients, KeyKind};
 use crate::schemes::template::Template;
-use crate::schemes::twilio::TwilioScheme;
 use crate::schemes::Scheme;
-
-/// Every accepted `scheme` value: the generic HMAC scheme, then the
-/// provider presets.
-pub const SCHEMES: &[&str] = &[
-    "hmac",
-    "stripe",
-    "github",
-    "slack",
-    "shopify",
-    "standard-webhooks",
-    "twilio",
-    "paddle",
-    "square",
-    "hubspot",
-    "zoom",
-    "calendly",
-    "bitbucket",
-    "typeform",
-    "intercom",
-    "linear",
-    "gitlab",
-    "mailgun",
-    "tbank",
-    "discord",
-    "sendgrid",
-    "tochka",
-    "meta",
-];
-
-/// Schemes that verify with `public_keys` instead of `secrets`.
-pub const PUBLIC_KEY_SCHEMES: &[&str] = &["discord", "sendgrid", "tochka"];
-
-/// Schemes that sign the URL the sender was configured with, and so need
-/// `public_url`.
-const URL_SCHEMES: &[&str] = &["twilio", "square", "hubspot"];
 
 /// Reads the route's scheme and builds its verifier; `None` after recording
 /// errors.
 pub(super) fn parse(
     s: &mut Section<'_>,
-    env: &dyn Env,
+    sources: &mut SourceReader<'_>,
     errors: &mut ConfigErrors,
 ) -> Option<Box<dyn Scheme>> {
-    let name = s.choice("scheme", SCHEMES, errors);
+    let names = registry::names_where(|_| true);
+    let entry = s.choice("scheme", &names, errors).and_then(registry::find);
     if !s.has("scheme") {
         errors.push(
             s.key("scheme"),
-            format!("missing: one of {}", SCHEMES.join(", ")),
+            format!("missing: one of {}", names.join(", ")),
         );
     }
-    let asymmetric = name.is_some_and(|n| PUBLIC_KEY_SCHEMES.contains(&n));
-    let secrets = match name {
-        Some(n) if asymmetric => {
+    let keys = match entry {
+        Some(entry) if entry.keys == KeyKind::PublicKeys => {
             if s.has("secrets") {
                 errors.push(
                     s.key("secrets"),
                     format!(
-                        "scheme {n} verifies with public keys: use public_keys = [{{ file = \"...\" }}] instead"
+                        "scheme {} verifies with public keys: use public_keys = [{{ file = \"...\" }}] instead",
+                        entry.name
                     ),
                 );
             }
-            None
+            parse_secrets(s, "public_keys", sources, errors)
         }
         _ => {
-            if let Some(n) = name {
+            if let Some(entry) = entry {
                 if s.has("public_keys") {
                     errors.push(
                         s.key("public_keys"),
                         format!(
-                            "scheme {n} verifies with secrets; public_keys is only for {}",
-                            PUBLIC_KEY_SCHEMES.join(", ")
+                            "scheme {} verifies with secrets; public_keys is only for {}",
+                            entry.name,
+                            registry::names_where(|e| e.keys == KeyKind::PublicKeys).join(", ")
                         ),
                     );
                 }
             }
-            parse_secrets(s, "secrets", env, errors)
+            parse_secrets(s, "secrets", sources, errors)
         }
     };
-    let public_keys = if asymmetric {
-        parse_secrets(s, "public_keys", env, errors)
-    } else {
-        None
+    let public_url = parse_public_url(s, entry, errors);
+    let verify_token = parse_verify_token(s, entry, sources, errors);
+    let hmac = parse_hmac_table(s, entry, errors);
+    let entry = entry?;
+    let ingredients = Ingredients {
+        keys: keys?
+            .iter()
+            .map(|secret| (secret.id.clone(), secret.expose().to_vec()))
+            .collect(),
+        public_url,
+        verify_token,
+        hmac,
     };
-    let public_url = parse_public_url(s, name, errors);
-    let verify_token = parse_verify_token(s, name, env, errors);
-    let hmac_spec = match s.table("hmac", errors) {
-        Some(section) if name == Some("hmac") => parse_hmac(section, errors),
-        Some(_) => {
-            if let Some(n) = name {
-                errors.push(
-                    s.key("hmac"),
-                    format!("only for scheme = \"hmac\"; the {n} preset already says how it signs"),
-                );
+    match entry.build(ingredients) {
+        Ok(scheme) => Some(scheme),
+        // Each missing ingredient was reported where its key was read.
+        Err(BuildError::Missing(_)) => None,
+        Err(BuildError::Keys(failed)) => {
+            let list = s.key(entry.keys.config_key());
+            for error in failed {
+                errors.push(format!("{list}[{}]", error.index), error.message);
             }
             None
         }
-        None => {
-            if name == Some("hmac") && !s.has("hmac") {
+    }
+}
+
+/// Reads `[routes.hmac]`: required by the generic scheme, refused by the
+/// presets, which already say how they sign.
+fn parse_hmac_table(
+    s: &mut Section<'_>,
+    scheme: Option<&Entry>,
+    errors: &mut ConfigErrors,
+) -> Option<HmacSpec> {
+    let generic = |e: &Entry| matches!(e.family, Family::Generic);
+    let Some(section) = s.table("hmac", errors) else {
+        if let Some(scheme) = scheme.filter(|e| generic(e)) {
+            if !s.has("hmac") {
                 errors.push(
                     s.key("hmac"),
-                    "missing: scheme = \"hmac\" needs a [routes.hmac] table",
-                );
-            }
-            None
-        }
-    };
-    let name = name?;
-    let secrets_key = s.key("secrets");
-    let public_keys_key = s.key("public_keys");
-    let scheme: Box<dyn Scheme> = match name {
-        "hmac" => Box::new(HmacScheme::new(hmac_spec?, &secrets?)),
-        "twilio" => Box::new(TwilioScheme::new(public_url?, raw_keys(&secrets?))),
-        "gitlab" => Box::new(GitlabScheme::new(raw_keys(&secrets?))),
-        "tbank" => {
-            let mut keys = Vec::new();
-            for (j, secret) in secrets?.iter().enumerate() {
-                match std::str::from_utf8(secret.expose()) {
-                    Ok(text) => keys.push((secret.id.clone(), text.to_owned())),
-                    Err(_) => errors.push(
-                        format!("{secrets_key}[{j}]"),
-                        "a T-Bank terminal password is text (it is hashed as UTF-8)",
+                    format!(
+                        "missing: scheme = \"{}\" needs a [routes.hmac] table",
+                        scheme.name
                     ),
-                }
+                );
             }
-            Box::new(TbankScheme::new(keys))
         }
-        "discord" => {
-            let keys = decode_keys(
-                &public_keys?,
-                &public_keys_key,
-                asymmetric::parse_ed25519,
-                errors,
-            )?;
-            Box::new(AsymmetricScheme::new(Kind::Discord, keys))
-        }
-        "sendgrid" => {
-            let keys = decode_keys(
-                &public_keys?,
-                &public_keys_key,
-                asymmetric::parse_p256,
-                errors,
-            )?;
-            Box::new(AsymmetricScheme::new(Kind::Sendgrid, keys))
-        }
-        "tochka" => {
-            let keys = decode_keys(&public_keys?, &public_keys_key, jwt::parse_rsa, errors)?;
-            Box::new(JwtScheme::new(keys))
-        }
-        "meta" => {
-            let desc = presets::description("meta", None).expect("meta is a preset");
-            let deliveries = HmacScheme::with_keys(desc, raw_keys(&secrets?));
-            Box::new(MetaScheme::new(deliveries, &verify_token?))
-        }
-        preset => {
-            let desc = presets::description(preset, public_url)
-                .unwrap_or_else(|| unreachable!("{preset} is in SCHEMES but has no builder"));
-            let mut keys = Vec::new();
-            for (j, secret) in secrets?.iter().enumerate() {
-                match desc.key_form.key(secret.expose()) {
-                    Ok(key) => keys.push((secret.id.clone(), key)),
-                    Err(message) => errors.push(format!("{secrets_key}[{j}]"), message),
-                }
-            }
-            Box::new(HmacScheme::with_keys(desc, keys))
-        }
+        return None;
     };
-    Some(scheme)
+    match scheme {
+        Some(scheme) if generic(scheme) => parse_hmac(section, errors),
+        Some(scheme) => {
+            errors.push(
+                s.key("hmac"),
+                format!(
+                    "only for scheme = \"{}\"; the {} preset already says how it signs",
+                    registry::names_where(generic).join("\" or \""),
+                    scheme.name
+                ),
+            );
+            None
+        }
+        // An unknown scheme is reported once, under `scheme`.
+        None => None,
+    }
 }
 
 /// Reads Meta's `verify_token = { env | file | value = ... }`: required by
 /// `meta`, refused by every other scheme.
 fn parse_verify_token(
     s: &mut Section<'_>,
-    name: Option<&str>,
-    env: &dyn Env,
+    scheme: Option<&Entry>,
+    sources: &mut SourceReader<'_>,
     errors: &mut ConfigErrors,
 ) -> Option<Vec<u8>> {
     let key = s.key("verify_token");
     let Some(mut entry) = s.table("verify_token", errors) else {
-        if name == Some("meta") && !s.has("verify_token") {
+        if scheme.is_some_and(|e| e.needs_verify_token) && !s.has("verify_token") {
             errors.push(
                 key,
                 "missing: the verify token typed into Meta's dashboard, e.g. { env = \"META_VERIFY_TOKEN\" }",
@@ -208,48 +147,23 @@ fn parse_verify_token(
         }
         return None;
     };
-    if let Some(n) = name.filter(|n| *n != "meta") {
+    if let Some(scheme) = scheme.filter(|e| !e.needs_verify_token) {
         errors.push(
             key,
-            format!("scheme {n} has no verify token; it is only for meta"),
+            format!(
+                "scheme {} has no verify token; it is only for {}",
+                scheme.name,
+                registry::names_where(|e| e.needs_verify_token).join(", ")
+            ),
         );
         return None;
     }
     let source = read_source(&mut entry, errors);
     entry.finish(errors);
-    source?
-        .resolve(env)
+    sources
+        .resolve(&source?)
         .map_err(|message| errors.push(key, message))
         .ok()
-}
-
-fn raw_keys(secrets: &[Secret]) -> Vec<(String, Vec<u8>)> {
-    secrets
-        .iter()
-        .map(|s| (s.id.clone(), s.expose().to_vec()))
-        .collect()
-}
-
-/// Decodes each public key, recording an error naming `key[j]` for each
-/// that does not decode.
-fn decode_keys<K>(
-    sources: &[Secret],
-    key: &str,
-    parse: fn(&[u8]) -> Result<K, String>,
-    errors: &mut ConfigErrors,
-) -> Option<Vec<(String, K)>> {
-    let mut keys = Vec::new();
-    let mut ok = true;
-    for (j, source) in sources.iter().enumerate() {
-        match parse(source.expose()) {
-            Ok(k) => keys.push((source.id.clone(), k)),
-            Err(message) => {
-                errors.push(format!("{key}[{j}]"), message);
-                ok = false;
-            }
-        }
-    }
-    ok.then_some(keys)
 }
 
 /// Reads `public_url`: required by the schemes that sign the URL, refused
@@ -257,34 +171,33 @@ fn decode_keys<K>(
 /// can set those, and the signed URL must be the one the provider was given.
 fn parse_public_url(
     s: &mut Section<'_>,
-    name: Option<&str>,
+    scheme: Option<&Entry>,
     errors: &mut ConfigErrors,
 ) -> Option<String> {
-    let needs = name.is_some_and(|n| URL_SCHEMES.contains(&n));
     let Some(text) = s.string("public_url", errors) else {
-        if needs && !s.has("public_url") {
-            errors.push(
-                s.key("public_url"),
-                format!(
-                    "missing: scheme {} signs the URL it delivers to; set public_url to that URL exactly as registered with the provider, e.g. \"https://hooks.example.com/webhooks/{}\"",
-                    name.unwrap_or_default(),
-                    name.unwrap_or_default()
-                ),
-            );
+        if let Some(scheme) = scheme.filter(|e| e.signs_url) {
+            if !s.has("public_url") {
+                errors.push(
+                    s.key("public_url"),
+                    format!(
+                        "missing: scheme {0} signs the URL it delivers to; set public_url to that URL exactly as registered with the provider, e.g. \"https://hooks.example.com/webhooks/{0}\"",
+                        scheme.name
+                    ),
+                );
+            }
         }
         return None;
     };
-    if let Some(n) = name {
-        if !needs {
-            errors.push(
-                s.key("public_url"),
-                format!(
-                    "scheme {n} does not sign the URL; public_url is only for {}",
-                    URL_SCHEMES.join(", ")
-                ),
-            );
-            return None;
-        }
+    if let Some(scheme) = scheme.filter(|e| !e.signs_url) {
+        errors.push(
+            s.key("public_url"),
+            format!(
+                "scheme {} does not sign the URL; public_url is only for {}",
+                scheme.name,
+                registry::names_where(|e| e.signs_url).join(", ")
+            ),
+        );
+        return None;
     }
     let valid = text
         .strip_prefix("https://")
@@ -314,7 +227,7 @@ fn parse_public_url(
 pub(super) fn parse_secrets(
     s: &mut Section<'_>,
     key: &str,
-    env: &dyn Env,
+    sources: &mut SourceReader<'_>,
     errors: &mut ConfigErrors,
 ) -> Option<Vec<Secret>> {
     let Some(items) = s.array(key, errors) else {
@@ -357,7 +270,7 @@ pub(super) fn parse_secrets(
             ok = false;
             continue;
         };
-        match source.resolve(env) {
+        match sources.resolve(&source) {
             Ok(bytes) => {
                 if secrets.iter().any(|s: &Secret| s.id == id) {
                     errors.push(path, format!("id {id:?} is used twice"));
@@ -376,20 +289,12 @@ pub(super) fn parse_secrets(
 }
 
 fn parse_hmac(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<HmacSpec> {
-    let header = match s.string("header", errors) {
-        Some(h) => header_name(h)
-            .map_err(|m| errors.push(s.key("header"), m))
-            .ok(),
-        None => {
-            if !s.has("header") {
-                errors.push(
-                    s.key("header"),
-                    "missing: the header carrying the signature, e.g. \"X-Signature\"",
-                );
-            }
-            None
-        }
-    };
+    let header = s.required(
+        "header",
+        "the header carrying the signature, e.g. \"X-Signature\"",
+        header_name,
+        errors,
+    );
     let prefix = s.string("prefix", errors).map(str::to_owned);
     let algorithm = match s.choice("algorithm", &["sha1", "sha256", "sha512"], errors) {
         Some("sha1") => Some(Algorithm::Sha1),
@@ -405,15 +310,18 @@ fn parse_hmac(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<HmacSpec>
         None => Some(Encoding::Hex),
     };
     let message = match s.string("message", errors) {
-        Some(text) => Template::parse(text)
-            .map_err(|m| errors.push(s.key("message"), m))
-            .ok(),
+        Some(text) => s.checked("message", Template::parse(text), errors),
         None if s.has("message") => None,
         None => Some(Template::parse("{body}").expect("the default template parses")),
     };
+    // `Err` when given but not a header name, so that the spec fails.
     let optional_header = |s: &mut Section<'_>, key: &str, errors: &mut ConfigErrors| {
-        s.string(key, errors)
-            .map(|h| header_name(h).map_err(|m| errors.push(s.key(key), m)))
+        let name = s.header_name(key, errors);
+        if name.is_none() && s.has(key) {
+            Err(())
+        } else {
+            Ok(name)
+        }
     };
     let timestamp_header = optional_header(&mut s, "timestamp_header", errors);
     let timestamp_unit = match s.choice("timestamp_unit", &["s", "ms"], errors) {
@@ -439,8 +347,8 @@ fn parse_hmac(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<HmacSpec>
         algorithm: algorithm?,
         encoding: encoding?,
         message: message?,
-        timestamp_header: timestamp_header.transpose().ok()?,
+        timestamp_header: timestamp_header.ok()?,
         timestamp_unit,
-        id_header: id_header.transpose().ok()?,
+        id_header: id_header.ok()?,
     })
 }

@@ -6,7 +6,7 @@
 //! schemes call to prepare their keys.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::reader::{describe, ConfigErrors, Section};
 
@@ -104,6 +104,45 @@ impl Source {
     }
 }
 
+/// Resolves key sources against an environment, and notes every file a
+/// source names, whether or not it could be read: exactly what a reload must
+/// poll to notice a rotated secret, or the fix of a missing one.
+pub struct SourceReader<'e> {
+    env: &'e dyn Env,
+    files: Vec<PathBuf>,
+}
+
+impl<'e> SourceReader<'e> {
+    /// A reader with no files noted yet.
+    pub fn new(env: &'e dyn Env) -> Self {
+        SourceReader {
+            env,
+            files: Vec::new(),
+        }
+    }
+
+    /// Reads the secret, as [`Source::resolve`] does, noting its file.
+    pub fn resolve(&mut self, source: &Source) -> Result<Vec<u8>, String> {
+        if let Source::File(path) = source {
+            let path = PathBuf::from(path);
+            if !self.files.contains(&path) {
+                self.files.push(path);
+            }
+        }
+        source.resolve(self.env)
+    }
+
+    /// The files noted so far, each once, in the order first read.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    /// The files noted, for keeping beyond the reader.
+    pub fn into_files(self) -> Vec<PathBuf> {
+        self.files
+    }
+}
+
 /// Reads one key source table (`{ env = "VAR" }`, `{ file = "/path" }` or
 /// `{ value = "..." }`): exactly one must be given, or an error naming the
 /// table is recorded. The caller reads any other keys and finishes the table.
@@ -181,6 +220,18 @@ mod tests {
             .resolve(&env)
             .unwrap_err();
         assert!(err.starts_with("cannot read secret file /nonexistent/hookguard"));
+    }
+
+    #[test]
+    fn the_reader_notes_each_named_file_once_even_when_unreadable() {
+        let env = |name: &str| (name == "SET").then(|| "s3cret".to_owned());
+        let mut reader = SourceReader::new(&env);
+        let missing = Source::File("/nonexistent/hookguard-a".into());
+        assert!(reader.resolve(&missing).is_err());
+        assert!(reader.resolve(&Source::Env("SET".into())).is_ok());
+        assert!(reader.resolve(&Source::Value("v".into())).is_ok());
+        assert!(reader.resolve(&missing).is_err());
+        assert_eq!(reader.files(), [PathBuf::from("/nonexistent/hookguard-a")]);
     }
 
     #[test]

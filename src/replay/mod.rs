@@ -18,7 +18,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
-use crate::config::{DedupeSource, Route};
+use crate::config::Route;
+use crate::dedupe::DedupeSource;
 use crate::schemes::{RequestView, Verified};
 
 /// A hashed dedupe key. 128 bits keep accidental collisions out of reach

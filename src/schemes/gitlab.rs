@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{RequestView, Scheme, Unsigned, Verified};
-use crate::config::DedupeSource;
+use crate::dedupe::DedupeSource;
 use crate::reject::{Reason, Reject};
 
 const TOKEN: HeaderName = HeaderName::from_static("x-gitlab-token");

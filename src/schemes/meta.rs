@@ -14,9 +14,9 @@ use http::Method;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::hmac::HmacScheme;
-use super::{RequestView, Scheme, Unsigned, Verified};
-use crate::config::DedupeSource;
+use super::hmac::{Description, HmacScheme};
+use super::{presets, RequestView, Scheme, Unsigned, Verified};
+use crate::dedupe::DedupeSource;
 use crate::reject::{Reason, Reject};
 
 /// Meta's scheme for one route.
@@ -27,11 +27,20 @@ pub struct MetaScheme {
     verify_token: [u8; 32],
 }
 
+const NAME: &str = "meta";
+
 impl MetaScheme {
-    /// `deliveries` is the `meta` HMAC description with the app secrets.
-    pub fn new(deliveries: HmacScheme, verify_token: &[u8]) -> Self {
+    /// Prepares the app secrets `keys` for deliveries, and the digest of
+    /// the verify token for the handshake.
+    pub fn new(keys: Vec<(String, Vec<u8>)>, verify_token: &[u8]) -> Self {
+        // Deliveries are signed exactly as GitHub signs; only GitHub's
+        // delivery-id header is absent, so the signature alone dedupes.
+        let deliveries = Description {
+            dedupe: vec![DedupeSource::Signature],
+            ..presets::github()
+        };
         MetaScheme {
-            deliveries,
+            deliveries: HmacScheme::new(NAME, deliveries, keys),
             verify_token: Sha256::digest(verify_token).into(),
         }
     }
@@ -69,7 +78,7 @@ impl MetaScheme {
 
 impl Scheme for MetaScheme {
     fn name(&self) -> &'static str {
-        "meta"
+        NAME
     }
 
     fn key_ids(&self) -> &[String] {

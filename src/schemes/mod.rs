@@ -6,6 +6,8 @@
 //! the freshness window itself is checked by the pipeline, so that every
 //! scheme applies the route's `tolerance` the same way.
 //!
+//! - [`registry`]: every accepted `scheme` value, what each needs from the
+//!   route, and how each is built; the one list of scheme names.
 //! - [`hmac`]: the HMAC family: the generic description (`scheme = "hmac"`)
 //!   and the machinery every HMAC preset runs on.
 //! - [`presets`]: provider presets that are filled-in HMAC descriptions
@@ -26,6 +28,7 @@ pub mod hmac;
 pub mod jwt;
 pub mod meta;
 pub mod presets;
+pub mod registry;
 pub mod tbank;
 pub mod template;
 pub mod twilio;
@@ -35,7 +38,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Uri};
 
-use crate::config::DedupeSource;
+use crate::dedupe::DedupeSource;
 use crate::reject::Reject;
 
 /// The parts of a buffered request a scheme may look at.

@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 
 use super::encoding::{self, Encoding};
 use super::{RequestView, Scheme, Unsigned, Verified};
-use crate::config::DedupeSource;
+use crate::dedupe::DedupeSource;
 use crate::reject::{Reason, Reject};
 
 /// T-Bank's token check for one route.

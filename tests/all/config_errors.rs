@@ -6,7 +6,8 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use hookguard::config::{Config, DedupeSource, PathPattern, Unmatched};
+use hookguard::config::{Config, PathPattern, Unmatched};
+use hookguard::dedupe::DedupeSource;
 use http::Method;
 
 /// An environment in which nothing is set.
@@ -727,4 +728,44 @@ fn the_example_config_without_its_env_variables_names_each_missing_one() {
             "routes[3].secrets[1]: environment variable VENDOR_SECRET_PREVIOUS is not set",
         ]
     );
+}
+
+#[test]
+fn every_file_a_key_source_reads_is_watched_once_and_routes_are_found_by_name() {
+    let dir = std::env::temp_dir().join(format!("hookguard-watched-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let [secret, token, password] = ["secret", "token", "password"].map(|name| dir.join(name));
+    for file in [&secret, &token, &password] {
+        std::fs::write(file, "contents").unwrap();
+    }
+    let text = format!(
+        r#"{SERVER}
+[replay]
+store = "redis"
+redis_url = "redis://127.0.0.1:6379/0"
+redis_password = {{ file = "{password}" }}
+
+[[routes]]
+name = "meta"
+path = "/meta"
+scheme = "meta"
+secrets = [{{ file = "{secret}" }}, {{ value = "literal" }}]
+verify_token = {{ file = "{token}" }}
+{again}"#,
+        password = password.display(),
+        secret = secret.display(),
+        token = token.display(),
+        again = route("again", "/again").replace(
+            "{ value = \"s\" }",
+            &format!("{{ file = \"{}\" }}", secret.display())
+        ),
+    );
+    let config = valid(&text);
+    assert_eq!(config.watched_files(), [password, secret, token]);
+    assert_eq!(
+        config.route("again").map(|r| r.path.to_string()),
+        Some("/again".to_owned())
+    );
+    assert!(config.route("missing").is_none());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -20,6 +20,7 @@ use support::{now, send, Hookguard, Upstream};
 
 use hookguard::config::{Config, Route};
 use hookguard::reject::Reason;
+use hookguard::schemes::registry::{self, Family, KeyKind};
 use hookguard::schemes::{RequestView, Unsigned};
 
 fn hmac256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
@@ -557,11 +558,10 @@ fn sign_as_provider(scheme: &str, secret: &str, body: &str, ts: i64, id: &str) -
 
 /// The route lines for `scheme` with `secret`.
 fn route_for(scheme: &str, secret: &str) -> String {
-    let url = match scheme {
-        "square" | "hubspot" | "twilio" => {
-            format!("public_url = \"https://shop.example.com/{scheme}\"\n")
-        }
-        _ => String::new(),
+    let url = if registry::find(scheme).is_some_and(|e| e.signs_url) {
+        format!("public_url = \"https://shop.example.com/{scheme}\"\n")
+    } else {
+        String::new()
     };
     format!("scheme = \"{scheme}\"\nsecrets = [{{ id = \"k1\", value = \"{secret}\" }}]\n{url}")
 }
@@ -569,9 +569,10 @@ fn route_for(scheme: &str, secret: &str) -> String {
 /// Every preset that verifies with a shared secret ("meta" has its own
 /// tests: it also needs a verify token).
 fn symmetric() -> impl Iterator<Item = &'static str> {
-    hookguard::config::SCHEMES.iter().copied().filter(|s| {
-        !["hmac", "meta"].contains(s) && !hookguard::config::PUBLIC_KEY_SCHEMES.contains(s)
+    registry::names_where(|e| {
+        e.keys == KeyKind::Secrets && !matches!(e.family, Family::Generic) && !e.needs_verify_token
     })
+    .into_iter()
 }
 
 fn secret_for(scheme: &str) -> &'static str {
@@ -867,7 +868,7 @@ async fn gitlab_never_uses_its_token_as_a_dedupe_value() {
 
 #[tokio::test]
 async fn url_signing_presets_ignore_host_and_forwarded_headers() {
-    for scheme in ["square", "hubspot", "twilio"] {
+    for scheme in registry::names_where(|e| e.signs_url) {
         let secret = "url-secret";
         let (upstream, hg) = start(&route_for(scheme, secret)).await;
         // Signed for a URL the attacker controls, and claimed through headers.
@@ -900,7 +901,7 @@ async fn url_signing_presets_ignore_host_and_forwarded_headers() {
                     ),
                 ];
             }
-            _ => {
+            "twilio" => {
                 let mut pairs: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
                     .into_owned()
                     .collect();
@@ -912,6 +913,7 @@ async fn url_signing_presets_ignore_host_and_forwarded_headers() {
                 }
                 forged.headers[1].1 = B64.encode(hmac1(k, &[m.as_bytes()]));
             }
+            other => panic!("no forger for {other}"),
         }
         forged
             .headers

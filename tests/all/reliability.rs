@@ -1,6 +1,7 @@
 //! Safe operations through the real proxy: shadow mode, rate limits,
 //! allowlists, content types, hostile framing and slow clients, bounded
-//! connections and replay entries, and reloads with rotated secrets.
+//! connections and replay entries, and reloads with rotated secrets and a
+//! rotated Meta verify token.
 
 use crate::support;
 
@@ -393,22 +394,46 @@ async fn the_replay_store_stays_within_max_entries_under_a_flood_and_counts_evic
     assert!(evicted >= 250.0, "{evicted} capacity evictions");
 }
 
+/// Polls `check` every 100 ms for up to 4 s; true once it holds. Reloads are
+/// noticed by polling, so their effects are awaited this way.
+async fn eventually<F: std::future::Future<Output = bool>>(mut check: impl FnMut() -> F) -> bool {
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if check().await {
+            return true;
+        }
+    }
+    false
+}
+
+/// Mounts `contents` as `data/<file>` in `dir` the way Kubernetes mounts a
+/// Secret: a symlink into a versioned directory, rotated by swapping the
+/// link, so the link's own mtime never changes. Returns the file's path.
+fn mount(dir: &TempDir, version: &str, file: &str, contents: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir.0.join(version)).unwrap();
+    std::fs::write(dir.0.join(version).join(file), contents).unwrap();
+    std::os::unix::fs::symlink(dir.0.join(version), dir.0.join("data.tmp")).unwrap();
+    std::fs::rename(dir.0.join("data.tmp"), dir.0.join("data")).unwrap();
+    dir.0.join("data").join(file)
+}
+
+/// A reloading config with one generic HMAC route whose secret is the file
+/// `secret`.
+fn file_secret_config(upstream: &Upstream, secret: &std::path::Path) -> String {
+    format!(
+        "[server]\nupstream = \"{}\"\nreload_interval = \"100ms\"\n\n[[routes]]\nname = \"r\"\npath = \"/r\"\nscheme = \"hmac\"\nsecrets = [{{ file = \"{}\" }}]\n[routes.hmac]\nheader = \"X-Signature\"\n",
+        upstream.url(),
+        secret.display()
+    )
+}
+
 #[tokio::test]
 async fn reloads_pick_up_rotated_secret_files_and_refuse_broken_configs() {
     let upstream = Upstream::start().await;
     let dir = TempDir::new("reload");
-    // Kubernetes mounts a Secret as a symlink into a versioned directory and
-    // rotates it by swapping the link; mtimes of the link do not change.
-    std::fs::create_dir_all(dir.0.join("v1")).unwrap();
-    std::fs::write(dir.0.join("v1/secret"), "old-secret\n").unwrap();
-    std::os::unix::fs::symlink(dir.0.join("v1"), dir.0.join("data")).unwrap();
-    let secret_path = dir.0.join("data/secret");
+    let secret_path = mount(&dir, "v1", "secret", "old-secret\n");
     let config_path = dir.0.join("hookguard.toml");
-    let config = format!(
-        "[server]\nupstream = \"{}\"\nreload_interval = \"100ms\"\n\n[[routes]]\nname = \"r\"\npath = \"/r\"\nscheme = \"hmac\"\nsecrets = [{{ file = \"{}\" }}]\n[routes.hmac]\nheader = \"X-Signature\"\n",
-        upstream.url(),
-        secret_path.display()
-    );
+    let config = file_secret_config(&upstream, &secret_path);
     std::fs::write(&config_path, &config).unwrap();
     let hg = Hookguard::start_reloading(&config_path).await;
     let post = |secret: &'static str, body: &'static str| {
@@ -426,18 +451,8 @@ async fn reloads_pick_up_rotated_secret_files_and_refuse_broken_configs() {
     };
     assert_eq!(post("old-secret", "a").await.status, 200);
 
-    std::fs::create_dir_all(dir.0.join("v2")).unwrap();
-    std::fs::write(dir.0.join("v2/secret"), "new-secret\n").unwrap();
-    std::os::unix::fs::symlink(dir.0.join("v2"), dir.0.join("data.tmp")).unwrap();
-    std::fs::rename(dir.0.join("data.tmp"), dir.0.join("data")).unwrap();
-    let mut rotated = false;
-    for _ in 0..40 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        if post("new-secret", "b").await.status == 200 {
-            rotated = true;
-            break;
-        }
-    }
+    mount(&dir, "v2", "secret", "new-secret\n");
+    let rotated = eventually(|| async { post("new-secret", "b").await.status == 200 }).await;
     assert!(rotated, "the rotated secret file was not picked up");
     assert_eq!(
         post("old-secret", "c").await.reject(),
@@ -464,19 +479,19 @@ async fn reloads_pick_up_rotated_secret_files_and_refuse_broken_configs() {
         config.replace("scheme = \"hmac\"", "scheme = \"md5\""),
     )
     .unwrap();
-    let mut refused = false;
-    for _ in 0..40 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let refused = eventually(|| async {
         let (_, page) = support::admin_get(hg.admin, "/metrics").await;
-        if support::metric(&page, "hookguard_config_reloads_total{result=\"error\"}") == Some(1.0) {
+        let refused =
+            support::metric(&page, "hookguard_config_reloads_total{result=\"error\"}") == Some(1.0);
+        if refused {
             assert_eq!(
                 support::metric(&page, "hookguard_config_reloads_total{result=\"success\"}"),
                 Some(1.0)
             );
-            refused = true;
-            break;
         }
-    }
+        refused
+    })
+    .await;
     assert!(refused, "the broken config push was not seen");
     assert_eq!(
         support::admin_get(hg.admin, "/readyz").await.0,
@@ -489,4 +504,82 @@ async fn reloads_pick_up_rotated_secret_files_and_refuse_broken_configs() {
         "the last good config keeps serving"
     );
     upstream.delay_ms.store(0, Ordering::SeqCst);
+}
+
+#[tokio::test]
+async fn reloads_pick_up_a_rotated_meta_verify_token_file_by_polling() {
+    let upstream = Upstream::start().await;
+    let dir = TempDir::new("reload-meta");
+    let token_path = mount(&dir, "v1", "verify-token", "old-token\n");
+    let config_path = dir.0.join("hookguard.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[server]\nupstream = \"{}\"\nreload_interval = \"100ms\"\n\n[[routes]]\nname = \"meta\"\npath = \"/meta\"\nmethods = [\"GET\", \"POST\"]\nscheme = \"meta\"\nsecrets = [{{ value = \"app-secret\" }}]\nverify_token = {{ file = \"{}\" }}\n",
+            upstream.url(),
+            token_path.display()
+        ),
+    )
+    .unwrap();
+    let hg = Hookguard::start_reloading(&config_path).await;
+    // Each handshake has its own challenge: the challenge is the dedupe key.
+    let challenges = std::sync::atomic::AtomicU32::new(0);
+    let handshake = |token: &'static str| {
+        let n = challenges.fetch_add(1, Ordering::SeqCst);
+        let addr = hg.addr;
+        async move {
+            let path =
+                format!("/meta?hub.mode=subscribe&hub.challenge=c{n}&hub.verify_token={token}");
+            send(addr, "GET", &path, &[], "").await
+        }
+    };
+    assert_eq!(handshake("old-token").await.status, 200);
+
+    mount(&dir, "v2", "verify-token", "new-token\n");
+    let rotated = eventually(|| async { handshake("new-token").await.status == 200 }).await;
+    assert!(rotated, "the rotated verify_token file was not picked up");
+    assert_eq!(handshake("old-token").await.reject(), Some("bad_signature"));
+    let (_, page) = support::admin_get(hg.admin, "/metrics").await;
+    assert_eq!(
+        support::metric(&page, "hookguard_config_reloads_total{result=\"success\"}"),
+        Some(1.0),
+        "one rotation, one reload"
+    );
+}
+
+#[tokio::test]
+async fn a_config_refused_for_a_missing_secret_file_is_loaded_once_the_file_appears() {
+    let upstream = Upstream::start().await;
+    let dir = TempDir::new("reload-late");
+    let config_path = dir.0.join("hookguard.toml");
+    let first = dir.0.join("first");
+    std::fs::write(&first, "first-secret").unwrap();
+    std::fs::write(&config_path, file_secret_config(&upstream, &first)).unwrap();
+    let hg = Hookguard::start_reloading(&config_path).await;
+    let post = |secret: &'static str, body: &'static str| {
+        let addr = hg.addr;
+        async move {
+            let headers = [("x-signature", hmac_hex(secret, body.as_bytes()))];
+            send(addr, "POST", "/r", &headers, body).await.status
+        }
+    };
+    assert_eq!(post("first-secret", "a").await, 200);
+    // The config moves to a secret file that is not there yet (its Secret
+    // is mounted after the config map): refused, the old config serves.
+    let later = dir.0.join("later");
+    std::fs::write(&config_path, file_secret_config(&upstream, &later)).unwrap();
+    let metric = |result: &'static str| {
+        let admin = hg.admin;
+        async move {
+            let (_, page) = support::admin_get(admin, "/metrics").await;
+            let series = format!("hookguard_config_reloads_total{{result=\"{result}\"}}");
+            support::metric(&page, &series)
+        }
+    };
+    let refused = eventually(|| async { metric("error").await == Some(1.0) }).await;
+    assert!(refused, "the config naming a missing file was not tried");
+    std::fs::write(&later, "later-secret").unwrap();
+    let loaded = eventually(|| async { metric("success").await == Some(1.0) }).await;
+    assert!(loaded, "the secret file that appeared was not noticed");
+    assert_eq!(post("later-secret", "b").await, 200);
 }

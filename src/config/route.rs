@@ -1,0 +1,325 @@
+//! `[[routes]]`: which path a route serves and with which methods, its
+//! scheme (read by [`super::scheme`]), and its limits: body size, window,
+//! rate, client networks, content types, and the dedupe keys and how long
+//! they are remembered. Names and paths must be unique across routes.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use http::header::HeaderValue;
+use http::Method;
+
+use super::reader::{ConfigErrors, Section};
+use super::secrets::SourceReader;
+use super::{scheme, PathPattern, RateLimit, Route, UNMATCHED_ROUTE};
+use crate::dedupe::DedupeSource;
+
+/// Validates one `[[routes]]` entry; `None` after recording errors.
+/// `default_max_body` is the server's, for routes without their own.
+pub(super) fn parse(
+    mut s: Section<'_>,
+    default_max_body: u64,
+    sources: &mut SourceReader<'_>,
+    errors: &mut ConfigErrors,
+) -> Option<Route> {
+    let name = s
+        .required(
+            "name",
+            "every route needs a unique name",
+            check_route_name,
+            errors,
+        )
+        .map(str::to_owned);
+    let path = s.required("path", "e.g. \"/webhooks/stripe\"", parse_path, errors);
+    let methods = parse_methods(&mut s, errors);
+    let scheme = scheme::parse(&mut s, sources, errors);
+    let tolerance = s.duration("tolerance", errors).unwrap_or_else(|| {
+        scheme.as_ref().map_or(Duration::from_secs(300), |scheme| {
+            scheme.default_tolerance()
+        })
+    });
+    // Only a route's own zero is its error; a zero server default is
+    // reported once, under server.max_body.
+    let max_body = s.size("max_body", errors);
+    if max_body == Some(0) {
+        errors.push(s.key("max_body"), "must be greater than 0");
+    }
+    let max_body = max_body.unwrap_or(default_max_body);
+    let dedupe = parse_dedupe(&mut s, errors).unwrap_or_else(|| {
+        scheme.as_ref().map_or_else(
+            || vec![DedupeSource::Signature],
+            |scheme| scheme.default_dedupe(),
+        )
+    });
+    let dedupe_ttl = s.positive_duration("dedupe_ttl", 24 * 3600, errors);
+    let enforce = s.boolean("enforce", errors).unwrap_or(true);
+    let rate_limit = parse_rate_limit(&mut s, errors);
+    let allow_ips = s.cidr_list("allow_ips", errors).unwrap_or_default();
+    let content_types = parse_content_types(&mut s, errors);
+    s.finish(errors);
+
+    let (name, path, methods, scheme) = (name?, path?, methods?, scheme?);
+    let verified_values = scheme
+        .key_ids()
+        .iter()
+        .map(|key| {
+            HeaderValue::from_str(&format!(
+                "hookguard; route={name}; scheme={}; key={key}",
+                scheme.name(),
+            ))
+            .expect("route names and secret ids are validated as header-safe")
+        })
+        .collect();
+    let delivery_header = dedupe
+        .iter()
+        .find_map(|source| match source {
+            DedupeSource::Header(name) => Some(name.clone()),
+            _ => None,
+        })
+        .or_else(|| scheme.delivery_header().cloned());
+    let allow_text: Vec<&str> = methods.iter().map(Method::as_str).collect();
+    let allow =
+        HeaderValue::from_str(&allow_text.join(", ")).expect("method names are header-safe");
+    Some(Route {
+        name,
+        path,
+        methods,
+        allow,
+        scheme,
+        tolerance,
+        max_body,
+        dedupe,
+        dedupe_ttl,
+        verified_values,
+        delivery_header,
+        enforce,
+        rate_limit,
+        allow_ips,
+        content_types,
+    })
+}
+
+/// `rate_limit = { requests_per_second = 50, burst = 100 }`; burst defaults
+/// to the rate.
+fn parse_rate_limit(s: &mut Section<'_>, errors: &mut ConfigErrors) -> Option<RateLimit> {
+    let mut t = s.table("rate_limit", errors)?;
+    let positive = |t: &mut Section<'_>, key: &str, errors: &mut ConfigErrors| {
+        let n = t.unsigned(key, errors)?;
+        match u32::try_from(n).ok().and_then(std::num::NonZeroU32::new) {
+            Some(n) => Some(n),
+            None => {
+                errors.push(
+                    t.key(key),
+                    format!("{n} is out of range: use 1 to {}", u32::MAX),
+                );
+                None
+            }
+        }
+    };
+    let rate = positive(&mut t, "requests_per_second", errors);
+    if !t.has("requests_per_second") {
+        errors.push(t.key("requests_per_second"), "missing: e.g. 50");
+    }
+    let burst = positive(&mut t, "burst", errors);
+    let had_burst = t.has("burst");
+    t.finish(errors);
+    let rate = rate?;
+    let burst = if had_burst { burst? } else { rate };
+    let quota = governor::Quota::per_second(rate).allow_burst(burst);
+    Some(RateLimit {
+        requests_per_second: rate,
+        burst,
+        limiter: governor::RateLimiter::direct(quota),
+    })
+}
+
+/// `content_types = ["application/json"]`: media types without parameters.
+fn parse_content_types(s: &mut Section<'_>, errors: &mut ConfigErrors) -> Vec<String> {
+    let Some(list) = s.strings("content_types", errors) else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for (i, text) in list.iter().enumerate() {
+        let media = text.trim().to_ascii_lowercase();
+        let valid = media.split_once('/').is_some_and(|(kind, sub)| {
+            !kind.is_empty()
+                && !sub.is_empty()
+                && media
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/.+-_".contains(&b))
+        });
+        if valid {
+            out.push(media);
+        } else {
+            errors.push(
+                format!("{}[{i}]", s.key("content_types")),
+                format!(
+                    "{text:?} is not a media type such as \"application/json\" (no parameters)"
+                ),
+            );
+        }
+    }
+    if list.is_empty() {
+        errors.push(
+            s.key("content_types"),
+            "is empty: leave it out to accept any type",
+        );
+    }
+    out
+}
+
+/// Route names and key ids end up in metric labels and in a header the app
+/// parses, so they are kept to a conservative alphabet.
+pub(super) fn is_label_safe(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// A route name: label-safe, and not the name unmatched requests count
+/// under.
+fn check_route_name(name: &str) -> Result<&str, String> {
+    if name == UNMATCHED_ROUTE {
+        return Err(format!(
+            "{name:?} is reserved for requests no route matches"
+        ));
+    }
+    if !is_label_safe(name) {
+        return Err(format!(
+            "{name:?} must be 1 to 64 characters of letters, digits, '-', '_' or '.'"
+        ));
+    }
+    Ok(name)
+}
+
+/// `"/exact"` or `"/prefix/*"`; no other wildcard, no query or fragment.
+fn parse_path(text: &str) -> Result<PathPattern, String> {
+    if !text.starts_with('/') {
+        return Err(format!("{text:?} must start with \"/\""));
+    }
+    if let Some(prefix) = text.strip_suffix("/*") {
+        if prefix.contains('*') {
+            return Err(format!("{text:?}: '*' is only allowed as a final \"/*\""));
+        }
+        return Ok(PathPattern::Prefix(format!("{prefix}/")));
+    }
+    if text.contains('*') {
+        return Err(format!(
+            "{text:?}: '*' is only allowed as a final \"/*\" (prefix match)"
+        ));
+    }
+    if text.contains('?') || text.contains('#') {
+        return Err(format!(
+            "{text:?}: a route path cannot contain a query or fragment"
+        ));
+    }
+    Ok(PathPattern::Exact(text.to_owned()))
+}
+
+/// `methods = ["POST", ...]`, upper-cased, each once; `["POST"]` when
+/// absent.
+fn parse_methods(s: &mut Section<'_>, errors: &mut ConfigErrors) -> Option<Vec<Method>> {
+    let Some(list) = s.strings("methods", errors) else {
+        return if s.has("methods") {
+            None
+        } else {
+            Some(vec![Method::POST])
+        };
+    };
+    if list.is_empty() {
+        errors.push(
+            s.key("methods"),
+            "must list at least one method, e.g. [\"POST\"]",
+        );
+        return None;
+    }
+    let mut methods = Vec::new();
+    let mut ok = true;
+    for (i, text) in list.iter().enumerate() {
+        let upper = text.to_ascii_uppercase();
+        match Method::from_bytes(upper.as_bytes()) {
+            Ok(m) if !methods.contains(&m) => methods.push(m),
+            Ok(_) => {
+                errors.push(
+                    format!("{}[{i}]", s.key("methods")),
+                    format!("{text:?} is listed twice"),
+                );
+                ok = false;
+            }
+            Err(_) => {
+                errors.push(
+                    format!("{}[{i}]", s.key("methods")),
+                    format!("{text:?} is not an HTTP method"),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(methods)
+}
+
+/// The route's own `dedupe` list; `None` when it has none (the scheme's
+/// default applies).
+fn parse_dedupe(s: &mut Section<'_>, errors: &mut ConfigErrors) -> Option<Vec<DedupeSource>> {
+    let list = s.strings("dedupe", errors)?;
+    let mut out = Vec::new();
+    for (i, text) in list.iter().enumerate() {
+        let key = format!("{}[{i}]", s.key("dedupe"));
+        match DedupeSource::parse(text) {
+            Ok(source) if out.contains(&source) => {
+                errors.push(key, format!("{text:?} is listed twice"))
+            }
+            Ok(source) => out.push(source),
+            Err(m) => errors.push(key, m),
+        }
+    }
+    Some(out)
+}
+
+/// `routes` pairs each valid route with its index in the file.
+pub(super) fn check_unique(routes: &[(usize, Route)], errors: &mut ConfigErrors) {
+    let mut names = HashSet::new();
+    let mut paths = HashSet::new();
+    for (i, route) in routes {
+        if !names.insert(route.name.as_str()) {
+            errors.push(
+                format!("routes[{i}].name"),
+                format!("{:?} is used by an earlier route", route.name),
+            );
+        }
+        if !paths.insert(route.path.to_string()) {
+            errors.push(
+                format!("routes[{i}].path"),
+                format!("{:?} is used by an earlier route", route.path.to_string()),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_exact_or_a_final_prefix_wildcard() {
+        assert_eq!(parse_path("/a/b"), Ok(PathPattern::Exact("/a/b".into())));
+        assert_eq!(parse_path("/a/*"), Ok(PathPattern::Prefix("/a/".into())));
+        assert!(parse_path("a").unwrap_err().contains("must start with"));
+        assert!(parse_path("/a*/b").is_err());
+        assert!(parse_path("/*/b/*").is_err());
+        assert!(parse_path("/a?x=1").unwrap_err().contains("query"));
+    }
+
+    #[test]
+    fn route_names_are_label_safe_and_not_the_unmatched_name() {
+        assert_eq!(check_route_name("stripe-live.1"), Ok("stripe-live.1"));
+        assert!(check_route_name(UNMATCHED_ROUTE)
+            .unwrap_err()
+            .contains("reserved"));
+        assert!(check_route_name("has space").is_err());
+        assert!(check_route_name(&"x".repeat(65)).is_err());
+        assert!(!is_label_safe(""));
+    }
+}

@@ -1,0 +1,298 @@
+//! What a member of the HMAC family is: where its signature, timestamp and
+//! id are, what was signed, how it is encoded and keyed. The generic
+//! scheme's `[routes.hmac]` table ([`HmacSpec`]) and every preset in
+//! [`super::super::presets`] become one [`Description`].
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use http::header::HeaderName;
+
+use crate::dedupe::DedupeSource;
+use crate::schemes::encoding::{self, Encoding};
+use crate::schemes::template::{Part, Template};
+
+/// The hash under the HMAC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// HMAC-SHA1, still used by telephony and older providers.
+    Sha1,
+    /// HMAC-SHA256, the common case.
+    Sha256,
+    /// HMAC-SHA512.
+    Sha512,
+}
+
+impl Algorithm {
+    /// The config spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Sha1 => "sha1",
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Sha512 => "sha512",
+        }
+    }
+}
+
+/// Whether a timestamp counts seconds or milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampUnit {
+    /// Unix seconds.
+    Seconds,
+    /// Unix milliseconds.
+    Millis,
+}
+
+impl TimestampUnit {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            TimestampUnit::Seconds => "seconds",
+            TimestampUnit::Millis => "milliseconds",
+        }
+    }
+
+    pub(super) fn to_seconds(self, value: i64) -> i64 {
+        match self {
+            TimestampUnit::Seconds => value,
+            TimestampUnit::Millis => value.div_euclid(1000),
+        }
+    }
+
+    pub(super) fn of_seconds(self, now: i64) -> i64 {
+        match self {
+            TimestampUnit::Seconds => now,
+            TimestampUnit::Millis => now * 1000,
+        }
+    }
+}
+
+/// A validated `[routes.hmac]` table.
+#[derive(Debug, Clone)]
+pub struct HmacSpec {
+    /// Header carrying the signature.
+    pub header: HeaderName,
+    /// Optional prefix such as `sha256=`; accepted with or without it.
+    pub prefix: Option<String>,
+    /// The hash function.
+    pub algorithm: Algorithm,
+    /// How the signature is written.
+    pub encoding: Encoding,
+    /// What was signed.
+    pub message: Template,
+    /// When set, the timestamp is required and checked against the window.
+    pub timestamp_header: Option<HeaderName>,
+    /// Unit of the timestamp header.
+    pub timestamp_unit: TimestampUnit,
+    /// Fills `{id}` in the template.
+    pub id_header: Option<HeaderName>,
+}
+
+/// Where the wire signature(s) are read from.
+#[derive(Debug, Clone)]
+pub enum SignatureSource {
+    /// The first present of these headers; each value may hold several
+    /// signatures separated by commas or spaces, each optionally prefixed.
+    Header {
+        /// Accepted header names, in order of preference (Shopify sends two
+        /// spellings).
+        names: Vec<HeaderName>,
+        /// Optional prefix such as `sha256=`.
+        prefix: Option<Cow<'static, str>>,
+    },
+    /// A key-value list in one header, like Stripe's `t=..,v1=..,v1=..` or
+    /// Paddle's `ts=..;h1=..`. Entries with other keys (Stripe's `v0`) are
+    /// ignored; the timestamp comes from the same list.
+    KvList {
+        /// The header.
+        name: HeaderName,
+        /// Between entries (`,` or `;`).
+        separator: char,
+        /// The key of the timestamp entry (`t`, `ts`).
+        timestamp_key: &'static str,
+        /// The key of signature entries (`v1`, `h1`).
+        signature_key: &'static str,
+    },
+    /// Standard Webhooks: space-separated `version,signature` entries in the
+    /// first present of these headers; only `version` entries count.
+    Versioned {
+        /// Accepted header names (`webhook-signature`, `svix-signature`).
+        names: Vec<HeaderName>,
+        /// The version that is checked (`v1`).
+        version: &'static str,
+    },
+    /// A string in the JSON body (Mailgun), by JSON pointer.
+    Json(&'static str),
+}
+
+/// Where the sender's timestamp is read from.
+#[derive(Debug, Clone)]
+pub enum TimestampSource {
+    /// The first present of these headers.
+    Header(Vec<HeaderName>, TimestampUnit),
+    /// The timestamp entry of a [`SignatureSource::KvList`] header.
+    List,
+    /// A string or number in the JSON body.
+    Json(&'static str, TimestampUnit),
+}
+
+/// Where the sender's delivery id (`{id}`) is read from.
+#[derive(Debug, Clone)]
+pub enum IdSource {
+    /// The first present of these headers.
+    Header(Vec<HeaderName>),
+    /// A string in the JSON body.
+    Json(&'static str),
+}
+
+/// How a configured secret becomes the HMAC key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyForm {
+    /// The secret's bytes as given (Stripe uses the whole `whsec_...` text).
+    Raw,
+    /// Standard Webhooks: base64 of what follows an optional `whsec_`.
+    WhsecBase64,
+}
+
+impl KeyForm {
+    /// The HMAC key for `secret`; the error says what is wrong, never the
+    /// secret.
+    pub fn key(self, secret: &[u8]) -> Result<Vec<u8>, String> {
+        match self {
+            KeyForm::Raw => Ok(secret.to_vec()),
+            KeyForm::WhsecBase64 => {
+                let text = secret.strip_prefix(b"whsec_").unwrap_or(secret);
+                let text = std::str::from_utf8(text)
+                    .map_err(|_| "a Standard Webhooks secret is whsec_ followed by base64")?;
+                encoding::decode(Encoding::Base64, text.trim())
+                    .filter(|key| !key.is_empty())
+                    .ok_or_else(|| {
+                        "a Standard Webhooks secret is whsec_ followed by base64; \
+                         this one does not decode"
+                            .to_owned()
+                    })
+            }
+        }
+    }
+}
+
+/// The public URL a sender signs, from the route's `public_url`.
+#[derive(Debug, Clone)]
+pub struct PublicUrl {
+    /// `scheme://host[:port]/path` as configured, without a query.
+    pub base: String,
+    /// The sender's own rewriting of the URL before it signs, if any
+    /// (HubSpot decodes some percent-escapes; see [`super::super::presets`]).
+    pub rewrite: Option<fn(&str) -> String>,
+}
+
+impl PublicUrl {
+    /// The URL of a received request: the configured base with the received
+    /// query string. Host and `X-Forwarded-*` are never consulted: they are
+    /// the sender's to choose, the configured URL is not.
+    pub fn for_request(&self, uri: &http::Uri) -> Cow<'_, str> {
+        let url: Cow<'_, str> = match uri.query() {
+            Some(query) => Cow::Owned(format!("{}?{query}", self.base)),
+            None => Cow::Borrowed(self.base.as_str()),
+        };
+        match self.rewrite {
+            Some(rewrite) => Cow::Owned(rewrite(&url)),
+            None => url,
+        }
+    }
+}
+
+/// Everything a member of the HMAC family needs: the generic scheme's
+/// table, or a preset's filled-in values.
+#[derive(Debug, Clone)]
+pub struct Description {
+    /// Where the signature is.
+    pub signature: SignatureSource,
+    /// The hash function.
+    pub algorithm: Algorithm,
+    /// How the signature is written.
+    pub encoding: Encoding,
+    /// What was signed.
+    pub message: Template,
+    /// Where the timestamp is, when the scheme has one.
+    pub timestamp: Option<TimestampSource>,
+    /// Where `{id}` comes from, when the template uses it.
+    pub id: Option<IdSource>,
+    /// The URL `{url}` stands for, when the scheme signs it.
+    pub public_url: Option<PublicUrl>,
+    /// How a secret becomes the key.
+    pub key_form: KeyForm,
+    /// The route's dedupe keys when it sets none.
+    pub dedupe: Vec<DedupeSource>,
+    /// The route's window when it sets none.
+    pub tolerance: Duration,
+}
+
+impl From<HmacSpec> for Description {
+    fn from(spec: HmacSpec) -> Description {
+        Description {
+            signature: SignatureSource::Header {
+                names: vec![spec.header],
+                prefix: spec.prefix.map(Cow::Owned),
+            },
+            algorithm: spec.algorithm,
+            encoding: spec.encoding,
+            message: spec.message,
+            timestamp: spec
+                .timestamp_header
+                .map(|h| TimestampSource::Header(vec![h], spec.timestamp_unit)),
+            id: spec.id_header.map(|h| IdSource::Header(vec![h])),
+            public_url: None,
+            key_form: KeyForm::Raw,
+            dedupe: vec![DedupeSource::Signature],
+            tolerance: Duration::from_secs(300),
+        }
+    }
+}
+
+/// True when the template refers to the timestamp; used by validation.
+pub fn template_needs_timestamp(template: &Template) -> bool {
+    template.uses(&Part::Timestamp)
+}
+
+/// True when the template refers to the id; used by validation.
+pub fn template_needs_id(template: &Template) -> bool {
+    template.uses(&Part::Id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Uri;
+
+    #[test]
+    fn public_urls_take_the_received_query_and_nothing_else() {
+        let url = PublicUrl {
+            base: "https://hooks.example.com/sq".into(),
+            rewrite: None,
+        };
+        assert_eq!(
+            url.for_request(&Uri::from_static("/internal/path?a=1")),
+            "https://hooks.example.com/sq?a=1"
+        );
+        assert_eq!(
+            url.for_request(&Uri::from_static("/internal/path")),
+            "https://hooks.example.com/sq"
+        );
+        let shouting = PublicUrl {
+            rewrite: Some(|url: &str| url.to_uppercase()),
+            ..url
+        };
+        assert_eq!(
+            shouting.for_request(&Uri::from_static("/x?a=1")),
+            "HTTPS://HOOKS.EXAMPLE.COM/SQ?A=1"
+        );
+    }
+
+    #[test]
+    fn whsec_keys_decode_and_raw_keys_do_not() {
+        assert_eq!(KeyForm::WhsecBase64.key(b"whsec_AAEC").unwrap(), [0, 1, 2]);
+        assert_eq!(KeyForm::WhsecBase64.key(b"AAEC").unwrap(), [0, 1, 2]);
+        assert!(KeyForm::WhsecBase64.key(b"whsec_!!").is_err());
+        assert_eq!(KeyForm::Raw.key(b"whsec_AAEC").unwrap(), b"whsec_AAEC");
+    }
+}

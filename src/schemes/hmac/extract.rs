@@ -1,0 +1,345 @@
+//! Reading what a request claims before anything is MACed: the signature
+//! candidates, the timestamp and the delivery id, from headers, a key-value
+//! list header or the JSON body, as a [`Description`] says.
+//!
+//! Every error names where the value was looked for; that text is formatted
+//! only when a request fails, never on the success path.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use http::header::HeaderName;
+
+use super::description::{Description, IdSource, SignatureSource, TimestampSource, TimestampUnit};
+use crate::reject::{Reason, Reject};
+use crate::schemes::encoding;
+use crate::schemes::RequestView;
+
+/// What was read from one request before MACing.
+pub(super) struct Extracted<'r> {
+    /// Every decoded signature the request carries; any one may match.
+    pub(super) candidates: Vec<Vec<u8>>,
+    /// The timestamp text as sent (it is what was signed) and in seconds.
+    pub(super) timestamp: Option<(Cow<'r, str>, i64)>,
+    /// The delivery id, when the message signs one.
+    pub(super) id: Option<Cow<'r, str>>,
+}
+
+/// Where a timestamp was read, for error text. Holding references and
+/// formatting only on demand keeps `format!` off the success path.
+#[derive(Clone, Copy)]
+enum Place<'a> {
+    /// A header, by name.
+    Header(&'a HeaderName),
+    /// One `key=` entry of a key-value list header.
+    ListEntry(&'a str, &'a HeaderName),
+    /// A value in the JSON body, by pointer.
+    Json(&'a str),
+}
+
+impl fmt::Display for Place<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Place::Header(name) => write!(f, "{name}"),
+            Place::ListEntry(key, header) => write!(f, "the {key}= entry of {header}"),
+            Place::Json(pointer) => write!(f, "the JSON body's {pointer}"),
+        }
+    }
+}
+
+/// Reads the signature candidates, the timestamp and the id. `json` is the
+/// parsed body when the description reads from it.
+pub(super) fn extract<'r>(
+    desc: &Description,
+    request: &RequestView<'r>,
+    json: Option<&'r serde_json::Value>,
+) -> Result<Extracted<'r>, Reject> {
+    let (candidates, list_timestamp) = signatures(desc, request, json)?;
+    let timestamp = match &desc.timestamp {
+        None => None,
+        Some(TimestampSource::Header(names, unit)) => {
+            let (name, text) = first_header(request, names).ok_or_else(|| {
+                Reject::with(
+                    Reason::MissingTimestamp,
+                    format!("header {} is missing", names[0]),
+                )
+            })?;
+            let place = Place::Header(name);
+            let text = text.ok_or_else(|| malformed_timestamp(place, *unit))?;
+            Some(parse_timestamp(Cow::Borrowed(text), *unit, place)?)
+        }
+        Some(TimestampSource::List) => {
+            let SignatureSource::KvList {
+                name,
+                timestamp_key,
+                ..
+            } = &desc.signature
+            else {
+                unreachable!("a list timestamp goes with a list signature header")
+            };
+            let text = list_timestamp.ok_or_else(|| {
+                Reject::with(
+                    Reason::MissingTimestamp,
+                    format!("header {name} has no {timestamp_key}= entry"),
+                )
+            })?;
+            Some(parse_timestamp(
+                Cow::Borrowed(text),
+                TimestampUnit::Seconds,
+                Place::ListEntry(timestamp_key, name),
+            )?)
+        }
+        Some(TimestampSource::Json(pointer, unit)) => {
+            let place = Place::Json(pointer);
+            let text = match json.and_then(|doc| doc.pointer(pointer)) {
+                None => {
+                    return Err(Reject::with(
+                        Reason::MissingTimestamp,
+                        format!("{place} is missing"),
+                    ))
+                }
+                Some(serde_json::Value::String(s)) => Cow::Borrowed(s.as_str()),
+                Some(n @ serde_json::Value::Number(_)) => Cow::Owned(n.to_string()),
+                Some(_) => return Err(malformed_timestamp(place, *unit)),
+            };
+            Some(parse_timestamp(text, *unit, place)?)
+        }
+    };
+    let id = match &desc.id {
+        None => None,
+        Some(IdSource::Header(names)) => {
+            let missing = || {
+                Reject::with(
+                    Reason::MissingSignedHeader,
+                    format!("header {} (the signed id) is missing", names[0]),
+                )
+            };
+            let (_, text) = first_header(request, names).ok_or_else(missing)?;
+            Some(Cow::Borrowed(text.ok_or_else(missing)?))
+        }
+        Some(IdSource::Json(pointer)) => match json.and_then(|doc| doc.pointer(pointer)) {
+            Some(serde_json::Value::String(s)) => Some(Cow::Borrowed(s.as_str())),
+            _ => {
+                return Err(Reject::with(
+                    Reason::MissingSignedHeader,
+                    format!("the JSON body has no string at {pointer} (the signed id)"),
+                ))
+            }
+        },
+    };
+    Ok(Extracted {
+        candidates,
+        timestamp,
+        id,
+    })
+}
+
+/// Reads and decodes the signature candidates, and for list headers the
+/// timestamp entry. Entries that do not decode, have another key or another
+/// version are skipped; only a source where no entry decodes is malformed.
+fn signatures<'r>(
+    desc: &Description,
+    request: &RequestView<'r>,
+    json: Option<&'r serde_json::Value>,
+) -> Result<(Vec<Vec<u8>>, Option<&'r str>), Reject> {
+    let encoding = desc.encoding;
+    let missing = |what: &dyn fmt::Display| {
+        Reject::with(Reason::MissingSignature, format!("{what} is missing"))
+    };
+    let none_decodes = |what: String| {
+        Reject::with(
+            Reason::MalformedSignature,
+            format!("{what} holds no {} signature", encoding.as_str()),
+        )
+    };
+    match &desc.signature {
+        SignatureSource::Header { names, prefix } => {
+            let header = names
+                .iter()
+                .find(|n| request.headers.contains_key(*n))
+                .ok_or_else(|| missing(&format!("header {}", names[0])))?;
+            let candidates: Vec<Vec<u8>> = request
+                .headers
+                .get_all(header)
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .flat_map(|text| text.split(|c: char| c == ',' || c.is_ascii_whitespace()))
+                .filter(|token| !token.is_empty())
+                .filter_map(|token| {
+                    let token = match prefix {
+                        Some(prefix) => strip_prefix_ignore_case(token, prefix),
+                        None => token,
+                    };
+                    encoding::decode(encoding, token)
+                })
+                .collect();
+            if candidates.is_empty() {
+                return Err(none_decodes(format!(
+                    "header {header}{}",
+                    match prefix {
+                        Some(p) => format!(" (optionally prefixed with {p:?})"),
+                        None => String::new(),
+                    }
+                )));
+            }
+            Ok((candidates, None))
+        }
+        SignatureSource::KvList {
+            name,
+            separator,
+            timestamp_key,
+            signature_key,
+        } => {
+            let value = request
+                .headers
+                .get(name)
+                .ok_or_else(|| missing(&format!("header {name}")))?;
+            let text = value
+                .to_str()
+                .map_err(|_| none_decodes(format!("header {name}")))?;
+            let list = parse_kv_list(text, *separator);
+            let timestamp = list
+                .iter()
+                .find(|(k, _)| k == timestamp_key)
+                .map(|(_, v)| *v);
+            let candidates: Vec<Vec<u8>> = list
+                .iter()
+                .filter(|(k, _)| k == signature_key)
+                .filter_map(|(_, v)| encoding::decode(encoding, v))
+                .collect();
+            if candidates.is_empty() {
+                return Err(none_decodes(format!(
+                    "header {name} (only {signature_key}= entries count)"
+                )));
+            }
+            Ok((candidates, timestamp))
+        }
+        SignatureSource::Versioned { names, version } => {
+            let (header, text) = first_header(request, names)
+                .ok_or_else(|| missing(&format!("header {}", names[0])))?;
+            let candidates: Vec<Vec<u8>> = text
+                .map(|t| parse_versioned(t, version))
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|sig| encoding::decode(encoding, sig))
+                .collect();
+            if candidates.is_empty() {
+                return Err(none_decodes(format!(
+                    "header {header} (only {version},<signature> entries count)"
+                )));
+            }
+            Ok((candidates, None))
+        }
+        SignatureSource::Json(pointer) => {
+            let text = match json.and_then(|doc| doc.pointer(pointer)) {
+                None => return Err(missing(&Place::Json(pointer))),
+                Some(serde_json::Value::String(s)) => s.as_str(),
+                Some(_) => return Err(none_decodes(Place::Json(pointer).to_string())),
+            };
+            let candidate = encoding::decode(encoding, text)
+                .ok_or_else(|| none_decodes(Place::Json(pointer).to_string()))?;
+            Ok((vec![candidate], None))
+        }
+    }
+}
+
+/// The first of `names` present: its name, and its text when it is valid.
+fn first_header<'r, 'n>(
+    request: &RequestView<'r>,
+    names: &'n [HeaderName],
+) -> Option<(&'n HeaderName, Option<&'r str>)> {
+    names.iter().find_map(|name| {
+        request
+            .headers
+            .get(name)
+            .map(|v| (name, v.to_str().ok().map(str::trim)))
+    })
+}
+
+fn malformed_timestamp(place: Place<'_>, unit: TimestampUnit) -> Reject {
+    Reject::with(
+        Reason::MalformedTimestamp,
+        format!(
+            "{place} must be an integer number of Unix {}",
+            unit.as_str()
+        ),
+    )
+}
+
+fn parse_timestamp<'t>(
+    text: Cow<'t, str>,
+    unit: TimestampUnit,
+    place: Place<'_>,
+) -> Result<(Cow<'t, str>, i64), Reject> {
+    let value: i64 = text
+        .trim()
+        .parse()
+        .map_err(|_| malformed_timestamp(place, unit))?;
+    Ok((text, unit.to_seconds(value)))
+}
+
+/// Splits `t=1,v1=ab,v0=cd` (or `ts=1;h1=ab`) into trimmed key-value pairs;
+/// entries without `=` are dropped.
+pub fn parse_kv_list(text: &str, separator: char) -> Vec<(&str, &str)> {
+    text.split(separator)
+        .filter_map(|entry| entry.split_once('='))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect()
+}
+
+/// The signatures of `version` in a Standard Webhooks list
+/// (`v1,abc v1,def v1a,xyz`).
+pub fn parse_versioned<'t>(text: &'t str, version: &str) -> Vec<&'t str> {
+    text.split_ascii_whitespace()
+        .filter_map(|entry| entry.split_once(','))
+        .filter(|(v, _)| *v == version)
+        .map(|(_, sig)| sig)
+        .collect()
+}
+
+/// `sha256=abc` and `SHA256=abc` both lose the prefix; text without it is
+/// returned unchanged (the prefix is optional on the wire).
+fn strip_prefix_ignore_case<'t>(text: &'t str, prefix: &str) -> &'t str {
+    match text.get(..prefix.len()) {
+        Some(head) if head.eq_ignore_ascii_case(prefix) => &text[prefix.len()..],
+        _ => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_lists_split_on_their_separator_and_keep_every_entry() {
+        assert_eq!(
+            parse_kv_list("t=1, v1=ab,v0=cd,v1 = ef,junk", ','),
+            [("t", "1"), ("v1", "ab"), ("v0", "cd"), ("v1", "ef")]
+        );
+        assert_eq!(
+            parse_kv_list("ts=2;h1=ff", ';'),
+            [("ts", "2"), ("h1", "ff")]
+        );
+        assert!(parse_kv_list("", ',').is_empty());
+    }
+
+    #[test]
+    fn versioned_lists_keep_only_the_asked_version() {
+        assert_eq!(
+            parse_versioned("v1,abc v1a,zzz  v2,def v1,ghi novalue", "v1"),
+            ["abc", "ghi"]
+        );
+        assert!(parse_versioned("v2,abc", "v1").is_empty());
+    }
+
+    #[test]
+    fn places_read_as_before_in_error_text() {
+        let header = HeaderName::from_static("stripe-signature");
+        assert_eq!(
+            Place::ListEntry("t", &header).to_string(),
+            "the t= entry of stripe-signature"
+        );
+        assert_eq!(Place::Json("/ts").to_string(), "the JSON body's /ts");
+        assert_eq!(Place::Header(&header).to_string(), "stripe-signature");
+    }
+}

@@ -1,0 +1,441 @@
+//! The HMAC family: the generic scheme (`scheme = "hmac"`, described by
+//! `[routes.hmac]`) and every provider preset that is a filled-in instance
+//! of it (see [`super::presets`]).
+//!
+//! A [`Description`] says where the signature, timestamp and id are read
+//! from, what was signed and how it is encoded; [`HmacScheme`] runs any
+//! description. Each secret's keyed MAC state is prepared once at config
+//! load; a request clones it (a copy of the inner/outer hash state) instead
+//! of re-deriving the key schedule. Decoded wire signatures are compared
+//! with each candidate in constant time; any secret matching passes, which
+//! is how rotation works, and any one of several signatures in a header
+//! matching passes, which is how senders rotate.
+//!
+//! - [`description`]: what a member of the family is ([`Description`]) and
+//!   the generic scheme's table ([`HmacSpec`]).
+//! - [`extract`]: reading the signatures, timestamp and id a request carries.
+//! - this file: [`HmacScheme`], its prepared keys and verification.
+//! - `sign`: signing as a sender would, for `hookguard sign` and tests only.
+
+pub mod description;
+pub mod extract;
+mod sign;
+
+use std::time::Duration;
+
+use hmac::digest::KeyInit;
+use hmac::{Hmac, Mac};
+use http::header::HeaderName;
+use sha1::Sha1;
+use sha2::{Sha256, Sha512};
+use subtle::ConstantTimeEq;
+
+pub use description::{
+    template_needs_id, template_needs_timestamp, Algorithm, Description, HmacSpec, IdSource,
+    KeyForm, PublicUrl, SignatureSource, TimestampSource, TimestampUnit,
+};
+pub use extract::{parse_kv_list, parse_versioned};
+
+use super::template::{Template, Values};
+use super::{RequestView, Scheme, Unsigned, Verified};
+use crate::dedupe::DedupeSource;
+use crate::reject::{Reason, Reject};
+
+/// A keyed MAC state ready to be cloned per request.
+#[derive(Clone)]
+enum PreparedKey {
+    Sha1(Hmac<Sha1>),
+    Sha256(Hmac<Sha256>),
+    Sha512(Hmac<Sha512>),
+}
+
+impl PreparedKey {
+    fn new(algorithm: Algorithm, secret: &[u8]) -> Self {
+        // HMAC accepts keys of any length (long ones are hashed first), so
+        // `new_from_slice` cannot fail here.
+        match algorithm {
+            Algorithm::Sha1 => PreparedKey::Sha1(
+                <Hmac<Sha1> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length"),
+            ),
+            Algorithm::Sha256 => PreparedKey::Sha256(
+                <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
+                    .expect("HMAC takes any key length"),
+            ),
+            Algorithm::Sha512 => PreparedKey::Sha512(
+                <Hmac<Sha512> as KeyInit>::new_from_slice(secret)
+                    .expect("HMAC takes any key length"),
+            ),
+        }
+    }
+
+    /// MACs the message the template describes.
+    fn tag(&self, template: &Template, values: &Values<'_>) -> Result<Vec<u8>, Reject> {
+        fn run<M: Mac + Clone>(
+            key: &M,
+            template: &Template,
+            values: &Values<'_>,
+        ) -> Result<Vec<u8>, Reject> {
+            let mut mac = key.clone();
+            template.feed(values, &mut |bytes| mac.update(bytes))?;
+            Ok(mac.finalize().into_bytes().to_vec())
+        }
+        match self {
+            PreparedKey::Sha1(k) => run(k, template, values),
+            PreparedKey::Sha256(k) => run(k, template, values),
+            PreparedKey::Sha512(k) => run(k, template, values),
+        }
+    }
+}
+
+impl std::fmt::Debug for PreparedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PreparedKey(<redacted>)")
+    }
+}
+
+/// A member of the HMAC family, prepared for one route.
+#[derive(Debug)]
+pub struct HmacScheme {
+    /// The config spelling (`"hmac"`, `"stripe"`), from the registry.
+    name: &'static str,
+    desc: Description,
+    key_ids: Vec<String>,
+    keys: Vec<PreparedKey>,
+    /// True when some part of the scheme reads the JSON body, so that it is
+    /// parsed once per request, and only then.
+    needs_json: bool,
+}
+
+/// What the sender claims, beside the signed message: every decoded
+/// signature the request carries, and its timestamp in seconds.
+struct Claimed {
+    candidates: Vec<Vec<u8>>,
+    timestamp: Option<i64>,
+}
+
+impl HmacScheme {
+    /// Runs `desc` under the name `name`, with one keyed state prepared per
+    /// `(id, key)`; keys are already in their final form (see
+    /// [`KeyForm::key`]).
+    pub fn new(name: &'static str, desc: Description, keys: Vec<(String, Vec<u8>)>) -> Self {
+        let needs_json = desc.message.uses_json()
+            || matches!(desc.signature, SignatureSource::Json(_))
+            || matches!(desc.timestamp, Some(TimestampSource::Json(..)))
+            || matches!(desc.id, Some(IdSource::Json(_)));
+        HmacScheme {
+            keys: keys
+                .iter()
+                .map(|(_, key)| PreparedKey::new(desc.algorithm, key))
+                .collect(),
+            key_ids: keys.into_iter().map(|(id, _)| id).collect(),
+            needs_json,
+            name,
+            desc,
+        }
+    }
+
+    /// The description this scheme runs.
+    pub fn description(&self) -> &Description {
+        &self.desc
+    }
+
+    /// Reads everything the signed message is made of (the JSON body once,
+    /// the signatures, timestamp and id, the public URL) and hands the
+    /// message's values and what the sender claims to `then`. Verifying and
+    /// explaining a request both come through here, so they cannot differ
+    /// on what was signed.
+    fn read<R>(
+        &self,
+        request: &RequestView<'_>,
+        then: impl FnOnce(&Values<'_>, Claimed) -> Result<R, Reject>,
+    ) -> Result<R, Reject> {
+        let json = if self.needs_json {
+            let doc = serde_json::from_slice(request.body).map_err(|_| {
+                Reject::with(
+                    Reason::MissingSignature,
+                    format!(
+                        "scheme {} reads its signature or timestamp from a JSON body, and the body is not JSON",
+                        self.name
+                    ),
+                )
+            })?;
+            Some(doc)
+        } else {
+            None
+        };
+        let extracted = extract::extract(&self.desc, request, json.as_ref())?;
+        let url = self
+            .desc
+            .public_url
+            .as_ref()
+            .map(|u| u.for_request(request.uri));
+        let values = Values {
+            method: request.method.as_str(),
+            path: request.uri.path_and_query().map_or("/", |pq| pq.as_str()),
+            body: request.body,
+            timestamp: extracted.timestamp.as_ref().map(|(t, _)| t.as_ref()),
+            id: extracted.id.as_deref(),
+            headers: request.headers,
+            url: url.as_deref(),
+            json: json.as_ref(),
+        };
+        let claimed = Claimed {
+            candidates: extracted.candidates,
+            timestamp: extracted.timestamp.as_ref().map(|(_, seconds)| *seconds),
+        };
+        then(&values, claimed)
+    }
+}
+
+impl Scheme for HmacScheme {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn describe(&self) -> String {
+        let desc = &self.desc;
+        let where_ = match &desc.signature {
+            SignatureSource::Header { names, prefix } => {
+                let names: Vec<String> = names.iter().map(ToString::to_string).collect();
+                let mut text = format!("header {}", names.join(" or "));
+                if let Some(prefix) = prefix {
+                    text.push_str(&format!(" (prefix {prefix:?} optional)"));
+                }
+                text
+            }
+            SignatureSource::KvList {
+                name,
+                separator,
+                timestamp_key,
+                signature_key,
+            } => format!(
+                "header {name} as \"{timestamp_key}=..{separator}{signature_key}=..\" (any {signature_key} entry may match)"
+            ),
+            SignatureSource::Versioned { names, version } => {
+                let names: Vec<String> = names.iter().map(ToString::to_string).collect();
+                format!(
+                    "header {} as space-separated \"{version},<sig>\" entries",
+                    names.join(" or ")
+                )
+            }
+            SignatureSource::Json(pointer) => format!("the JSON body at {pointer}"),
+        };
+        let mut text = format!(
+            "HMAC-{} of \"{}\", {}-encoded in {where_}",
+            desc.algorithm.as_str().to_uppercase(),
+            desc.message,
+            desc.encoding.as_str(),
+        );
+        match &desc.timestamp {
+            Some(TimestampSource::Header(names, unit)) => {
+                let unit = match unit {
+                    TimestampUnit::Seconds => "s",
+                    TimestampUnit::Millis => "ms",
+                };
+                text.push_str(&format!("; timestamp in {} ({unit})", names[0]));
+            }
+            Some(TimestampSource::Json(pointer, unit)) => {
+                text.push_str(&format!(
+                    "; timestamp at {pointer} in the JSON body ({})",
+                    unit.as_str()
+                ));
+            }
+            Some(TimestampSource::List) | None => {}
+        }
+        match &desc.id {
+            Some(IdSource::Header(names)) => text.push_str(&format!("; id in {}", names[0])),
+            Some(IdSource::Json(pointer)) => text.push_str(&format!("; id at {pointer}")),
+            None => {}
+        }
+        if let Some(url) = &desc.public_url {
+            text.push_str(&format!("; {{url}} is {}", url.base));
+        }
+        text
+    }
+
+    fn delivery_header(&self) -> Option<&HeaderName> {
+        match &self.desc.id {
+            Some(IdSource::Header(names)) => names.first(),
+            _ => None,
+        }
+    }
+
+    fn default_dedupe(&self) -> Vec<DedupeSource> {
+        self.desc.dedupe.clone()
+    }
+
+    fn default_tolerance(&self) -> Duration {
+        self.desc.tolerance
+    }
+
+    fn signed_message(&self, request: &RequestView<'_>) -> Option<Result<Vec<u8>, Reject>> {
+        Some(self.read(request, |values, _| {
+            let mut message = Vec::new();
+            self.desc
+                .message
+                .feed(values, &mut |bytes| message.extend_from_slice(bytes))?;
+            Ok(message)
+        }))
+    }
+
+    fn sign(&self, key: usize, request: &mut Unsigned) -> Result<(), String> {
+        sign::sign(self, key, request)
+    }
+
+    fn key_ids(&self) -> &[String] {
+        &self.key_ids
+    }
+
+    fn verify(&self, request: &RequestView<'_>) -> Result<Verified, Reject> {
+        self.read(request, |values, claimed| {
+            for (index, key) in self.keys.iter().enumerate() {
+                let expected = key.tag(&self.desc.message, values)?;
+                // Length is public (it is the algorithm's output size); the
+                // contents are compared without early exit. A candidate of
+                // the wrong length is simply not a match.
+                let matched = claimed.candidates.iter().position(|candidate| {
+                    candidate.len() == expected.len() && bool::from(expected.ct_eq(candidate))
+                });
+                if let Some(found) = matched {
+                    return Ok(Verified {
+                        key: index,
+                        signature: claimed
+                            .candidates
+                            .into_iter()
+                            .nth(found)
+                            .expect("position is in range"),
+                        timestamp: claimed.timestamp,
+                    });
+                }
+            }
+            Err(Reject::with(
+                Reason::BadSignature,
+                format!(
+                    "the {} signature matches none of the route's {} secret(s)",
+                    self.name,
+                    self.keys.len()
+                ),
+            ))
+        })
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schemes::encoding::{self, Encoding};
+    use bytes::Bytes;
+    use http::{HeaderMap, Method, Uri};
+
+    pub(super) fn scheme(prefix: Option<&str>, encoding: Encoding, secrets: &[&str]) -> HmacScheme {
+        let spec = HmacSpec {
+            header: HeaderName::from_static("x-signature"),
+            prefix: prefix.map(str::to_owned),
+            algorithm: Algorithm::Sha256,
+            encoding,
+            message: Template::parse("{body}").unwrap(),
+            timestamp_header: None,
+            timestamp_unit: TimestampUnit::Seconds,
+            id_header: None,
+        };
+        let keys = secrets
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (i.to_string(), s.as_bytes().to_vec()))
+            .collect();
+        HmacScheme::new("hmac", spec.into(), keys)
+    }
+
+    pub(super) fn verify(
+        s: &HmacScheme,
+        sig: Option<&str>,
+        body: &'static [u8],
+    ) -> Result<Verified, Reject> {
+        let mut headers = HeaderMap::new();
+        if let Some(sig) = sig {
+            headers.insert("x-signature", sig.parse().unwrap());
+        }
+        let body = Bytes::from_static(body);
+        let uri = Uri::from_static("/hook");
+        s.verify(&RequestView {
+            method: &Method::POST,
+            uri: &uri,
+            headers: &headers,
+            body: &body,
+        })
+    }
+
+    // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+    const RFC4231_TC2_SHA256: &str =
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843";
+
+    #[test]
+    fn matches_the_rfc_4231_vector_with_or_without_prefix() {
+        let s = scheme(Some("sha256="), Encoding::Hex, &["Jefe"]);
+        let body: &'static [u8] = b"what do ya want for nothing?";
+        assert!(verify(&s, Some(RFC4231_TC2_SHA256), body).is_ok());
+        let prefixed = format!("sha256={RFC4231_TC2_SHA256}");
+        let ok = verify(&s, Some(&prefixed), body).unwrap();
+        assert_eq!(ok.key, 0);
+        assert_eq!(hex::encode(ok.signature), RFC4231_TC2_SHA256);
+        let upper = format!("SHA256={}", RFC4231_TC2_SHA256.to_uppercase());
+        assert!(verify(&s, Some(&upper), body).is_ok());
+    }
+
+    #[test]
+    fn decoding_failures_and_wrong_lengths_have_distinct_reasons() {
+        let s = scheme(Some("sha256="), Encoding::Hex, &["Jefe"]);
+        let body: &'static [u8] = b"what do ya want for nothing?";
+        assert_eq!(
+            verify(&s, None, body).unwrap_err().reason,
+            Reason::MissingSignature
+        );
+        assert_eq!(
+            verify(&s, Some("sha256=xyz"), body).unwrap_err().reason,
+            Reason::MalformedSignature
+        );
+        assert_eq!(
+            verify(&s, Some("sha256="), body).unwrap_err().reason,
+            Reason::MalformedSignature
+        );
+        // Valid hex, wrong length: simply not a match.
+        assert_eq!(
+            verify(&s, Some("abcd"), body).unwrap_err().reason,
+            Reason::BadSignature
+        );
+        let mut tampered = RFC4231_TC2_SHA256.to_owned();
+        tampered.replace_range(0..1, "6");
+        let err = verify(&s, Some(&tampered), body).unwrap_err();
+        assert_eq!(err.reason, Reason::BadSignature);
+        assert!(!err.detail.contains(RFC4231_TC2_SHA256));
+    }
+
+    #[test]
+    fn a_list_of_signatures_passes_when_any_entry_matches() {
+        let s = scheme(Some("sha256="), Encoding::Hex, &["Jefe"]);
+        let body: &'static [u8] = b"what do ya want for nothing?";
+        let list = format!("sha256=zz, sha256=abcd sha256={RFC4231_TC2_SHA256}");
+        let ok = verify(&s, Some(&list), body).unwrap();
+        assert_eq!(hex::encode(ok.signature), RFC4231_TC2_SHA256);
+        assert_eq!(
+            verify(&s, Some("sha256=zz, nothex"), body)
+                .unwrap_err()
+                .reason,
+            Reason::MalformedSignature
+        );
+        assert_eq!(
+            verify(&s, Some("sha256=abcd, sha256=00ff"), body)
+                .unwrap_err()
+                .reason,
+            Reason::BadSignature
+        );
+    }
+
+    #[test]
+    fn any_secret_matching_passes_and_is_named() {
+        let s = scheme(None, Encoding::Base64, &["new", "Jefe"]);
+        let sig = encoding::encode(Encoding::Base64, &hex::decode(RFC4231_TC2_SHA256).unwrap());
+        let ok = verify(&s, Some(&sig), b"what do ya want for nothing?").unwrap();
+        assert_eq!(ok.key, 1);
+        assert_eq!(s.key_ids()[ok.key], "1");
+    }
+}

@@ -1,0 +1,378 @@
+//! Every scheme hookguard knows, in one table: the only place a `scheme =`
+//! value is listed.
+//!
+//! An [`Entry`] says what a route of that scheme needs besides its keys
+//! (`public_url`, `verify_token`, `[routes.hmac]`), whether its keys are
+//! shared secrets or public keys, and how its verifier is built from those
+//! [`Ingredients`]. Config reads the generic ingredients and builds its
+//! error messages from these flags; tests, fuzz targets and benches iterate
+//! [`SCHEMES`] instead of keeping their own lists. Adding a preset is one
+//! entry here, plus its description in [`super::presets`] when it is an
+//! HMAC preset.
+
+use super::asymmetric::{self, AsymmetricScheme, Kind};
+use super::gitlab::GitlabScheme;
+use super::hmac::{Description, HmacScheme, HmacSpec};
+use super::jwt::{self, JwtScheme};
+use super::meta::MetaScheme;
+use super::presets;
+use super::tbank::TbankScheme;
+use super::twilio::TwilioScheme;
+use super::Scheme;
+
+/// What a scheme verifies with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// Shared secrets, from the route's `secrets`.
+    Secrets,
+    /// The sender's public keys, from the route's `public_keys`.
+    PublicKeys,
+}
+
+impl KeyKind {
+    /// The route key the keys are listed under.
+    pub fn config_key(self) -> &'static str {
+        match self {
+            KeyKind::Secrets => "secrets",
+            KeyKind::PublicKeys => "public_keys",
+        }
+    }
+}
+
+/// Which kind of scheme an entry is, and so how it is built.
+#[derive(Debug, Clone, Copy)]
+pub enum Family {
+    /// The generic HMAC scheme, described by the route's `[routes.hmac]`.
+    Generic,
+    /// A preset that is a filled-in HMAC description.
+    Hmac(fn() -> Description),
+    /// An HMAC preset whose description holds the URL it signs (the route's
+    /// `public_url`).
+    HmacUrl(fn(String) -> Description),
+    /// A preset with rules of its own module, built by this function.
+    Own(fn(Ingredients) -> Result<Box<dyn Scheme>, BuildError>),
+}
+
+/// One accepted `scheme` value.
+#[derive(Debug)]
+pub struct Entry {
+    /// The config spelling, also the scheme's name in metrics, logs and the
+    /// verified header.
+    pub name: &'static str,
+    /// How it is built; [`Family::Generic`] is the one that reads
+    /// `[routes.hmac]`.
+    pub family: Family,
+    /// Whether it takes `secrets` or `public_keys`.
+    pub keys: KeyKind,
+    /// True when the sender signs the URL it delivers to, so the route must
+    /// say that URL in `public_url` (it is never taken from the request).
+    pub signs_url: bool,
+    /// True when the route needs a `verify_token` (Meta's handshake).
+    pub needs_verify_token: bool,
+}
+
+/// What a route supplies to build its scheme. Config fills in exactly what
+/// the entry's flags ask for and refuses the rest.
+pub struct Ingredients {
+    /// `(id, bytes)` of each of the route's `secrets` or `public_keys`, in
+    /// configuration order.
+    pub keys: Vec<(String, Vec<u8>)>,
+    /// The route's `public_url`, for entries that sign the URL.
+    pub public_url: Option<String>,
+    /// The route's `verify_token`, for entries that need one.
+    pub verify_token: Option<Vec<u8>>,
+    /// The route's `[routes.hmac]`, for the generic scheme.
+    pub hmac: Option<HmacSpec>,
+}
+
+/// A key that could not be prepared: its index in the route's `secrets` or
+/// `public_keys`, and why (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyError {
+    /// Position in the list.
+    pub index: usize,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// Why [`Entry::build`] made no scheme.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuildError {
+    /// An ingredient the entry needs was not given (the route key's name).
+    /// Config reports a missing key where it reads it, so it has nothing
+    /// to add when it sees this.
+    Missing(&'static str),
+    /// Some keys could not be prepared.
+    Keys(Vec<KeyError>),
+}
+
+/// Every scheme, the generic one first, then the presets in the order the
+/// docs list them.
+pub static SCHEMES: &[Entry] = &[
+    Entry {
+        name: "hmac",
+        family: Family::Generic,
+        ..SHARED_SECRET
+    },
+    hmac("stripe", presets::stripe),
+    hmac("github", presets::github),
+    hmac("slack", presets::slack),
+    hmac("shopify", presets::shopify),
+    hmac("standard-webhooks", presets::standard_webhooks),
+    Entry {
+        name: "twilio",
+        family: Family::Own(twilio),
+        signs_url: true,
+        ..SHARED_SECRET
+    },
+    hmac("paddle", presets::paddle),
+    hmac_url("square", presets::square),
+    hmac_url("hubspot", presets::hubspot),
+    hmac("zoom", presets::zoom),
+    hmac("calendly", presets::calendly),
+    hmac("bitbucket", presets::bitbucket),
+    hmac("typeform", presets::typeform),
+    hmac("intercom", presets::intercom),
+    hmac("linear", presets::linear),
+    own("gitlab", gitlab),
+    hmac("mailgun", presets::mailgun),
+    own("tbank", tbank),
+    public_key("discord", discord),
+    public_key("sendgrid", sendgrid),
+    public_key("tochka", tochka),
+    Entry {
+        name: "meta",
+        family: Family::Own(meta),
+        needs_verify_token: true,
+        ..SHARED_SECRET
+    },
+];
+
+/// The entry for `name`, if hookguard knows it.
+pub fn find(name: &str) -> Option<&'static Entry> {
+    SCHEMES.iter().find(|entry| entry.name == name)
+}
+
+/// The names of the entries `keep` selects, in table order (for messages
+/// such as "public_url is only for twilio, square, hubspot").
+pub fn names_where(keep: impl Fn(&Entry) -> bool) -> Vec<&'static str> {
+    SCHEMES
+        .iter()
+        .filter(|entry| keep(entry))
+        .map(|entry| entry.name)
+        .collect()
+}
+
+impl Entry {
+    /// Builds this scheme's verifier for one route, preparing every key.
+    pub fn build(&self, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+        let desc = match self.family {
+            Family::Own(build) => return build(ingredients),
+            Family::Generic => Description::from(need(ingredients.hmac, "hmac")?),
+            Family::Hmac(describe) => describe(),
+            Family::HmacUrl(describe) => describe(need(ingredients.public_url, "public_url")?),
+        };
+        let keys = prepare(ingredients.keys, |secret| desc.key_form.key(secret))?;
+        Ok(Box::new(HmacScheme::new(self.name, desc, keys)))
+    }
+}
+
+/// The flags of a scheme that verifies with shared secrets and needs nothing
+/// else; entries spell out only how they differ.
+const SHARED_SECRET: Entry = Entry {
+    name: "",
+    family: Family::Generic,
+    keys: KeyKind::Secrets,
+    signs_url: false,
+    needs_verify_token: false,
+};
+
+const fn hmac(name: &'static str, describe: fn() -> Description) -> Entry {
+    Entry {
+        name,
+        family: Family::Hmac(describe),
+        ..SHARED_SECRET
+    }
+}
+
+const fn hmac_url(name: &'static str, describe: fn(String) -> Description) -> Entry {
+    Entry {
+        name,
+        family: Family::HmacUrl(describe),
+        signs_url: true,
+        ..SHARED_SECRET
+    }
+}
+
+const fn own(
+    name: &'static str,
+    build: fn(Ingredients) -> Result<Box<dyn Scheme>, BuildError>,
+) -> Entry {
+    Entry {
+        name,
+        family: Family::Own(build),
+        ..SHARED_SECRET
+    }
+}
+
+const fn public_key(
+    name: &'static str,
+    build: fn(Ingredients) -> Result<Box<dyn Scheme>, BuildError>,
+) -> Entry {
+    Entry {
+        keys: KeyKind::PublicKeys,
+        ..own(name, build)
+    }
+}
+
+fn need<T>(ingredient: Option<T>, key: &'static str) -> Result<T, BuildError> {
+    ingredient.ok_or(BuildError::Missing(key))
+}
+
+/// Turns each key's bytes into the scheme's key type, naming every key that
+/// does not convert.
+fn prepare<K>(
+    keys: Vec<(String, Vec<u8>)>,
+    convert: impl Fn(&[u8]) -> Result<K, String>,
+) -> Result<Vec<(String, K)>, BuildError> {
+    let mut prepared = Vec::with_capacity(keys.len());
+    let mut errors = Vec::new();
+    for (index, (id, bytes)) in keys.into_iter().enumerate() {
+        match convert(&bytes) {
+            Ok(key) => prepared.push((id, key)),
+            Err(message) => errors.push(KeyError { index, message }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(prepared)
+    } else {
+        Err(BuildError::Keys(errors))
+    }
+}
+
+fn twilio(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+    let url = need(ingredients.public_url, "public_url")?;
+    Ok(Box::new(TwilioScheme::new(url, ingredients.keys)))
+}
+
+fn gitlab(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+    Ok(Box::new(GitlabScheme::new(ingredients.keys)))
+}
+
+fn tbank(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+    let passwords = prepare(ingredients.keys, |secret| {
+        std::str::from_utf8(secret)
+            .map(str::to_owned)
+            .map_err(|_| "a T-Bank terminal password is text (it is hashed as UTF-8)".to_owned())
+    })?;
+    Ok(Box::new(TbankScheme::new(passwords)))
+}
+
+fn discord(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+    let keys = prepare(ingredients.keys, asymmetric::parse_ed25519)?;
+    Ok(Box::new(AsymmetricScheme::new(Kind::Discord, keys)))
+}
+
+fn sendgrid(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+    let keys = prepare(ingredients.keys, asymmetric::parse_p256)?;
+    Ok(Box::new(AsymmetricScheme::new(Kind::Sendgrid, keys)))
+}
+
+fn tochka(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+    let keys = prepare(ingredients.keys, jwt::parse_rsa)?;
+    Ok(Box::new(JwtScheme::new(keys)))
+}
+
+fn meta(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+    let token = need(ingredients.verify_token, "verify_token")?;
+    Ok(Box::new(MetaScheme::new(ingredients.keys, &token)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schemes::encoding::Encoding;
+    use crate::schemes::hmac::{Algorithm, TimestampUnit};
+    use crate::schemes::template::Template;
+
+    /// Everything any entry may ask for, with keys each kind accepts.
+    fn ingredients(entry: &Entry) -> Ingredients {
+        let key = match entry.name {
+            "discord" => {
+                let signing = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+                hex::encode(signing.verifying_key().to_bytes())
+            }
+            // SendGrid's SDK test key (sendgrid-nodejs eventwebhook.spec.js).
+            "sendgrid" => "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==".to_owned(),
+            "tochka" => {
+                use rsa::pkcs8::EncodePublicKey;
+                let private = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).unwrap();
+                private
+                    .to_public_key()
+                    .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+                    .unwrap()
+            }
+            "standard-webhooks" => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+            _ => "secret".to_owned(),
+        };
+        Ingredients {
+            keys: vec![("k".to_owned(), key.into_bytes())],
+            public_url: entry
+                .signs_url
+                .then(|| "https://hooks.example.com/h".to_owned()),
+            verify_token: entry.needs_verify_token.then(|| b"token".to_vec()),
+            hmac: matches!(entry.family, Family::Generic).then(|| HmacSpec {
+                header: http::HeaderName::from_static("x-signature"),
+                prefix: None,
+                algorithm: Algorithm::Sha256,
+                encoding: Encoding::Hex,
+                message: Template::parse("{body}").expect("valid"),
+                timestamp_header: None,
+                timestamp_unit: TimestampUnit::Seconds,
+                id_header: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn every_entry_builds_a_scheme_answering_to_its_name() {
+        for entry in SCHEMES {
+            let scheme = entry
+                .build(ingredients(entry))
+                .unwrap_or_else(|e| panic!("{}: {e:?}", entry.name));
+            assert_eq!(scheme.name(), entry.name);
+            assert_eq!(scheme.key_ids(), ["k"]);
+        }
+    }
+
+    #[test]
+    fn names_are_unique_and_found() {
+        for (i, entry) in SCHEMES.iter().enumerate() {
+            assert!(!entry.name.is_empty());
+            assert!(SCHEMES[..i].iter().all(|e| e.name != entry.name));
+            assert!(std::ptr::eq(find(entry.name).expect("listed"), entry));
+        }
+        assert!(find("md5").is_none());
+    }
+
+    #[test]
+    fn missing_ingredients_and_bad_keys_are_reported_not_panicked_on() {
+        let twilio = find("twilio").expect("listed");
+        let mut without_url = ingredients(twilio);
+        without_url.public_url = None;
+        assert_eq!(
+            twilio.build(without_url).err(),
+            Some(BuildError::Missing("public_url"))
+        );
+        let webhooks = find("standard-webhooks").expect("listed");
+        let mut bad = ingredients(webhooks);
+        bad.keys.push(("bad".to_owned(), b"whsec_!!".to_vec()));
+        match webhooks.build(bad) {
+            Err(BuildError::Keys(errors)) => {
+                assert_eq!(errors.len(), 1);
+                assert_eq!(errors[0].index, 1);
+            }
+            other => panic!("expected a key error, got {:?}", other.err()),
+        }
+    }
+}
