@@ -6,28 +6,48 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the command line (`serve`, `check`, `demo`); `main.rs` calls it.
-//! - [`config`]: the TOML file, validated once into types that cannot be
-//!   invalid; every error names its key.
-//! - [`routes`]: which route serves a path.
-//! - [`schemes`]: how senders sign requests; a trait and one module per
-//!   family (generic HMAC first).
-//! - [`limits`]: admission (method, client address, rate, content
-//!   type) and body size and time limits, applied before work.
+//! Modules by layer, top first; a module uses only modules below it
+//! (`tests/all/layers.rs` checks this on every test run, reading the
+//! `crate::` paths in each module's code):
+//!
+//! ```text
+//! cli
+//!  └ server, reload
+//!     └ admin, demo
+//!        └ proxy                          (implements http1::Handler)
+//!           └ limits, replay, metrics, routes
+//!              └ config                   (read, never read back)
+//!                 └ schemes, http1        (http1 uses nothing of the crate)
+//!                    └ dedupe, reject     (leaves)
+//! ```
+//!
+//! - [`cli`]: the command line (`serve`, `check`, `demo`, `sign`,
+//!   `verify`); `main.rs` calls it.
+//! - [`server`]: the accept loop, the worker threads and graceful shutdown.
+//! - [`reload`]: re-reading the config and the files it read without a
+//!   restart.
+//! - [`admin`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`demo`]: the embedded example and demo upstream.
+//! - [`proxy`]: the request pipeline (match, admit, read, verify, claim,
+//!   forward, settle, answer), and the one place a rejection becomes a
+//!   response, a log line and a metric.
+//! - [`limits`]: admission, judged on the request head alone (method,
+//!   client address, rate, content type, header names). The body's limits
+//!   are applied where it is read ([`http1::Body::read_to_end`]).
 //! - [`replay`]: dedupe keys and the stores that remember them (memory,
 //!   redis).
-//! - [`proxy`]: the request pipeline, forwarding, and the one place a
-//!   rejection becomes a response, a log line and a metric.
-//! - [`reject`]: the reasons hookguard answers itself, and their statuses.
+//! - [`metrics`]: the Prometheus families.
+//! - [`routes`]: which route serves a path.
+//! - [`config`]: the TOML file, validated once into types that cannot be
+//!   invalid; every error names its key.
+//! - [`schemes`]: how senders sign requests: one registry of schemes, a
+//!   trait, and one module per family (generic HMAC first).
+//! - [`http1`]: the wire: request heads and bodies, strict framing, the
+//!   exchange with the app on pooled connections, and the relay of its
+//!   answer; served through a `Handler`, it knows nothing of routes.
 //! - [`dedupe`]: where a delivery's dedupe keys come from (a leaf, shared
 //!   by config, schemes and replay).
-//! - [`reload`]: re-reading the config and secrets without a restart.
-//! - [`admin`]: `/healthz`, `/readyz`, `/metrics`.
-//! - [`metrics`]: the Prometheus families.
-//! - [`server`]: the accept loop and graceful shutdown.
-//! - [`http1`]: the wire: request heads and bodies, strict framing, and
-//!   the exchange with the app on pooled connections.
-//! - [`demo`]: the embedded example and demo upstream.
+//! - [`reject`]: the reasons hookguard answers itself, and their statuses.
 
 pub mod admin;
 pub mod cli;

@@ -41,12 +41,15 @@ pub(super) fn parse(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<Ser
     let shutdown_grace = s
         .duration("shutdown_grace", errors)
         .unwrap_or(Duration::from_secs(25));
-    let underscores_in_headers =
-        match s.choice("underscores_in_headers", &["drop", "pass", "reject"], errors) {
-            Some("pass") => Underscores::Pass,
-            Some("reject") => Underscores::Reject,
-            _ => Underscores::Drop,
-        };
+    let underscores_in_headers = match s.choice(
+        "underscores_in_headers",
+        &["drop", "pass", "reject"],
+        errors,
+    ) {
+        Some("pass") => Underscores::Pass,
+        Some("reject") => Underscores::Reject,
+        _ => Underscores::Drop,
+    };
     let unmatched = match s.choice("unmatched", &["reject", "forward"], errors) {
         Some("forward") => Unmatched::Forward,
         _ => Unmatched::Reject,

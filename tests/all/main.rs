@@ -12,6 +12,7 @@ mod cli;
 mod config_errors;
 mod docs;
 mod http1;
+mod layers;
 mod pipeline;
 mod presets;
 mod presets_asymmetric;
