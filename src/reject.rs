@@ -269,24 +269,17 @@ impl Reject {
         self
     }
 
-    /// The JSON body sent to the client: `error` first, as people read it.
-    /// Written by hand because serde_json orders object keys
-    /// alphabetically; the values still go through serde_json for escaping.
+    /// The JSON body sent to the client: `error` first, as people read it
+    /// (serde_json's `preserve_order` keeps the order written here).
     pub fn body(&self, route: Option<&str>) -> String {
-        let quote = |text: &str| serde_json::to_string(text).expect("strings always serialise");
-        let mut body = String::with_capacity(96 + self.detail.len());
+        let mut body = serde_json::Map::with_capacity(4);
         if self.reason == Reason::Duplicate {
-            body.push_str("{\"status\":\"duplicate\",\"error\":");
-        } else {
-            body.push_str("{\"error\":");
+            body.insert("status".into(), "duplicate".into());
         }
-        body.push_str(&quote(self.reason.as_str()));
-        body.push_str(",\"route\":");
-        body.push_str(&route.map_or_else(|| "null".to_owned(), quote));
-        body.push_str(",\"detail\":");
-        body.push_str(&quote(&self.detail));
-        body.push('}');
-        body
+        body.insert("error".into(), self.reason.as_str().into());
+        body.insert("route".into(), route.into());
+        body.insert("detail".into(), self.detail.as_ref().into());
+        serde_json::Value::Object(body).to_string()
     }
 }
 

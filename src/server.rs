@@ -14,6 +14,10 @@
 //! app, sender), and on a shared machine the work-stealing scheduler moved
 //! them between threads and queued them behind descheduled workers. The
 //! admin listener, reloads and the Redis client stay on the main runtime.
+//!
+//! The price: connections run on runtimes the test's own runtime does not
+//! drive, so `tokio::time::pause()` cannot speed up timeout tests; they use
+//! short real durations instead (a few hundred milliseconds).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -256,24 +260,33 @@ fn build_store(
     }
 }
 
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is
+/// called, not when the future is first polled: a SIGTERM that arrives
+/// right after "hookguard is ready" is logged must already mean a graceful
+/// stop, not the default action of killing the process.
+pub fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let interrupt = signal(SignalKind::interrupt());
+        async move {
+            let wait = |installed: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match installed {
+                    Ok(mut signal) => {
+                        signal.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(term) => {}
+                () = wait(interrupt) => {}
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

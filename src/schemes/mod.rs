@@ -11,7 +11,8 @@
 //! - [`hmac`]: the HMAC family: the generic description (`scheme = "hmac"`)
 //!   and the machinery every HMAC preset runs on.
 //! - [`presets`]: provider presets that are filled-in HMAC descriptions
-//!   (Stripe, GitHub, Slack, Standard Webhooks, ... fifteen in all).
+//!   (Stripe, GitHub, Slack, Standard Webhooks, ...; [`registry`] lists
+//!   them all).
 //! - [`twilio`], [`gitlab`], [`tbank`]: presets whose rules differ (signed
 //!   form parameters, a plain token, a hash inside the JSON body).
 //! - [`asymmetric`]: public-key presets (Discord Ed25519, SendGrid ECDSA).
