@@ -21,6 +21,7 @@
 //! | `hookguard_replay_store_duration_seconds` | op | shared-store operations, histogram |
 //! | `hookguard_replay_store_bypass_total` | route | forwarded unprotected (store down, `allow`) |
 //! | `hookguard_headers_dropped_total` | route, cause | request headers not forwarded: `spoofed` (read by CGI-style apps as one hookguard sets), `underscore` (`underscores_in_headers = "drop"`) |
+//! | `hookguard_late_answers_total` | route, result | answers that came after the sender was told 504: `completed`, `released`, or `expired` (none within `settle_timeout`) |
 //! | `hookguard_config_reloads_total` | result | reload attempts |
 //! | `hookguard_build_info` | version | always 1 |
 
@@ -69,6 +70,29 @@ pub enum HeaderDrop {
     Underscore,
 }
 
+/// What became of a claim whose answer came after the sender was told 504,
+/// in `LATE_RESULTS` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LateAnswer {
+    /// The app answered in time for `settle_timeout`, and the claim
+    /// completed.
+    Completed,
+    /// The app answered (or failed) in time, and the claim was released.
+    Released,
+    /// No answer within `settle_timeout`; the claim was released.
+    Expired,
+}
+
+/// Results of `hookguard_late_answers_total`.
+pub const LATE_RESULTS: &[&str] = &["completed", "released", "expired"];
+
+impl LateAnswer {
+    /// The `result` label.
+    pub fn as_str(self) -> &'static str {
+        LATE_RESULTS[self as usize]
+    }
+}
+
 /// Results of `hookguard_config_reloads_total`.
 pub const RELOAD_RESULTS: &[&str] = &["success", "error"];
 
@@ -89,6 +113,7 @@ pub struct Metrics {
     store_duration: HistogramVec,
     store_bypass: IntCounterVec,
     headers_dropped: IntCounterVec,
+    late_answers: IntCounterVec,
     config_reloads: IntCounterVec,
 }
 
@@ -214,6 +239,13 @@ impl Metrics {
                  read as one hookguard sets) or underscore (underscores_in_headers = drop).",
                 &["route", "cause"],
             ),
+            late_answers: counter(
+                r,
+                "hookguard_late_answers_total",
+                "Answers from the app that came after the sender was told 504, by what \
+                 became of the claim (completed, released, expired).",
+                &["route", "result"],
+            ),
             config_reloads: counter(
                 r,
                 "hookguard_config_reloads_total",
@@ -282,6 +314,10 @@ impl Metrics {
                 .map(|cause| self.headers_dropped.with_label_values(&[route, cause]))
                 .collect(),
             told_of_drops: Arc::new(AtomicBool::new(false)),
+            late_answers: LATE_RESULTS
+                .iter()
+                .map(|result| self.late_answers.with_label_values(&[route, result]))
+                .collect(),
         }
     }
 
@@ -348,6 +384,8 @@ pub struct RouteSeries {
     /// route (and config) is enough to tell an operator why, and a sender
     /// cannot flood the log.
     told_of_drops: Arc<AtomicBool>,
+    /// By [`LateAnswer`], in `LATE_RESULTS` order.
+    late_answers: Vec<IntCounter>,
 }
 
 impl RouteSeries {
@@ -389,6 +427,11 @@ impl RouteSeries {
     pub fn headers_dropped(&self, cause: HeaderDrop, count: u32) -> bool {
         self.headers_dropped[cause as usize].inc_by(u64::from(count));
         !self.told_of_drops.swap(true, Ordering::Relaxed)
+    }
+
+    /// Counts an answer that came after the sender was told 504.
+    pub fn late_answer(&self, result: LateAnswer) {
+        self.late_answers[result as usize].inc();
     }
 
     /// Counts a request forwarded without a claim because the store failed.

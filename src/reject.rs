@@ -242,6 +242,9 @@ pub struct Reject {
     pub detail: Cow<'static, str>,
     /// Seconds for a `Retry-After` header, when retrying later will work.
     pub retry_after: Option<u64>,
+    /// A status the route chose instead of the reason's own (the
+    /// `in_flight` answer's, `in_flight_status`).
+    status: Option<StatusCode>,
 }
 
 impl Reject {
@@ -251,6 +254,7 @@ impl Reject {
             reason,
             detail: Cow::Borrowed(detail),
             retry_after: None,
+            status: None,
         }
     }
 
@@ -260,7 +264,19 @@ impl Reject {
             reason,
             detail: Cow::Owned(detail),
             retry_after: None,
+            status: None,
         }
+    }
+
+    /// Answers with `status` instead of the reason's own.
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// The status of the answer: the route's choice, else the reason's.
+    pub fn status(&self) -> StatusCode {
+        self.status.unwrap_or_else(|| self.reason.status())
     }
 
     /// Asks the sender to retry after `seconds`.

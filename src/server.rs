@@ -251,7 +251,7 @@ fn build_store(
         StoreKind::Redis(settings) => {
             let store = Arc::new(RedisStore::new(
                 settings,
-                config.server.upstream_timeout,
+                config.server.settle_timeout,
                 Arc::new(move |op, took, ok| metrics.store_op(op, took, ok)),
             ));
             let health = redis::spawn_health_check(&store);

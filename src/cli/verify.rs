@@ -287,7 +287,7 @@ pub fn explain(server: &Server, route: &Route, captured: &Captured, now: i64) ->
                     Ok(()) => "inside the window".to_owned(),
                     Err(reject) => format!(
                         "outside the window: {} {}{}",
-                        reject.reason.status().as_u16(),
+                        reject.status().as_u16(),
                         reject.reason.as_str(),
                         if reject.reason == Reason::StaleTimestamp {
                             " (a capture replayed later is stale by design)"
@@ -305,7 +305,7 @@ pub fn explain(server: &Server, route: &Route, captured: &Captured, now: i64) ->
         Err(reject) => {
             line(format!(
                 "signature: FAILED, {} {}: {}",
-                reject.reason.status().as_u16(),
+                reject.status().as_u16(),
                 reject.reason.as_str(),
                 reject.detail
             ));
@@ -345,7 +345,7 @@ pub fn explain(server: &Server, route: &Route, captured: &Captured, now: i64) ->
         Err(reject) => {
             line(format!(
                 "result: hookguard would answer {} {}: {}",
-                reject.reason.status().as_u16(),
+                reject.status().as_u16(),
                 reject.reason.as_str(),
                 reject.detail
             ));

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue};
-use http::Method;
+use http::{Method, StatusCode};
 use ipnet::IpNet;
 
 use crate::dedupe::DedupeSource;
@@ -96,6 +96,10 @@ pub struct Server {
     pub max_header_bytes: usize,
     /// What becomes of request headers with `_` in their name.
     pub underscores_in_headers: Underscores,
+    /// How long hookguard waits for the app's answer to a delivery whose
+    /// sender was already told 504: the claim stays in flight until the
+    /// app answers, then is settled by that answer.
+    pub settle_timeout: Duration,
 }
 
 /// What becomes of request headers with an underscore in their name.
@@ -243,6 +247,64 @@ pub struct Route {
     /// Accepted media types, lower-case, without parameters; empty allows
     /// any.
     pub content_types: Vec<String>,
+    /// The app's answers that complete a claim (later copies are
+    /// duplicates); any other answer releases it, so the sender's retry is
+    /// delivered.
+    pub complete_on: StatusSet,
+    /// The status a copy of a delivery still in flight is answered with:
+    /// one the sender retries.
+    pub in_flight_status: StatusCode,
+}
+
+/// A set of HTTP status codes, written as classes (`"2xx"`) and single
+/// codes (`"409"`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StatusSet {
+    /// One bit per code 0..640.
+    bits: [u64; 10],
+}
+
+impl StatusSet {
+    /// The empty set.
+    pub fn empty() -> Self {
+        StatusSet { bits: [0; 10] }
+    }
+
+    /// Adds a class (`"2xx"`) or a code (`"409"`); `Err` says what was
+    /// wrong with `text`.
+    pub fn add(&mut self, text: &str) -> Result<(), String> {
+        let bad =
+            || format!("{text:?} is neither a status class (1xx to 5xx) nor a code (100 to 599)");
+        let (first, last) = match text.as_bytes() {
+            [c @ b'1'..=b'5', b'x' | b'X', b'x' | b'X'] => {
+                let base = u16::from(c - b'0') * 100;
+                (base, base + 99)
+            }
+            [b'1'..=b'5', b'0'..=b'9', b'0'..=b'9'] => {
+                let code: u16 = text.parse().map_err(|_| bad())?;
+                (code, code)
+            }
+            _ => return Err(bad()),
+        };
+        for code in first..=last {
+            self.bits[usize::from(code / 64)] |= 1 << (code % 64);
+        }
+        Ok(())
+    }
+
+    /// Whether `status` is in the set.
+    pub fn contains(&self, status: u16) -> bool {
+        self.bits
+            .get(usize::from(status / 64))
+            .is_some_and(|word| word & (1 << (status % 64)) != 0)
+    }
+}
+
+impl std::fmt::Debug for StatusSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let codes: Vec<u16> = (100..600).filter(|c| self.contains(*c)).collect();
+        write!(f, "StatusSet({} codes)", codes.len())
+    }
 }
 
 /// A route's `rate_limit`, with its limiter (rebuilt on reload).

@@ -7,11 +7,11 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use http::header::HeaderValue;
-use http::Method;
+use http::{Method, StatusCode};
 
 use super::reader::{ConfigErrors, Section};
 use super::secrets::SourceReader;
-use super::{scheme, PathPattern, RateLimit, Route, UNMATCHED_ROUTE};
+use super::{scheme, PathPattern, RateLimit, Route, StatusSet, UNMATCHED_ROUTE};
 use crate::dedupe::DedupeSource;
 
 /// Validates one `[[routes]]` entry; `None` after recording errors.
@@ -56,6 +56,8 @@ pub(super) fn parse(
     let rate_limit = parse_rate_limit(&mut s, errors);
     let allow_ips = s.cidr_list("allow_ips", errors).unwrap_or_default();
     let content_types = parse_content_types(&mut s, errors);
+    let complete_on = parse_complete_on(&mut s, errors);
+    let in_flight_status = parse_in_flight_status(&mut s, errors);
     s.finish(errors);
 
     let (name, path, methods, scheme) = (name?, path?, methods?, scheme?);
@@ -96,7 +98,58 @@ pub(super) fn parse(
         rate_limit,
         allow_ips,
         content_types,
+        complete_on,
+        in_flight_status,
     })
+}
+
+/// `complete_on = ["2xx", "409"]`: the app's answers that complete a
+/// claim. Defaults to every 2xx: an app that answers 401 (a secret it has
+/// not rotated yet), 404 or 429 did not take the delivery, and the
+/// sender's retry must reach it.
+fn parse_complete_on(s: &mut Section<'_>, errors: &mut ConfigErrors) -> StatusSet {
+    let mut set = StatusSet::empty();
+    let Some(list) = s.strings("complete_on", errors) else {
+        set.add("2xx").expect("a valid class");
+        return set;
+    };
+    if list.is_empty() {
+        errors.push(
+            s.key("complete_on"),
+            "must not be empty: with no answer completing a claim, every copy of a delivery would reach the app",
+        );
+    }
+    for (i, text) in list.iter().enumerate() {
+        if let Err(message) = set.add(text) {
+            errors.push(format!("{}[{i}]", s.key("complete_on")), message);
+        }
+    }
+    set
+}
+
+/// Statuses a copy of a delivery in flight may be answered with: each is
+/// one that senders retry (409 only by some; 425 and 429 and 503 by the
+/// HTTP rules).
+const IN_FLIGHT_STATUSES: [u16; 4] = [409, 425, 429, 503];
+
+/// `in_flight_status = 503` (the default: every sender retries a 503).
+fn parse_in_flight_status(s: &mut Section<'_>, errors: &mut ConfigErrors) -> StatusCode {
+    let default = StatusCode::SERVICE_UNAVAILABLE;
+    let Some(code) = s.unsigned("in_flight_status", errors) else {
+        return default;
+    };
+    match u16::try_from(code) {
+        Ok(code) if IN_FLIGHT_STATUSES.contains(&code) => {
+            StatusCode::from_u16(code).unwrap_or(default)
+        }
+        _ => {
+            errors.push(
+                s.key("in_flight_status"),
+                format!("{code} is not one of 409, 425, 429, 503"),
+            );
+            default
+        }
+    }
 }
 
 /// `rate_limit = { requests_per_second = 50, burst = 100 }`; burst defaults

@@ -38,6 +38,19 @@ pub(super) fn parse(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<Ser
     let header_timeout = s.positive_duration("header_timeout", 10, errors);
     let body_timeout = s.positive_duration("body_timeout", 30, errors);
     let upstream_timeout = s.positive_duration("upstream_timeout", 30, errors);
+    // Past this, a claim whose answer is late is released: long enough for
+    // a slow app (a queue worker, a cold start), short enough that a hung
+    // one does not hold a delivery's keys for hours.
+    let settle_timeout = s.positive_duration("settle_timeout", 300, errors);
+    if settle_timeout < upstream_timeout {
+        errors.push(
+            s.key("settle_timeout"),
+            format!(
+                "must be at least upstream_timeout ({} s): it is how long a late answer is still waited for",
+                upstream_timeout.as_secs()
+            ),
+        );
+    }
     let shutdown_grace = s
         .duration("shutdown_grace", errors)
         .unwrap_or(Duration::from_secs(25));
@@ -95,6 +108,7 @@ pub(super) fn parse(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<Ser
         shutdown_grace,
         unmatched,
         underscores_in_headers,
+        settle_timeout,
     })
 }
 

@@ -11,6 +11,9 @@
 //! finishes, so the pipeline's next step (settling the replay claim)
 //! always runs.
 
+use std::future::Future;
+
+use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::Method;
 
@@ -172,46 +175,53 @@ fn forwarded_for(out: &mut Vec<u8>, headers: &HeaderMap, peer_ip: &str) {
 /// Bodies up to this size are copied behind the head and sent with it.
 const INLINE_BODY: usize = 16 * 1024;
 
-/// Sends the request to the app and waits for its answer's head, within
-/// `upstream_timeout`.
-pub async fn send(
+/// The exchange with the app for a rebuilt request: sends `head` (and the
+/// body) and reads the answer's head. It owns what it sends, so that the
+/// pipeline can leave it running after the sender was answered 504 (the
+/// app's late answer still settles the claim); `upstream_timeout` is the
+/// caller's to apply.
+pub fn exchange(
     server: &Server,
     request: &RequestHead,
     mut head: Vec<u8>,
-    body: &[u8],
-) -> Result<AppResponse, Reject> {
-    let timeout = server.upstream_timeout;
+    body: Bytes,
+) -> impl Future<Output = Result<AppResponse, Reject>> + Send + 'static {
     // A small body rides in the head's buffer: one plain send instead of a
     // vectored one, for the price of copying a few KiB.
     let body = if body.len() <= INLINE_BODY {
-        head.extend_from_slice(body);
-        &[][..]
+        head.extend_from_slice(&body);
+        Bytes::new()
     } else {
         body
     };
-    let exchange = app::exchange(
-        &server.upstream.authority,
-        &head,
-        body,
-        request.method == Method::HEAD,
-    );
-    let result = tokio::time::timeout(timeout, exchange).await;
-    match result {
-        Ok(Ok(response)) => Ok(response),
-        Ok(Err(Failure::Connect(_))) => Err(Reject::new(
-            Reason::UpstreamUnavailable,
-            "the app behind hookguard refused the connection",
-        )),
-        Ok(Err(Failure::Broken(why))) => {
-            tracing::debug!(%why, "the exchange with the app failed");
-            Err(Reject::new(
+    let authority = server.upstream.authority.clone();
+    let head_request = request.method == Method::HEAD;
+    async move {
+        match app::exchange(&authority, &head, &body, head_request).await {
+            Ok(response) => Ok(response),
+            Err(Failure::Connect(_)) => Err(Reject::new(
                 Reason::UpstreamUnavailable,
-                "the connection to the app failed before it answered",
-            ))
+                "the app behind hookguard refused the connection",
+            )),
+            Err(Failure::Broken(why)) => {
+                tracing::debug!(%why, "the exchange with the app failed");
+                Err(Reject::new(
+                    Reason::UpstreamUnavailable,
+                    "the connection to the app failed before it answered",
+                ))
+            }
         }
-        Err(_elapsed) => Err(Reject::with(
-            Reason::UpstreamTimeout,
-            format!("the app did not answer within {} ms", timeout.as_millis()),
-        )),
     }
+}
+
+/// What the sender is told when the app has not answered within
+/// `upstream_timeout`.
+pub fn too_slow(server: &Server) -> Reject {
+    Reject::with(
+        Reason::UpstreamTimeout,
+        format!(
+            "the app did not answer within {} ms",
+            server.upstream_timeout.as_millis()
+        ),
+    )
 }

@@ -19,6 +19,7 @@ pub mod request_id;
 pub mod respond;
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -26,12 +27,12 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::HeaderValue;
 
-use crate::config::{Config, OnStoreError, Route, Server, Unmatched, UNMATCHED_ROUTE};
+use crate::config::{Config, OnStoreError, Route, Server, StatusSet, Unmatched, UNMATCHED_ROUTE};
 use crate::http1::{
     AppResponse, Body, BodyError, Handler, HeadError, Limits, Peer, Reply, RequestHead,
 };
 use crate::limits;
-use crate::metrics::{HeaderDrop, Metrics, RouteSeries};
+use crate::metrics::{HeaderDrop, LateAnswer, Metrics, RouteSeries};
 use crate::reject::{Reason, Reject};
 use crate::replay::{self, Claim, ClaimResult, ReplayStore};
 use crate::routes::Router;
@@ -285,9 +286,26 @@ async fn verify_and_forward(
         .filter(|_| shadow.failed().is_none())
         .map(|v| v.key);
     let marker = key.map(|k| &route.verified_values[k]);
-    let answered = forward(x, &head, &body, marker, shadow.failed()).await;
-    // Settle.
-    settle(&*x.state.store, claim, &answered).await;
+    let mut exchange = forward(x, &head, &body, marker, shadow.failed());
+    let sent = Instant::now();
+    let answered = tokio::time::timeout(x.server.upstream_timeout, &mut exchange).await;
+    // Settle, by what the app answered; an answer still to come settles
+    // the claim when it arrives, while the sender is told 504.
+    let answered = match answered {
+        Ok(answered) => {
+            count_upstream(x.series, &answered, sent);
+            if let Some(claim) = claim {
+                settle(&*x.state.store, &route.complete_on, claim, &answered).await;
+            }
+            answered
+        }
+        Err(_elapsed) => {
+            if let Some(claim) = claim {
+                settle_late(x, route, claim, exchange);
+            }
+            Err(forward::too_slow(x.server))
+        }
+    };
     Ok(Forwarded {
         response: answered?,
         key,
@@ -306,8 +324,16 @@ async fn pass_through(
     let body = body
         .read_to_end(x.server.max_body, x.server.body_timeout)
         .await?;
+    let sent = Instant::now();
+    let answered = tokio::time::timeout(
+        x.server.upstream_timeout,
+        forward(x, &head, &body, None, None),
+    )
+    .await
+    .unwrap_or_else(|_elapsed| Err(forward::too_slow(x.server)));
+    count_upstream(x.series, &answered, sent);
     Ok(Forwarded {
-        response: forward(x, &head, &body, None, None).await?,
+        response: answered?,
         key: None,
         shadow: None,
     })
@@ -378,6 +404,7 @@ async fn claim(
             Reason::InFlight,
             "a copy of this delivery is being forwarded right now; retry later",
         )
+        .with_status(route.in_flight_status)
         .retry_after(IN_FLIGHT_RETRY_AFTER)),
         Err(error) if x.state.on_store_error == OnStoreError::Allow => {
             x.series.store_bypass();
@@ -395,22 +422,26 @@ async fn claim(
     }
 }
 
-/// Rebuilds the request for the app, sends it and waits for the answer's
-/// head; counts the app's status and time.
-async fn forward(
+/// Rebuilds the request for the app and starts the exchange, which the
+/// caller waits for within `upstream_timeout`.
+fn forward(
     x: &Exchange<'_>,
     head: &RequestHead,
     body: &Bytes,
     marker: Option<&HeaderValue>,
     shadow: Option<Reason>,
-) -> Result<AppResponse, Reject> {
+) -> Pin<Box<dyn Future<Output = Result<AppResponse, Reject>> + Send>> {
     let built = forward::build(x.server, head, body.len(), &x.peer.ip, marker, shadow);
     count_dropped(x.series, built.spoofed, built.underscored);
-    let sent = Instant::now();
-    let response = forward::send(x.server, head, built.head, body).await?;
-    x.series
-        .upstream(response.head.status.as_u16(), sent.elapsed());
-    Ok(response)
+    // Boxed so that a late exchange can be handed to its own task.
+    Box::pin(forward::exchange(x.server, head, built.head, body.clone()))
+}
+
+/// Counts the app's answer and the time it took.
+fn count_upstream(series: &RouteSeries, answered: &Result<AppResponse, Reject>, sent: Instant) {
+    if let Ok(response) = answered {
+        series.upstream(response.head.status.as_u16(), sent.elapsed());
+    }
 }
 
 /// Counts the headers left out of a forwarded request, and tells the
@@ -429,19 +460,19 @@ fn count_dropped(series: &RouteSeries, spoofed: u32, underscored: u32) {
     }
 }
 
-/// Settles the claim by what the app answered: completed when it answered
-/// below 500 (later copies are duplicates), released otherwise (connection
-/// refused, timed out, or a 5xx), so that the sender's retry is delivered.
+/// Settles the claim by what the app answered: completed when the route's
+/// `complete_on` holds the status (later copies are duplicates), released
+/// otherwise (refused, broken, or any other answer), so that the sender's
+/// retry is delivered. Returns whether it completed.
 async fn settle(
     store: &dyn ReplayStore,
-    claim: Option<Claim>,
+    complete_on: &StatusSet,
+    claim: Claim,
     answered: &Result<AppResponse, Reject>,
-) {
-    let Some(claim) = claim else {
-        return;
-    };
-    let delivered = matches!(answered, Ok(response) if !response.head.status.is_server_error());
-    let settled = if delivered {
+) -> bool {
+    let completed =
+        matches!(answered, Ok(response) if complete_on.contains(response.head.status.as_u16()));
+    let settled = if completed {
         store.complete(&claim).await
     } else {
         store.release(&claim).await
@@ -449,6 +480,55 @@ async fn settle(
     if let Err(error) = settled {
         tracing::warn!(error = %error.0, "replay store could not settle a claim");
     }
+    completed
+}
+
+/// The app has not answered within `upstream_timeout`, and the sender is
+/// told 504. The exchange goes on in its own task for up to
+/// `settle_timeout` in all, holding the claim in flight (copies meanwhile
+/// get the in-flight answer): the app's late answer settles the claim as
+/// any answer would, so a delivery the app did take is not delivered again
+/// by the sender's retry. Past `settle_timeout` the claim is released and
+/// the connection to the app closed.
+fn settle_late(
+    x: &Exchange<'_>,
+    route: &Route,
+    claim: Claim,
+    exchange: Pin<Box<dyn Future<Output = Result<AppResponse, Reject>> + Send>>,
+) {
+    let store = x.state.store.clone();
+    let complete_on = route.complete_on.clone();
+    let series = x.series.clone();
+    let name = route.name.clone();
+    let rest = x
+        .server
+        .settle_timeout
+        .saturating_sub(x.server.upstream_timeout);
+    tokio::spawn(async move {
+        let outcome = match tokio::time::timeout(rest, exchange).await {
+            Ok(answered) => {
+                let status = answered.as_ref().ok().map(|r| r.head.status.as_u16());
+                if settle(&*store, &complete_on, claim, &answered).await {
+                    (LateAnswer::Completed, status)
+                } else {
+                    (LateAnswer::Released, status)
+                }
+            }
+            Err(_elapsed) => {
+                if let Err(error) = store.release(&claim).await {
+                    tracing::warn!(error = %error.0, "replay store could not release a claim");
+                }
+                (LateAnswer::Expired, None)
+            }
+        };
+        series.late_answer(outcome.0);
+        tracing::info!(
+            route = %name,
+            result = outcome.0.as_str(),
+            upstream_status = outcome.1,
+            "the app answered after the sender was told 504; the claim is settled by that answer"
+        );
+    });
 }
 
 /// Seconds a sender is asked to wait before retrying an in-flight delivery:

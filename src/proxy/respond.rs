@@ -111,7 +111,7 @@ pub fn finish(context: &RequestContext<'_>, result: Result<Forwarded, Reject>) -
                 route = route_name,
                 outcome = outcome.as_str(),
                 reason = reject.reason.as_str(),
-                status = reject.reason.status().as_u16(),
+                status = reject.status().as_u16(),
                 detail = %reject.detail,
                 // Built only when the line is logged.
                 delivery = context.delivery.as_ref().map(loggable),
@@ -133,7 +133,7 @@ pub fn finish(context: &RequestContext<'_>, result: Result<Forwarded, Reject>) -
 pub fn rejection(reject: &Reject, route: Option<&Route>) -> Response<Bytes> {
     let body = reject.body(route.map(|r| r.name.as_str()));
     let mut response = Response::new(Bytes::from(body));
-    *response.status_mut() = reject.reason.status();
+    *response.status_mut() = reject.status();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,

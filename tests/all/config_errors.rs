@@ -769,3 +769,32 @@ verify_token = {{ file = "{token}" }}
     assert!(config.route("missing").is_none());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn complete_on_in_flight_status_and_settle_timeout_are_validated_by_name() {
+    assert_errors(
+        r#"
+[server]
+upstream = "http://127.0.0.1:8080"
+upstream_timeout = "30s"
+settle_timeout = "10s"
+
+[[routes]]
+name = "vendor"
+path = "/hook"
+scheme = "hmac"
+secrets = [{ value = "s" }]
+complete_on = ["2xx", "2xy", "700"]
+in_flight_status = 418
+
+[routes.hmac]
+header = "X-Sig"
+"#,
+        &[
+            "server.settle_timeout: must be at least upstream_timeout (30 s): it is how long a late answer is still waited for",
+            "routes[0].complete_on[1]: \"2xy\" is neither a status class (1xx to 5xx) nor a code (100 to 599)",
+            "routes[0].complete_on[2]: \"700\" is neither a status class (1xx to 5xx) nor a code (100 to 599)",
+            "routes[0].in_flight_status: 418 is not one of 409, 425, 429, 503",
+        ],
+    );
+}

@@ -26,6 +26,7 @@ const CONFIG: &str = r#"
 [server]
 upstream = "{upstream}"
 upstream_timeout = "1s"
+settle_timeout = "1s"
 
 [replay]
 store = "redis"
@@ -145,14 +146,14 @@ async fn a_claim_in_flight_holds_a_token_with_a_short_lease_and_is_in_flight_at_
     for (key, value, ttl) in &keys {
         assert_eq!(value.len(), 32, "{key} holds a claim token, not {value:?}");
         assert_ne!(value, "done");
-        // upstream_timeout 1 s + 2 × store_timeout + 5 s margin, not 1 h.
+        // settle_timeout 1 s + 2 × store_timeout + 5 s margin, not 1 h.
         assert!(
             (5_000..=6_500).contains(ttl),
             "{key} has PTTL {ttl}, expected the in-flight lease"
         );
     }
     let during = post(&b, &slow).await;
-    assert_eq!((during.status, during.reject()), (409, Some("in_flight")));
+    assert_eq!((during.status, during.reject()), (503, Some("in_flight")));
     assert_eq!(during.headers["retry-after"], "5");
 
     assert_eq!(first.await.unwrap().status, 200);
@@ -231,7 +232,7 @@ async fn concurrent_identical_deliveries_spread_over_both_replicas_forward_exact
         let answer = task.await.unwrap();
         match (answer.status, answer.reject()) {
             (200, None) => forwarded += 1,
-            (409, Some("in_flight")) => in_flight += 1,
+            (503, Some("in_flight")) => in_flight += 1,
             other => panic!("unexpected answer {other:?}"),
         }
     }

@@ -143,7 +143,7 @@ async fn concurrent_identical_deliveries_forward_exactly_one() {
         let answer = task.await.unwrap();
         match (answer.status, answer.reject()) {
             (200, None) => forwarded += 1,
-            (409, Some("in_flight")) => {
+            (503, Some("in_flight")) => {
                 assert_eq!(answer.headers["retry-after"], "5");
                 in_flight += 1;
             }
@@ -198,7 +198,7 @@ async fn an_unreachable_upstream_gets_502_and_the_retry_is_delivered_once_it_is_
 }
 
 #[tokio::test]
-async fn a_slow_upstream_gets_504_and_the_claim_is_released() {
+async fn a_late_answer_settles_the_claim_while_the_sender_was_told_504() {
     let upstream = Upstream::start().await;
     upstream.delay_ms.store(1_500, Ordering::SeqCst);
     let hg = Hookguard::start(CONFIG, &upstream.url()).await;
@@ -209,13 +209,69 @@ async fn a_slow_upstream_gets_504_and_the_claim_is_released() {
         (first.status, first.reject()),
         (504, Some("upstream_timeout"))
     );
+    // The app is still working on the first copy: the retry must wait.
+    let during = post(&hg, body, &headers).await;
+    assert_eq!((during.status, during.reject()), (503, Some("in_flight")));
+    assert_eq!(during.headers["retry-after"], "5");
+    // The app answers 200 at 1.5 s: the claim completes.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let after = post(&hg, body, &headers).await;
+    assert_eq!((after.status, after.reject()), (200, Some("duplicate")));
+    assert_eq!(
+        upstream.count(),
+        1,
+        "the app took the first copy late; the retry must not reach it again"
+    );
+    let (_, page) = support::admin_get(hg.admin, "/metrics").await;
+    assert_eq!(
+        support::metric(
+            &page,
+            "hookguard_late_answers_total{result=\"completed\",route=\"events\"}"
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn a_late_failure_releases_the_claim_and_the_retry_is_delivered() {
+    let upstream = Upstream::start().await;
+    upstream.delay_ms.store(1_300, Ordering::SeqCst);
+    upstream.status.store(500, Ordering::SeqCst);
+    let hg = Hookguard::start(CONFIG, &upstream.url()).await;
+    let body = r#"{"id":"evt_slow_500"}"#;
+    let headers = delivery(body, now(), Some("d-slow-500"));
+    assert_eq!(post(&hg, body, &headers).await.status, 504);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    upstream.delay_ms.store(0, Ordering::SeqCst);
+    upstream.status.store(200, Ordering::SeqCst);
+    let retry = post(&hg, body, &headers).await;
+    assert_eq!((retry.status, retry.reject()), (200, None));
+    assert_eq!(upstream.count(), 2);
+}
+
+#[tokio::test]
+async fn past_settle_timeout_the_claim_is_released_and_the_retry_is_delivered() {
+    let upstream = Upstream::start().await;
+    upstream.delay_ms.store(2_500, Ordering::SeqCst);
+    let config = CONFIG.replace(
+        "upstream_timeout = \"1s\"",
+        "upstream_timeout = \"300ms\"\nsettle_timeout = \"600ms\"",
+    );
+    let hg = Hookguard::start(&config, &upstream.url()).await;
+    let body = r#"{"id":"evt_hung"}"#;
+    let headers = delivery(body, now(), Some("d-hung"));
+    assert_eq!(post(&hg, body, &headers).await.status, 504);
+    tokio::time::sleep(Duration::from_millis(500)).await;
     upstream.delay_ms.store(0, Ordering::SeqCst);
     let retry = post(&hg, body, &headers).await;
     assert_eq!((retry.status, retry.reject()), (200, None));
+    let (_, page) = support::admin_get(hg.admin, "/metrics").await;
     assert_eq!(
-        upstream.count(),
-        2,
-        "the timed-out copy reached the app; the retry must too"
+        support::metric(
+            &page,
+            "hookguard_late_answers_total{result=\"expired\",route=\"events\"}"
+        ),
+        Some(1.0)
     );
 }
 
@@ -236,4 +292,61 @@ async fn a_sender_hanging_up_does_not_leave_the_claim_in_flight() {
     // was left to hear the answer.
     assert_eq!(upstream.count(), 1);
     assert_eq!(post(&hg, body, &headers).await.reject(), Some("duplicate"));
+}
+
+#[tokio::test]
+async fn only_a_2xx_completes_a_claim_by_default_so_401_404_and_429_are_retried() {
+    let upstream = Upstream::start().await;
+    let hg = Hookguard::start(CONFIG, &upstream.url()).await;
+    for status in [401u16, 403, 404, 409, 429] {
+        upstream.status.store(status, Ordering::SeqCst);
+        let body = format!(r#"{{"id":"evt_{status}"}}"#);
+        let headers = delivery(&body, now(), Some(&format!("d-{status}")));
+        let first = post(&hg, &body, &headers).await;
+        assert_eq!(
+            (first.status, first.reject()),
+            (status, None),
+            "the app's {status} is passed back unchanged"
+        );
+        upstream.status.store(200, Ordering::SeqCst);
+        let retry = post(&hg, &body, &headers).await;
+        assert_eq!(
+            (retry.status, retry.reject()),
+            (200, None),
+            "after the app's {status}, the sender's retry reaches the app"
+        );
+        let again = post(&hg, &body, &headers).await;
+        assert_eq!(again.reject(), Some("duplicate"), "then it is a duplicate");
+    }
+    assert_eq!(upstream.count(), 10);
+}
+
+#[tokio::test]
+async fn complete_on_lets_an_app_with_its_own_idempotency_answer_complete_with_409() {
+    let upstream = Upstream::start().await;
+    let config = CONFIG.replace(
+        "dedupe = [\"signature\", \"header:X-Delivery\", \"json:/id\"]",
+        "dedupe = [\"signature\", \"header:X-Delivery\", \"json:/id\"]\ncomplete_on = [\"2xx\", \"409\"]\nin_flight_status = 429",
+    );
+    let hg = Hookguard::start(&config, &upstream.url()).await;
+    upstream.status.store(409, Ordering::SeqCst);
+    let body = r#"{"id":"evt_known"}"#;
+    let headers = delivery(body, now(), Some("d-known"));
+    assert_eq!(post(&hg, body, &headers).await.status, 409);
+    let retry = post(&hg, body, &headers).await;
+    assert_eq!((retry.status, retry.reject()), (200, Some("duplicate")));
+    assert_eq!(upstream.count(), 1);
+
+    // The route's in-flight answer is its own choice of retryable status.
+    upstream.status.store(200, Ordering::SeqCst);
+    upstream.delay_ms.store(400, Ordering::SeqCst);
+    let slow = r#"{"id":"evt_inflight"}"#;
+    let slow_headers = delivery(slow, now(), Some("d-inflight"));
+    let (addr, h) = (hg.addr, slow_headers.clone());
+    let first = tokio::spawn(async move { send(addr, "POST", "/events", &h, slow).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let during = post(&hg, slow, &slow_headers).await;
+    assert_eq!((during.status, during.reject()), (429, Some("in_flight")));
+    assert_eq!(during.headers["retry-after"], "5");
+    assert_eq!(first.await.unwrap().status, 200);
 }
