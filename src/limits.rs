@@ -70,44 +70,87 @@ fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// The client address is in the route's `allow_ips` (when it has one).
-pub fn check_client(
-    route: &Route,
-    server: &Server,
-    peer: SocketAddr,
-    headers: &HeaderMap,
-) -> Result<(), Reject> {
-    if route.allow_ips.is_empty() {
-        return Ok(());
-    }
-    let ip = client_ip(server, peer, headers);
-    if route.allow_ips.iter().any(|net| net.contains(&ip)) {
+pub fn check_client(route: &Route, client: IpAddr) -> Result<(), Reject> {
+    if route.allow_ips.is_empty() || route.allow_ips.iter().any(|net| net.contains(&client)) {
         Ok(())
     } else {
         Err(Reject::with(
             Reason::IpDenied,
-            format!("client address {ip} is not in this route's allow_ips"),
+            format!("client address {client} is not in this route's allow_ips"),
         ))
     }
 }
 
-/// The route's rate limit has room; the answer says when to retry.
+/// Clients remembered by one route's `client_rate_limit`. Past this,
+/// buckets at rest are dropped; if that is not enough (a flood from many
+/// addresses), new clients share one bucket until room is made, so memory
+/// stays bounded and a flood is still limited.
+pub const MAX_CLIENTS: usize = 100_000;
+
+/// The one bucket clients beyond [`MAX_CLIENTS`] share.
+const OVERFLOW: IpAddr = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+
+/// The client has room in the route's `client_rate_limit` (judged on the
+/// head, before any verification work).
+pub fn check_client_rate(route: &Route, client: IpAddr) -> Result<(), Reject> {
+    let Some(limit) = &route.client_rate_limit else {
+        return Ok(());
+    };
+    // One host usually holds a whole IPv6 /64; keying by the address would
+    // let it spend a fresh bucket per address.
+    let mut key = match client {
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            IpAddr::from(octets)
+        }
+        v4 => v4,
+    };
+    if limit.limiter.len() >= MAX_CLIENTS {
+        limit.limiter.retain_recent();
+        if limit.limiter.len() >= MAX_CLIENTS {
+            key = OVERFLOW;
+        }
+    }
+    limit.limiter.check_key(&key).map_err(|not_until| {
+        limited(
+            not_until,
+            format!(
+                "this route accepts {} (burst {}) from one client address",
+                limit.rate.text, limit.rate.burst
+            ),
+        )
+    })
+}
+
+/// The route's rate limit has room for one more verified request; the
+/// answer says when to retry. Counted after verification, so forged
+/// requests cannot spend the real sender's budget.
 pub fn check_rate(route: &Route) -> Result<(), Reject> {
     let Some(limit) = &route.rate_limit else {
         return Ok(());
     };
     limit.limiter.check().map_err(|not_until| {
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(
-            &governor::clock::DefaultClock::default(),
-        ));
-        Reject::with(
-            Reason::RateLimited,
+        limited(
+            not_until,
             format!(
-                "this route accepts {} requests per second (burst {})",
-                limit.requests_per_second, limit.burst
+                "this route accepts {} (burst {})",
+                limit.rate.text, limit.rate.burst
             ),
         )
-        .retry_after(wait.as_millis().div_ceil(1000).max(1) as u64)
     })
+}
+
+/// A 429 with the wait governor computed, in whole seconds.
+fn limited(
+    not_until: governor::NotUntil<governor::clock::QuantaInstant>,
+    detail: String,
+) -> Reject {
+    let wait = not_until.wait_time_from(governor::clock::Clock::now(
+        &governor::clock::DefaultClock::default(),
+    ));
+    Reject::with(Reason::RateLimited, detail)
+        .retry_after(wait.as_millis().div_ceil(1000).max(1) as u64)
 }
 
 /// Longest header name quoted in a refusal's detail.

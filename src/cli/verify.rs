@@ -319,9 +319,12 @@ pub fn explain(server: &Server, route: &Route, captured: &Captured, now: i64) ->
         "replay check: keys [{}] would be claimed in the running store (not consulted here)",
         sources.join(", ")
     ));
-    if !route.allow_ips.is_empty() || route.rate_limit.is_some() {
+    if !route.allow_ips.is_empty()
+        || route.rate_limit.is_some()
+        || route.client_rate_limit.is_some()
+    {
         line(
-            "not judged from a capture: the client's address (allow_ips) and the rate limit"
+            "not judged from a capture: the client's address (allow_ips) and the rate limits"
                 .to_owned(),
         );
     }

@@ -24,6 +24,7 @@ mod server;
 pub mod units;
 
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -240,8 +241,12 @@ pub struct Route {
     pub delivery_header: Option<HeaderName>,
     /// False for shadow mode: verify and count everything, forward anyway.
     pub enforce: bool,
-    /// Requests allowed per second, checked before the body is read.
+    /// The rate of verified requests the app is sent; forged requests do
+    /// not spend it.
     pub rate_limit: Option<RateLimit>,
+    /// The rate of requests one client address may send, checked on the
+    /// head before any work; protects hookguard's own CPU.
+    pub client_rate_limit: Option<ClientRateLimit>,
     /// Client networks allowed; empty allows any.
     pub allow_ips: Vec<IpNet>,
     /// Accepted media types, lower-case, without parameters; empty allows
@@ -307,13 +312,36 @@ impl std::fmt::Debug for StatusSet {
     }
 }
 
-/// A route's `rate_limit`, with its limiter (rebuilt on reload).
-pub struct RateLimit {
-    /// Sustained rate.
-    pub requests_per_second: std::num::NonZeroU32,
+/// A configured rate: `requests_per_second` or `requests_per_minute`,
+/// either possibly fractional, with its burst.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rate {
+    /// Sustained requests per second.
+    pub per_second: f64,
     /// Requests allowed at once above the rate.
-    pub burst: std::num::NonZeroU32,
-    /// The shared limiter.
+    pub burst: NonZeroU32,
+    /// The rate as the config wrote it, for messages
+    /// (`"60 requests per minute"`).
+    pub text: String,
+}
+
+impl Rate {
+    /// governor's quota for this rate: one request every `1 / per_second`,
+    /// `burst` at once.
+    pub fn quota(&self) -> governor::Quota {
+        let period = Duration::from_secs_f64(1.0 / self.per_second);
+        governor::Quota::with_period(period)
+            .expect("rates are validated positive and bounded")
+            .allow_burst(self.burst)
+    }
+}
+
+/// A route's `rate_limit`, counted on verified requests only, with its
+/// limiter (rebuilt on reload).
+pub struct RateLimit {
+    /// The configured rate.
+    pub rate: Rate,
+    /// The route's one bucket.
     pub limiter: governor::DefaultDirectRateLimiter,
 }
 
@@ -321,8 +349,28 @@ impl std::fmt::Debug for RateLimit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "RateLimit({}/s, burst {})",
-            self.requests_per_second, self.burst
+            "RateLimit({}, burst {})",
+            self.rate.text, self.rate.burst
+        )
+    }
+}
+
+/// A route's `client_rate_limit`: one bucket per client address, judged on
+/// the request head before any verification work (rebuilt on reload).
+pub struct ClientRateLimit {
+    /// The configured rate, per client.
+    pub rate: Rate,
+    /// The buckets by client (an IPv6 client by its /64, which one host
+    /// usually holds whole); bounded by `limits::MAX_CLIENTS`.
+    pub limiter: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
+}
+
+impl std::fmt::Debug for ClientRateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ClientRateLimit({} per client, burst {})",
+            self.rate.text, self.rate.burst
         )
     }
 }

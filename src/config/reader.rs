@@ -141,6 +141,21 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// A number, integer or not.
+    pub fn number(&mut self, key: &str, errors: &mut ConfigErrors) -> Option<f64> {
+        match self.raw(key)? {
+            toml::Value::Integer(n) => Some(*n as f64),
+            toml::Value::Float(n) => Some(*n),
+            other => {
+                errors.push(
+                    self.key(key),
+                    format!("expected a number, found {}", describe(other)),
+                );
+                None
+            }
+        }
+    }
+
     /// A boolean value.
     pub fn boolean(&mut self, key: &str, errors: &mut ConfigErrors) -> Option<bool> {
         match self.raw(key)? {

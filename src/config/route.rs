@@ -4,6 +4,7 @@
 //! they are remembered. Names and paths must be unique across routes.
 
 use std::collections::HashSet;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use http::header::HeaderValue;
@@ -11,7 +12,9 @@ use http::{Method, StatusCode};
 
 use super::reader::{ConfigErrors, Section};
 use super::secrets::SourceReader;
-use super::{scheme, PathPattern, RateLimit, Route, StatusSet, UNMATCHED_ROUTE};
+use super::{
+    scheme, ClientRateLimit, PathPattern, Rate, RateLimit, Route, StatusSet, UNMATCHED_ROUTE,
+};
 use crate::dedupe::DedupeSource;
 
 /// Validates one `[[routes]]` entry; `None` after recording errors.
@@ -53,7 +56,15 @@ pub(super) fn parse(
     });
     let dedupe_ttl = s.positive_duration("dedupe_ttl", 24 * 3600, errors);
     let enforce = s.boolean("enforce", errors).unwrap_or(true);
-    let rate_limit = parse_rate_limit(&mut s, errors);
+    let rate_limit = parse_rate(&mut s, "rate_limit", errors).map(|rate| RateLimit {
+        limiter: governor::RateLimiter::direct(rate.quota()),
+        rate,
+    });
+    let client_rate_limit =
+        parse_rate(&mut s, "client_rate_limit", errors).map(|rate| ClientRateLimit {
+            limiter: governor::RateLimiter::keyed(rate.quota()),
+            rate,
+        });
     let allow_ips = s.cidr_list("allow_ips", errors).unwrap_or_default();
     let content_types = parse_content_types(&mut s, errors);
     let complete_on = parse_complete_on(&mut s, errors);
@@ -96,6 +107,7 @@ pub(super) fn parse(
         delivery_header,
         enforce,
         rate_limit,
+        client_rate_limit,
         allow_ips,
         content_types,
         complete_on,
@@ -152,37 +164,78 @@ fn parse_in_flight_status(s: &mut Section<'_>, errors: &mut ConfigErrors) -> Sta
     }
 }
 
-/// `rate_limit = { requests_per_second = 50, burst = 100 }`; burst defaults
-/// to the rate.
-fn parse_rate_limit(s: &mut Section<'_>, errors: &mut ConfigErrors) -> Option<RateLimit> {
-    let mut t = s.table("rate_limit", errors)?;
-    let positive = |t: &mut Section<'_>, key: &str, errors: &mut ConfigErrors| {
-        let n = t.unsigned(key, errors)?;
-        match u32::try_from(n).ok().and_then(std::num::NonZeroU32::new) {
-            Some(n) => Some(n),
-            None => {
+/// Most requests per second a rate may name: past this a limit protects
+/// nothing, and governor's period would round to zero.
+const MAX_RATE: f64 = 1_000_000.0;
+
+/// A rate table (`rate_limit`, `client_rate_limit`):
+/// `{ requests_per_second = 0.5, burst = 5 }` or
+/// `{ requests_per_minute = 60 }`. The burst defaults to one second's worth
+/// (at least 1).
+fn parse_rate(s: &mut Section<'_>, key: &str, errors: &mut ConfigErrors) -> Option<Rate> {
+    let mut t = s.table(key, errors)?;
+    let per_second = t.number("requests_per_second", errors);
+    let per_minute = t.number("requests_per_minute", errors);
+    let burst = t.unsigned("burst", errors);
+    let had_burst = t.has("burst");
+    let (rate, text) = match (per_second, per_minute) {
+        (Some(n), None) => (n, format!("{n} requests per second")),
+        (None, Some(n)) => (n / 60.0, format!("{n} requests per minute")),
+        (Some(_), Some(_)) => {
+            errors.push(
+                t.key("requests_per_minute"),
+                "give requests_per_second or requests_per_minute, not both",
+            );
+            t.finish(errors);
+            return None;
+        }
+        (None, None) => {
+            if !t.has("requests_per_second") && !t.has("requests_per_minute") {
                 errors.push(
-                    t.key(key),
-                    format!("{n} is out of range: use 1 to {}", u32::MAX),
+                    t.key("requests_per_second"),
+                    "missing: e.g. requests_per_second = 50, or requests_per_minute = 60",
                 );
-                None
             }
+            t.finish(errors);
+            return None;
         }
     };
-    let rate = positive(&mut t, "requests_per_second", errors);
-    if !t.has("requests_per_second") {
-        errors.push(t.key("requests_per_second"), "missing: e.g. 50");
+    let rate_key = if per_second.is_some() {
+        "requests_per_second"
+    } else {
+        "requests_per_minute"
+    };
+    if !(rate > 0.0 && rate <= MAX_RATE && rate.is_finite()) {
+        errors.push(
+            t.key(rate_key),
+            format!("must be greater than 0 and at most {MAX_RATE} per second"),
+        );
+        t.finish(errors);
+        return None;
     }
-    let burst = positive(&mut t, "burst", errors);
-    let had_burst = t.has("burst");
+    let burst = match burst.map(|b| u32::try_from(b).ok().and_then(NonZeroU32::new)) {
+        Some(Some(burst)) => burst,
+        Some(None) => {
+            errors.push(
+                t.key("burst"),
+                format!("out of range: use 1 to {}", u32::MAX),
+            );
+            t.finish(errors);
+            return None;
+        }
+        None if had_burst => {
+            t.finish(errors);
+            return None;
+        }
+        // One second's worth: a sender that sends at the rate in whole
+        // seconds is never refused.
+        None => NonZeroU32::new(rate.ceil() as u32).unwrap_or(NonZeroU32::MIN),
+    };
     t.finish(errors);
-    let rate = rate?;
-    let burst = if had_burst { burst? } else { rate };
-    let quota = governor::Quota::per_second(rate).allow_burst(burst);
-    Some(RateLimit {
-        requests_per_second: rate,
+    Some(Rate {
+        per_second: rate,
         burst,
-        limiter: governor::RateLimiter::direct(quota),
+        text,
     })
 }
 

@@ -253,13 +253,9 @@ async fn verify_and_forward(
     // Admit, on the head alone, before a byte of the body is read.
     limits::check_header_names(x.server, &head.headers)?;
     shadow.check(limits::check_method(route, &head.method))?;
-    shadow.check(limits::check_client(
-        route,
-        x.server,
-        x.peer.addr,
-        &head.headers,
-    ))?;
-    shadow.check(limits::check_rate(route))?;
+    let client = limits::client_ip(x.server, x.peer.addr, &head.headers);
+    shadow.check(limits::check_client(route, client))?;
+    shadow.check(limits::check_client_rate(route, client))?;
     shadow.check(limits::check_content_type(route, &head.headers))?;
     // Read.
     let body = body
@@ -271,8 +267,11 @@ async fn verify_and_forward(
         headers: &head.headers,
         body: &body,
     };
-    // Verify.
+    // Verify; only a verified request spends the route's rate.
     let verified = shadow.check(verify(route, x.series, &view))?;
+    if verified.is_some() {
+        shadow.check(limits::check_rate(route))?;
+    }
     // Claim; a shadow-mode request that failed its claim is forwarded
     // without one.
     let claim = match &verified {

@@ -798,3 +798,32 @@ header = "X-Sig"
         ],
     );
 }
+
+#[test]
+fn rates_are_per_second_or_per_minute_possibly_fractional_and_validated_by_name() {
+    let text = |rate: &str| {
+        format!(
+            "[server]\nupstream = \"http://127.0.0.1:8080\"\n[[routes]]\nname = \"r\"\npath = \"/r\"\nscheme = \"hmac\"\nsecrets = [{{ value = \"s\" }}]\n{rate}\n[routes.hmac]\nheader = \"X-Sig\"\n"
+        )
+    };
+    let config = valid(&text(
+        "rate_limit = { requests_per_second = 0.5 }\nclient_rate_limit = { requests_per_minute = 60, burst = 5 }",
+    ));
+    let route = &config.routes[0];
+    let rate = &route.rate_limit.as_ref().unwrap().rate;
+    assert_eq!((rate.per_second, rate.burst.get()), (0.5, 1));
+    let client = &route.client_rate_limit.as_ref().unwrap().rate;
+    assert_eq!((client.per_second, client.burst.get()), (1.0, 5));
+    assert_errors(
+        &text("rate_limit = { requests_per_second = 0 }"),
+        &["routes[0].rate_limit.requests_per_second: must be greater than 0 and at most 1000000 per second"],
+    );
+    assert_errors(
+        &text("client_rate_limit = { requests_per_second = 1, requests_per_minute = 60 }"),
+        &["routes[0].client_rate_limit.requests_per_minute: give requests_per_second or requests_per_minute, not both"],
+    );
+    assert_errors(
+        &text("rate_limit = { burst = 3 }"),
+        &["routes[0].rate_limit.requests_per_second: missing: e.g. requests_per_second = 50, or requests_per_minute = 60"],
+    );
+}

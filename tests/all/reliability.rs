@@ -142,7 +142,7 @@ async fn shadow_mode_forwards_everything_and_says_what_failed() {
 }
 
 #[tokio::test]
-async fn past_the_burst_requests_get_429_with_retry_after_before_the_body_is_read() {
+async fn past_the_burst_verified_requests_get_429_and_forged_ones_spend_nothing() {
     let upstream = Upstream::start().await;
     let config = server("")
         + &route(
@@ -151,6 +151,13 @@ async fn past_the_burst_requests_get_429_with_retry_after_before_the_body_is_rea
             "rate_limit = { requests_per_second = 1, burst = 3 }",
         );
     let hg = Hookguard::start(&config, &upstream.url()).await;
+    // A flood of forged requests first: refused for their signature, and
+    // the real sender's budget is untouched.
+    for n in 0..10 {
+        let forged = vec![("x-signature", "0".repeat(64))];
+        let answer = send(hg.addr, "POST", "/limited", &forged, format!("{n}")).await;
+        assert_eq!(answer.reject(), Some("bad_signature"));
+    }
     let mut statuses = Vec::new();
     for n in 0..5 {
         let body = format!("{{\"n\":{n}}}");
@@ -167,20 +174,44 @@ async fn past_the_burst_requests_get_429_with_retry_after_before_the_body_is_rea
         statuses.push(answer.status);
     }
     assert_eq!(statuses, [200, 200, 200, 429, 429]);
-    // The limit is checked on the head alone: a declared huge body that is
-    // never sent still gets 429 at once, not 413 or a timeout.
+    assert_eq!(upstream.count(), 3);
+}
+
+#[tokio::test]
+async fn a_client_past_its_own_rate_gets_429_on_the_head_alone() {
+    let upstream = Upstream::start().await;
+    let config = server("")
+        + &route(
+            "guarded",
+            "/guarded",
+            "client_rate_limit = { requests_per_minute = 30, burst = 2 }",
+        );
+    let hg = Hookguard::start(&config, &upstream.url()).await;
+    for n in 0..2 {
+        let body = format!("{{\"n\":{n}}}");
+        let answer = send(hg.addr, "POST", "/guarded", &signed(&body), body).await;
+        assert_eq!(answer.status, 200);
+    }
+    // Checked on the head alone: a declared body that is never sent still
+    // gets 429 at once, not 413 or a timeout.
     let mut stream = TcpStream::connect(hg.addr).await.unwrap();
     stream
-        .write_all(b"POST /limited HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        .write_all(b"POST /guarded HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
         .await
         .unwrap();
-    let mut head = [0u8; 12];
-    tokio::time::timeout(Duration::from_secs(2), stream.read_exact(&mut head))
+    let mut head = vec![0u8; 512];
+    let n = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut head))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(&head, b"HTTP/1.1 429");
-    assert_eq!(upstream.count(), 3);
+    let head = String::from_utf8_lossy(&head[..n]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 429"), "{head}");
+    assert!(
+        head.contains("retry-after: 2"),
+        "one request every 2 s: {head}"
+    );
+    assert!(head.contains("30 requests per minute"), "{head}");
+    assert_eq!(upstream.count(), 2);
 }
 
 #[tokio::test]
