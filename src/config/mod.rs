@@ -305,10 +305,27 @@ impl StatusSet {
     }
 }
 
+impl std::fmt::Display for StatusSet {
+    /// Whole classes as `2xx`, other codes one by one: `2xx, 409`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        for class in 1..=5u16 {
+            let codes: Vec<u16> = (class * 100..class * 100 + 100)
+                .filter(|c| self.contains(*c))
+                .collect();
+            if codes.len() == 100 {
+                parts.push(format!("{class}xx"));
+            } else {
+                parts.extend(codes.iter().map(u16::to_string));
+            }
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
 impl std::fmt::Debug for StatusSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let codes: Vec<u16> = (100..600).filter(|c| self.contains(*c)).collect();
-        write!(f, "StatusSet({} codes)", codes.len())
+        write!(f, "StatusSet({self})")
     }
 }
 
@@ -509,6 +526,48 @@ impl Config {
                 dedupe.join(", "),
                 route.dedupe_ttl.as_secs(),
             ));
+            // Everything else that decides what is refused or settled.
+            let mut refuses = Vec::new();
+            if !route.content_types.is_empty() {
+                refuses.push(format!(
+                    "content_types=[{}]",
+                    route.content_types.join(", ")
+                ));
+            }
+            if !route.allow_ips.is_empty() {
+                let nets: Vec<String> = route.allow_ips.iter().map(ToString::to_string).collect();
+                refuses.push(format!("allow_ips=[{}]", nets.join(", ")));
+            }
+            if let Some(limit) = &route.rate_limit {
+                refuses.push(format!(
+                    "rate_limit={} burst {} (verified requests)",
+                    limit.rate.text, limit.rate.burst
+                ));
+            }
+            if let Some(limit) = &route.client_rate_limit {
+                refuses.push(format!(
+                    "client_rate_limit={} burst {} per client",
+                    limit.rate.text, limit.rate.burst
+                ));
+            }
+            refuses.push(format!(
+                "complete_on=[{}]  in_flight_status={}",
+                route.complete_on,
+                route.in_flight_status.as_u16()
+            ));
+            out.push_str(&format!("  {}\n", refuses.join("  ")));
+            if !route.enforce {
+                out.push_str(&format!(
+                    "  WARNING: route {:?} is in SHADOW MODE (enforce = false): requests that fail a check are FORWARDED anyway, without the verified header\n",
+                    route.name
+                ));
+            }
+            if !route.scheme.authenticates() {
+                out.push_str(&format!(
+                    "  WARNING: route {:?} has scheme = \"none\": NOTHING IS AUTHENTICATED; requests are accepted by allow_ips alone\n",
+                    route.name
+                ));
+            }
         }
         out
     }

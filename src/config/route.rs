@@ -69,9 +69,27 @@ pub(super) fn parse(
     let content_types = parse_content_types(&mut s, errors);
     let complete_on = parse_complete_on(&mut s, errors);
     let in_flight_status = parse_in_flight_status(&mut s, errors);
+    let (allow_ips_key, dedupe_key) = (s.key("allow_ips"), s.key("dedupe"));
     s.finish(errors);
 
     let (name, path, methods, scheme) = (name?, path?, methods?, scheme?);
+    if !scheme.authenticates() {
+        // Without a signature the network is the only proof of origin.
+        if allow_ips.is_empty() {
+            errors.push(
+                allow_ips_key,
+                "missing: scheme = \"none\" accepts requests by allow_ips alone, so it needs at least one network, e.g. [\"203.0.113.0/24\"]",
+            );
+            return None;
+        }
+        if let Some(at) = dedupe.iter().position(|d| *d == DedupeSource::Signature) {
+            errors.push(
+                format!("{dedupe_key}[{at}]"),
+                "scheme = \"none\" has no signature to dedupe on; use header:NAME or json:/pointer",
+            );
+            return None;
+        }
+    }
     let verified_values = scheme
         .key_ids()
         .iter()

@@ -34,6 +34,20 @@ pub(super) fn parse(
         );
     }
     let keys = match entry {
+        Some(entry) if entry.keys == KeyKind::None => {
+            for key in ["secrets", "public_keys"] {
+                if s.has(key) {
+                    errors.push(
+                        s.key(key),
+                        format!(
+                            "scheme {} verifies nothing, so it takes no keys; remove {key}",
+                            entry.name
+                        ),
+                    );
+                }
+            }
+            Some(Vec::new())
+        }
         Some(entry) if entry.keys == KeyKind::PublicKeys => {
             if s.has("secrets") {
                 errors.push(

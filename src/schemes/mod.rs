@@ -17,6 +17,7 @@
 //!   form parameters, a plain token, a hash inside the JSON body).
 //! - [`asymmetric`]: public-key presets (Discord Ed25519, SendGrid ECDSA).
 //! - [`jwt`]: Tochka's RS256 JWS bodies.
+//! - [`none`]: no signature; the route accepts by `allow_ips` alone.
 //! - [`meta`]: Meta's GitHub-style signature plus its GET subscription
 //!   handshake, authenticated by the verify token.
 //! - [`template`]: the signed-message template (`"{timestamp}.{body}"`).
@@ -28,6 +29,7 @@ pub mod gitlab;
 pub mod hmac;
 pub mod jwt;
 pub mod meta;
+pub mod none;
 pub mod presets;
 pub mod registry;
 pub mod tbank;
@@ -111,6 +113,12 @@ pub trait Scheme: Send + Sync + std::fmt::Debug {
     /// The route's dedupe keys when it sets no `dedupe` of its own.
     fn default_dedupe(&self) -> Vec<DedupeSource> {
         vec![DedupeSource::Signature]
+    }
+
+    /// Whether a verified request was authenticated by a key. Only
+    /// `scheme = "none"` says no: its routes rest on `allow_ips`.
+    fn authenticates(&self) -> bool {
+        true
     }
 
     /// The route's timestamp window when it sets no `tolerance` of its own.

@@ -15,6 +15,7 @@ use super::gitlab::GitlabScheme;
 use super::hmac::{Description, HmacScheme, HmacSpec};
 use super::jwt::{self, JwtScheme};
 use super::meta::MetaScheme;
+use super::none::NoneScheme;
 use super::presets;
 use super::tbank::TbankScheme;
 use super::twilio::TwilioScheme;
@@ -27,6 +28,8 @@ pub enum KeyKind {
     Secrets,
     /// The sender's public keys, from the route's `public_keys`.
     PublicKeys,
+    /// No keys: `scheme = "none"`, which rests on `allow_ips`.
+    None,
 }
 
 impl KeyKind {
@@ -35,6 +38,7 @@ impl KeyKind {
         match self {
             KeyKind::Secrets => "secrets",
             KeyKind::PublicKeys => "public_keys",
+            KeyKind::None => "",
         }
     }
 }
@@ -146,6 +150,12 @@ pub static SCHEMES: &[Entry] = &[
         needs_verify_token: true,
         ..SHARED_SECRET
     },
+    Entry {
+        name: "none",
+        family: Family::Own(none),
+        keys: KeyKind::None,
+        ..SHARED_SECRET
+    },
 ];
 
 /// The entry for `name`, if hookguard knows it.
@@ -255,6 +265,10 @@ fn twilio(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     Ok(Box::new(TwilioScheme::new(url, ingredients.keys)))
 }
 
+fn none(_: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+    Ok(Box::new(NoneScheme::default()))
+}
+
 fn gitlab(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     Ok(Box::new(GitlabScheme::new(ingredients.keys)))
 }
@@ -341,7 +355,12 @@ mod tests {
                 .build(ingredients(entry))
                 .unwrap_or_else(|e| panic!("{}: {e:?}", entry.name));
             assert_eq!(scheme.name(), entry.name);
-            assert_eq!(scheme.key_ids(), ["k"]);
+            let expected = if entry.keys == KeyKind::None {
+                "allow_ips"
+            } else {
+                "k"
+            };
+            assert_eq!(scheme.key_ids(), [expected], "{}", entry.name);
         }
     }
 

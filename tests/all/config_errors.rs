@@ -418,7 +418,7 @@ fn an_unknown_scheme_lists_the_known_ones() {
     assert_errors(
         &text,
         &[
-            r#"routes[0].scheme: "strype" is not one of hmac, stripe, github, slack, shopify, standard-webhooks, twilio, paddle, square, hubspot, zoom, calendly, bitbucket, typeform, intercom, linear, gitlab, mailgun, tbank, discord, sendgrid, tochka, meta"#,
+            r#"routes[0].scheme: "strype" is not one of hmac, stripe, github, slack, shopify, standard-webhooks, twilio, paddle, square, hubspot, zoom, calendly, bitbucket, typeform, intercom, linear, gitlab, mailgun, tbank, discord, sendgrid, tochka, meta, none"#,
         ],
     );
 }
@@ -826,4 +826,34 @@ fn rates_are_per_second_or_per_minute_possibly_fractional_and_validated_by_name(
         &text("rate_limit = { burst = 3 }"),
         &["routes[0].rate_limit.requests_per_second: missing: e.g. requests_per_second = 50, or requests_per_minute = 60"],
     );
+}
+
+#[test]
+fn scheme_none_needs_allow_ips_takes_no_keys_cannot_dedupe_on_a_signature_and_check_warns() {
+    let text = |extra: &str| {
+        format!(
+            "[server]\nupstream = \"http://127.0.0.1:8080\"\n[[routes]]\nname = \"bank\"\npath = \"/bank\"\nscheme = \"none\"\n{extra}\n"
+        )
+    };
+    assert_errors(
+        &text(""),
+        &["routes[0].allow_ips: missing: scheme = \"none\" accepts requests by allow_ips alone, so it needs at least one network, e.g. [\"203.0.113.0/24\"]"],
+    );
+    assert_errors(
+        &text("allow_ips = [\"10.0.0.0/8\"]\nsecrets = [{ value = \"s\" }]"),
+        &["routes[0].secrets: scheme none verifies nothing, so it takes no keys; remove secrets"],
+    );
+    assert_errors(
+        &text("allow_ips = [\"10.0.0.0/8\"]\ndedupe = [\"signature\"]"),
+        &["routes[0].dedupe[0]: scheme = \"none\" has no signature to dedupe on; use header:NAME or json:/pointer"],
+    );
+    let config = valid(&text("allow_ips = [\"10.0.0.0/8\"]\nenforce = false"));
+    assert!(
+        config.routes[0].dedupe.is_empty(),
+        "nothing to dedupe on by default"
+    );
+    let summary = config.summary();
+    assert!(summary.contains("NOTHING IS AUTHENTICATED"), "{summary}");
+    assert!(summary.contains("SHADOW MODE"), "{summary}");
+    assert!(summary.contains("allow_ips=[10.0.0.0/8]"), "{summary}");
 }

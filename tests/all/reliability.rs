@@ -614,3 +614,40 @@ async fn a_config_refused_for_a_missing_secret_file_is_loaded_once_the_file_appe
     assert!(loaded, "the secret file that appeared was not noticed");
     assert_eq!(post("later-secret", "b").await, 200);
 }
+
+/// A bank that signs nothing and is known by its addresses (seed 003).
+const BANK: &str = r#"
+[[routes]]
+name = "bank"
+path = "/bank"
+scheme = "none"
+allow_ips = ["127.0.0.0/8"]
+dedupe = ["header:X-Bank-Id"]
+"#;
+
+#[tokio::test]
+async fn a_route_without_a_signature_accepts_by_address_marks_it_and_still_dedupes() {
+    let upstream = Upstream::start().await;
+    let hg = Hookguard::start(&(server("") + BANK), &upstream.url()).await;
+    let headers = vec![("x-bank-id", "pay-1".to_owned())];
+    let first = send(hg.addr, "POST", "/bank", &headers, "{}").await;
+    assert_eq!((first.status, first.reject()), (200, None));
+    assert_eq!(
+        upstream.last().headers["x-verified-by"],
+        "hookguard; route=bank; scheme=none; key=allow_ips"
+    );
+    let again = send(hg.addr, "POST", "/bank", &headers, "{}").await;
+    assert_eq!(again.reject(), Some("duplicate"));
+    assert_eq!(upstream.count(), 1);
+
+    // From an address outside allow_ips (a trusted proxy says so).
+    let outside = server("trusted_proxies = [\"127.0.0.1/32\"]") + BANK;
+    let hg = Hookguard::start(&outside, &upstream.url()).await;
+    let headers = vec![
+        ("x-bank-id", "pay-2".to_owned()),
+        ("x-forwarded-for", "198.51.100.7".to_owned()),
+    ];
+    let refused = send(hg.addr, "POST", "/bank", &headers, "{}").await;
+    assert_eq!((refused.status, refused.reject()), (403, Some("ip_denied")));
+    assert_eq!(upstream.count(), 1);
+}
