@@ -259,6 +259,9 @@ pub struct Route {
     /// The status a copy of a delivery still in flight is answered with:
     /// one the sender retries.
     pub in_flight_status: StatusCode,
+    /// Ids of `optional` secrets that were not set when the config was
+    /// read (retired, or not rotated in yet); shown by `check`.
+    pub skipped_secrets: Vec<String>,
 }
 
 /// A set of HTTP status codes, written as classes (`"2xx"`) and single
@@ -556,6 +559,12 @@ impl Config {
                 route.in_flight_status.as_u16()
             ));
             out.push_str(&format!("  {}\n", refuses.join("  ")));
+            if !route.skipped_secrets.is_empty() {
+                out.push_str(&format!(
+                    "  optional secrets not set, skipped: {}\n",
+                    route.skipped_secrets.join(", ")
+                ));
+            }
             if !route.enforce {
                 out.push_str(&format!(
                     "  WARNING: route {:?} is in SHADOW MODE (enforce = false): requests that fail a check are FORWARDED anyway, without the verified header\n",

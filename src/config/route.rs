@@ -35,7 +35,8 @@ pub(super) fn parse(
         .map(str::to_owned);
     let path = s.required("path", "e.g. \"/webhooks/stripe\"", parse_path, errors);
     let methods = parse_methods(&mut s, errors);
-    let scheme = scheme::parse(&mut s, sources, errors);
+    let mut skipped_secrets = Vec::new();
+    let scheme = scheme::parse(&mut s, sources, &mut skipped_secrets, errors);
     let tolerance = s.duration("tolerance", errors).unwrap_or_else(|| {
         scheme.as_ref().map_or(Duration::from_secs(300), |scheme| {
             scheme.default_tolerance()
@@ -130,6 +131,7 @@ pub(super) fn parse(
         content_types,
         complete_on,
         in_flight_status,
+        skipped_secrets,
     })
 }
 

@@ -20,9 +20,11 @@ use crate::schemes::Scheme;
 
 /// Reads the route's scheme and builds its verifier; `None` after recording
 /// errors.
+/// The ids of optional secrets that were not set are added to `skipped`.
 pub(super) fn parse(
     s: &mut Section<'_>,
     sources: &mut SourceReader<'_>,
+    skipped: &mut Vec<String>,
     errors: &mut ConfigErrors,
 ) -> Option<Box<dyn Scheme>> {
     let names = registry::names_where(|_| true);
@@ -58,7 +60,7 @@ pub(super) fn parse(
                     ),
                 );
             }
-            parse_secrets(s, "public_keys", sources, errors)
+            parse_secrets(s, "public_keys", sources, skipped, errors)
         }
         _ => {
             if let Some(entry) = entry {
@@ -73,7 +75,7 @@ pub(super) fn parse(
                     );
                 }
             }
-            parse_secrets(s, "secrets", sources, errors)
+            parse_secrets(s, "secrets", sources, skipped, errors)
         }
     };
     let public_url = parse_public_url(s, entry, errors);
@@ -242,6 +244,7 @@ pub(super) fn parse_secrets(
     s: &mut Section<'_>,
     key: &str,
     sources: &mut SourceReader<'_>,
+    skipped: &mut Vec<String>,
     errors: &mut ConfigErrors,
 ) -> Option<Vec<Secret>> {
     let Some(items) = s.array(key, errors) else {
@@ -258,6 +261,7 @@ pub(super) fn parse_secrets(
         return None;
     }
     let mut secrets = Vec::new();
+    let skipped_before = skipped.len();
     let mut ok = true;
     for (index, (path, item)) in items.into_iter().enumerate() {
         let Some(mut entry) = as_section(path.clone(), item, errors) else {
@@ -265,6 +269,16 @@ pub(super) fn parse_secrets(
             continue;
         };
         let source = read_source(&mut entry, errors);
+        let optional = entry.boolean("optional", errors).unwrap_or(false);
+        if optional && key != "secrets" {
+            errors.push(
+                entry.key("optional"),
+                format!(
+                    "only secrets can be optional; a missing entry of {key} is always an error"
+                ),
+            );
+            ok = false;
+        }
         let id = match entry.string("id", errors) {
             Some(id) if is_label_safe(id) => id.to_owned(),
             Some(id) => {
@@ -284,8 +298,22 @@ pub(super) fn parse_secrets(
             ok = false;
             continue;
         };
-        match sources.resolve(&source) {
-            Ok(bytes) => {
+        let resolved = if optional {
+            sources.resolve_optional(&source)
+        } else {
+            sources.resolve(&source).map(Some)
+        };
+        match resolved {
+            Ok(None) => {
+                // Retired or not yet rotated in: skipped, and said so.
+                tracing::warn!(
+                    secret = %path,
+                    id = %id,
+                    "optional secret is not set; skipped"
+                );
+                skipped.push(id);
+            }
+            Ok(Some(bytes)) => {
                 if secrets.iter().any(|s: &Secret| s.id == id) {
                     errors.push(path, format!("id {id:?} is used twice"));
                     ok = false;
@@ -298,6 +326,16 @@ pub(super) fn parse_secrets(
                 ok = false;
             }
         }
+    }
+    if ok && secrets.is_empty() && skipped.len() > skipped_before {
+        errors.push(
+            s.key(key),
+            format!(
+                "every secret is optional and none is set ({}): a route needs at least one",
+                skipped[skipped_before..].join(", ")
+            ),
+        );
+        return None;
     }
     ok.then_some(secrets)
 }

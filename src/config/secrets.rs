@@ -132,6 +132,32 @@ impl<'e> SourceReader<'e> {
         source.resolve(self.env)
     }
 
+    /// Like [`SourceReader::resolve`], for a secret marked `optional`: an
+    /// unset or empty variable, or an empty file, gives `Ok(None)` (the
+    /// secret is skipped) instead of an error. A file that cannot be read
+    /// at all is still an error: that is more often a typo than a retired
+    /// secret.
+    pub fn resolve_optional(&mut self, source: &Source) -> Result<Option<Vec<u8>>, String> {
+        let absent = match source {
+            Source::Env(name) => self.env.var(name).is_none_or(|v| v.is_empty()),
+            Source::File(path) => std::fs::read(path).is_ok_and(|mut bytes| {
+                trim_one_newline(&mut bytes);
+                bytes.is_empty()
+            }),
+            Source::Value(text) => text.is_empty(),
+        };
+        if absent {
+            if let Source::File(path) = source {
+                let path = PathBuf::from(path);
+                if !self.files.contains(&path) {
+                    self.files.push(path);
+                }
+            }
+            return Ok(None);
+        }
+        self.resolve(source).map(Some)
+    }
+
     /// The files noted so far, each once, in the order first read.
     pub fn files(&self) -> &[PathBuf] {
         &self.files

@@ -857,3 +857,50 @@ fn scheme_none_needs_allow_ips_takes_no_keys_cannot_dedupe_on_a_signature_and_ch
     assert!(summary.contains("SHADOW MODE"), "{summary}");
     assert!(summary.contains("allow_ips=[10.0.0.0/8]"), "{summary}");
 }
+
+#[test]
+fn an_optional_secret_that_is_not_set_is_skipped_and_shown_but_one_must_be_set() {
+    let text = |secrets: &str| {
+        format!(
+            "[server]\nupstream = \"http://127.0.0.1:8080\"\n[[routes]]\nname = \"r\"\npath = \"/r\"\nscheme = \"hmac\"\nsecrets = [{secrets}]\n[routes.hmac]\nheader = \"X-Sig\"\n"
+        )
+    };
+    let env = |name: &str| match name {
+        "CURRENT" => Some("s".to_owned()),
+        "PREVIOUS" => Some(String::new()),
+        _ => None,
+    };
+    let config = Config::from_toml(
+        &text(r#"{ env = "CURRENT", id = "current" }, { env = "PREVIOUS", id = "previous", optional = true }, { env = "UNSET", id = "next", optional = true }"#),
+        &env,
+    )
+    .unwrap();
+    let route = &config.routes[0];
+    assert_eq!(route.scheme.key_ids(), ["current"]);
+    assert_eq!(route.skipped_secrets, ["previous", "next"]);
+    assert!(config
+        .summary()
+        .contains("optional secrets not set, skipped: previous, next"));
+    assert_eq!(
+        errors_with(
+            &text(r#"{ env = "PREVIOUS", id = "previous", optional = true }"#),
+            &env
+        ),
+        ["routes[0].secrets: every secret is optional and none is set (previous): a route needs at least one"]
+    );
+    assert_eq!(
+        errors_with(&text(r#"{ env = "PREVIOUS", id = "previous" }"#), &env),
+        ["routes[0].secrets[0]: environment variable PREVIOUS is empty"],
+        "without optional, an empty secret is still an error"
+    );
+}
+
+#[test]
+fn only_secrets_can_be_optional() {
+    let text = "[server]\nupstream = \"http://127.0.0.1:8080\"\n[[routes]]\nname = \"d\"\npath = \"/d\"\nscheme = \"discord\"\npublic_keys = [{ value = \"00\", optional = true }]\n";
+    let found = errors(text);
+    assert!(
+        found.contains(&"routes[0].public_keys[0].optional: only secrets can be optional; a missing entry of public_keys is always an error".to_owned()),
+        "{found:?}"
+    );
+}

@@ -651,3 +651,53 @@ async fn a_route_without_a_signature_accepts_by_address_marks_it_and_still_dedup
     assert_eq!((refused.status, refused.reject()), (403, Some("ip_denied")));
     assert_eq!(upstream.count(), 1);
 }
+
+#[tokio::test]
+async fn emptying_an_optional_previous_secrets_file_retires_it_on_reload() {
+    let upstream = Upstream::start().await;
+    let dir = TempDir::new("optional");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let current = dir.0.join("current");
+    let previous = dir.0.join("previous");
+    std::fs::write(&current, "new-secret\n").unwrap();
+    std::fs::write(&previous, "old-secret\n").unwrap();
+    let config_path = dir.0.join("hookguard.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "[server]\nupstream = \"{}\"\nreload_interval = \"100ms\"\n\n[[routes]]\nname = \"r\"\npath = \"/r\"\nscheme = \"hmac\"\nsecrets = [{{ file = \"{}\", id = \"current\" }}, {{ file = \"{}\", id = \"previous\", optional = true }}]\n[routes.hmac]\nheader = \"X-Signature\"\n",
+            upstream.url(),
+            current.display(),
+            previous.display()
+        ),
+    )
+    .unwrap();
+    let hg = Hookguard::start_reloading(&config_path).await;
+    let post = |secret: &'static str, body: &'static str| {
+        let addr = hg.addr;
+        async move {
+            send(
+                addr,
+                "POST",
+                "/r",
+                &[("x-signature", hmac_hex(secret, body.as_bytes()))],
+                body,
+            )
+            .await
+        }
+    };
+    assert_eq!(post("old-secret", "a").await.status, 200, "both accepted");
+    assert_eq!(post("new-secret", "b").await.status, 200);
+    // The rotation procedure: empty the previous secret (the seed's .env
+    // with WEBHOOK_SECRET_PREVIOUS= empty).
+    std::fs::write(&previous, "").unwrap();
+    let retired = eventually(|| async { post("old-secret", "c").await.status == 401 }).await;
+    assert!(retired, "the emptied optional secret was not retired");
+    assert_eq!(post("new-secret", "d").await.status, 200);
+    let (_, page) = support::admin_get(hg.admin, "/metrics").await;
+    assert_eq!(
+        support::metric(&page, "hookguard_config_reloads_total{result=\"error\"}"),
+        Some(0.0),
+        "retiring an optional secret is a good config, not a refused one"
+    );
+}
