@@ -362,7 +362,7 @@ async fn claim(
     }
     match x.state.store.claim(keys, route.dedupe_ttl).await {
         Ok(ClaimResult::Claimed(claim)) => Ok(Some(claim)),
-        Ok(ClaimResult::Duplicate) => Err(Reject::new(
+        Ok(ClaimResult::Duplicate(_)) => Err(Reject::new(
             Reason::Duplicate,
             "this delivery was already accepted by the app",
         )),
@@ -417,7 +417,7 @@ async fn settle(
     };
     let delivered = matches!(answered, Ok(response) if !response.head.status.is_server_error());
     let settled = if delivered {
-        store.complete(&claim).await
+        store.complete(&claim, None).await
     } else {
         store.release(&claim).await
     };

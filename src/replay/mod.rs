@@ -7,6 +7,11 @@
 //! below 500) and released when it did not, so that the sender's retry goes
 //! through. That is what makes "nothing lost, nothing twice" hold.
 //!
+//! A completed claim may carry the app's answer ([`StoredAnswer`]), so that
+//! a later copy can be answered as the first was; stores keep it beside the
+//! keys, for as long as the keys, in the one encoding [`StoredAnswer::encode`]
+//! defines (Redis values and memory snapshots alike).
+//!
 //! - [`memory`]: the in-process store (the default): a compact sharded map.
 //! - [`redis`]: one Redis shared by every replica of the app.
 
@@ -16,6 +21,8 @@ pub mod redis;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode};
 use sha2::{Digest, Sha256};
 
 use crate::config::{DedupeSource, Route};
@@ -30,8 +37,10 @@ pub type Key = [u8; 16];
 pub enum ClaimResult {
     /// All keys were free and are now held by this request.
     Claimed(Claim),
-    /// One of the keys belongs to a delivery that completed.
-    Duplicate,
+    /// One of the keys belongs to a delivery that completed; with the app's
+    /// answer to it when the completion kept one (and the store still has
+    /// it).
+    Duplicate(Option<StoredAnswer>),
     /// One of the keys belongs to a delivery being forwarded right now.
     InFlight,
 }
@@ -48,6 +57,101 @@ pub struct Claim {
     pub ttl: Duration,
 }
 
+/// The app's answer to a delivery, remembered with its keys so that later
+/// copies can be answered with it: the status, the `Content-Type`, and the
+/// body (its size is the caller's to bound, `replay.max_answer_bytes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAnswer {
+    status: StatusCode,
+    content_type: Option<HeaderValue>,
+    body: Bytes,
+}
+
+/// The first byte of every encoded [`StoredAnswer`]. A reader that finds
+/// another refuses the answer (and falls back to the status answer) rather
+/// than misreading one written by a newer hookguard.
+const ANSWER_VERSION: u8 = 1;
+
+/// The longest `Content-Type` kept. Real ones are a few dozen bytes; the
+/// bound keeps the encoding's length field small and the entry bounded.
+pub const MAX_CONTENT_TYPE_BYTES: usize = 1024;
+
+impl StoredAnswer {
+    /// An answer to remember; `None` when its `Content-Type` is longer than
+    /// [`MAX_CONTENT_TYPE_BYTES`] (the caller then falls back to the status
+    /// answer, as for a body that is too large).
+    pub fn new(status: StatusCode, content_type: Option<HeaderValue>, body: Bytes) -> Option<Self> {
+        if content_type
+            .as_ref()
+            .is_some_and(|ct| ct.len() > MAX_CONTENT_TYPE_BYTES)
+        {
+            return None;
+        }
+        Some(StoredAnswer {
+            status,
+            content_type,
+            body,
+        })
+    }
+
+    /// The app's status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The app's `Content-Type`, when it sent one.
+    pub fn content_type(&self) -> Option<&HeaderValue> {
+        self.content_type.as_ref()
+    }
+
+    /// The app's body.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The length of [`StoredAnswer::encode`]'s output.
+    pub fn encoded_len(&self) -> usize {
+        1 + 2 + 2 + self.content_type.as_ref().map_or(0, HeaderValue::len) + self.body.len()
+    }
+
+    /// Appends the versioned encoding: version (1 byte), status (u16 BE),
+    /// `Content-Type` length (u16 BE, 0 when absent) and bytes, then the body
+    /// to the end. The caller delimits it (a Redis value, a snapshot record).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let content_type = self
+            .content_type
+            .as_ref()
+            .map_or(&[][..], |ct| ct.as_bytes());
+        out.reserve(self.encoded_len());
+        out.push(ANSWER_VERSION);
+        out.extend_from_slice(&self.status.as_u16().to_be_bytes());
+        // `new` bounds it to MAX_CONTENT_TYPE_BYTES, well within a u16.
+        out.extend_from_slice(&(content_type.len() as u16).to_be_bytes());
+        out.extend_from_slice(content_type);
+        out.extend_from_slice(&self.body);
+    }
+
+    /// Reads [`StoredAnswer::encode`]'s output; `None` for another version
+    /// or bytes that are not a valid answer. Borrows the body from `bytes`.
+    pub fn decode(bytes: &Bytes) -> Option<Self> {
+        let (&version, rest) = bytes.split_first()?;
+        if version != ANSWER_VERSION || rest.len() < 4 {
+            return None;
+        }
+        let status = StatusCode::from_u16(u16::from_be_bytes([rest[0], rest[1]])).ok()?;
+        let ct_len = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
+        let body_start = 5usize.checked_add(ct_len)?;
+        if bytes.len() < body_start {
+            return None;
+        }
+        let content_type = match ct_len {
+            0 => None,
+            _ => Some(HeaderValue::from_maybe_shared(bytes.slice(5..body_start)).ok()?),
+        };
+        StoredAnswer::new(status, content_type, bytes.slice(body_start..))
+    }
+}
+
 /// The replay store could not answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreError(pub String);
@@ -57,8 +161,10 @@ pub struct StoreError(pub String);
 pub trait ReplayStore: Send + Sync + std::fmt::Debug {
     /// Claims every key or none.
     async fn claim(&self, keys: Vec<Key>, ttl: Duration) -> Result<ClaimResult, StoreError>;
-    /// Marks a claim's keys as delivered, remembered for the claim's ttl.
-    async fn complete(&self, claim: &Claim) -> Result<(), StoreError>;
+    /// Marks a claim's keys as delivered, remembered for the claim's ttl,
+    /// with the app's answer when the caller wants later copies to get it.
+    async fn complete(&self, claim: &Claim, answer: Option<StoredAnswer>)
+        -> Result<(), StoreError>;
     /// Frees a claim's keys (only where they are still held by this claim).
     async fn release(&self, claim: &Claim) -> Result<(), StoreError>;
     /// How many keys the store holds now, as far as this process knows.
@@ -135,6 +241,60 @@ fn derive(route: &str, source_index: usize, value: &[u8]) -> Key {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn answer(content_type: Option<&'static str>, body: &'static [u8]) -> StoredAnswer {
+        StoredAnswer::new(
+            StatusCode::CREATED,
+            content_type.map(HeaderValue::from_static),
+            Bytes::from_static(body),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn answers_survive_their_encoding() {
+        for original in [
+            answer(Some("application/json"), br#"{"ok":true}"#),
+            answer(None, b""),
+            answer(Some("text/plain"), b""),
+            answer(None, b"\x00\xffbinary"),
+        ] {
+            let mut encoded = Vec::new();
+            original.encode(&mut encoded);
+            assert_eq!(encoded.len(), original.encoded_len());
+            assert_eq!(StoredAnswer::decode(&Bytes::from(encoded)), Some(original));
+        }
+    }
+
+    #[test]
+    fn foreign_or_broken_answers_are_refused() {
+        let mut encoded = Vec::new();
+        answer(Some("application/json"), b"{}").encode(&mut encoded);
+        let decode = |bytes: &[u8]| StoredAnswer::decode(&Bytes::copy_from_slice(bytes));
+        assert!(decode(&[]).is_none());
+        let mut newer = encoded.clone();
+        newer[0] = ANSWER_VERSION + 1;
+        assert!(decode(&newer).is_none(), "another version");
+        assert!(
+            decode(&encoded[..6]).is_none(),
+            "cut inside the content type"
+        );
+        let mut bad_status = encoded.clone();
+        bad_status[1..3].copy_from_slice(&1000u16.to_be_bytes());
+        assert!(decode(&bad_status).is_none(), "status 1000");
+        let mut bad_header = encoded;
+        bad_header[5] = b'\n';
+        assert!(
+            decode(&bad_header).is_none(),
+            "a newline in the content type"
+        );
+    }
+
+    #[test]
+    fn an_overlong_content_type_is_not_remembered() {
+        let long = HeaderValue::from_str(&"a".repeat(MAX_CONTENT_TYPE_BYTES + 1)).unwrap();
+        assert!(StoredAnswer::new(StatusCode::OK, Some(long), Bytes::new()).is_none());
+    }
 
     #[test]
     fn keys_differ_by_route_and_source() {

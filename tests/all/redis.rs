@@ -11,6 +11,7 @@ use crate::support;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use hookguard::replay::{ClaimResult, ReplayStore, StoredAnswer};
 use redis::AsyncCommands;
 use support::{
     admin_get, hmac_hex, metric, now, send, wait_ready_status, Answer, Hookguard, RedisServer,
@@ -91,7 +92,9 @@ async fn stored(redis: &RedisServer) -> Vec<(String, String, i64)> {
     let keys: Vec<String> = connection.keys("hookguard:*").await.unwrap();
     let mut out = Vec::new();
     for key in keys {
-        let value: String = connection.get(&key).await.unwrap();
+        // Answers are binary; dedupe keys' values are text.
+        let value: Vec<u8> = connection.get(&key).await.unwrap();
+        let value = String::from_utf8_lossy(&value).into_owned();
         let ttl: i64 = connection.pttl(&key).await.unwrap();
         out.push((key, value, ttl));
     }
@@ -449,4 +452,113 @@ async fn a_hung_redis_costs_a_request_at_most_store_timeout_and_recovers_when_it
     assert_eq!(post(&hg, &back).await.reject(), Some("duplicate"));
     // The hung claims' follow-up releases left nothing in flight.
     assert_eq!(post(&hg, &delivery("evt_hung_0")).await.status, 200);
+}
+
+/// A store of this test's own on `redis`, as a replica's would be.
+fn store(redis: &RedisServer) -> hookguard::replay::redis::RedisStore {
+    let settings = hookguard::config::RedisReplay {
+        connection: redis::IntoConnectionInfo::into_connection_info(redis.url().as_str()).unwrap(),
+        key_prefix: "hookguard:".to_owned(),
+        store_timeout: Duration::from_secs(2),
+        on_store_error: hookguard::config::OnStoreError::Reject,
+    };
+    hookguard::replay::redis::RedisStore::new(
+        &settings,
+        Duration::from_secs(1),
+        std::sync::Arc::new(|_, _, _| {}),
+    )
+}
+
+fn stored_answer(body: &'static str) -> StoredAnswer {
+    StoredAnswer::new(
+        http::StatusCode::CREATED,
+        Some(http::HeaderValue::from_static("application/json")),
+        bytes::Bytes::from_static(body.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_remembered_answer_is_kept_once_with_the_keys_ttl_and_given_at_every_replica() {
+    let Some(redis) = RedisServer::start(&[]).await else {
+        return;
+    };
+    let (a, b) = (store(&redis), store(&redis));
+    let keys = vec![[1u8; 16], [2u8; 16]];
+    let ClaimResult::Claimed(claim) = a
+        .claim(keys.clone(), Duration::from_secs(3600))
+        .await
+        .unwrap()
+    else {
+        panic!("fresh keys are claimed");
+    };
+    a.complete(&claim, Some(stored_answer(r#"{"id":7}"#)))
+        .await
+        .unwrap();
+    for key in &keys {
+        match b
+            .claim(vec![*key], Duration::from_secs(3600))
+            .await
+            .unwrap()
+        {
+            ClaimResult::Duplicate(Some(answer)) => {
+                assert_eq!(answer, stored_answer(r#"{"id":7}"#))
+            }
+            other => panic!("expected the original answer, got {other:?}"),
+        }
+    }
+    // Two keys marked done:<token>, one answer string, all with the TTL.
+    let stored = stored(&redis).await;
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    let answer_keys: Vec<_> = stored
+        .iter()
+        .filter(|(key, _, _)| key.starts_with("hookguard:answer:"))
+        .collect();
+    assert_eq!(answer_keys.len(), 1, "{stored:?}");
+    let token = &answer_keys[0].0["hookguard:answer:".len()..];
+    for (key, value, ttl) in &stored {
+        assert!((3_500_000..=3_600_000).contains(ttl), "{key}: PTTL {ttl}");
+        if !key.starts_with("hookguard:answer:") {
+            assert_eq!(value, &format!("done:{token}"), "{key}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_completed_key_whose_answer_is_gone_is_still_a_duplicate() {
+    let Some(redis) = RedisServer::start(&[]).await else {
+        return;
+    };
+    let store = store(&redis);
+    let ClaimResult::Claimed(claim) = store
+        .claim(vec![[3u8; 16]], Duration::from_secs(60))
+        .await
+        .unwrap()
+    else {
+        panic!("a fresh key is claimed");
+    };
+    store
+        .complete(&claim, Some(stored_answer("{}")))
+        .await
+        .unwrap();
+    let mut connection = redis.client().await;
+    let answers: Vec<String> = connection.keys("hookguard:answer:*").await.unwrap();
+    // An answer from some other version, then none at all: the copy is
+    // still refused, with the status answer.
+    let _: () = connection.set(&answers[0], "\x09garbage").await.unwrap();
+    assert!(matches!(
+        store
+            .claim(vec![[3u8; 16]], Duration::from_secs(60))
+            .await
+            .unwrap(),
+        ClaimResult::Duplicate(None)
+    ));
+    let _: () = connection.del(&answers[0]).await.unwrap();
+    assert!(matches!(
+        store
+            .claim(vec![[3u8; 16]], Duration::from_secs(60))
+            .await
+            .unwrap(),
+        ClaimResult::Duplicate(None)
+    ));
 }
