@@ -370,6 +370,27 @@ impl ReplayStore for MemoryStore {
         Ok(())
     }
 
+    async fn forget(&self, keys: &[Key]) -> Result<u64, StoreError> {
+        let now = self.now_ms();
+        let mut removed = 0;
+        for key in keys {
+            let key = as_u128(key);
+            let mut shard = self.shard(key);
+            // An expired key is gone already, whatever the sweep says.
+            let live_and_completed = shard
+                .slots
+                .get(&key)
+                .is_some_and(|slot| slot.is_completed() && slot.expires > now);
+            if live_and_completed {
+                if let Some(slot) = shard.slots.remove(&key) {
+                    self.vacate(&slot);
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     fn entries(&self) -> u64 {
         self.shards
             .iter()
@@ -488,6 +509,23 @@ mod tests {
             store.claim(vec![key(1)], TTL).await.unwrap(),
             ClaimResult::InFlight
         ));
+    }
+
+    #[tokio::test]
+    async fn forget_removes_completed_keys_and_their_answer_but_not_claims_in_flight() {
+        let store = store(100);
+        let done = claimed(&store, vec![key(1), key(2)], TTL).await;
+        store.complete(&done, Some(answer("ok"))).await.unwrap();
+        let _flying = claimed(&store, vec![key(3)], TTL).await;
+        assert_eq!(store.forget(&[key(1), key(3), key(9)]).await.unwrap(), 1);
+        claimed(&store, vec![key(1)], TTL).await;
+        assert!(matches!(
+            store.claim(vec![key(3)], TTL).await.unwrap(),
+            ClaimResult::InFlight
+        ));
+        assert_eq!(store.forget(&[key(2)]).await.unwrap(), 1);
+        assert!(store.answers().is_empty(), "the last key took its answer");
+        assert_eq!(store.forget(&[key(2)]).await.unwrap(), 0);
     }
 
     #[tokio::test]

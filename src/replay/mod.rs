@@ -18,6 +18,7 @@
 pub mod memory;
 pub mod redis;
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -167,6 +168,13 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
         -> Result<(), StoreError>;
     /// Frees a claim's keys (only where they are still held by this claim).
     async fn release(&self, claim: &Claim) -> Result<(), StoreError>;
+    /// Forgets completed keys on an operator's request (admin
+    /// `POST /replay/forget`), so that a copy of their delivery is forwarded
+    /// again; answers how many were removed. Keys in flight are left alone:
+    /// their copy is with the app right now, freeing them would let another
+    /// copy reach it meanwhile, and settling the claim would mark them
+    /// again anyway.
+    async fn forget(&self, keys: &[Key]) -> Result<u64, StoreError>;
     /// How many keys the store holds now, as far as this process knows.
     fn entries(&self) -> u64;
     /// Whether the store answers now. A store in this process always does;
@@ -193,28 +201,13 @@ pub fn keys_for(route: &Route, verified: &Verified, request: &RequestView<'_>) -
                 .get_or_insert_with(|| serde_json::from_slice(request.body).ok())
                 .as_ref()
                 .and_then(|doc| doc.pointer(pointer))
-                .map(|value| match value {
-                    serde_json::Value::String(s) => derive(&route.name, index, s.as_bytes()),
-                    other => derive(&route.name, index, other.to_string().as_bytes()),
-                }),
-            // One key from all the values, or none when any is absent. Each
-            // value is length-prefixed so that no two tuples concatenate
-            // alike.
+                .map(|value| derive(&route.name, index, json_text(value).as_bytes())),
             DedupeSource::JsonAll(pointers) => json
                 .get_or_insert_with(|| serde_json::from_slice(request.body).ok())
                 .as_ref()
                 .and_then(|doc| {
-                    let mut joined = Vec::new();
-                    for pointer in pointers {
-                        let value = doc.pointer(pointer)?;
-                        let text = match value {
-                            serde_json::Value::String(s) => s.clone(),
-                            other => other.to_string(),
-                        };
-                        joined.extend_from_slice(&(text.len() as u64).to_be_bytes());
-                        joined.extend_from_slice(text.as_bytes());
-                    }
-                    Some(derive(&route.name, index, &joined))
+                    let values: Option<Vec<_>> = pointers.iter().map(|p| doc.pointer(p)).collect();
+                    Some(derive(&route.name, index, &joined(&values?)))
                 }),
         };
         keys.extend(key);
@@ -222,6 +215,68 @@ pub fn keys_for(route: &Route, verified: &Verified, request: &RequestView<'_>) -
     keys.sort_unstable();
     keys.dedup();
     keys
+}
+
+/// The key [`keys_for`] derives from `source` of `route` when the request
+/// carries `value` there, given as JSON (what an operator types into
+/// `POST /replay/forget`): for `signature` the decoded signature as hex
+/// digits; for a header its value as a string; for `json:/pointer` the
+/// value found there (a string, or any JSON value); for `json:(/a,/b)` an
+/// array of those values, in the pointers' order. `Err` says what `value`
+/// should have been; `None` in the `Ok` means `source` is not in the
+/// route's `dedupe` list.
+pub fn key_for(
+    route: &Route,
+    source: &DedupeSource,
+    value: &serde_json::Value,
+) -> Result<Option<Key>, String> {
+    let Some(index) = route.dedupe.iter().position(|s| s == source) else {
+        return Ok(None);
+    };
+    let hashed = match (source, value) {
+        (DedupeSource::Signature, serde_json::Value::String(digits)) => {
+            hex::decode(digits).map_err(|_| "the signature's bytes as hex digits".to_owned())?
+        }
+        (DedupeSource::Signature, _) => {
+            return Err("the signature's bytes as hex digits".to_owned());
+        }
+        (DedupeSource::Header(_), serde_json::Value::String(text)) => text.as_bytes().to_vec(),
+        (DedupeSource::Header(_), _) => return Err("the header's value as a string".to_owned()),
+        (DedupeSource::Json(_), value) => json_text(value).as_bytes().to_vec(),
+        (DedupeSource::JsonAll(pointers), serde_json::Value::Array(values))
+            if values.len() == pointers.len() =>
+        {
+            joined(&values.iter().collect::<Vec<_>>())
+        }
+        (DedupeSource::JsonAll(pointers), _) => {
+            return Err(format!(
+                "an array of {} values, one for each pointer of {source}",
+                pointers.len()
+            ));
+        }
+    };
+    Ok(Some(derive(&route.name, index, &hashed)))
+}
+
+/// The text of a JSON value as a dedupe key hashes it: a string as it is,
+/// anything else as its JSON text (so `"123"` and `123` are one key).
+fn json_text(value: &serde_json::Value) -> Cow<'_, str> {
+    match value {
+        serde_json::Value::String(s) => Cow::Borrowed(s),
+        other => Cow::Owned(other.to_string()),
+    }
+}
+
+/// Several values made into one key's input. Each value is length-prefixed
+/// so that no two tuples concatenate alike.
+fn joined(values: &[&serde_json::Value]) -> Vec<u8> {
+    let mut joined = Vec::new();
+    for value in values {
+        let text = json_text(value);
+        joined.extend_from_slice(&(text.len() as u64).to_be_bytes());
+        joined.extend_from_slice(text.as_bytes());
+    }
+    joined
 }
 
 /// Hashes route, dedupe entry position and value into a key. Lengths are
@@ -294,6 +349,70 @@ mod tests {
     fn an_overlong_content_type_is_not_remembered() {
         let long = HeaderValue::from_str(&"a".repeat(MAX_CONTENT_TYPE_BYTES + 1)).unwrap();
         assert!(StoredAnswer::new(StatusCode::OK, Some(long), Bytes::new()).is_none());
+    }
+
+    #[test]
+    fn key_for_derives_the_keys_of_keys_for() {
+        let config = crate::config::Config::from_toml(
+            r#"
+            [server]
+            upstream = "http://127.0.0.1:1"
+            [[routes]]
+            name = "events"
+            path = "/events"
+            scheme = "hmac"
+            secrets = [{ value = "s" }]
+            dedupe = ["signature", "header:X-Delivery", "json:/id", "json:(/a,/b)"]
+            [routes.hmac]
+            header = "X-Signature"
+            "#,
+            &|_: &str| None::<String>,
+        )
+        .unwrap();
+        let route = &config.routes[0];
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-delivery", HeaderValue::from_static("d-1"));
+        let body = Bytes::from_static(br#"{"id":123,"a":"x","b":true}"#);
+        let verified = Verified {
+            key: 0,
+            signature: vec![0xab, 0xcd],
+            timestamp: None,
+        };
+        let view = RequestView {
+            method: &http::Method::POST,
+            uri: &"/events".parse().unwrap(),
+            headers: &headers,
+            body: &body,
+        };
+        let derived = keys_for(route, &verified, &view);
+        let given = [
+            serde_json::json!("ABCD"),
+            serde_json::json!("d-1"),
+            serde_json::json!("123"),
+            serde_json::json!(["x", true]),
+        ];
+        let mut from_values: Vec<Key> = route
+            .dedupe
+            .iter()
+            .zip(&given)
+            .map(|(source, value)| key_for(route, source, value).unwrap().unwrap())
+            .collect();
+        from_values.sort_unstable();
+        assert_eq!(derived, from_values);
+        // A number given as a number is the same key as its text.
+        assert_eq!(
+            key_for(route, &route.dedupe[2], &serde_json::json!(123)),
+            key_for(route, &route.dedupe[2], &serde_json::json!("123"))
+        );
+        let other = DedupeSource::Header(http::HeaderName::from_static("x-other"));
+        assert_eq!(key_for(route, &other, &given[1]), Ok(None));
+        for (source, bad) in [
+            (&route.dedupe[0], serde_json::json!("not hex")),
+            (&route.dedupe[1], serde_json::json!(7)),
+            (&route.dedupe[3], serde_json::json!(["only one"])),
+        ] {
+            assert!(key_for(route, source, &bad).is_err(), "{source} with {bad}");
+        }
     }
 
     #[test]

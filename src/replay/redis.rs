@@ -132,8 +132,24 @@ end
 return 0
 ";
 
+/// Removes the keys that hold a completed delivery, with or without an
+/// answer; keys in flight stay. KEYS: the keys. ARGV: the completed marker,
+/// the answered marker. Answers how many were removed. An answer's string
+/// is left to its TTL: other keys of its delivery may still refer to it.
+const FORGET: &str = r"
+local removed = 0
+for _, key in ipairs(KEYS) do
+  local held = redis.call('GET', key)
+  if held and (held == ARGV[1] or string.sub(held, 1, #ARGV[2]) == ARGV[2]) then
+    redis.call('DEL', key)
+    removed = removed + 1
+  end
+end
+return removed
+";
+
 /// Hears of every store operation: its name (`claim`, `complete`,
-/// `release`, `ping`), how long it took, and whether it succeeded.
+/// `release`, `forget`, `ping`), how long it took, and whether it succeeded.
 pub type StoreObserver = Arc<dyn Fn(&'static str, Duration, bool) + Send + Sync>;
 
 /// The Redis-backed store.
@@ -354,6 +370,15 @@ impl ReplayStore for RedisStore {
         let value = self.token_value(claim.token);
         let mut connection = self.connection();
         self.run("release", release(&mut connection, &keys, &value))
+            .await
+    }
+
+    async fn forget(&self, keys: &[Key]) -> Result<u64, StoreError> {
+        let keys: Vec<String> = keys.iter().map(|k| self.redis_key(k)).collect();
+        let mut command = eval(FORGET, &keys);
+        command.arg(COMPLETED).arg(ANSWERED);
+        let mut connection = self.connection();
+        self.run("forget", command.query_async::<u64>(&mut connection))
             .await
     }
 

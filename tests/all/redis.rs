@@ -562,3 +562,38 @@ async fn a_completed_key_whose_answer_is_gone_is_still_a_duplicate() {
         ClaimResult::Duplicate(None)
     ));
 }
+
+#[tokio::test]
+async fn forget_removes_completed_keys_with_or_without_an_answer_and_leaves_claims_in_flight() {
+    let Some(redis) = RedisServer::start(&[]).await else {
+        return;
+    };
+    let store = store(&redis);
+    let ttl = Duration::from_secs(60);
+    for (key, answer) in [([4u8; 16], None), ([5u8; 16], Some(stored_answer("{}")))] {
+        let ClaimResult::Claimed(claim) = store.claim(vec![key], ttl).await.unwrap() else {
+            panic!("a fresh key is claimed");
+        };
+        store.complete(&claim, answer).await.unwrap();
+    }
+    let ClaimResult::Claimed(_flying) = store.claim(vec![[6u8; 16]], ttl).await.unwrap() else {
+        panic!("a fresh key is claimed");
+    };
+    let removed = store
+        .forget(&[[4u8; 16], [5u8; 16], [6u8; 16], [7u8; 16]])
+        .await
+        .unwrap();
+    assert_eq!(removed, 2);
+    assert!(matches!(
+        store.claim(vec![[4u8; 16]], ttl).await.unwrap(),
+        ClaimResult::Claimed(_)
+    ));
+    assert!(matches!(
+        store.claim(vec![[5u8; 16]], ttl).await.unwrap(),
+        ClaimResult::Claimed(_)
+    ));
+    assert!(matches!(
+        store.claim(vec![[6u8; 16]], ttl).await.unwrap(),
+        ClaimResult::InFlight
+    ));
+}
