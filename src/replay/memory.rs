@@ -26,6 +26,11 @@
 //! freed when the last of them leaves the store (expiry, eviction, or being
 //! claimed again). Its size is bounded by the slots': at most `max_entries`
 //! answers of at most `replay.max_answer_bytes`.
+//!
+//! - [`snapshot`]: writing the completed keys to a file and reading them
+//!   back at start, so that a restart does not forget them.
+
+pub mod snapshot;
 
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
@@ -133,6 +138,10 @@ pub struct MemoryStore {
     shard_capacity: usize,
     /// The remembered answers, apart from the slots (see the module doc).
     answers: Mutex<AnswerTable>,
+    /// Held while a snapshot is written, so that the final write at
+    /// shutdown waits for a periodic one still running instead of racing it
+    /// to the same file.
+    writing: Mutex<()>,
     epoch: Instant,
     next_token: AtomicU64,
     on_evict: EvictionHook,
@@ -161,6 +170,7 @@ impl MemoryStore {
             shards: (0..shards).map(|_| Mutex::default()).collect(),
             shard_capacity: per_shard.max(1),
             answers: Mutex::default(),
+            writing: Mutex::default(),
             epoch: Instant::now(),
             next_token: AtomicU64::new(COMPLETED + 1),
             on_evict,
@@ -175,10 +185,19 @@ impl MemoryStore {
         self.now_ms().saturating_add(ttl.as_millis() as u64)
     }
 
-    /// The shard for a key: its high half, independent of the low bits the
-    /// map hashes with.
+    /// The index of a key's shard: from its high half, independent of the
+    /// low bits the map hashes with.
+    fn shard_index(&self, key: u128) -> usize {
+        ((key >> 64) as u64 % self.shards.len() as u64) as usize
+    }
+
+    /// The shard for a key.
     fn shard(&self, key: u128) -> MutexGuard<'_, Shard> {
-        let index = ((key >> 64) as u64 % self.shards.len() as u64) as usize;
+        self.shard_at(self.shard_index(key))
+    }
+
+    /// Shard `index`, locked.
+    fn shard_at(&self, index: usize) -> MutexGuard<'_, Shard> {
         // A poisoned lock means a panic mid-update of plain data; the slots
         // are still consistent enough to keep protecting against replays.
         self.shards[index]
