@@ -17,6 +17,7 @@ use hyper_util::rt::TokioExecutor;
 use super::{exit_code, run_async, with_config};
 use crate::config::{Config, PathPattern, Route};
 use crate::proxy::respond::REJECT_HEADER;
+use crate::routes;
 use crate::schemes::Unsigned;
 
 /// Options of `hookguard sign`.
@@ -101,15 +102,7 @@ pub fn run(path: &Path, options: SignOptions) -> ExitCode {
 
 /// Finds a route by name; the error lists the names there are.
 pub fn find_route<'c>(config: &'c Config, name: &str) -> Result<&'c Route, String> {
-    config
-        .routes
-        .iter()
-        .find(|r| r.name == name)
-        .map(|r| r.as_ref())
-        .ok_or_else(|| {
-            let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
-            format!("no route named {name:?}; routes are: {}", names.join(", "))
-        })
+    routes::by_name(&config.routes, name)
 }
 
 /// Signs a request for `route` at time `now` with delivery id `id`.

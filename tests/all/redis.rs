@@ -597,3 +597,32 @@ async fn forget_removes_completed_keys_with_or_without_an_answer_and_leaves_clai
         ClaimResult::InFlight
     ));
 }
+
+#[tokio::test]
+async fn a_delivery_forgotten_at_one_replica_is_forwarded_again_at_the_other() {
+    let Some(redis) = RedisServer::start(&[]).await else {
+        return;
+    };
+    let upstream = Upstream::start().await;
+    let a = replica(&redis, &upstream.url()).await;
+    let b = replica(&redis, &upstream.url()).await;
+    let first = delivery("evt_forget");
+    assert_eq!(post(&a, &first).await.status, 200);
+    assert_eq!(post(&b, &first).await.reject(), Some("duplicate"));
+    for (source, value) in [
+        ("signature", first.1[0].1.clone()),
+        ("header:X-Delivery", first.1[2].1.clone()),
+        ("json:/id", "evt_forget".to_owned()),
+    ] {
+        let answer = support::forget(b.admin, "events", source, value.into()).await;
+        assert_eq!(
+            (answer.status, answer.json()),
+            (200, serde_json::json!({ "removed": 1 })),
+            "{source}"
+        );
+    }
+    let again = post(&a, &first).await;
+    assert_eq!((again.status, again.reject()), (200, None));
+    assert_eq!(upstream.count(), 2);
+    assert_eq!(post(&b, &first).await.reject(), Some("duplicate"));
+}
