@@ -207,6 +207,34 @@ fn print_errors(errors: &ConfigErrors) {
     }
 }
 
+/// The most of an answer the tools read: theirs are a status line, a few
+/// headers and a short body.
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// Sends `request` on a fresh plain-HTTP client (`sign --send`, `replay
+/// forget`); the answer's head and its body, of at most
+/// [`MAX_ANSWER_BYTES`].
+async fn exchange(
+    request: http::Request<http_body_util::Full<bytes::Bytes>>,
+) -> Result<(http::response::Parts, bytes::Bytes), String> {
+    use http_body_util::BodyExt;
+    let target = request.uri().to_string();
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| format!("cannot send to {target}: {e}"))?;
+    let (head, body) = response.into_parts();
+    let body = http_body_util::Limited::new(body, MAX_ANSWER_BYTES)
+        .collect()
+        .await
+        .map_err(|e| format!("the response body broke off: {e}"))?
+        .to_bytes();
+    Ok((head, body))
+}
+
 /// Runs an async subcommand on a fresh multi-threaded runtime; only the
 /// commands that need one pay for starting it.
 fn run_async(future: impl std::future::Future<Output = ExitCode>) -> ExitCode {

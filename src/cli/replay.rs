@@ -10,17 +10,12 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use bytes::Bytes;
-use http::{header, Method, Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http::{header, Method, Request, StatusCode};
+use http_body_util::Full;
 use serde_json::{json, Value};
 
-use super::{exit_code, run_async, with_config};
+use super::{exchange, exit_code, run_async, with_config};
 use crate::admin::FORGET_PATH;
-
-/// The most of an admin answer read: `{"removed": n}` or an error line.
-const MAX_ANSWER: usize = 64 * 1024;
 
 /// What to forget.
 #[derive(Debug, Clone)]
@@ -86,29 +81,15 @@ pub fn forget(path: &Path, options: ForgetOptions) -> ExitCode {
 /// POSTs `body` to the forget endpoint at `admin`; the status and the
 /// answer as JSON (`null` when it is not JSON).
 async fn post(admin: SocketAddr, body: Value) -> Result<(StatusCode, Value), String> {
-    let target = format!("http://{admin}{FORGET_PATH}");
-    let uri: Uri = target
-        .parse()
-        .map_err(|_| format!("{target:?} is not a valid URL"))?;
     let request = Request::builder()
         .method(Method::POST)
-        .uri(uri)
+        .uri(format!("http://{admin}{FORGET_PATH}"))
         .header(header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body.to_string())))
         .map_err(|e| format!("cannot build the request: {e}"))?;
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let response = client
-        .request(request)
-        .await
-        .map_err(|e| format!("cannot reach the admin listener at {admin}: {e}"))?;
-    let status = response.status();
-    let answer = Limited::new(response.into_body(), MAX_ANSWER)
-        .collect()
-        .await
-        .map_err(|e| format!("the admin listener's answer broke off: {e}"))?
-        .to_bytes();
+    let (head, answer) = exchange(request).await?;
     Ok((
-        status,
+        head.status,
         serde_json::from_slice(&answer).unwrap_or(Value::Null),
     ))
 }

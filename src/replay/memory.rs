@@ -455,7 +455,8 @@ mod tests {
         ));
     }
 
-    fn answer(body: &'static str) -> StoredAnswer {
+    /// An answer with `body`, for the store's tests and its snapshot's.
+    pub(super) fn answer(body: &'static str) -> StoredAnswer {
         StoredAnswer::new(
             http::StatusCode::ACCEPTED,
             Some(http::HeaderValue::from_static("application/json")),
@@ -464,7 +465,8 @@ mod tests {
         .unwrap()
     }
 
-    async fn claimed(store: &MemoryStore, keys: Vec<Key>, ttl: Duration) -> Claim {
+    /// Claims `keys`, which must be free.
+    pub(super) async fn claimed(store: &MemoryStore, keys: Vec<Key>, ttl: Duration) -> Claim {
         match store.claim(keys, ttl).await.unwrap() {
             ClaimResult::Claimed(claim) => claim,
             other => panic!("expected a claim, got {other:?}"),

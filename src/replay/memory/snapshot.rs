@@ -569,8 +569,9 @@ fn unix_ms() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{answer, claimed};
     use super::*;
-    use crate::replay::{Claim, ClaimResult, ReplayStore};
+    use crate::replay::{ClaimResult, ReplayStore};
 
     const HOUR: Duration = Duration::from_secs(3600);
 
@@ -607,22 +608,6 @@ mod tests {
         // Spread over shards as real keys are.
         key[8..12].copy_from_slice(&n.wrapping_mul(0x9e37_79b9).to_be_bytes());
         key
-    }
-
-    fn answer(body: &'static str) -> StoredAnswer {
-        StoredAnswer::new(
-            http::StatusCode::OK,
-            Some(http::HeaderValue::from_static("application/json")),
-            Bytes::from_static(body.as_bytes()),
-        )
-        .unwrap()
-    }
-
-    async fn claimed(store: &MemoryStore, keys: Vec<Key>, ttl: Duration) -> Claim {
-        match store.claim(keys, ttl).await.unwrap() {
-            ClaimResult::Claimed(claim) => claim,
-            other => panic!("expected a claim, got {other:?}"),
-        }
     }
 
     async fn deliver(
