@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //!
-//! - [`cli`]: the command line (`serve`, `check`, `demo`); `main.rs` calls it.
+//! - [`cli`]: the command line (`serve`, `check`, `sign`, `verify`, `replay`,
+//!   `demo`); `main.rs` calls it.
 //! - [`config`]: the TOML file, validated once into types that cannot be
 //!   invalid; every error names its key.
 //! - [`routes`]: which route serves a path.
@@ -15,12 +16,12 @@
 //! - [`limits`]: admission (method, client address, rate, content
 //!   type) and body size and time limits, applied before work.
 //! - [`replay`]: dedupe keys and the stores that remember them (memory,
-//!   redis).
+//!   with its snapshots; redis), with the app's answers when kept.
 //! - [`proxy`]: the request pipeline, forwarding, and the one place a
 //!   rejection becomes a response, a log line and a metric.
 //! - [`reject`]: the reasons hookguard answers itself, and their statuses.
 //! - [`reload`]: re-reading the config and secrets without a restart.
-//! - [`admin`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`admin`]: `/healthz`, `/readyz`, `/metrics`, `POST /replay/forget`.
 //! - [`metrics`]: the Prometheus families.
 //! - [`server`]: the accept loop and graceful shutdown.
 //! - [`http1`]: the wire: request heads and bodies, strict framing, and
