@@ -166,7 +166,7 @@ fn replay_store(c: &mut Criterion) {
                 .to_le_bytes();
             runtime.block_on(async {
                 if let Ok(ClaimResult::Claimed(claim)) = store.claim(vec![key], ttl).await {
-                    store.complete(&claim).await.expect("memory store");
+                    store.complete(&claim, None).await.expect("memory store");
                 }
             })
         })

@@ -21,12 +21,12 @@
 //!                    └ dedupe, reject     (leaves)
 //! ```
 //!
-//! - [`cli`]: the command line (`serve`, `check`, `demo`, `sign`,
-//!   `verify`); `main.rs` calls it.
+//! - [`cli`]: the command line (`serve`, `check`, `sign`, `verify`,
+//!   `replay`, `demo`); `main.rs` calls it.
 //! - [`server`]: the accept loop, the worker threads and graceful shutdown.
 //! - [`reload`]: re-reading the config and the files it read without a
 //!   restart.
-//! - [`admin`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`admin`]: `/healthz`, `/readyz`, `/metrics`, `POST /replay/forget`.
 //! - [`demo`]: the embedded example and demo upstream.
 //! - [`proxy`]: the request pipeline (match, admit, read, verify, claim,
 //!   forward, settle, answer), and the one place a rejection becomes a
@@ -35,7 +35,7 @@
 //!   client address, rate, content type, header names). The body's limits
 //!   are applied where it is read ([`http1::Body::read_to_end`]).
 //! - [`replay`]: dedupe keys and the stores that remember them (memory,
-//!   redis).
+//!   with its snapshots; redis), with the app's answers when kept.
 //! - [`metrics`]: the Prometheus families.
 //! - [`routes`]: which route serves a path.
 //! - [`config`]: the TOML file, validated once into types that cannot be

@@ -9,6 +9,19 @@ use std::sync::Arc;
 
 use crate::config::{PathPattern, Route};
 
+/// The route named `name`; the error lists the names there are (for the
+/// tools and the admin endpoints that take a route by name).
+pub fn by_name<'r>(routes: &'r [Arc<Route>], name: &str) -> Result<&'r Route, String> {
+    routes
+        .iter()
+        .find(|r| r.name == name)
+        .map(|r| r.as_ref())
+        .ok_or_else(|| {
+            let names: Vec<&str> = routes.iter().map(|r| r.name.as_str()).collect();
+            format!("no route named {name:?}; routes are: {}", names.join(", "))
+        })
+}
+
 /// The route table.
 #[derive(Debug)]
 pub struct Router {

@@ -77,7 +77,7 @@ async fn serve(
         live: ArcSwap::from_pointee(Live::new(config, &metrics)),
         store,
         on_store_error,
-        metrics: metrics.clone(),
+        metrics,
     });
     // Under "reject" a store outage refuses every request: say so to the
     // load balancer. Under "allow" requests still go through.
@@ -89,8 +89,7 @@ async fn serve(
     let admin = tokio::spawn(admin::serve(
         admin_listener,
         readiness.clone(),
-        metrics,
-        state.store.clone(),
+        state.clone(),
     ));
     let watcher = source.map(|source| tokio::spawn(reload::watch(state.clone(), source)));
 

@@ -1,4 +1,5 @@
-//! The command line: `serve`, `check`, `sign`, `verify` and `demo`.
+//! The command line: `serve`, `check`, `sign`, `verify`, `replay` and
+//! `demo`.
 //!
 //! This file holds the flags and sends each subcommand to the file that
 //! does its work (mini-redis's `cmd/` shape); `main.rs` only calls
@@ -9,8 +10,10 @@
 //! - [`check`]: validate a config and summarise it.
 //! - [`sign`]: build a correctly signed test request for a route.
 //! - [`verify`]: explain what hookguard would do with a captured request.
+//! - [`replay`]: ask a running hookguard to forget a delivery's key.
 
 pub mod check;
+pub mod replay;
 pub mod serve;
 pub mod sign;
 pub mod verify;
@@ -93,8 +96,37 @@ pub enum Command {
         #[arg(long)]
         at: Option<i64>,
     },
+    /// Act on a running hookguard's replay store, through its admin listener.
+    Replay {
+        /// What to do.
+        #[command(subcommand)]
+        command: ReplayCommand,
+    },
     /// Run the embedded example config with demo secrets and a demo upstream.
     Demo,
+}
+
+/// The `replay` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ReplayCommand {
+    /// Forget a delivery's dedupe key, so that its next copy is forwarded
+    /// (an event the app acknowledged but failed to process). Forget each
+    /// of the route's dedupe sources the copy will carry again.
+    Forget {
+        /// Path to the TOML config (for server.admin_listen).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Route name.
+        #[arg(long)]
+        route: String,
+        /// One of the route's dedupe sources, e.g. header:X-Delivery, json:/id, signature.
+        #[arg(long)]
+        source: String,
+        /// The source's value (for signature, its hex digits); repeat it for
+        /// json:(/a,/b), one per pointer.
+        #[arg(long, required = true)]
+        value: Vec<String>,
+    },
 }
 
 /// Runs the command line; the exit code says whether it went well.
@@ -127,6 +159,22 @@ pub fn main() -> ExitCode {
             request,
             at,
         } => verify::run(&config, &route, &request, at),
+        Command::Replay {
+            command:
+                ReplayCommand::Forget {
+                    config,
+                    route,
+                    source,
+                    value,
+                },
+        } => replay::forget(
+            &config,
+            replay::ForgetOptions {
+                route,
+                source,
+                values: value,
+            },
+        ),
     }
 }
 
@@ -157,6 +205,34 @@ fn print_errors(errors: &ConfigErrors) {
     for error in &errors.0 {
         eprintln!("  {error}");
     }
+}
+
+/// The most of an answer the tools read: theirs are a status line, a few
+/// headers and a short body.
+const MAX_ANSWER_BYTES: usize = 1 << 20;
+
+/// Sends `request` on a fresh plain-HTTP client (`sign --send`, `replay
+/// forget`); the answer's head and its body, of at most
+/// [`MAX_ANSWER_BYTES`].
+async fn exchange(
+    request: http::Request<http_body_util::Full<bytes::Bytes>>,
+) -> Result<(http::response::Parts, bytes::Bytes), String> {
+    use http_body_util::BodyExt;
+    let target = request.uri().to_string();
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Full<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let response = client
+        .request(request)
+        .await
+        .map_err(|e| format!("cannot send to {target}: {e}"))?;
+    let (head, body) = response.into_parts();
+    let body = http_body_util::Limited::new(body, MAX_ANSWER_BYTES)
+        .collect()
+        .await
+        .map_err(|e| format!("the response body broke off: {e}"))?
+        .to_bytes();
+    Ok((head, body))
 }
 
 /// Runs an async subcommand on a fresh multi-threaded runtime; only the

@@ -10,13 +10,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use http::{Method, Request, Uri};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use http_body_util::Full;
 
-use super::{exit_code, run_async, with_config};
+use super::{exchange, exit_code, run_async, with_config};
 use crate::config::{Config, PathPattern, Route};
 use crate::proxy::respond::REJECT_HEADER;
+use crate::routes;
 use crate::schemes::Unsigned;
 
 /// Options of `hookguard sign`.
@@ -101,15 +100,7 @@ pub fn run(path: &Path, options: SignOptions) -> ExitCode {
 
 /// Finds a route by name; the error lists the names there are.
 pub fn find_route<'c>(config: &'c Config, name: &str) -> Result<&'c Route, String> {
-    config
-        .routes
-        .iter()
-        .find(|r| r.name == name)
-        .map(|r| r.as_ref())
-        .ok_or_else(|| {
-            let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
-            format!("no route named {name:?}; routes are: {}", names.join(", "))
-        })
+    routes::by_name(&config.routes, name)
 }
 
 /// Signs a request for `route` at time `now` with delivery id `id`.
@@ -241,24 +232,14 @@ pub async fn send(signed: &Signed, base_url: &str) -> Result<(String, bool), Str
         .body(Full::new(signed.body.clone()))
         .map_err(|e| format!("cannot build the request: {e}"))?;
     *request.headers_mut() = signed.headers.clone();
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-    let response = client
-        .request(request)
-        .await
-        .map_err(|e| format!("cannot send to {target}: {e}"))?;
-    let status = response.status();
-    let reject = response
-        .headers()
+    let (head, body) = exchange(request).await?;
+    let status = head.status;
+    let reject = head
+        .headers
         .get(REJECT_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(|r| format!("{REJECT_HEADER}: {r}\n"))
         .unwrap_or_default();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| format!("the response body broke off: {e}"))?
-        .to_bytes();
     let text = format!(
         "HTTP/1.1 {status}\n{reject}\n{}\n",
         String::from_utf8_lossy(&body)

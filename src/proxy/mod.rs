@@ -395,7 +395,7 @@ async fn claim(
     }
     match x.state.store.claim(keys, route.dedupe_ttl).await {
         Ok(ClaimResult::Claimed(claim)) => Ok(Some(claim)),
-        Ok(ClaimResult::Duplicate) => Err(Reject::new(
+        Ok(ClaimResult::Duplicate(_)) => Err(Reject::new(
             Reason::Duplicate,
             "this delivery was already accepted by the app",
         )),
@@ -472,7 +472,7 @@ async fn settle(
     let completed =
         matches!(answered, Ok(response) if complete_on.contains(response.head.status.as_u16()));
     let settled = if completed {
-        store.complete(&claim).await
+        store.complete(&claim, None).await
     } else {
         store.release(&claim).await
     };

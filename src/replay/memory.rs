@@ -17,7 +17,22 @@
 //! route's `dedupe_ttl`), restarted on completion. `max_entries` bounds the
 //! store; keys dropped for capacity before their ttl weaken replay
 //! protection, so they are reported.
+//!
+//! Remembered answers ([`StoredAnswer`]) live in a side table, so that the
+//! slots of deliveries without one stay 16 bytes. A completed slot with an
+//! answer holds `ANSWERED | token` (the completing claim's token, unique in
+//! this process) instead of `COMPLETED`; the table maps that token to the
+//! answer, kept once for all of the claim's keys and counted by them, and
+//! freed when the last of them leaves the store (expiry, eviction, or being
+//! claimed again). Its size is bounded by the slots': at most `max_entries`
+//! answers of at most `replay.max_answer_bytes`.
+//!
+//! - [`snapshot`]: writing the completed keys to a file and reading them
+//!   back at start, so that a restart does not forget them.
 
+pub mod snapshot;
+
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,10 +41,16 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{Claim, ClaimResult, Key, ReplayStore, StoreError};
+use super::{Claim, ClaimResult, Key, ReplayStore, StoreError, StoredAnswer};
 
-/// Token value marking a delivered key; live tokens start at 1.
+/// Token value marking a delivered key without a remembered answer; live
+/// tokens start at 1.
 const COMPLETED: u64 = 0;
+
+/// Set in the token of a delivered key whose answer is remembered; the
+/// other bits are the answer's id in the side table. Claim tokens count up
+/// from 1 and never reach this bit.
+const ANSWERED: u64 = 1 << 63;
 
 /// Most shards; concurrent requests rarely wait on the same lock.
 const MAX_SHARDS: u64 = 64;
@@ -45,11 +66,32 @@ pub type EvictionHook = Arc<dyn Fn(&'static str) + Send + Sync>;
 /// What the store remembers per key: 16 bytes, beside the 16-byte key.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
-    /// The holder's token, or [`COMPLETED`].
+    /// The holder's token, [`COMPLETED`], or [`ANSWERED`] with an answer id.
     token: u64,
     /// Milliseconds since the store's epoch after which the slot is gone.
     expires: u64,
 }
+
+impl Slot {
+    /// Whether the delivery holding this key was completed.
+    fn is_completed(&self) -> bool {
+        self.token == COMPLETED || self.token & ANSWERED != 0
+    }
+
+    /// The id of the answer remembered with this key, if any.
+    fn answer_id(&self) -> Option<u64> {
+        (self.token & ANSWERED != 0).then_some(self.token & !ANSWERED)
+    }
+}
+
+/// A remembered answer and how many slots refer to it.
+struct Kept {
+    answer: StoredAnswer,
+    refs: u32,
+}
+
+/// Answer id to answer; see the module doc.
+type AnswerTable = HashMap<u64, Kept>;
 
 /// Keys are truncated SHA-256 digests: already uniform, so the map uses
 /// their low bits as the hash instead of hashing them again.
@@ -87,10 +129,19 @@ struct Shard {
 }
 
 /// The in-memory store.
+///
+/// Locks are taken shard first, then the answer table, never the other way
+/// round, so that no two operations wait on each other in a circle.
 pub struct MemoryStore {
     shards: Vec<Mutex<Shard>>,
     /// Most keys per shard.
     shard_capacity: usize,
+    /// The remembered answers, apart from the slots (see the module doc).
+    answers: Mutex<AnswerTable>,
+    /// Held while a snapshot is written, so that the final write at
+    /// shutdown waits for a periodic one still running instead of racing it
+    /// to the same file.
+    writing: Mutex<()>,
     epoch: Instant,
     next_token: AtomicU64,
     on_evict: EvictionHook,
@@ -118,6 +169,8 @@ impl MemoryStore {
         MemoryStore {
             shards: (0..shards).map(|_| Mutex::default()).collect(),
             shard_capacity: per_shard.max(1),
+            answers: Mutex::default(),
+            writing: Mutex::default(),
             epoch: Instant::now(),
             next_token: AtomicU64::new(COMPLETED + 1),
             on_evict,
@@ -132,15 +185,54 @@ impl MemoryStore {
         self.now_ms().saturating_add(ttl.as_millis() as u64)
     }
 
-    /// The shard for a key: its high half, independent of the low bits the
-    /// map hashes with.
+    /// The index of a key's shard: from its high half, independent of the
+    /// low bits the map hashes with.
+    fn shard_index(&self, key: u128) -> usize {
+        ((key >> 64) as u64 % self.shards.len() as u64) as usize
+    }
+
+    /// The shard for a key.
     fn shard(&self, key: u128) -> MutexGuard<'_, Shard> {
-        let index = ((key >> 64) as u64 % self.shards.len() as u64) as usize;
+        self.shard_at(self.shard_index(key))
+    }
+
+    /// Shard `index`, locked.
+    fn shard_at(&self, index: usize) -> MutexGuard<'_, Shard> {
         // A poisoned lock means a panic mid-update of plain data; the slots
         // are still consistent enough to keep protecting against replays.
         self.shards[index]
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The answer table. A poisoned lock is recovered as for the shards:
+    /// at worst an answer is missing and the status answer is given.
+    fn answers(&self) -> MutexGuard<'_, AnswerTable> {
+        self.answers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A copy of answer `id` (its body is shared, not copied).
+    fn answer(&self, id: u64) -> Option<StoredAnswer> {
+        self.answers().get(&id).map(|kept| kept.answer.clone())
+    }
+
+    /// Drops `count` of answer `id`'s references; the last one frees it.
+    fn unref(&self, id: u64, count: u32) {
+        if let Entry::Occupied(mut kept) = self.answers().entry(id) {
+            kept.get_mut().refs = kept.get().refs.saturating_sub(count);
+            if kept.get().refs == 0 {
+                kept.remove();
+            }
+        }
+    }
+
+    /// Accounts for a slot leaving the store: its answer loses a reference.
+    fn vacate(&self, slot: &Slot) {
+        if let Some(id) = slot.answer_id() {
+            self.unref(id, 1);
+        }
     }
 
     /// Claims one key for `token`; `Err` with what holds it.
@@ -149,8 +241,8 @@ impl MemoryStore {
         let mut shard = self.shard(key);
         if let Some(slot) = shard.slots.get(&key) {
             if slot.expires > now {
-                return Err(if slot.token == COMPLETED {
-                    ClaimResult::Duplicate
+                return Err(if slot.is_completed() {
+                    ClaimResult::Duplicate(slot.answer_id().and_then(|id| self.answer(id)))
                 } else {
                     ClaimResult::InFlight
                 });
@@ -160,8 +252,9 @@ impl MemoryStore {
             token,
             expires: now.saturating_add(ttl.as_millis() as u64),
         };
-        if shard.slots.insert(key, slot).is_some() {
+        if let Some(expired) = shard.slots.insert(key, slot) {
             // An expired slot replaced in place.
+            self.vacate(&expired);
             (self.on_evict)("expired");
         }
         shard.order.push_back(key);
@@ -181,7 +274,18 @@ impl MemoryStore {
         if *inserts_since_sweep > slots.len() / 2 + 64 {
             *inserts_since_sweep = 0;
             let before = slots.len();
-            slots.retain(|_, slot| slot.expires > now);
+            // Stays unallocated unless answers are remembered.
+            let mut freed = Vec::new();
+            slots.retain(|_, slot| {
+                let live = slot.expires > now;
+                if !live {
+                    freed.extend(slot.answer_id());
+                }
+                live
+            });
+            for id in freed {
+                self.unref(id, 1);
+            }
             for _ in slots.len()..before {
                 (self.on_evict)("expired");
             }
@@ -191,6 +295,7 @@ impl MemoryStore {
                 break;
             };
             if let Some(slot) = slots.remove(&oldest) {
+                self.vacate(&slot);
                 (self.on_evict)(if slot.expires > now {
                     "capacity"
                 } else {
@@ -233,33 +338,48 @@ impl ReplayStore for MemoryStore {
         Ok(ClaimResult::Claimed(Claim { keys, token, ttl }))
     }
 
-    async fn complete(&self, claim: &Claim) -> Result<(), StoreError> {
+    async fn complete(
+        &self,
+        claim: &Claim,
+        answer: Option<StoredAnswer>,
+    ) -> Result<(), StoreError> {
         let expires = self.deadline(claim.ttl);
+        let keys = u32::try_from(claim.keys.len()).unwrap_or(u32::MAX);
+        // The answer goes in first, counted by every key, so that a copy
+        // finding a marked key always finds its answer; keys left unmarked
+        // give their references back below.
+        let token = match answer {
+            Some(answer) => {
+                self.answers()
+                    .entry(claim.token)
+                    .or_insert(Kept { answer, refs: 0 })
+                    .refs += keys;
+                ANSWERED | claim.token
+            }
+            None => COMPLETED,
+        };
+        let mut marked = 0;
         for key in &claim.keys {
             let key = as_u128(key);
             let mut shard = self.shard(key);
             match shard.slots.get_mut(&key) {
                 Some(slot) if slot.token == claim.token => {
-                    *slot = Slot {
-                        token: COMPLETED,
-                        expires,
-                    }
+                    *slot = Slot { token, expires };
+                    marked += 1;
                 }
                 // Someone else holds it now (ours expired and was
                 // re-claimed): theirs to settle.
                 Some(_) => {}
                 // Ours expired and was swept: it is delivered all the same.
                 None => {
-                    shard.slots.insert(
-                        key,
-                        Slot {
-                            token: COMPLETED,
-                            expires,
-                        },
-                    );
+                    shard.slots.insert(key, Slot { token, expires });
                     shard.order.push_back(key);
+                    marked += 1;
                 }
             }
+        }
+        if token != COMPLETED && marked < keys {
+            self.unref(claim.token, keys - marked);
         }
         Ok(())
     }
@@ -267,6 +387,27 @@ impl ReplayStore for MemoryStore {
     async fn release(&self, claim: &Claim) -> Result<(), StoreError> {
         self.release_keys(&claim.keys, claim.token);
         Ok(())
+    }
+
+    async fn forget(&self, keys: &[Key]) -> Result<u64, StoreError> {
+        let now = self.now_ms();
+        let mut removed = 0;
+        for key in keys {
+            let key = as_u128(key);
+            let mut shard = self.shard(key);
+            // An expired key is gone already, whatever the sweep says.
+            let live_and_completed = shard
+                .slots
+                .get(&key)
+                .is_some_and(|slot| slot.is_completed() && slot.expires > now);
+            if live_and_completed {
+                if let Some(slot) = shard.slots.remove(&key) {
+                    self.vacate(&slot);
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
     }
 
     fn entries(&self) -> u64 {
@@ -307,11 +448,105 @@ mod tests {
             store.claim(vec![key(1)], TTL).await.unwrap(),
             ClaimResult::InFlight
         ));
-        store.complete(&claim).await.unwrap();
+        store.complete(&claim, None).await.unwrap();
         assert!(matches!(
             store.claim(vec![key(1)], TTL).await.unwrap(),
-            ClaimResult::Duplicate
+            ClaimResult::Duplicate(None)
         ));
+    }
+
+    /// An answer with `body`, for the store's tests and its snapshot's.
+    pub(super) fn answer(body: &'static str) -> StoredAnswer {
+        StoredAnswer::new(
+            http::StatusCode::ACCEPTED,
+            Some(http::HeaderValue::from_static("application/json")),
+            bytes::Bytes::from_static(body.as_bytes()),
+        )
+        .unwrap()
+    }
+
+    /// Claims `keys`, which must be free.
+    pub(super) async fn claimed(store: &MemoryStore, keys: Vec<Key>, ttl: Duration) -> Claim {
+        match store.claim(keys, ttl).await.unwrap() {
+            ClaimResult::Claimed(claim) => claim,
+            other => panic!("expected a claim, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_remembered_answer_is_given_for_every_key_of_the_delivery() {
+        let store = store(100);
+        let claim = claimed(&store, vec![key(1), key(2)], TTL).await;
+        store
+            .complete(&claim, Some(answer(r#"{"id":1}"#)))
+            .await
+            .unwrap();
+        for k in [key(1), key(2)] {
+            match store.claim(vec![k], TTL).await.unwrap() {
+                ClaimResult::Duplicate(Some(found)) => assert_eq!(found, answer(r#"{"id":1}"#)),
+                other => panic!("expected the original answer, got {other:?}"),
+            }
+        }
+        assert_eq!(store.answers().len(), 1, "one answer for both keys");
+    }
+
+    #[tokio::test]
+    async fn an_answer_is_freed_with_the_last_of_its_keys() {
+        let store = store(100);
+        let ttl = Duration::from_millis(100);
+        let claim = claimed(&store, vec![key(1), key(2)], ttl).await;
+        store.complete(&claim, Some(answer("first"))).await.unwrap();
+        std::thread::sleep(Duration::from_millis(150));
+        // Claiming an expired key again replaces its slot: one reference
+        // gone, the other key still refers to the answer.
+        claimed(&store, vec![key(1)], TTL).await;
+        assert_eq!(store.answers()[&claim.token].refs, 1);
+        claimed(&store, vec![key(2)], TTL).await;
+        assert!(store.answers().is_empty());
+    }
+
+    #[tokio::test]
+    async fn answers_leave_with_keys_evicted_for_capacity() {
+        let store = store(10);
+        for n in 0..100u8 {
+            let claim = claimed(&store, vec![key(n)], TTL).await;
+            store.complete(&claim, Some(answer("ok"))).await.unwrap();
+        }
+        assert!(store.entries() <= 10);
+        assert_eq!(store.answers().len() as u64, store.entries());
+    }
+
+    #[tokio::test]
+    async fn keys_held_by_another_claim_do_not_keep_the_answer() {
+        let store = store(100);
+        let ttl = Duration::from_millis(100);
+        let late = claimed(&store, vec![key(1)], ttl).await;
+        std::thread::sleep(Duration::from_millis(150));
+        // The first claim's key expired and another request took it.
+        let _other = claimed(&store, vec![key(1)], TTL).await;
+        store.complete(&late, Some(answer("late"))).await.unwrap();
+        assert!(store.answers().is_empty());
+        assert!(matches!(
+            store.claim(vec![key(1)], TTL).await.unwrap(),
+            ClaimResult::InFlight
+        ));
+    }
+
+    #[tokio::test]
+    async fn forget_removes_completed_keys_and_their_answer_but_not_claims_in_flight() {
+        let store = store(100);
+        let done = claimed(&store, vec![key(1), key(2)], TTL).await;
+        store.complete(&done, Some(answer("ok"))).await.unwrap();
+        let _flying = claimed(&store, vec![key(3)], TTL).await;
+        assert_eq!(store.forget(&[key(1), key(3), key(9)]).await.unwrap(), 1);
+        claimed(&store, vec![key(1)], TTL).await;
+        assert!(matches!(
+            store.claim(vec![key(3)], TTL).await.unwrap(),
+            ClaimResult::InFlight
+        ));
+        assert_eq!(store.forget(&[key(2)]).await.unwrap(), 1);
+        assert!(store.answers().is_empty(), "the last key took its answer");
+        assert_eq!(store.forget(&[key(2)]).await.unwrap(), 0);
     }
 
     #[tokio::test]
@@ -368,10 +603,10 @@ mod tests {
         let ClaimResult::Claimed(claim) = store.claim(vec![key(4)], ttl).await.unwrap() else {
             panic!("claim must succeed");
         };
-        store.complete(&claim).await.unwrap();
+        store.complete(&claim, None).await.unwrap();
         assert!(matches!(
             store.claim(vec![key(4)], ttl).await.unwrap(),
-            ClaimResult::Duplicate
+            ClaimResult::Duplicate(None)
         ));
         std::thread::sleep(Duration::from_millis(350));
         assert!(matches!(
@@ -397,7 +632,7 @@ mod tests {
             let ClaimResult::Claimed(claim) = store.claim(vec![key], TTL).await.unwrap() else {
                 panic!("unique keys are always claimed");
             };
-            store.complete(&claim).await.unwrap();
+            store.complete(&claim, None).await.unwrap();
         }
         let entries = store.entries();
         assert!(entries <= 100, "{entries} entries for a bound of 100");

@@ -17,6 +17,15 @@
 //! store is for a single primary (with or without replicas and failover
 //! behind one address), not for Redis Cluster.
 //!
+//! A delivery completed with the app's answer is marked `done:<token>`
+//! instead, and the answer ([`StoredAnswer::encode`]) is one more string,
+//! `<key_prefix>answer:<token>`, with the same TTL: written once however
+//! many keys the delivery has, and fetched by the claim script in the same
+//! atomic step that finds the key completed. That script reads a key it was
+//! not given in `KEYS`, which Redis allows outside Cluster (not supported
+//! anyway, see above). A replica of an older hookguard reads `done:...` as
+//! a claim in flight (`in_flight`, which senders retry), never as free.
+//!
 //! A claim in flight lives for a *lease* (the longest a forward can take,
 //! plus margin), not for the dedupe TTL: if a replica dies mid-forward, its
 //! keys free themselves and the sender's retry goes through on another
@@ -42,12 +51,21 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Cmd, RedisError};
 use tokio::task::JoinHandle;
 
-use super::{Claim, ClaimResult, Key, ReplayStore, StoreError};
+use super::{Claim, ClaimResult, Key, ReplayStore, StoreError, StoredAnswer};
 use crate::config::RedisReplay;
 
 /// The value of a key whose delivery the app took. Tokens are 32 hex
 /// digits, so they can never equal it.
 const COMPLETED: &str = "done";
+
+/// The start of the value of a key whose delivery the app took and whose
+/// answer is remembered; the completing claim's token follows, naming the
+/// answer's string.
+const ANSWERED: &str = "done:";
+
+/// Between the key prefix and the token in the name of an answer's string;
+/// dedupe keys are hex digits only, so the two never meet.
+const ANSWER_INFIX: &str = "answer:";
 
 /// How often the background check pings Redis: readiness follows an outage
 /// and a recovery within about this plus one `store_timeout`.
@@ -61,33 +79,44 @@ const RENEW_AFTER_FAILED_PINGS: u32 = 3;
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 /// Claims every key or none. KEYS: the request's keys, sorted. ARGV: token,
-/// lease in ms, the completed marker. Answers 0 when claimed; otherwise the
-/// state of the first key (in the keys' order) already held: 1 completed,
-/// 2 in flight, as the memory store does.
+/// lease in ms, the completed marker, the answered marker, the start of an
+/// answer's name. Answers `{0, nil}` when claimed; otherwise the state of
+/// the first key (in the keys' order) already held: `{1, answer or nil}`
+/// completed, `{2, nil}` in flight, as the memory store does.
 const CLAIM: &str = r"
 for _, key in ipairs(KEYS) do
   local held = redis.call('GET', key)
   if held then
-    if held == ARGV[3] then return 1 end
-    return 2
+    if held == ARGV[3] then return {1, false} end
+    if string.sub(held, 1, #ARGV[4]) == ARGV[4] then
+      return {1, redis.call('GET', ARGV[5] .. string.sub(held, #ARGV[4] + 1))}
+    end
+    return {2, false}
   end
 end
 for _, key in ipairs(KEYS) do
   redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
 end
-return 0
+return {0, false}
 ";
 
 /// Marks a claim's keys delivered for the dedupe TTL. KEYS: the claim's
-/// keys. ARGV: token, the completed marker, TTL in ms. A key that expired
-/// meanwhile is marked too (the app did take the delivery); a key another
-/// claim holds is left to that claim.
+/// keys. ARGV: token, the completed marker (`done`, or `done:<token>` with
+/// an answer), TTL in ms, and with an answer its string's name and value.
+/// A key that expired meanwhile is marked too (the app did take the
+/// delivery); a key another claim holds is left to that claim. The answer
+/// is written only when some key refers to it.
 const COMPLETE: &str = r"
+local marked = 0
 for _, key in ipairs(KEYS) do
   local held = redis.call('GET', key)
   if not held or held == ARGV[1] then
     redis.call('SET', key, ARGV[2], 'PX', ARGV[3])
+    marked = marked + 1
   end
+end
+if ARGV[4] and marked > 0 then
+  redis.call('SET', ARGV[4], ARGV[5], 'PX', ARGV[3])
 end
 return 0
 ";
@@ -103,8 +132,24 @@ end
 return 0
 ";
 
+/// Removes the keys that hold a completed delivery, with or without an
+/// answer; keys in flight stay. KEYS: the keys. ARGV: the completed marker,
+/// the answered marker. Answers how many were removed. An answer's string
+/// is left to its TTL: other keys of its delivery may still refer to it.
+const FORGET: &str = r"
+local removed = 0
+for _, key in ipairs(KEYS) do
+  local held = redis.call('GET', key)
+  if held and (held == ARGV[1] or string.sub(held, 1, #ARGV[2]) == ARGV[2]) then
+    redis.call('DEL', key)
+    removed = removed + 1
+  end
+end
+return removed
+";
+
 /// Hears of every store operation: its name (`claim`, `complete`,
-/// `release`, `ping`), how long it took, and whether it succeeded.
+/// `release`, `forget`, `ping`), how long it took, and whether it succeeded.
 pub type StoreObserver = Arc<dyn Fn(&'static str, Duration, bool) + Send + Sync>;
 
 /// The Redis-backed store.
@@ -174,6 +219,12 @@ impl RedisStore {
         out
     }
 
+    /// The name of the string holding the answer of the claim whose token
+    /// value is `token`.
+    fn answer_key(&self, token: &str) -> String {
+        format!("{}{ANSWER_INFIX}{token}", self.prefix)
+    }
+
     /// The value a claim writes: unique across replicas and claims.
     fn token_value(&self, token: u64) -> String {
         format!("{:016x}{token:016x}", self.replica)
@@ -241,16 +292,27 @@ impl ReplayStore for RedisStore {
         command
             .arg(&value)
             .arg(millis(ttl.min(self.lease)))
-            .arg(COMPLETED);
+            .arg(COMPLETED)
+            .arg(ANSWERED)
+            .arg(self.answer_key(""));
         let mut connection = self.connection();
         let answer = self
-            .run("claim", command.query_async::<i64>(&mut connection))
+            .run(
+                "claim",
+                command.query_async::<(i64, Option<Vec<u8>>)>(&mut connection),
+            )
             .await;
         match answer {
-            Ok(0) => Ok(ClaimResult::Claimed(Claim { keys, token, ttl })),
-            Ok(1) => Ok(ClaimResult::Duplicate),
-            Ok(2) => Ok(ClaimResult::InFlight),
-            Ok(other) => Err(StoreError(format!(
+            Ok((0, _)) => Ok(ClaimResult::Claimed(Claim { keys, token, ttl })),
+            Ok((1, answer)) => Ok(ClaimResult::Duplicate(answer.and_then(|bytes| {
+                let decoded = StoredAnswer::decode(&bytes::Bytes::from(bytes));
+                if decoded.is_none() {
+                    tracing::debug!("replay store: a remembered answer could not be read");
+                }
+                decoded
+            }))),
+            Ok((2, _)) => Ok(ClaimResult::InFlight),
+            Ok((other, _)) => Err(StoreError(format!(
                 "the claim script answered {other}, which this version does not know"
             ))),
             Err(error) => {
@@ -277,13 +339,27 @@ impl ReplayStore for RedisStore {
         }
     }
 
-    async fn complete(&self, claim: &Claim) -> Result<(), StoreError> {
+    async fn complete(
+        &self,
+        claim: &Claim,
+        answer: Option<StoredAnswer>,
+    ) -> Result<(), StoreError> {
         let keys: Vec<String> = claim.keys.iter().map(|k| self.redis_key(k)).collect();
+        let token = self.token_value(claim.token);
         let mut command = eval(COMPLETE, &keys);
-        command
-            .arg(self.token_value(claim.token))
-            .arg(COMPLETED)
-            .arg(millis(claim.ttl));
+        command.arg(&token);
+        match answer {
+            None => command.arg(COMPLETED).arg(millis(claim.ttl)),
+            Some(answer) => {
+                let mut encoded = Vec::new();
+                answer.encode(&mut encoded);
+                command
+                    .arg(format!("{ANSWERED}{token}"))
+                    .arg(millis(claim.ttl))
+                    .arg(self.answer_key(&token))
+                    .arg(encoded)
+            }
+        };
         let mut connection = self.connection();
         self.run("complete", command.query_async::<()>(&mut connection))
             .await
@@ -294,6 +370,15 @@ impl ReplayStore for RedisStore {
         let value = self.token_value(claim.token);
         let mut connection = self.connection();
         self.run("release", release(&mut connection, &keys, &value))
+            .await
+    }
+
+    async fn forget(&self, keys: &[Key]) -> Result<u64, StoreError> {
+        let keys: Vec<String> = keys.iter().map(|k| self.redis_key(k)).collect();
+        let mut command = eval(FORGET, &keys);
+        command.arg(COMPLETED).arg(ANSWERED);
+        let mut connection = self.connection();
+        self.run("forget", command.query_async::<u64>(&mut connection))
             .await
     }
 

@@ -11,6 +11,7 @@ use crate::support;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use hookguard::replay::{ClaimResult, ReplayStore, StoredAnswer};
 use redis::AsyncCommands;
 use support::{
     admin_get, hmac_hex, metric, now, send, wait_ready_status, Answer, Hookguard, RedisServer,
@@ -92,7 +93,9 @@ async fn stored(redis: &RedisServer) -> Vec<(String, String, i64)> {
     let keys: Vec<String> = connection.keys("hookguard:*").await.unwrap();
     let mut out = Vec::new();
     for key in keys {
-        let value: String = connection.get(&key).await.unwrap();
+        // Answers are binary; dedupe keys' values are text.
+        let value: Vec<u8> = connection.get(&key).await.unwrap();
+        let value = String::from_utf8_lossy(&value).into_owned();
         let ttl: i64 = connection.pttl(&key).await.unwrap();
         out.push((key, value, ttl));
     }
@@ -450,4 +453,177 @@ async fn a_hung_redis_costs_a_request_at_most_store_timeout_and_recovers_when_it
     assert_eq!(post(&hg, &back).await.reject(), Some("duplicate"));
     // The hung claims' follow-up releases left nothing in flight.
     assert_eq!(post(&hg, &delivery("evt_hung_0")).await.status, 200);
+}
+
+/// A store of this test's own on `redis`, as a replica's would be.
+fn store(redis: &RedisServer) -> hookguard::replay::redis::RedisStore {
+    let settings = hookguard::config::RedisReplay {
+        connection: redis::IntoConnectionInfo::into_connection_info(redis.url().as_str()).unwrap(),
+        key_prefix: "hookguard:".to_owned(),
+        store_timeout: Duration::from_secs(2),
+        on_store_error: hookguard::config::OnStoreError::Reject,
+    };
+    hookguard::replay::redis::RedisStore::new(
+        &settings,
+        Duration::from_secs(1),
+        std::sync::Arc::new(|_, _, _| {}),
+    )
+}
+
+fn stored_answer(body: &'static str) -> StoredAnswer {
+    StoredAnswer::new(
+        http::StatusCode::CREATED,
+        Some(http::HeaderValue::from_static("application/json")),
+        bytes::Bytes::from_static(body.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_remembered_answer_is_kept_once_with_the_keys_ttl_and_given_at_every_replica() {
+    let Some(redis) = RedisServer::start(&[]).await else {
+        return;
+    };
+    let (a, b) = (store(&redis), store(&redis));
+    let keys = vec![[1u8; 16], [2u8; 16]];
+    let ClaimResult::Claimed(claim) = a
+        .claim(keys.clone(), Duration::from_secs(3600))
+        .await
+        .unwrap()
+    else {
+        panic!("fresh keys are claimed");
+    };
+    a.complete(&claim, Some(stored_answer(r#"{"id":7}"#)))
+        .await
+        .unwrap();
+    for key in &keys {
+        match b
+            .claim(vec![*key], Duration::from_secs(3600))
+            .await
+            .unwrap()
+        {
+            ClaimResult::Duplicate(Some(answer)) => {
+                assert_eq!(answer, stored_answer(r#"{"id":7}"#))
+            }
+            other => panic!("expected the original answer, got {other:?}"),
+        }
+    }
+    // Two keys marked done:<token>, one answer string, all with the TTL.
+    let stored = stored(&redis).await;
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    let answer_keys: Vec<_> = stored
+        .iter()
+        .filter(|(key, _, _)| key.starts_with("hookguard:answer:"))
+        .collect();
+    assert_eq!(answer_keys.len(), 1, "{stored:?}");
+    let token = &answer_keys[0].0["hookguard:answer:".len()..];
+    for (key, value, ttl) in &stored {
+        assert!((3_500_000..=3_600_000).contains(ttl), "{key}: PTTL {ttl}");
+        if !key.starts_with("hookguard:answer:") {
+            assert_eq!(value, &format!("done:{token}"), "{key}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_completed_key_whose_answer_is_gone_is_still_a_duplicate() {
+    let Some(redis) = RedisServer::start(&[]).await else {
+        return;
+    };
+    let store = store(&redis);
+    let ClaimResult::Claimed(claim) = store
+        .claim(vec![[3u8; 16]], Duration::from_secs(60))
+        .await
+        .unwrap()
+    else {
+        panic!("a fresh key is claimed");
+    };
+    store
+        .complete(&claim, Some(stored_answer("{}")))
+        .await
+        .unwrap();
+    let mut connection = redis.client().await;
+    let answers: Vec<String> = connection.keys("hookguard:answer:*").await.unwrap();
+    // An answer from some other version, then none at all: the copy is
+    // still refused, with the status answer.
+    let _: () = connection.set(&answers[0], "\x09garbage").await.unwrap();
+    assert!(matches!(
+        store
+            .claim(vec![[3u8; 16]], Duration::from_secs(60))
+            .await
+            .unwrap(),
+        ClaimResult::Duplicate(None)
+    ));
+    let _: () = connection.del(&answers[0]).await.unwrap();
+    assert!(matches!(
+        store
+            .claim(vec![[3u8; 16]], Duration::from_secs(60))
+            .await
+            .unwrap(),
+        ClaimResult::Duplicate(None)
+    ));
+}
+
+#[tokio::test]
+async fn forget_removes_completed_keys_with_or_without_an_answer_and_leaves_claims_in_flight() {
+    let Some(redis) = RedisServer::start(&[]).await else {
+        return;
+    };
+    let store = store(&redis);
+    let ttl = Duration::from_secs(60);
+    for (key, answer) in [([4u8; 16], None), ([5u8; 16], Some(stored_answer("{}")))] {
+        let ClaimResult::Claimed(claim) = store.claim(vec![key], ttl).await.unwrap() else {
+            panic!("a fresh key is claimed");
+        };
+        store.complete(&claim, answer).await.unwrap();
+    }
+    let ClaimResult::Claimed(_flying) = store.claim(vec![[6u8; 16]], ttl).await.unwrap() else {
+        panic!("a fresh key is claimed");
+    };
+    let removed = store
+        .forget(&[[4u8; 16], [5u8; 16], [6u8; 16], [7u8; 16]])
+        .await
+        .unwrap();
+    assert_eq!(removed, 2);
+    assert!(matches!(
+        store.claim(vec![[4u8; 16]], ttl).await.unwrap(),
+        ClaimResult::Claimed(_)
+    ));
+    assert!(matches!(
+        store.claim(vec![[5u8; 16]], ttl).await.unwrap(),
+        ClaimResult::Claimed(_)
+    ));
+    assert!(matches!(
+        store.claim(vec![[6u8; 16]], ttl).await.unwrap(),
+        ClaimResult::InFlight
+    ));
+}
+
+#[tokio::test]
+async fn a_delivery_forgotten_at_one_replica_is_forwarded_again_at_the_other() {
+    let Some(redis) = RedisServer::start(&[]).await else {
+        return;
+    };
+    let upstream = Upstream::start().await;
+    let a = replica(&redis, &upstream.url()).await;
+    let b = replica(&redis, &upstream.url()).await;
+    let first = delivery("evt_forget");
+    assert_eq!(post(&a, &first).await.status, 200);
+    assert_eq!(post(&b, &first).await.reject(), Some("duplicate"));
+    for (source, value) in [
+        ("signature", first.1[0].1.clone()),
+        ("header:X-Delivery", first.1[2].1.clone()),
+        ("json:/id", "evt_forget".to_owned()),
+    ] {
+        let answer = support::forget(b.admin, "events", source, value.into()).await;
+        assert_eq!(
+            (answer.status, answer.json()),
+            (200, serde_json::json!({ "removed": 1 })),
+            "{source}"
+        );
+    }
+    let again = post(&a, &first).await;
+    assert_eq!((again.status, again.reject()), (200, None));
+    assert_eq!(upstream.count(), 2);
+    assert_eq!(post(&b, &first).await.reject(), Some("duplicate"));
 }

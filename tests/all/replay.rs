@@ -350,3 +350,112 @@ async fn complete_on_lets_an_app_with_its_own_idempotency_answer_complete_with_4
     assert_eq!(during.headers["retry-after"], "5");
     assert_eq!(first.await.unwrap().status, 200);
 }
+
+/// `POST /replay/forget` for one source of the events route; the count.
+async fn forget(hg: &Hookguard, source: &str, value: serde_json::Value) -> u64 {
+    let answer = support::forget(hg.admin, "events", source, value).await;
+    assert_eq!(answer.status, 200, "{source}: {:?}", answer.body);
+    answer.json()["removed"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn a_forgotten_delivery_is_forwarded_again_once_each_of_its_keys_is_forgotten() {
+    let upstream = Upstream::start().await;
+    let hg = Hookguard::start(CONFIG, &upstream.url()).await;
+    let body = r#"{"id":"evt_forget"}"#;
+    let headers = delivery(body, now(), Some("d-forget"));
+    assert_eq!(post(&hg, body, &headers).await.status, 200);
+    assert_eq!(post(&hg, body, &headers).await.reject(), Some("duplicate"));
+
+    // One source forgotten (its header name in any case): the copy's other
+    // keys still remember the delivery.
+    assert_eq!(forget(&hg, "header:x-DELIVERY", "d-forget".into()).await, 1);
+    assert_eq!(post(&hg, body, &headers).await.reject(), Some("duplicate"));
+    assert_eq!(upstream.count(), 1);
+
+    // The signature (as the hex digits it was sent in) and the JSON id too.
+    let signature = headers[0].1.clone();
+    assert_eq!(forget(&hg, "signature", signature.into()).await, 1);
+    assert_eq!(forget(&hg, "json:/id", "evt_forget".into()).await, 1);
+    assert_eq!(forget(&hg, "json:/id", "evt_forget".into()).await, 0);
+    let again = post(&hg, body, &headers).await;
+    assert_eq!((again.status, again.reject()), (200, None));
+    assert_eq!(upstream.count(), 2);
+    assert_eq!(post(&hg, body, &headers).await.reject(), Some("duplicate"));
+}
+
+#[tokio::test]
+async fn a_delivery_in_flight_is_not_forgotten() {
+    let upstream = Upstream::start().await;
+    upstream.delay_ms.store(400, Ordering::SeqCst);
+    let hg = Hookguard::start(CONFIG, &upstream.url()).await;
+    let body = r#"{"id":"evt_flying"}"#;
+    let headers = delivery(body, now(), Some("d-flying"));
+    let (addr, h) = (hg.addr, headers.clone());
+    let first = tokio::spawn(async move { send(addr, "POST", "/events", &h, body).await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(forget(&hg, "header:X-Delivery", "d-flying".into()).await, 0);
+    assert_eq!(first.await.unwrap().status, 200);
+    assert_eq!(post(&hg, body, &headers).await.reject(), Some("duplicate"));
+    assert_eq!(upstream.count(), 1);
+}
+
+#[tokio::test]
+async fn a_forget_request_that_cannot_be_understood_gets_400_naming_the_field() {
+    let upstream = Upstream::start().await;
+    let hg = Hookguard::start(CONFIG, &upstream.url()).await;
+    let raw = |body: &'static str| send(hg.admin, "POST", "/replay/forget", &[], body);
+    let cases: Vec<(support::Answer, &str, &str)> = vec![
+        (raw("not json").await, "body", "not JSON"),
+        (raw("[1]").await, "body", "JSON object"),
+        (
+            raw(r#"{"source":"json:/id","value":"x"}"#).await,
+            "route",
+            "route is missing",
+        ),
+        (
+            support::forget(hg.admin, "nope", "json:/id", "x".into()).await,
+            "route",
+            r#"no route named "nope"; routes are: events, nodedupe"#,
+        ),
+        (
+            support::forget(hg.admin, "events", "header:X-Other", "x".into()).await,
+            "source",
+            r#""header:X-Other" is not in route "events"'s dedupe list [signature, header:x-delivery, json:/id]"#,
+        ),
+        (
+            support::forget(hg.admin, "nodedupe", "signature", "ab".into()).await,
+            "source",
+            "is not in route",
+        ),
+        (
+            raw(r#"{"route":"events","source":"json:/id"}"#).await,
+            "value",
+            "value is missing",
+        ),
+        (
+            support::forget(hg.admin, "events", "signature", "not hex".into()).await,
+            "value",
+            "hex digits",
+        ),
+        (
+            support::forget(hg.admin, "events", "header:X-Delivery", 7.into()).await,
+            "value",
+            "as a string",
+        ),
+    ];
+    for (answer, field, says) in cases {
+        assert_eq!(answer.status, 400, "{field}: {:?}", answer.body);
+        let error = answer.json();
+        assert_eq!(error["field"], field, "{error}");
+        let message = error["error"].as_str().unwrap();
+        assert!(message.contains(says), "{field}: {message}");
+    }
+    let big = send(hg.admin, "POST", "/replay/forget", &[], vec![b' '; 20_000]).await;
+    assert_eq!(
+        (big.status, big.json()["field"].as_str()),
+        (413, Some("body"))
+    );
+    let get = send(hg.admin, "GET", "/replay/forget", &[], "").await;
+    assert_eq!(get.status, 405);
+}

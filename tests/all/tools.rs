@@ -506,3 +506,73 @@ async fn verify_and_the_running_proxy_give_the_same_verdict_on_every_capture() {
     }
     assert_eq!(upstream.count(), 1, "only the good capture reached the app");
 }
+
+#[tokio::test]
+async fn replay_forget_makes_a_live_hookguard_forward_a_copy_again() {
+    let upstream = Upstream::start().await;
+    let hg = Hookguard::start(CONFIG, &upstream.url()).await;
+    // The CLI finds the admin listener in the config, as an operator's would.
+    let config = config_file("forget", &upstream.url());
+    let text_config = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text_config.replace(
+            "[server]\n",
+            &format!("[server]\nadmin_listen = \"{}\"\n", hg.admin),
+        ),
+    )
+    .unwrap();
+    let body = r#"{"id":"inv_forget"}"#;
+    let ts = now().to_string();
+    let signature = hmac_hex(SECRET, format!("{body}.{ts}").as_bytes());
+    let headers = vec![
+        ("x-vendor-signature", format!("sha256={signature}")),
+        ("x-vendor-timestamp", ts),
+    ];
+    let post = || send(hg.addr, "POST", "/vendor/x", &headers, body);
+    assert_eq!(post().await.status, 200);
+    assert_eq!(post().await.reject(), Some("duplicate"));
+
+    let forget = |source: &str, value: &str| {
+        hookguard(vec![
+            "replay".into(),
+            "forget".into(),
+            "--config".into(),
+            config.display().to_string(),
+            "--route".into(),
+            "vendor".into(),
+            "--source".into(),
+            source.into(),
+            "--value".into(),
+            value.into(),
+        ])
+    };
+    for (source, value) in [
+        ("signature", signature.as_str()),
+        ("json:/id", "inv_forget"),
+    ] {
+        let output = forget(source, value).await;
+        assert_eq!(
+            text(&output.stdout),
+            "removed 1\n",
+            "{}",
+            text(&output.stderr)
+        );
+        assert!(output.status.success());
+    }
+    let again = forget("json:/id", "inv_forget").await;
+    assert_eq!(text(&again.stdout), "removed 0\n");
+    assert_eq!(again.status.code(), Some(1), "nothing removed is a no");
+    let refused = forget("header:X-Other", "x").await;
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        text(&refused.stderr).contains(r#"source: "header:X-Other" is not in route "vendor""#),
+        "{}",
+        text(&refused.stderr)
+    );
+
+    let copy = post().await;
+    assert_eq!((copy.status, copy.reject()), (200, None));
+    assert_eq!(upstream.count(), 2);
+    std::fs::remove_file(config).unwrap();
+}

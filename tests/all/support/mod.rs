@@ -255,6 +255,18 @@ pub async fn admin_get(addr: SocketAddr, path: &str) -> (u16, String) {
     )
 }
 
+/// `POST /replay/forget` on the admin listener for one dedupe source's
+/// value of `route`.
+pub async fn forget(
+    admin: SocketAddr,
+    route: &str,
+    source: &str,
+    value: serde_json::Value,
+) -> Answer {
+    let body = serde_json::json!({ "route": route, "source": source, "value": value });
+    send(admin, "POST", "/replay/forget", &[], body.to_string()).await
+}
+
 /// Unix seconds now.
 pub fn now() -> i64 {
     SystemTime::now()
