@@ -22,6 +22,7 @@
 //! | `hookguard_replay_store_bypass_total` | route | forwarded unprotected (store down, `allow`) |
 //! | `hookguard_headers_dropped_total` | route, cause | request headers not forwarded: `spoofed` (read by CGI-style apps as one hookguard sets), `underscore` (`underscores_in_headers = "drop"`) |
 //! | `hookguard_late_answers_total` | route, result | answers that came after the sender was told 504: `completed`, `released`, or `expired` (none within `settle_timeout`) |
+//! | `hookguard_replay_snapshots_total` | op, result | memory-store snapshots loaded and written: `ok`, or why not (`io`, `not_a_snapshot`, `version`, `truncated`, `corrupt`) |
 //! | `hookguard_config_reloads_total` | result | reload attempts |
 //! | `hookguard_build_info` | version | always 1 |
 
@@ -93,6 +94,17 @@ impl LateAnswer {
     }
 }
 
+/// Results of `hookguard_replay_snapshots_total`: `ok`, or the reasons a
+/// snapshot is refused (`replay::memory::snapshot::SnapshotError::reason`).
+pub const SNAPSHOT_RESULTS: &[&str] = &[
+    "ok",
+    "io",
+    "not_a_snapshot",
+    "version",
+    "truncated",
+    "corrupt",
+];
+
 /// Results of `hookguard_config_reloads_total`.
 pub const RELOAD_RESULTS: &[&str] = &["success", "error"];
 
@@ -114,6 +126,7 @@ pub struct Metrics {
     store_bypass: IntCounterVec,
     headers_dropped: IntCounterVec,
     late_answers: IntCounterVec,
+    snapshots: IntCounterVec,
     config_reloads: IntCounterVec,
 }
 
@@ -246,6 +259,13 @@ impl Metrics {
                  became of the claim (completed, released, expired).",
                 &["route", "result"],
             ),
+            snapshots: counter(
+                r,
+                "hookguard_replay_snapshots_total",
+                "Memory-store snapshots loaded (op=load) and written (op=write), by result: \
+                 ok, or why not.",
+                &["op", "result"],
+            ),
             config_reloads: counter(
                 r,
                 "hookguard_config_reloads_total",
@@ -273,10 +293,20 @@ impl Metrics {
             metrics.store_errors.with_label_values(&[op]);
             metrics.store_duration.with_label_values(&[op]);
         }
+        for op in ["load", "write"] {
+            for result in SNAPSHOT_RESULTS {
+                metrics.snapshots.with_label_values(&[op, result]);
+            }
+        }
         for result in RELOAD_RESULTS {
             metrics.config_reloads.with_label_values(&[result]);
         }
         metrics
+    }
+
+    /// Counts a snapshot loaded or written (`op`), by result.
+    pub fn snapshot(&self, op: &str, result: &str) {
+        self.snapshots.with_label_values(&[op, result]).inc();
     }
 
     /// The series of one route, resolved now so that counting a request

@@ -245,6 +245,21 @@ pub struct Reject {
     /// A status the route chose instead of the reason's own (the
     /// `in_flight` answer's, `in_flight_status`).
     status: Option<StatusCode>,
+    /// An answer sent instead of the JSON body: the app's own first answer
+    /// to a delivery, replayed to its duplicates (`duplicate_answer =
+    /// "original"`).
+    pub replayed: Option<Box<Replayed>>,
+}
+
+/// The app's first answer to a delivery, as replayed to later copies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replayed {
+    /// Its status.
+    pub status: StatusCode,
+    /// Its `Content-Type`, if it had one.
+    pub content_type: Option<http::HeaderValue>,
+    /// Its body.
+    pub body: bytes::Bytes,
 }
 
 impl Reject {
@@ -255,6 +270,7 @@ impl Reject {
             detail: Cow::Borrowed(detail),
             retry_after: None,
             status: None,
+            replayed: None,
         }
     }
 
@@ -265,6 +281,7 @@ impl Reject {
             detail: Cow::Owned(detail),
             retry_after: None,
             status: None,
+            replayed: None,
         }
     }
 
@@ -274,9 +291,19 @@ impl Reject {
         self
     }
 
-    /// The status of the answer: the route's choice, else the reason's.
+    /// Answers with the app's own first answer instead of the JSON body.
+    pub fn replaying(mut self, answer: Replayed) -> Self {
+        self.replayed = Some(Box::new(answer));
+        self
+    }
+
+    /// The status of the answer: a replayed answer's, else the route's
+    /// choice, else the reason's.
     pub fn status(&self) -> StatusCode {
-        self.status.unwrap_or_else(|| self.reason.status())
+        match &self.replayed {
+            Some(answer) => answer.status,
+            None => self.status.unwrap_or_else(|| self.reason.status()),
+        }
     }
 
     /// Asks the sender to retry after `seconds`.

@@ -34,7 +34,7 @@ use crate::http1;
 use crate::metrics::Metrics;
 use crate::proxy::{Live, State};
 use crate::reload::{self, ReloadSource};
-use crate::replay::memory::MemoryStore;
+use crate::replay::memory::{snapshot, MemoryStore};
 use crate::replay::redis::{self, RedisStore};
 use crate::replay::ReplayStore;
 
@@ -69,7 +69,9 @@ async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let metrics = Metrics::new();
-    let (store, on_store_error, health) = build_store(&config, &metrics);
+    let (store, on_store_error, health) = build_store(&config, &metrics).await;
+    let snapshots = store.snapshots.clone();
+    let store = store.shared;
     // Bound at start, like the listeners: a reload cannot resize it.
     let max_connections = config.server.max_connections;
     let connections = Arc::new(Semaphore::new(max_connections));
@@ -163,6 +165,9 @@ async fn serve(
     if let Some(health) = health {
         health.abort();
     }
+    if let Some(snapshots) = snapshots {
+        snapshots.finish(&state.metrics).await;
+    }
     tracing::info!("hookguard stopped");
 }
 
@@ -227,33 +232,146 @@ impl Workers {
     }
 }
 
+/// The replay store a process runs with.
+struct Store {
+    /// The store, as the pipeline and admin use it.
+    shared: Arc<dyn ReplayStore>,
+    /// The memory store and where its snapshots go, when the config asks
+    /// for snapshots.
+    snapshots: Option<Snapshots>,
+}
+
+/// A memory store's snapshots: loaded at start, written every interval and
+/// once more after the drain at shutdown.
+#[derive(Clone)]
+struct Snapshots {
+    store: Arc<MemoryStore>,
+    path: std::path::PathBuf,
+    /// The periodic writer, aborted before the final write.
+    writer: Arc<tokio::task::JoinHandle<()>>,
+}
+
+impl Snapshots {
+    /// Loads the last snapshot, then writes one every `interval`. A missing
+    /// file is a first start; a bad one is logged and counted, never fatal:
+    /// the store starts empty, as it would without snapshots.
+    async fn start(
+        store: Arc<MemoryStore>,
+        path: std::path::PathBuf,
+        interval: Duration,
+        metrics: &Metrics,
+    ) -> Self {
+        let loading = (store.clone(), path.clone());
+        let loaded = tokio::task::spawn_blocking(move || loading.0.load_snapshot(&loading.1)).await;
+        match loaded {
+            Ok(Ok(report)) => {
+                metrics.snapshot("load", "ok");
+                tracing::info!(
+                    path = %path.display(),
+                    found = report.found,
+                    loaded = report.loaded,
+                    expired = report.expired,
+                    over_capacity = report.over_capacity,
+                    answers = report.answers,
+                    "replay snapshot loaded"
+                );
+            }
+            Ok(Err(error)) => {
+                metrics.snapshot("load", error.reason());
+                tracing::error!(%error, "replay snapshot not loaded; starting with an empty replay store");
+            }
+            Err(stopped) => {
+                metrics.snapshot("load", "io");
+                tracing::error!(%stopped, "replay snapshot not loaded; starting with an empty replay store");
+            }
+        }
+        let counted = metrics.clone();
+        let writer =
+            snapshot::spawn_writer(
+                &store,
+                path.clone(),
+                interval,
+                move |outcome| match outcome {
+                    Ok(_) => counted.snapshot("write", "ok"),
+                    Err(error) => {
+                        counted.snapshot("write", error.reason());
+                        tracing::error!(%error, "replay snapshot not written");
+                    }
+                },
+            );
+        Snapshots {
+            store,
+            path,
+            writer: Arc::new(writer),
+        }
+    }
+
+    /// The final write, after the drain: the keys of every delivery that
+    /// completed up to the end survive the restart.
+    async fn finish(self, metrics: &Metrics) {
+        self.writer.abort();
+        let Snapshots { store, path, .. } = self;
+        let shown = path.clone();
+        match tokio::task::spawn_blocking(move || store.write_snapshot(&path)).await {
+            Ok(Ok(written)) => {
+                metrics.snapshot("write", "ok");
+                tracing::info!(path = %shown.display(), keys = written.keys, answers = written.answers, "replay snapshot written");
+            }
+            Ok(Err(error)) => {
+                metrics.snapshot("write", error.reason());
+                tracing::error!(%error, "replay snapshot not written at shutdown");
+            }
+            Err(stopped) => {
+                metrics.snapshot("write", "io");
+                tracing::error!(%stopped, "replay snapshot not written at shutdown");
+            }
+        }
+    }
+}
+
 /// The replay store the config asks for, the policy for its failures, and
 /// the health check of a shared store. Bound at start: a reload cannot
 /// switch stores.
-fn build_store(
+async fn build_store(
     config: &Config,
     metrics: &Metrics,
-) -> (
-    Arc<dyn ReplayStore>,
-    OnStoreError,
-    Option<tokio::task::JoinHandle<()>>,
-) {
-    let metrics = metrics.clone();
+) -> (Store, OnStoreError, Option<tokio::task::JoinHandle<()>>) {
+    let counted = metrics.clone();
     match &config.replay.store {
         StoreKind::Memory => {
-            let store = MemoryStore::new(
+            let store = Arc::new(MemoryStore::new(
                 config.replay.max_entries,
-                Arc::new(move |cause| metrics.eviction(cause)),
-            );
-            (Arc::new(store), OnStoreError::Reject, None)
+                Arc::new(move |cause| counted.eviction(cause)),
+            ));
+            let snapshots = match &config.replay.snapshot {
+                Some(settings) => Some(
+                    Snapshots::start(
+                        store.clone(),
+                        settings.path.clone(),
+                        settings.interval,
+                        metrics,
+                    )
+                    .await,
+                ),
+                None => None,
+            };
+            let store = Store {
+                shared: store,
+                snapshots,
+            };
+            (store, OnStoreError::Reject, None)
         }
         StoreKind::Redis(settings) => {
             let store = Arc::new(RedisStore::new(
                 settings,
                 config.server.settle_timeout,
-                Arc::new(move |op, took, ok| metrics.store_op(op, took, ok)),
+                Arc::new(move |op, took, ok| counted.store_op(op, took, ok)),
             ));
             let health = redis::spawn_health_check(&store);
+            let store = Store {
+                shared: store,
+                snapshots: None,
+            };
             (store, settings.on_store_error, Some(health))
         }
     }

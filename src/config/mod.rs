@@ -146,6 +146,32 @@ pub struct Replay {
     /// Upper bound on remembered keys (memory store; Redis is bounded by its
     /// own `maxmemory`).
     pub max_entries: u64,
+    /// Largest app answer remembered for `duplicate_answer = "original"`;
+    /// larger ones fall back to the status answer.
+    pub max_answer_bytes: usize,
+    /// Where and how often the memory store writes its keys, so that a
+    /// restart does not reopen the replay window; `None` for no snapshots
+    /// (and always for Redis).
+    pub snapshot: Option<Snapshot>,
+}
+
+/// `replay.snapshot_path` and `replay.snapshot_interval`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The snapshot file; written atomically beside itself.
+    pub path: PathBuf,
+    /// How often it is written (and once more on a graceful shutdown).
+    pub interval: Duration,
+}
+
+/// What a copy of a delivery the app already took is answered with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DuplicateAnswer {
+    /// `200 {"status":"duplicate",...}`.
+    Status,
+    /// The app's own first 2xx answer (status, `Content-Type`, body), when
+    /// it was small enough to remember; else as `Status`.
+    Original,
 }
 
 /// The replay store backends.
@@ -262,6 +288,8 @@ pub struct Route {
     /// Ids of `optional` secrets that were not set when the config was
     /// read (retired, or not rotated in yet); shown by `check`.
     pub skipped_secrets: Vec<String>,
+    /// What a duplicate is answered with.
+    pub duplicate_answer: DuplicateAnswer,
 }
 
 /// A set of HTTP status codes, written as classes (`"2xx"`) and single

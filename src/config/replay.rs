@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use super::reader::{ConfigErrors, Section};
 use super::secrets::{read_source, SourceReader};
-use super::{OnStoreError, RedisReplay, Replay, StoreKind};
+use super::{OnStoreError, RedisReplay, Replay, Snapshot, StoreKind};
 
 const DEFAULT_MAX_ENTRIES: u64 = 1_000_000;
+
+/// Keys of `[replay]` that only the memory store reads.
+const MEMORY_ONLY_KEYS: &[&str] = &["max_entries", "snapshot_path", "snapshot_interval"];
 
 /// Keys of `[replay]` that only a Redis store reads.
 const REDIS_ONLY_KEYS: &[&str] = &[
@@ -22,11 +25,24 @@ const REDIS_ONLY_KEYS: &[&str] = &[
 const DEFAULT_KEY_PREFIX: &str = "hookguard:";
 const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(250);
 
+/// Remembered answers up to this size by default: an idempotency-key
+/// client's answer is a small JSON object.
+const DEFAULT_MAX_ANSWER_BYTES: u64 = 4 * 1024;
+
+/// The largest remembered answer allowed; past this, the memory a key costs
+/// is the answer's, not the key's.
+const MAX_ANSWER_BYTES: u64 = 64 * 1024;
+
+/// How often the memory store's snapshot is written by default.
+const DEFAULT_SNAPSHOT_INTERVAL: Duration = Duration::from_secs(30);
+
 /// `[replay]` when the file has none: the in-memory store.
 pub(super) fn absent() -> Replay {
     Replay {
         store: StoreKind::Memory,
         max_entries: DEFAULT_MAX_ENTRIES,
+        max_answer_bytes: DEFAULT_MAX_ANSWER_BYTES as usize,
+        snapshot: None,
     }
 }
 
@@ -44,6 +60,37 @@ pub(super) fn parse(
     let max_entries = s.unsigned("max_entries", errors);
     if max_entries == Some(0) {
         errors.push(s.key("max_entries"), "must be greater than 0");
+    }
+    let max_answer_bytes = match s.size("max_answer_bytes", errors) {
+        Some(n) if n > MAX_ANSWER_BYTES => {
+            errors.push(
+                s.key("max_answer_bytes"),
+                format!("{n} is over the limit of {MAX_ANSWER_BYTES} bytes (64KiB)"),
+            );
+            DEFAULT_MAX_ANSWER_BYTES
+        }
+        Some(n) => n,
+        None => DEFAULT_MAX_ANSWER_BYTES,
+    };
+    let snapshot_path = s
+        .string("snapshot_path", errors)
+        .map(std::path::PathBuf::from);
+    if snapshot_path
+        .as_ref()
+        .is_some_and(|p| p.as_os_str().is_empty())
+    {
+        errors.push(s.key("snapshot_path"), "must not be empty");
+    }
+    let snapshot_interval = s.positive_duration(
+        "snapshot_interval",
+        DEFAULT_SNAPSHOT_INTERVAL.as_secs(),
+        errors,
+    );
+    if s.has("snapshot_interval") && snapshot_path.is_none() && !s.has("snapshot_path") {
+        errors.push(
+            s.key("snapshot_interval"),
+            "applies only with snapshot_path (where the memory store's keys are written)",
+        );
     }
     // Every key is read (and type-checked) whatever the store, so that one
     // pass reports everything; which keys belong to which store comes after.
@@ -69,8 +116,9 @@ pub(super) fn parse(
             "allow" => OnStoreError::Allow,
             _ => OnStoreError::Reject,
         });
-    let present: Vec<&str> = ["max_entries", "redis_url"]
+    let present: Vec<&str> = ["redis_url"]
         .iter()
+        .chain(MEMORY_ONLY_KEYS)
         .chain(REDIS_ONLY_KEYS)
         .copied()
         .filter(|key| s.has(key))
@@ -85,6 +133,14 @@ pub(super) fn parse(
                     key("max_entries"),
                     "applies only to store = \"memory\"; a Redis store is bounded by Redis's maxmemory",
                 );
+            }
+            for name in ["snapshot_path", "snapshot_interval"] {
+                if present.contains(&name) {
+                    errors.push(
+                        key(name),
+                        "applies only to store = \"memory\"; Redis keeps its keys across hookguard restarts itself",
+                    );
+                }
             }
             if !present.contains(&"redis_url") {
                 errors.push(
@@ -120,9 +176,19 @@ pub(super) fn parse(
             StoreKind::Memory
         }
     };
+    let snapshot = match (&store, snapshot_path) {
+        (StoreKind::Memory, Some(path)) => Some(Snapshot {
+            path,
+            interval: snapshot_interval,
+        }),
+        _ => None,
+    };
     Some(Replay {
         store,
         max_entries: max_entries.unwrap_or(DEFAULT_MAX_ENTRIES),
+        // At most 64 KiB, checked above.
+        max_answer_bytes: max_answer_bytes as usize,
+        snapshot,
     })
 }
 

@@ -13,7 +13,8 @@ use http::{Method, StatusCode};
 use super::reader::{ConfigErrors, Section};
 use super::secrets::SourceReader;
 use super::{
-    scheme, ClientRateLimit, PathPattern, Rate, RateLimit, Route, StatusSet, UNMATCHED_ROUTE,
+    scheme, ClientRateLimit, DuplicateAnswer, PathPattern, Rate, RateLimit, Route, StatusSet,
+    UNMATCHED_ROUTE,
 };
 use crate::dedupe::DedupeSource;
 
@@ -70,6 +71,10 @@ pub(super) fn parse(
     let content_types = parse_content_types(&mut s, errors);
     let complete_on = parse_complete_on(&mut s, errors);
     let in_flight_status = parse_in_flight_status(&mut s, errors);
+    let duplicate_answer = match s.choice("duplicate_answer", &["status", "original"], errors) {
+        Some("original") => DuplicateAnswer::Original,
+        _ => DuplicateAnswer::Status,
+    };
     let (allow_ips_key, dedupe_key) = (s.key("allow_ips"), s.key("dedupe"));
     s.finish(errors);
 
@@ -132,6 +137,7 @@ pub(super) fn parse(
         complete_on,
         in_flight_status,
         skipped_secrets,
+        duplicate_answer,
     })
 }
 

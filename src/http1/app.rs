@@ -17,6 +17,7 @@ use http::uri::Authority;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::body::BodyLength;
 use super::pool;
 use super::response::{parse_response, ResponseHead};
 
@@ -87,6 +88,26 @@ impl AppResponse {
         conn.reused = true;
         conn.buf.clear();
         pool::checkin(authority, conn);
+    }
+
+    /// The whole body, when the answer delimits it by a length of at most
+    /// `max` bytes (or has none): read ahead into the connection's buffer,
+    /// waiting at most `idle` per read, and copied out; relaying the answer
+    /// then passes the same bytes on. `None` for a larger or streamed body,
+    /// or an app that stalls or closes.
+    pub async fn small_body(&mut self, max: usize, idle: Duration) -> Option<bytes::Bytes> {
+        let n = match self.head.body {
+            BodyLength::Empty => 0,
+            BodyLength::Length(n) => usize::try_from(n).ok().filter(|n| *n <= max)?,
+            BodyLength::Chunked | BodyLength::UntilClose => return None,
+        };
+        while self.conn.buf.len() < n {
+            match self.conn.read_more_within(idle).await {
+                Ok(read) if read > 0 => {}
+                _ => return None,
+            }
+        }
+        Some(bytes::Bytes::copy_from_slice(&self.conn.buf[..n]))
     }
 }
 

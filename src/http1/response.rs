@@ -33,6 +33,9 @@ pub struct ResponseHead {
     pub body: BodyLength,
     /// Whether the app keeps the connection open afterwards.
     pub keep_alive: bool,
+    /// The answer's `Content-Type`, if it has one (a handler may keep the
+    /// answer to replay it).
+    pub content_type: Option<http::HeaderValue>,
 }
 
 /// Parses a response head at the start of `buf`, skipping interim (1xx)
@@ -128,9 +131,12 @@ fn describe(
         response.version.is_some() && options.persists(response.version == Some(0));
     let mut chunked = None;
     let mut length = None;
+    let mut content_type = None;
     for header in response.headers.iter() {
         let value = header.value;
-        if header.name.eq_ignore_ascii_case("transfer-encoding") {
+        if header.name.eq_ignore_ascii_case("content-type") {
+            content_type = http::HeaderValue::from_bytes(value).ok();
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
             let last = value.rsplit(|&b| b == b',').next().unwrap_or_default();
             chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
         } else if header.name.eq_ignore_ascii_case("content-length") {
@@ -177,6 +183,7 @@ fn describe(
         lines,
         body,
         keep_alive,
+        content_type,
     })
 }
 

@@ -21,20 +21,22 @@ pub mod respond;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::HeaderValue;
 
-use crate::config::{Config, OnStoreError, Route, Server, StatusSet, Unmatched, UNMATCHED_ROUTE};
+use crate::config::{
+    Config, DuplicateAnswer, OnStoreError, Route, Server, StatusSet, Unmatched, UNMATCHED_ROUTE,
+};
 use crate::http1::{
     AppResponse, Body, BodyError, Handler, HeadError, Limits, Peer, Reply, RequestHead,
 };
 use crate::limits;
 use crate::metrics::{HeaderDrop, LateAnswer, Metrics, RouteSeries};
-use crate::reject::{Reason, Reject};
-use crate::replay::{self, Claim, ClaimResult, ReplayStore};
+use crate::reject::{Reason, Reject, Replayed};
+use crate::replay::{self, Claim, ClaimResult, ReplayStore, StoredAnswer};
 use crate::routes::Router;
 use crate::schemes::{RequestView, Verified};
 use respond::{Forwarded, RequestContext};
@@ -120,6 +122,8 @@ struct Exchange<'a> {
     series: &'a RouteSeries,
     /// Who sent the request.
     peer: &'a Peer,
+    /// `replay.max_answer_bytes`, for routes that replay the app's answer.
+    max_answer_bytes: usize,
 }
 
 /// Serves one request whose head has arrived; never fails (every failure
@@ -142,6 +146,7 @@ pub async fn handle(state: &State, mut head: RequestHead, body: Body<'_>, peer: 
         server: &live.config.server,
         series,
         peer,
+        max_answer_bytes: live.config.replay.max_answer_bytes,
     };
     let result = match route {
         Some(route) => verify_and_forward(&exchange, route, head, body).await,
@@ -293,8 +298,10 @@ async fn verify_and_forward(
     let answered = match answered {
         Ok(answered) => {
             count_upstream(x.series, &answered, sent);
+            let mut answered = answered;
             if let Some(claim) = claim {
-                settle(&*x.state.store, &route.complete_on, claim, &answered).await;
+                let rules = Settling::of(x, route);
+                settle(&*x.state.store, &rules, claim, &mut answered).await;
             }
             answered
         }
@@ -395,10 +402,21 @@ async fn claim(
     }
     match x.state.store.claim(keys, route.dedupe_ttl).await {
         Ok(ClaimResult::Claimed(claim)) => Ok(Some(claim)),
-        Ok(ClaimResult::Duplicate(_)) => Err(Reject::new(
-            Reason::Duplicate,
-            "this delivery was already accepted by the app",
-        )),
+        Ok(ClaimResult::Duplicate(original)) => {
+            let reject = Reject::new(
+                Reason::Duplicate,
+                "this delivery was already accepted by the app",
+            );
+            Err(match original {
+                Some(original) if route.duplicate_answer == DuplicateAnswer::Original => reject
+                    .replaying(Replayed {
+                        status: original.status(),
+                        content_type: original.content_type().cloned(),
+                        body: original.body().clone(),
+                    }),
+                _ => reject,
+            })
+        }
         Ok(ClaimResult::InFlight) => Err(Reject::new(
             Reason::InFlight,
             "a copy of this delivery is being forwarded right now; retry later",
@@ -459,20 +477,52 @@ fn count_dropped(series: &RouteSeries, spoofed: u32, underscored: u32) {
     }
 }
 
+/// How a route's claims are settled: which answers complete them, and
+/// whether the app's answer is kept to replay to duplicates.
+#[derive(Debug, Clone)]
+struct Settling {
+    /// The route's `complete_on`.
+    complete_on: StatusSet,
+    /// With `duplicate_answer = "original"`: the largest answer body kept
+    /// (`replay.max_answer_bytes`), and how long to wait for it per read.
+    keep_answer: Option<(usize, Duration)>,
+}
+
+impl Settling {
+    fn of(x: &Exchange<'_>, route: &Route) -> Self {
+        Settling {
+            complete_on: route.complete_on.clone(),
+            keep_answer: (route.duplicate_answer == DuplicateAnswer::Original)
+                .then_some((x.max_answer_bytes, x.server.upstream_timeout)),
+        }
+    }
+}
+
 /// Settles the claim by what the app answered: completed when the route's
 /// `complete_on` holds the status (later copies are duplicates), released
 /// otherwise (refused, broken, or any other answer), so that the sender's
-/// retry is delivered. Returns whether it completed.
+/// retry is delivered. A 2xx answer small enough is kept with the keys when
+/// the route replays originals. Returns whether it completed.
 async fn settle(
     store: &dyn ReplayStore,
-    complete_on: &StatusSet,
+    rules: &Settling,
     claim: Claim,
-    answered: &Result<AppResponse, Reject>,
+    answered: &mut Result<AppResponse, Reject>,
 ) -> bool {
-    let completed =
-        matches!(answered, Ok(response) if complete_on.contains(response.head.status.as_u16()));
+    let completed = matches!(answered, Ok(response) if rules.complete_on.contains(response.head.status.as_u16()));
     let settled = if completed {
-        store.complete(&claim, None).await
+        let kept = match (rules.keep_answer, answered) {
+            (Some((max, idle)), Ok(response)) if response.head.status.is_success() => {
+                let status = response.head.status;
+                let content_type = response.head.content_type.clone();
+                response
+                    .small_body(max, idle)
+                    .await
+                    .and_then(|body| StoredAnswer::new(status, content_type, body))
+            }
+            _ => None,
+        };
+        store.complete(&claim, kept).await
     } else {
         store.release(&claim).await
     };
@@ -496,7 +546,7 @@ fn settle_late(
     exchange: Pin<Box<dyn Future<Output = Result<AppResponse, Reject>> + Send>>,
 ) {
     let store = x.state.store.clone();
-    let complete_on = route.complete_on.clone();
+    let rules = Settling::of(x, route);
     let series = x.series.clone();
     let name = route.name.clone();
     let rest = x
@@ -505,9 +555,9 @@ fn settle_late(
         .saturating_sub(x.server.upstream_timeout);
     tokio::spawn(async move {
         let outcome = match tokio::time::timeout(rest, exchange).await {
-            Ok(answered) => {
+            Ok(mut answered) => {
                 let status = answered.as_ref().ok().map(|r| r.head.status.as_u16());
-                if settle(&*store, &complete_on, claim, &answered).await {
+                if settle(&*store, &rules, claim, &mut answered).await {
                     (LateAnswer::Completed, status)
                 } else {
                     (LateAnswer::Released, status)

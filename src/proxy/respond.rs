@@ -131,6 +131,21 @@ pub fn finish(context: &RequestContext<'_>, result: Result<Forwarded, Reject>) -
 /// Builds hookguard's own answer for `reject`. Whether the connection
 /// stays open is the connection's to say: a body left unread closes it.
 pub fn rejection(reject: &Reject, route: Option<&Route>) -> Response<Bytes> {
+    if let Some(original) = &reject.replayed {
+        // The app's own first answer, replayed to a duplicate, still
+        // marked as hookguard's so the sender's log can tell.
+        let mut response = Response::new(original.body.clone());
+        *response.status_mut() = original.status;
+        let headers = response.headers_mut();
+        if let Some(content_type) = &original.content_type {
+            headers.insert(header::CONTENT_TYPE, content_type.clone());
+        }
+        headers.insert(
+            REJECT_HEADER,
+            HeaderValue::from_static(reject.reason.as_str()),
+        );
+        return response;
+    }
     let body = reject.body(route.map(|r| r.name.as_str()));
     let mut response = Response::new(Bytes::from(body));
     *response.status_mut() = reject.status();

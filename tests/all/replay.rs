@@ -459,3 +459,100 @@ async fn a_forget_request_that_cannot_be_understood_gets_400_naming_the_field() 
     let get = send(hg.admin, "GET", "/replay/forget", &[], "").await;
     assert_eq!(get.status, 405);
 }
+
+#[tokio::test]
+async fn duplicate_answer_original_replays_the_apps_first_2xx_answer() {
+    let upstream = Upstream::start().await;
+    let config = CONFIG.replace(
+        "dedupe = [\"signature\", \"header:X-Delivery\", \"json:/id\"]",
+        "dedupe = [\"signature\", \"header:X-Delivery\", \"json:/id\"]\nduplicate_answer = \"original\"",
+    );
+    let hg = Hookguard::start(&config, &upstream.url()).await;
+    upstream.status.store(201, Ordering::SeqCst);
+    let body = r#"{"id":"evt_idem"}"#;
+    let headers = delivery(body, now(), Some("d-idem"));
+    let first = post(&hg, body, &headers).await;
+    assert_eq!((first.status, &first.body[..]), (201, &b"app says hi"[..]));
+    upstream.status.store(200, Ordering::SeqCst);
+    let copy = post(&hg, body, &headers).await;
+    assert_eq!(copy.status, 201, "the app's own status");
+    assert_eq!(&copy.body[..], b"app says hi", "the app's own body");
+    assert_eq!(copy.headers["content-type"], "text/plain");
+    assert_eq!(
+        copy.reject(),
+        Some("duplicate"),
+        "marked as hookguard's answer"
+    );
+    assert_eq!(upstream.count(), 1);
+
+    // An answer over replay.max_answer_bytes falls back to the status answer.
+    let small = config.replacen(
+        "[[routes]]",
+        "[replay]\nmax_answer_bytes = \"4B\"\n\n[[routes]]",
+        1,
+    );
+    let hg = Hookguard::start(&small, &upstream.url()).await;
+    let body = r#"{"id":"evt_big"}"#;
+    let headers = delivery(body, now(), Some("d-big"));
+    assert_eq!(post(&hg, body, &headers).await.status, 200);
+    let copy = post(&hg, body, &headers).await;
+    assert_eq!((copy.status, copy.reject()), (200, Some("duplicate")));
+    assert_eq!(copy.json()["status"], "duplicate");
+}
+
+#[tokio::test]
+async fn replays_stay_refused_across_a_restart_with_a_snapshot() {
+    let upstream = Upstream::start().await;
+    let dir = support::TempDir::new("snapshot");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let path = dir.0.join("replay.snapshot");
+    let config = CONFIG.replacen(
+        "[[routes]]",
+        &format!(
+            "[replay]\nsnapshot_path = \"{}\"\nsnapshot_interval = \"1h\"\n\n[[routes]]",
+            path.display()
+        ),
+        1,
+    );
+    let mut first = Hookguard::start(&config, &upstream.url()).await;
+    let body = r#"{"id":"evt_restart"}"#;
+    let headers = delivery(body, now(), Some("d-restart"));
+    assert_eq!(post(&first, body, &headers).await.status, 200);
+    first.shutdown().await.unwrap();
+    assert!(path.exists(), "the final snapshot is written on shutdown");
+
+    let second = Hookguard::start(&config, &upstream.url()).await;
+    let copy = post(&second, body, &headers).await;
+    assert_eq!(
+        copy.reject(),
+        Some("duplicate"),
+        "a capture replayed after a restart is still refused"
+    );
+    assert_eq!(upstream.count(), 1);
+    let (_, page) = support::admin_get(second.admin, "/metrics").await;
+    assert_eq!(
+        support::metric(
+            &page,
+            "hookguard_replay_snapshots_total{op=\"load\",result=\"ok\"}"
+        ),
+        Some(1.0)
+    );
+
+    // A corrupt snapshot is logged and counted; hookguard starts anyway.
+    std::fs::write(&path, b"HGREPLAY garbage").unwrap();
+    let third = Hookguard::start(&config, &upstream.url()).await;
+    let fresh = r#"{"id":"evt_after_corrupt"}"#;
+    let headers = delivery(fresh, now(), Some("d-after"));
+    assert_eq!(post(&third, fresh, &headers).await.status, 200);
+    let (_, page) = support::admin_get(third.admin, "/metrics").await;
+    let refused: f64 = ["truncated", "corrupt", "not_a_snapshot", "version"]
+        .iter()
+        .filter_map(|r| {
+            support::metric(
+                &page,
+                &format!("hookguard_replay_snapshots_total{{op=\"load\",result=\"{r}\"}}"),
+            )
+        })
+        .sum();
+    assert_eq!(refused, 1.0, "{page}");
+}

@@ -86,6 +86,8 @@ impl Upstream {
                             *resp.status_mut() =
                                 StatusCode::from_u16(s.load(Ordering::SeqCst)).unwrap();
                             resp.headers_mut().insert("x-app", "yes".parse().unwrap());
+                            resp.headers_mut()
+                                .insert("content-type", "text/plain".parse().unwrap());
                             Ok::<_, Infallible>(resp)
                         }
                     });
