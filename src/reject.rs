@@ -55,6 +55,9 @@ pub enum Reason {
     StaleTimestamp,
     /// The timestamp is further in the future than the route's tolerance.
     FutureTimestamp,
+    /// A source in the route's `dedupe` is absent from the request and the
+    /// route has `require_dedupe = true`.
+    MissingDedupeSource,
     /// A copy of this delivery was already forwarded and accepted.
     Duplicate,
     /// A copy of this delivery is being forwarded right now.
@@ -89,6 +92,7 @@ impl Reason {
         Reason::MalformedTimestamp,
         Reason::StaleTimestamp,
         Reason::FutureTimestamp,
+        Reason::MissingDedupeSource,
         Reason::Duplicate,
         Reason::InFlight,
         Reason::UpstreamUnavailable,
@@ -118,6 +122,7 @@ impl Reason {
             Reason::MalformedTimestamp => "malformed_timestamp",
             Reason::StaleTimestamp => "stale_timestamp",
             Reason::FutureTimestamp => "future_timestamp",
+            Reason::MissingDedupeSource => "missing_dedupe_source",
             Reason::Duplicate => "duplicate",
             Reason::InFlight => "in_flight",
             Reason::UpstreamUnavailable => "upstream_unavailable",
@@ -158,10 +163,13 @@ impl Reason {
             Reason::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Reason::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Reason::BodyIncomplete => StatusCode::BAD_REQUEST,
+            Reason::MissingDedupeSource => StatusCode::BAD_REQUEST,
             // A duplicate of a completed delivery is answered with success so
             // that the sender stops retrying: the app already has it.
             Reason::Duplicate => StatusCode::OK,
-            Reason::InFlight => StatusCode::CONFLICT,
+            // The route may choose another (`in_flight_status`); every
+            // sender retries a 503.
+            Reason::InFlight => StatusCode::SERVICE_UNAVAILABLE,
             Reason::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Reason::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Reason::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -190,6 +198,7 @@ impl Reason {
                     | Reason::IpDenied
                     | Reason::RateLimited
                     | Reason::UnsupportedMediaType
+                    | Reason::MissingDedupeSource
                     | Reason::Duplicate
                     | Reason::InFlight
             )
@@ -352,8 +361,9 @@ mod tests {
             ("malformed_timestamp", 401),
             ("stale_timestamp", 401),
             ("future_timestamp", 401),
+            ("missing_dedupe_source", 400),
             ("duplicate", 200),
-            ("in_flight", 409),
+            ("in_flight", 503),
             ("upstream_unavailable", 502),
             ("upstream_timeout", 504),
             ("store_unavailable", 503),

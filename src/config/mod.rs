@@ -290,6 +290,9 @@ pub struct Route {
     pub skipped_secrets: Vec<String>,
     /// What a duplicate is answered with.
     pub duplicate_answer: DuplicateAnswer,
+    /// Refuse a request lacking any `dedupe` source (400
+    /// `missing_dedupe_source`) instead of deduping it on the rest.
+    pub require_dedupe: bool,
 }
 
 /// A set of HTTP status codes, written as classes (`"2xx"`) and single

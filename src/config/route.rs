@@ -71,14 +71,23 @@ pub(super) fn parse(
     let content_types = parse_content_types(&mut s, errors);
     let complete_on = parse_complete_on(&mut s, errors);
     let in_flight_status = parse_in_flight_status(&mut s, errors);
+    let require_dedupe = s.boolean("require_dedupe", errors).unwrap_or(false);
     let duplicate_answer = match s.choice("duplicate_answer", &["status", "original"], errors) {
         Some("original") => DuplicateAnswer::Original,
         _ => DuplicateAnswer::Status,
     };
     let (allow_ips_key, dedupe_key) = (s.key("allow_ips"), s.key("dedupe"));
+    let require_dedupe_key = s.key("require_dedupe");
     s.finish(errors);
 
     let (name, path, methods, scheme) = (name?, path?, methods?, scheme?);
+    if require_dedupe && dedupe.is_empty() {
+        errors.push(
+            require_dedupe_key,
+            "needs a dedupe list to require: this route dedupes on nothing",
+        );
+        return None;
+    }
     if !scheme.authenticates() {
         // Without a signature the network is the only proof of origin.
         if allow_ips.is_empty() {
@@ -138,6 +147,7 @@ pub(super) fn parse(
         in_flight_status,
         skipped_secrets,
         duplicate_answer,
+        require_dedupe,
     })
 }
 

@@ -396,7 +396,15 @@ async fn claim(
     verified: &Verified,
     view: &RequestView<'_>,
 ) -> Result<Option<Claim>, Reject> {
-    let keys = replay::keys_for(route, verified, view);
+    let replay::Keys { keys, missing } = replay::keys_for(route, verified, view);
+    if let (true, Some(source)) = (route.require_dedupe, missing) {
+        return Err(Reject::with(
+            Reason::MissingDedupeSource,
+            format!(
+                "this route dedupes on {source}, which the request lacks (require_dedupe = true)"
+            ),
+        ));
+    }
     if keys.is_empty() {
         return Ok(None);
     }

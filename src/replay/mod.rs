@@ -185,10 +185,22 @@ pub trait ReplayStore: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// Derives a request's dedupe keys. Sources absent from the request (a
-/// header not sent, a body that is not JSON or lacks the pointer) yield no
-/// key; `signature` always yields one, and it is authenticated.
-pub fn keys_for(route: &Route, verified: &Verified, request: &RequestView<'_>) -> Vec<Key> {
+/// A request's dedupe keys, and the first of the route's sources the
+/// request lacked.
+#[derive(Debug)]
+pub struct Keys<'r> {
+    /// The keys derived, sorted, without repeats.
+    pub keys: Vec<Key>,
+    /// The first source absent from the request (a header not sent, a body
+    /// that is not JSON or lacks the pointer), for `require_dedupe`.
+    pub missing: Option<&'r DedupeSource>,
+}
+
+/// Derives a request's dedupe keys. Sources absent from the request yield
+/// no key (the first is reported); `signature` always yields one, and it
+/// is authenticated.
+pub fn keys_for<'r>(route: &'r Route, verified: &Verified, request: &RequestView<'_>) -> Keys<'r> {
+    let mut missing = None;
     let mut json: Option<Option<serde_json::Value>> = None;
     let mut keys = Vec::with_capacity(route.dedupe.len());
     for (index, source) in route.dedupe.iter().enumerate() {
@@ -211,11 +223,16 @@ pub fn keys_for(route: &Route, verified: &Verified, request: &RequestView<'_>) -
                     Some(derive(&route.name, index, &joined(&values?)))
                 }),
         };
-        keys.extend(key);
+        match key {
+            Some(key) => keys.push(key),
+            None => {
+                missing.get_or_insert(source);
+            }
+        }
     }
     keys.sort_unstable();
     keys.dedup();
-    keys
+    Keys { keys, missing }
 }
 
 /// The key [`keys_for`] derives from `source` of `route` when the request
@@ -385,7 +402,7 @@ mod tests {
             headers: &headers,
             body: &body,
         };
-        let derived = keys_for(route, &verified, &view);
+        let derived = keys_for(route, &verified, &view).keys;
         let given = [
             serde_json::json!("ABCD"),
             serde_json::json!("d-1"),

@@ -556,3 +556,24 @@ async fn replays_stay_refused_across_a_restart_with_a_snapshot() {
         .sum();
     assert_eq!(refused, 1.0, "{page}");
 }
+
+#[tokio::test]
+async fn require_dedupe_refuses_a_request_lacking_a_source_and_names_it() {
+    let upstream = Upstream::start().await;
+    let config = CONFIG.replace(
+        "dedupe = [\"signature\", \"header:X-Delivery\", \"json:/id\"]",
+        "dedupe = [\"signature\", \"header:X-Delivery\", \"json:/id\"]\nrequire_dedupe = true",
+    );
+    let hg = Hookguard::start(&config, &upstream.url()).await;
+    let body = r#"{"id":"evt_no_delivery_id"}"#;
+    let refused = post(&hg, body, &delivery(body, now(), None)).await;
+    assert_eq!(
+        (refused.status, refused.reject()),
+        (400, Some("missing_dedupe_source"))
+    );
+    let detail = refused.json()["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains("header:x-delivery"), "{detail}");
+    assert_eq!(upstream.count(), 0, "never reaches the app");
+    let accepted = post(&hg, body, &delivery(body, now(), Some("d-1"))).await;
+    assert_eq!((accepted.status, accepted.reject()), (200, None));
+}
