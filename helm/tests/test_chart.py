@@ -513,7 +513,16 @@ def scenario_checks(label: str, values: dict[str, Any]) -> None:
                 assert env["valueFrom"]["secretKeyRef"] == {"name": secret["name"], "key": secret["key"]}, env
             assert "max_entries" not in section
         else:
-            assert section == {"store": "memory", "max_entries": effective["replay"]["maxEntries"]}, section
+            expected = {"store": "memory", "max_entries": effective["replay"]["maxEntries"]}
+            if effective["replay"]["snapshot"]["enabled"]:
+                expected["snapshot_path"] = "/var/lib/hookguard/replay.snapshot"
+                if effective["replay"]["snapshot"]["interval"]:
+                    expected["snapshot_interval"] = effective["replay"]["snapshot"]["interval"]
+                mount = next(m for m in hg["volumeMounts"] if m["name"] == "replay-state")
+                assert mount["mountPath"] == "/var/lib/hookguard", mount
+                volume = next(v for v in spec["volumes"] if v["name"] == "replay-state")
+                assert "emptyDir" in volume, volume
+            assert section == expected, section
 
     check(f"[{label}] [replay] is {'redis at replay.redisUrl' if redis_url else 'memory'}", replay)
 

@@ -59,6 +59,16 @@ what lets the kubelet swap in a rotated Secret, which hookguard then reads.
 /etc/hookguard
 {{- end }}
 
+{{/* Where the memory store's snapshot lives (an emptyDir). */}}
+{{- define "hookguard.stateDir" -}}
+/var/lib/hookguard
+{{- end }}
+
+{{/* Whether the memory store keeps its keys in a snapshot. */}}
+{{- define "hookguard.snapshots" -}}
+{{- if and (not .Values.replay.redisUrl) .Values.replay.snapshot.enabled }}true{{ end }}
+{{- end }}
+
 {{/* The env var the Redis password is passed in. */}}
 {{- define "hookguard.redisPasswordEnv" -}}
 HOOKGUARD_REDIS_PASSWORD
@@ -217,6 +227,12 @@ on_store_error = {{ toJson . }}
 {{- else }}
 store = "memory"
 max_entries = {{ int64 .Values.replay.maxEntries }}
+{{- if include "hookguard.snapshots" . }}
+snapshot_path = "{{ include "hookguard.stateDir" . }}/replay.snapshot"
+{{- with .Values.replay.snapshot.interval }}
+snapshot_interval = {{ toJson . }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- if not .Values.config.routes }}
 {{- fail "config.routes: at least one route is required (hookguard refuses a config without one)" }}
@@ -311,6 +327,10 @@ volumeMounts:
   - name: {{ include "hookguard.secretVolumeName" $name }}
     mountPath: {{ include "hookguard.secretsDir" $ }}/{{ $name }}
     readOnly: true
+  {{- end }}
+  {{- if include "hookguard.snapshots" . }}
+  - name: replay-state
+    mountPath: {{ include "hookguard.stateDir" . }}
   {{- end }}
   {{- with .Values.hookguard.extraVolumeMounts }}
   {{- toYaml . | nindent 2 }}
