@@ -1,8 +1,11 @@
 //! A fault and load run: for a bounded time, valid, forged, replayed,
 //! oversized and slow requests are driven concurrently at a real hookguard in
-//! front of a real upstream that is restarted in the middle. Afterwards the
-//! upstream's own record must show every valid delivery exactly once (after
-//! the senders' retries) and nothing forged or replayed.
+//! front of a real upstream that is restarted in the middle, and that
+//! refuses some deliveries the first time (401, as an app still on the old
+//! secret; 429, its own throttle) and answers others slower than
+//! `upstream_timeout`. Afterwards the upstream's own record must show every
+//! valid delivery exactly once (after the senders' retries) and nothing
+//! forged or replayed.
 //!
 //! Ignored by default (it takes time); `.ci/run` runs it in a short form:
 //! `SOAK_SECONDS=8 cargo test --test all soak -- --ignored --nocapture`.
@@ -36,18 +39,50 @@ const SECRET: &str = "soak-secret";
 /// delivery cut off by the restart was never taken, and must come again.
 type Ledger = Arc<Mutex<Vec<String>>>;
 
-/// An app that takes a few milliseconds per delivery, until aborted.
-fn app(listener: TcpListener, ledger: Ledger) -> tokio::task::JoinHandle<()> {
+/// How the app treats the first copy of delivery `d<n>` that reaches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum First {
+    /// Takes it (the usual case).
+    Take,
+    /// Answers 401 without taking it (still on the old secret).
+    Unauthorized,
+    /// Answers 429 without taking it (its own throttle).
+    Throttled,
+    /// Takes it, but answers later than hookguard's `upstream_timeout`.
+    Slow,
+}
+
+fn first_answer(id: &str) -> First {
+    let n: u64 = id.trim_start_matches('d').parse().unwrap_or(0);
+    match n {
+        _ if n % 17 == 0 => First::Unauthorized,
+        _ if n % 19 == 0 => First::Throttled,
+        _ if n % 23 == 0 => First::Slow,
+        _ => First::Take,
+    }
+}
+
+/// Longer than the soak config's `upstream_timeout` (300 ms).
+const SLOW: Duration = Duration::from_millis(700);
+
+/// An app that takes a few milliseconds per delivery, until aborted; the
+/// first copy of some deliveries it refuses or answers late (see
+/// [`First`]). `copies` counts the copies that reached it, by id.
+fn app(
+    listener: TcpListener,
+    ledger: Ledger,
+    copies: Arc<Mutex<HashMap<String, u32>>>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut connections = JoinSet::new();
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let ledger = ledger.clone();
+            let (ledger, copies) = (ledger.clone(), copies.clone());
             connections.spawn(async move {
                 let service = service_fn(move |req: Request<Incoming>| {
-                    let ledger = ledger.clone();
+                    let (ledger, copies) = (ledger.clone(), copies.clone());
                     async move {
                         let id = req
                             .headers()
@@ -57,13 +92,39 @@ fn app(listener: TcpListener, ledger: Ledger) -> tokio::task::JoinHandle<()> {
                             .to_owned();
                         let verified = req.headers().contains_key("x-verified-by");
                         let _ = req.into_body().collect().await;
-                        tokio::time::sleep(Duration::from_millis(3)).await;
-                        ledger.lock().unwrap().push(if verified {
-                            id
+                        let copy = {
+                            let mut copies = copies.lock().unwrap();
+                            let n = copies.entry(id.clone()).or_default();
+                            *n += 1;
+                            *n
+                        };
+                        let treat = if copy == 1 {
+                            first_answer(&id)
                         } else {
-                            format!("UNVERIFIED {id}")
-                        });
-                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"taken"))))
+                            First::Take
+                        };
+                        let status = match treat {
+                            First::Unauthorized => 401,
+                            First::Throttled => 429,
+                            First::Slow => {
+                                tokio::time::sleep(SLOW).await;
+                                200
+                            }
+                            First::Take => {
+                                tokio::time::sleep(Duration::from_millis(3)).await;
+                                200
+                            }
+                        };
+                        if status == 200 {
+                            ledger.lock().unwrap().push(if verified {
+                                id
+                            } else {
+                                format!("UNVERIFIED {id}")
+                            });
+                        }
+                        let mut answer = Response::new(Full::new(Bytes::from_static(b"taken")));
+                        *answer.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                        Ok::<_, Infallible>(answer)
                     }
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -97,8 +158,9 @@ async fn deliver(
         match answer.status {
             // Taken now, or a duplicate of a copy the app already took.
             200 => return Ok(id),
-            // The app is down or slow, or a copy is in flight: retry later.
-            409 | 502 | 503 | 504 => {
+            // The app is down, slow or refused it, or a copy is in flight:
+            // retry later, as senders retry any answer but a 2xx.
+            401 | 409 | 429 | 502 | 503 | 504 => {
                 attempt += 1;
                 retries.fetch_add(1, Ordering::Relaxed);
                 if Instant::now() > deadline {
@@ -122,13 +184,15 @@ async fn every_valid_delivery_arrives_exactly_once_and_nothing_forged_does() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(8);
     let ledger: Ledger = Arc::default();
+    let copies: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let app_addr = listener.local_addr().unwrap();
-    let app_task = app(listener, ledger.clone());
+    let app_task = app(listener, ledger.clone(), copies.clone());
     let config = r#"
 [server]
 upstream = "{upstream}"
-upstream_timeout = "2s"
+upstream_timeout = "300ms"
+settle_timeout = "5s"
 body_timeout = "500ms"
 
 [[routes]]
@@ -157,7 +221,7 @@ timestamp_header = "X-Timestamp"
 
     // Mid-run the app goes away for half a second, cutting off deliveries
     // in flight, while senders keep sending.
-    let restart_ledger = ledger.clone();
+    let (restart_ledger, restart_copies) = (ledger.clone(), copies.clone());
     let restarter = tokio::spawn(async move {
         tokio::time::sleep(run_for / 2).await;
         app_task.abort();
@@ -166,6 +230,7 @@ timestamp_header = "X-Timestamp"
         drop(app(
             TcpListener::bind(app_addr).await.unwrap(),
             restart_ledger,
+            restart_copies,
         ));
     });
 
@@ -272,6 +337,21 @@ timestamp_header = "X-Timestamp"
         "forged or unverified requests reached the app: {unverified:?}"
     );
     assert_eq!(record.len() as u64, sent);
+    let refused_first = delivered
+        .iter()
+        .filter(|id| matches!(first_answer(id), First::Unauthorized | First::Throttled))
+        .count();
+    let slow_first = delivered
+        .iter()
+        .filter(|id| first_answer(id) == First::Slow)
+        .count();
+    println!(
+        "soak: {refused_first} deliveries refused by the app at first (401/429) and retried, {slow_first} answered late"
+    );
+    assert!(
+        refused_first > 0 && slow_first > 0,
+        "the run was too short to refuse or delay any delivery"
+    );
 }
 
 /// Re-sends some acknowledged deliveries with fresh signatures; each must be
