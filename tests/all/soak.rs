@@ -55,9 +55,9 @@ enum First {
 fn first_answer(id: &str) -> First {
     let n: u64 = id.trim_start_matches('d').parse().unwrap_or(0);
     match n {
-        _ if n % 17 == 0 => First::Unauthorized,
-        _ if n % 19 == 0 => First::Throttled,
-        _ if n % 23 == 0 => First::Slow,
+        _ if n.is_multiple_of(17) => First::Unauthorized,
+        _ if n.is_multiple_of(19) => First::Throttled,
+        _ if n.is_multiple_of(23) => First::Slow,
         _ => First::Take,
     }
 }
