@@ -18,6 +18,7 @@ pub mod forward;
 pub mod request_id;
 pub mod respond;
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -108,7 +109,7 @@ impl Handler for State {
     }
 
     fn refuse(&self, error: HeadError, peer: &Peer) -> Reply {
-        refuse_head(self, peer, &error)
+        refuse_head(self, peer, error)
     }
 }
 
@@ -173,10 +174,15 @@ pub async fn handle(state: &State, mut head: RequestHead, body: Body<'_>, peer: 
 /// Answers bytes that are not an acceptable request head. Ambiguous
 /// framing is refused here, before any route is looked at: it is how
 /// requests are smuggled past a verifier (see [`crate::http1::head`]).
-pub fn refuse_head(state: &State, peer: &Peer, error: &HeadError) -> Reply {
+pub fn refuse_head(state: &State, peer: &Peer, error: HeadError) -> Reply {
     let live = state.live.load();
-    let reject = match *error {
-        HeadError::Malformed(detail) => Reject::new(Reason::MalformedRequest, detail),
+    let reject = match error {
+        // The wire names the header or character at fault, so its text may
+        // be built; it never holds a header's value.
+        HeadError::Malformed(Cow::Borrowed(detail)) => {
+            Reject::new(Reason::MalformedRequest, detail)
+        }
+        HeadError::Malformed(Cow::Owned(detail)) => Reject::with(Reason::MalformedRequest, detail),
         HeadError::TooLarge(detail) => Reject::new(Reason::HeadTooLarge, detail),
         HeadError::Ambiguous(detail) => Reject::new(Reason::AmbiguousFraming, detail),
     };
