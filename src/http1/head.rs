@@ -299,7 +299,7 @@ fn show(byte: u8) -> String {
 }
 
 /// Whether `byte` may be in a token (RFC 9110 §5.6.2).
-fn is_token(byte: u8) -> bool {
+pub(super) fn is_token(byte: u8) -> bool {
     CLASSES[usize::from(byte)] & TOKEN != 0
 }
 
