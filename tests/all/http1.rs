@@ -1105,3 +1105,40 @@ async fn a_plain_handler_serves_keep_alive_and_pipelined_requests_without_any_si
     }
     assert_eq!(app.accepted(), 1, "one kept-alive app connection");
 }
+
+#[tokio::test]
+async fn connection_cannot_strip_host_framing_or_what_hookguard_writes_from_the_forwarded_head() {
+    let app = RawApp::start(|_| Script::new(&[&sized(b"ok", "")], Then::KeepOpen)).await;
+    let hg = start(&app).await;
+    let body = "{\"id\":10}";
+    let extra = "Connection: host, content-length, x-forwarded-host, x-forwarded-proto, \
+                 x-request-id, x-verified-by, x-hookguard-shadow, x-secret-hop\r\n\
+                 X-Forwarded-Proto: https\r\n\
+                 X-Request-Id: nominated-id\r\n\
+                 X-Secret-Hop: 1\r\n";
+    let mut wire = Wire::open(hg.addr).await;
+    wire.send(signed("1.1", body, extra).as_bytes()).await;
+    let reply = wire.response(false).await;
+    assert_eq!(reply.status, 200, "{}", reply.head);
+
+    let seen = app.seen();
+    assert_eq!(seen.len(), 1);
+    let seen = &seen[0];
+    assert_eq!(
+        seen.all("host"),
+        ["hooks.example.com"],
+        "{:?}",
+        seen.headers
+    );
+    assert_eq!(seen.all("content-length"), [body.len().to_string()]);
+    assert_eq!(seen.all("x-forwarded-host"), ["hooks.example.com"]);
+    assert_eq!(seen.all("x-forwarded-proto"), ["https"]);
+    assert_eq!(seen.all("x-request-id"), ["nominated-id"]);
+    assert_eq!(seen.all("x-verified-by"), [VERIFIED]);
+    assert!(!seen.has("x-hookguard-shadow"), "{:?}", seen.headers);
+    assert!(
+        !seen.has("x-secret-hop"),
+        "other nominated fields are still dropped"
+    );
+    assert_eq!(seen.body, body.as_bytes());
+}
