@@ -49,7 +49,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::HeaderValue;
-use http::Version;
+use http::{Method, Version};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -155,23 +155,26 @@ pub async fn serve_connection<H: Handler>(
                 &mut shutdown,
             )
             .await;
-        let (reply, version, keep_alive) = match next {
+        // A HEAD answer has no body (RFC 9110 §9.3.2); a refused head is
+        // answered as a GET would be, and the connection closes after it.
+        let (reply, version, keep_alive, head_request) = match next {
             Next::Closed => return,
-            Next::Bad(error) => (handler.refuse(error, &peer), Version::HTTP_11, false),
+            Next::Bad(error) => (handler.refuse(error, &peer), Version::HTTP_11, false, false),
             Next::Head(head) => {
                 let (version, keep_alive) = (head.version, head.keep_alive);
+                let head_request = head.method == Method::HEAD;
                 let body = Body {
                     down: &mut down,
                     length: head.body,
                 };
                 let reply = handler.handle(head, body, &peer).await;
-                (reply, version, keep_alive)
+                (reply, version, keep_alive, head_request)
             }
         };
         let keep = keep_alive && down.reusable() && !*shutdown.borrow();
         let reused = match reply.answer {
             Answer::Own(response) => down
-                .write_own(&response, &reply.request_id, version, !keep)
+                .write_own(&response, &reply.request_id, version, !keep, head_request)
                 .await
                 .is_ok_and(|()| keep),
             Answer::Relay(mut response) => {

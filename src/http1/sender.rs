@@ -226,13 +226,17 @@ impl Downstream {
         }
     }
 
-    /// Writes one of hookguard's own answers.
+    /// Writes one of hookguard's own answers. An answer to a HEAD request
+    /// (`head_request`) has the headers a GET would get, `Content-Length`
+    /// included, and no body (RFC 9110 §9.3.2, §8.6): a pipelining client
+    /// would read a body as its next answer.
     pub async fn write_own(
         &mut self,
         response: &Response<Bytes>,
         request_id: &HeaderValue,
         version: Version,
         close: bool,
+        head_request: bool,
     ) -> io::Result<()> {
         self.out.clear();
         status_line(&mut self.out, response.status());
@@ -245,7 +249,9 @@ impl Downstream {
         number_line(&mut self.out, "content-length", body.len() as u64);
         persistence_line(&mut self.out, version, close);
         self.out.extend_from_slice(b"\r\n");
-        self.out.extend_from_slice(body);
+        if !head_request {
+            self.out.extend_from_slice(body);
+        }
         self.stream.write_all(&self.out).await
     }
 

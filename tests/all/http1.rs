@@ -1142,3 +1142,47 @@ async fn connection_cannot_strip_host_framing_or_what_hookguard_writes_from_the_
     );
     assert_eq!(seen.body, body.as_bytes());
 }
+
+#[tokio::test]
+async fn hookguard_answers_head_without_a_body_so_a_pipelined_get_gets_its_own_answer() {
+    // Unmatched paths are refused (404) here, and the route takes GET and
+    // HEAD, which fail verification (401) without a signature.
+    let config = CONFIG
+        .replace("unmatched = \"forward\"", "unmatched = \"reject\"")
+        .replace(
+            "max_body = \"1KiB\"",
+            "max_body = \"1KiB\"\nmethods = [\"POST\", \"GET\", \"HEAD\"]",
+        );
+    let app = RawApp::start(|_| Script::new(&[&sized(b"ok", "")], Then::KeepOpen)).await;
+    let hg = Hookguard::start(&config, &app.url()).await;
+    let mut wire = Wire::open(hg.addr).await;
+    wire.send(
+        b"HEAD /nowhere HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n\
+          HEAD /hook HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /hook HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
+    for (status, reason) in [(404, "no_route"), (401, "missing_signature")] {
+        let head = wire.response(true).await;
+        let get = wire.response(false).await;
+        for reply in [&head, &get] {
+            assert_eq!(reply.status, status, "{}", reply.head);
+            assert_eq!(reply.one("x-hookguard-reject"), reason, "{}", reply.head);
+        }
+        assert!(!get.body.is_empty(), "the GET gets the JSON refusal");
+        assert_eq!(
+            head.one("content-length"),
+            get.body.len().to_string(),
+            "the HEAD answer has the length of the body a GET gets"
+        );
+    }
+    // Nothing more: a body after a HEAD answer would be left over here.
+    wire.stream.shutdown().await.unwrap();
+    assert!(
+        wire.closes().await,
+        "left over: {:?}",
+        String::from_utf8_lossy(&wire.buf)
+    );
+    assert_eq!(app.accepted(), 0);
+}
