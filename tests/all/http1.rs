@@ -90,6 +90,10 @@ enum Then {
     /// Sits idle, reading nothing, then closes: an app that times out
     /// idle keep-alive connections.
     CloseAfter(Duration),
+    /// Waits for the next request's first bytes, then closes without
+    /// reading them; the kernel resets the connection, since bytes are
+    /// left unread. The idle-close race, made to happen every time.
+    CloseUnreadOnNext,
 }
 
 /// A scripted answer: written in `parts`, with a short pause between them
@@ -216,6 +220,10 @@ async fn serve_app_connection(
             Then::Close => return,
             Then::CloseAfter(idle) => {
                 tokio::time::sleep(idle).await;
+                return;
+            }
+            Then::CloseUnreadOnNext => {
+                let _ = stream.peek(&mut [0u8; 1]).await;
                 return;
             }
         }
@@ -1185,4 +1193,69 @@ async fn hookguard_answers_head_without_a_body_so_a_pipelined_get_gets_its_own_a
         String::from_utf8_lossy(&wire.buf)
     );
     assert_eq!(app.accepted(), 0);
+}
+
+#[tokio::test]
+async fn a_post_the_app_reset_unread_on_a_pooled_connection_is_sent_again_on_a_fresh_one_and_delivered_once(
+) {
+    // The first app connection answers one request, then closes on the
+    // next without reading it: that request never reached the app.
+    let app = RawApp::start(|seen| {
+        if seen.conn == 0 {
+            Script::new(&[&sized(b"first", "")], Then::CloseUnreadOnNext)
+        } else {
+            Script::new(&[&sized(b"fresh", "")], Then::KeepOpen)
+        }
+    })
+    .await;
+    let hg = start_plain(&app).await;
+    let mut wire = Wire::open(hg.addr).await;
+    wire.send(plain("1.1", "one", "").as_bytes()).await;
+    let reply = wire.response(false).await;
+    assert_eq!((reply.status, reply.text().as_str()), (200, "first"));
+    wire.send(plain("1.1", "two", "").as_bytes()).await;
+    let reply = wire.response(false).await;
+    assert_eq!(
+        (reply.status, reply.text().as_str()),
+        (200, "fresh"),
+        "{}",
+        reply.head
+    );
+    let seen: Vec<(usize, Vec<u8>)> = app.seen().into_iter().map(|s| (s.conn, s.body)).collect();
+    assert_eq!(
+        seen,
+        [(0, b"one".to_vec()), (1, b"two".to_vec())],
+        "the second request was delivered once, on a fresh connection"
+    );
+    assert_eq!(app.accepted(), 2);
+}
+
+#[tokio::test]
+async fn a_post_the_app_read_whole_on_a_pooled_connection_and_closed_unanswered_is_not_sent_again()
+{
+    // The app reads the second request whole, then closes without an
+    // answer: it may have acted on it, so a second copy could be a second
+    // delivery.
+    let app = RawApp::start(|seen| {
+        if seen.body == b"one" {
+            Script::new(&[&sized(b"ok", "")], Then::KeepOpen)
+        } else {
+            Script::new(&[], Then::Close)
+        }
+    })
+    .await;
+    let hg = start_plain(&app).await;
+    let mut wire = Wire::open(hg.addr).await;
+    wire.send(plain("1.1", "one", "").as_bytes()).await;
+    assert_eq!(wire.response(false).await.status, 200);
+    wire.send(plain("1.1", "two", "").as_bytes()).await;
+    let reply = wire.response(false).await;
+    assert_eq!(reply.status, 502, "{}", reply.head);
+    let bodies: Vec<Vec<u8>> = app.seen().into_iter().map(|s| s.body).collect();
+    assert_eq!(
+        bodies,
+        [b"one".to_vec(), b"two".to_vec()],
+        "the app saw the second request once"
+    );
+    assert_eq!(app.accepted(), 1, "no second connection was opened for it");
 }
