@@ -71,6 +71,10 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Longest wait for more of the app's answer body while relaying it.
     pub app_idle: Duration,
+    /// Longest a write of an answer (hookguard's own, the app's relayed,
+    /// or `100 Continue`) may wait for the sender to take more bytes; the
+    /// connection is closed when it passes. Per stall, not per answer.
+    pub write_timeout: Duration,
 }
 
 /// The sender's peer, formatted once per connection.
@@ -136,7 +140,8 @@ pub trait Handler: Send + Sync + 'static {
 
 /// Serves the requests of one connection through `handler`, one at a time,
 /// until the sender closes, a request asks to close, the connection cannot
-/// be reused, or `shutdown` turns true between requests.
+/// be reused, an answer cannot be written (the sender stopped taking it
+/// for `write_timeout`), or `shutdown` turns true between requests.
 pub async fn serve_connection<H: Handler>(
     handler: Arc<H>,
     stream: TcpStream,
@@ -147,6 +152,7 @@ pub async fn serve_connection<H: Handler>(
     let mut down = Downstream::new(stream);
     loop {
         let limits = handler.limits();
+        down.write_timeout = limits.write_timeout;
         let next = down
             .next_head(
                 limits.max_headers,
@@ -172,11 +178,17 @@ pub async fn serve_connection<H: Handler>(
             }
         };
         let keep = keep_alive && down.reusable() && !*shutdown.borrow();
-        let reused = match reply.answer {
+        // Ok(whether the connection carries another request), or Err when
+        // the answer could not be written whole: nothing more can reach the
+        // sender then, so the connection is dropped without lingering.
+        let passed = match reply.answer {
             Answer::Own(response) => down
                 .write_own(&response, &reply.request_id, version, !keep, head_request)
                 .await
-                .is_ok_and(|()| keep),
+                .map(|()| keep)
+                .map_err(|error| {
+                    tracing::debug!(%error, peer = %peer.addr, "writing hookguard's answer failed");
+                }),
             Answer::Relay(mut response) => {
                 match relay::relay(
                     &mut down,
@@ -192,18 +204,22 @@ pub async fn serve_connection<H: Handler>(
                         if passed.app_reusable {
                             response.checkin();
                         }
-                        !passed.close
+                        Ok(!passed.close)
                     }
                     Err(error) => {
                         tracing::debug!(%error, peer = %peer.addr, "passing the app's response on failed");
-                        false
+                        Err(())
                     }
                 }
             }
         };
-        if !reused {
-            down.close().await;
-            return;
+        match passed {
+            Ok(true) => {}
+            Ok(false) => {
+                down.close().await;
+                return;
+            }
+            Err(()) => return,
         }
     }
 }

@@ -67,6 +67,9 @@ pub struct Downstream {
     unread_body: bool,
     /// The current request expects `100 Continue` before its body.
     expects_continue: bool,
+    /// Longest a write may wait for the sender to take more bytes; set
+    /// from the limits before each request.
+    pub(super) write_timeout: Duration,
 }
 
 impl Downstream {
@@ -78,6 +81,8 @@ impl Downstream {
             out: Vec::with_capacity(1024),
             unread_body: false,
             expects_continue: false,
+            // Set from the limits before any request is read.
+            write_timeout: Duration::ZERO,
         }
     }
 
@@ -205,10 +210,13 @@ impl Downstream {
     /// Tells a sender that waits for it to go ahead with the body.
     async fn send_continue(&mut self) -> Result<(), BodyError> {
         if std::mem::take(&mut self.expects_continue) {
-            self.stream
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .await
-                .map_err(|_| BodyError::Incomplete)?;
+            write_all_within(
+                &self.stream,
+                b"HTTP/1.1 100 Continue\r\n\r\n",
+                self.write_timeout,
+            )
+            .await
+            .map_err(|_| BodyError::Incomplete)?;
         }
         Ok(())
     }
@@ -252,7 +260,7 @@ impl Downstream {
         if !head_request {
             self.out.extend_from_slice(body);
         }
-        self.stream.write_all(&self.out).await
+        write_all_within(&self.stream, &self.out, self.write_timeout).await
     }
 
     /// Starts an answer relayed from the app: the status line, its header
@@ -279,7 +287,7 @@ impl Downstream {
 
     /// Writes everything assembled.
     pub(super) async fn flush(&mut self) -> io::Result<()> {
-        self.stream.write_all(&self.out).await?;
+        write_all_within(&self.stream, &self.out, self.write_timeout).await?;
         self.out.clear();
         Ok(())
     }
@@ -308,6 +316,33 @@ impl Downstream {
         };
         let _ = tokio::time::timeout(LINGER_FOR, linger).await;
     }
+}
+
+/// Writes all of `bytes` to the sender, failing with
+/// [`io::ErrorKind::TimedOut`] when the sender takes nothing for `stall`:
+/// a sender that stops reading must not hold its connection (and the
+/// app's answer) forever. The bound is per stall, not per answer, so a
+/// slow but reading sender still gets a large answer. A write that the
+/// kernel takes at once, as nearly all do, sets no timer.
+async fn write_all_within(stream: &TcpStream, mut bytes: &[u8], stall: Duration) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match stream.try_write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                tokio::time::timeout(stall, stream.writable())
+                    .await
+                    .map_err(|_| {
+                        io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the sender took nothing of its answer within the write timeout",
+                        )
+                    })??;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
 
 /// Keeps room to read into without growing on every read.

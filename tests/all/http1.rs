@@ -493,6 +493,7 @@ async fn start(app: &RawApp) -> Hookguard {
 /// wire reported, in words, in `x-wire-error`.
 struct Plain {
     app: Authority,
+    limits: Limits,
 }
 
 /// The plain handler's body limit, as the `wire` route's `max_body`.
@@ -515,14 +516,20 @@ impl Plain {
     }
 }
 
+/// The plain handler's limits, unless a test says otherwise.
+fn plain_limits() -> Limits {
+    Limits {
+        max_headers: 100,
+        max_head_bytes: 16 * 1024,
+        header_timeout: Duration::from_secs(2),
+        app_idle: Duration::from_secs(2),
+        write_timeout: Duration::from_secs(2),
+    }
+}
+
 impl Handler for Plain {
     fn limits(&self) -> Limits {
-        Limits {
-            max_headers: 100,
-            max_head_bytes: 16 * 1024,
-            header_timeout: Duration::from_secs(2),
-            app_idle: Duration::from_secs(2),
-        }
+        self.limits
     }
 
     async fn handle(&self, head: RequestHead, body: Body<'_>, _peer: &Peer) -> http1::Reply {
@@ -574,10 +581,15 @@ impl Drop for WireServer {
 }
 
 async fn start_plain(app: &RawApp) -> WireServer {
+    start_plain_with(app, plain_limits()).await
+}
+
+async fn start_plain_with(app: &RawApp, limits: Limits) -> WireServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let handler = Arc::new(Plain {
         app: app.addr.to_string().parse().unwrap(),
+        limits,
     });
     let (running, stop) = watch::channel(false);
     let task = tokio::spawn(async move {
@@ -1258,4 +1270,35 @@ async fn a_post_the_app_read_whole_on_a_pooled_connection_and_closed_unanswered_
         "the app saw the second request once"
     );
     assert_eq!(app.accepted(), 1, "no second connection was opened for it");
+}
+
+#[tokio::test]
+async fn a_sender_that_stops_reading_a_large_answer_is_disconnected_after_the_write_timeout() {
+    // Far more than the socket buffers on both sides of the sender's
+    // connection hold, so that hookguard's writes stall.
+    const LARGE: usize = 24 * 1024 * 1024;
+    let app =
+        RawApp::start(|_| Script::new(&[&sized(&vec![b'x'; LARGE], "")], Then::KeepOpen)).await;
+    let limits = Limits {
+        write_timeout: Duration::from_millis(300),
+        ..plain_limits()
+    };
+    let hg = start_plain_with(&app, limits).await;
+    let mut wire = Wire::open(hg.addr).await;
+    wire.send(plain("1.1", "big", "").as_bytes()).await;
+    // Reading nothing for well past the write timeout.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut received = 0;
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match tokio::time::timeout(READ, wire.stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => received += n,
+            Err(_) => panic!("the connection is still open after {received} bytes"),
+        }
+    }
+    assert!(
+        received > 0 && received < LARGE,
+        "the answer was cut off where the sender stopped reading: {received} bytes"
+    );
 }
