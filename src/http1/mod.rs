@@ -136,6 +136,62 @@ pub trait Handler: Send + Sync + 'static {
     /// Answers bytes that are not an acceptable request head; the
     /// connection closes after the answer.
     fn refuse(&self, error: HeadError, peer: &Peer) -> Reply;
+
+    /// Told when the wire closes a connection for `cause`, to count it:
+    /// these closes are no request's outcome, so nothing else sees them.
+    fn closed(&self, cause: CloseCause);
+}
+
+/// Why the wire closed a connection that the sender had not closed, other
+/// than after an answer that said so: what [`Handler::closed`] is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseCause {
+    /// No whole request head arrived within `header_timeout` (a head had
+    /// begun, or the connection never sent one): a slow or stalled sender.
+    HeaderTimeout,
+    /// A kept-alive connection sent no next request within
+    /// `header_timeout`: an ordinary end, counted so that it is told apart
+    /// from the stalls.
+    IdleTimeout,
+    /// The sender took nothing of an answer for `write_timeout`.
+    WriteTimeout,
+    /// Writing an answer failed: the sender reset or closed the
+    /// connection before taking it all.
+    WriteFailed,
+    /// The app's answer broke off while it was passed on (stalled, closed
+    /// early, broken chunked coding): the sender got a cut answer.
+    RelayFailed,
+}
+
+impl CloseCause {
+    /// Every cause, for creating metric series at zero.
+    pub const ALL: [CloseCause; 5] = [
+        CloseCause::HeaderTimeout,
+        CloseCause::IdleTimeout,
+        CloseCause::WriteTimeout,
+        CloseCause::WriteFailed,
+        CloseCause::RelayFailed,
+    ];
+
+    /// The metric label and log value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseCause::HeaderTimeout => "header_timeout",
+            CloseCause::IdleTimeout => "idle_timeout",
+            CloseCause::WriteTimeout => "write_timeout",
+            CloseCause::WriteFailed => "write_failed",
+            CloseCause::RelayFailed => "relay_failed",
+        }
+    }
+
+    /// The cause of a failed write to the sender.
+    fn of_write(error: &std::io::Error) -> Self {
+        if error.kind() == std::io::ErrorKind::TimedOut {
+            CloseCause::WriteTimeout
+        } else {
+            CloseCause::WriteFailed
+        }
+    }
 }
 
 /// Serves the requests of one connection through `handler`, one at a time,
@@ -164,7 +220,12 @@ pub async fn serve_connection<H: Handler>(
         // A HEAD answer has no body (RFC 9110 §9.3.2); a refused head is
         // answered as a GET would be, and the connection closes after it.
         let (reply, version, keep_alive, head_request) = match next {
-            Next::Closed => return,
+            Next::Closed(cause) => {
+                if let Some(cause) = cause {
+                    handler.closed(cause);
+                }
+                return;
+            }
             Next::Bad(error) => (handler.refuse(error, &peer), Version::HTTP_11, false, false),
             Next::Head(head) => {
                 let (version, keep_alive) = (head.version, head.keep_alive);
@@ -178,8 +239,8 @@ pub async fn serve_connection<H: Handler>(
             }
         };
         let keep = keep_alive && down.reusable() && !*shutdown.borrow();
-        // Ok(whether the connection carries another request), or Err when
-        // the answer could not be written whole: nothing more can reach the
+        // Ok(whether the connection carries another request), or why the
+        // answer could not be written whole: nothing more can reach the
         // sender then, so the connection is dropped without lingering.
         let passed = match reply.answer {
             Answer::Own(response) => down
@@ -188,6 +249,7 @@ pub async fn serve_connection<H: Handler>(
                 .map(|()| keep)
                 .map_err(|error| {
                     tracing::debug!(%error, peer = %peer.addr, "writing hookguard's answer failed");
+                    CloseCause::of_write(&error)
                 }),
             Answer::Relay(mut response) => {
                 match relay::relay(
@@ -208,7 +270,10 @@ pub async fn serve_connection<H: Handler>(
                     }
                     Err(error) => {
                         tracing::debug!(%error, peer = %peer.addr, "passing the app's response on failed");
-                        Err(())
+                        Err(match error {
+                            relay::RelayError::Sender(error) => CloseCause::of_write(&error),
+                            relay::RelayError::App(_) => CloseCause::RelayFailed,
+                        })
                     }
                 }
             }
@@ -219,7 +284,10 @@ pub async fn serve_connection<H: Handler>(
                 down.close().await;
                 return;
             }
-            Err(()) => return,
+            Err(cause) => {
+                handler.closed(cause);
+                return;
+            }
         }
     }
 }

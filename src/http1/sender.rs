@@ -21,6 +21,7 @@ use super::body::{BodyError, BodyLength};
 use super::chunked;
 use super::head::{self, HeadError, RequestHead};
 use super::write::{date_line, header_line, number_line, persistence_line, status_line};
+use super::CloseCause;
 
 /// Output is flushed to the socket once this much is assembled.
 pub(super) const FLUSH_AT: usize = 64 * 1024;
@@ -48,9 +49,10 @@ pub enum Next {
     Head(RequestHead),
     /// Bytes that are not an acceptable request head.
     Bad(HeadError),
-    /// The sender closed, went idle past `header_timeout`, or hookguard is
-    /// shutting down between requests.
-    Closed,
+    /// The connection ends: with a cause when `header_timeout` ended it,
+    /// without one when the sender closed it or hookguard is shutting
+    /// down between requests.
+    Closed(Option<CloseCause>),
 }
 
 /// The sender's connection.
@@ -70,6 +72,9 @@ pub struct Downstream {
     /// Longest a write may wait for the sender to take more bytes; set
     /// from the limits before each request.
     pub(super) write_timeout: Duration,
+    /// A request head has arrived on this connection: a later wait with
+    /// nothing read is a kept-alive connection's idle time.
+    served: bool,
 }
 
 impl Downstream {
@@ -83,6 +88,7 @@ impl Downstream {
             expects_continue: false,
             // Set from the limits before any request is read.
             write_timeout: Duration::ZERO,
+            served: false,
         }
     }
 
@@ -116,6 +122,7 @@ impl Downstream {
                     Ok(Some(head)) => {
                         self.unread_body = head.body != BodyLength::Empty;
                         self.expects_continue = head.expect_continue;
+                        self.served = true;
                         return Next::Head(head);
                     }
                     Ok(None) => {}
@@ -134,18 +141,24 @@ impl Downstream {
             scanned = self.buf.len();
             let idle = scanned == 0;
             if idle && *shutdown.borrow() {
-                return Next::Closed;
+                return Next::Closed(None);
             }
             reserve(&mut self.buf);
             let read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf));
             tokio::select! {
                 read = read => match read {
                     Ok(Ok(n)) if n > 0 => {}
-                    // Closed, failed, or too slow: hyper and nginx also
-                    // close without an answer here.
-                    _ => return Next::Closed,
+                    // Too slow: hyper and nginx also close without an
+                    // answer here. A connection that never sent a whole
+                    // head is told from one idle between requests.
+                    Err(_elapsed) if idle && self.served => {
+                        return Next::Closed(Some(CloseCause::IdleTimeout))
+                    }
+                    Err(_elapsed) => return Next::Closed(Some(CloseCause::HeaderTimeout)),
+                    // Closed or failed: the sender's doing.
+                    Ok(_) => return Next::Closed(None),
                 },
-                _ = shutdown.changed(), if idle => return Next::Closed,
+                _ = shutdown.changed(), if idle => return Next::Closed(None),
             }
         }
     }

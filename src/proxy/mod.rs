@@ -32,7 +32,7 @@ use crate::config::{
     Config, DuplicateAnswer, OnStoreError, Route, Server, StatusSet, Unmatched, UNMATCHED_ROUTE,
 };
 use crate::http1::{
-    AppResponse, Body, BodyError, Handler, HeadError, Limits, Peer, Reply, RequestHead,
+    AppResponse, Body, BodyError, CloseCause, Handler, HeadError, Limits, Peer, Reply, RequestHead,
 };
 use crate::limits;
 use crate::metrics::{HeaderDrop, LateAnswer, Metrics, RouteSeries};
@@ -119,6 +119,21 @@ impl Handler for State {
 
     fn refuse(&self, error: HeadError, peer: &Peer) -> Reply {
         refuse_head(self, peer, error)
+    }
+
+    fn closed(&self, cause: CloseCause) {
+        self.metrics.connection_closed(cause);
+        // A broken answer is the app's failure and worth an operator's
+        // look; the rest are senders' doing (the wire logs each with its
+        // peer at debug), and a flood of them must not flood the log.
+        if cause == CloseCause::RelayFailed {
+            tracing::info!(
+                cause = cause.as_str(),
+                "connection closed: the app's answer broke off while it was passed on"
+            );
+        } else {
+            tracing::debug!(cause = cause.as_str(), "connection closed by hookguard");
+        }
     }
 }
 

@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hookguard::http1::{
-    self, app, hop, write, Answer, Body, BodyError, Handler, HeadError, Limits, Peer, RequestHead,
+    self, app, hop, write, Answer, Body, BodyError, CloseCause, Handler, HeadError, Limits, Peer,
+    RequestHead,
 };
 use http::header::HeaderValue;
 use http::uri::Authority;
@@ -494,6 +495,8 @@ async fn start(app: &RawApp) -> Hookguard {
 struct Plain {
     app: Authority,
     limits: Limits,
+    /// What the wire told [`Handler::closed`], in order.
+    closes: Mutex<Vec<CloseCause>>,
 }
 
 /// The plain handler's body limit, as the `wire` route's `max_body`.
@@ -564,14 +567,34 @@ impl Handler for Plain {
     fn refuse(&self, error: HeadError, _peer: &Peer) -> http1::Reply {
         Plain::own(StatusCode::BAD_REQUEST, &format!("{error:?}"))
     }
+
+    fn closed(&self, cause: CloseCause) {
+        self.closes.lock().unwrap().push(cause);
+    }
 }
 
 /// The wire on `127.0.0.1:0`, serving each connection through [`Plain`].
 struct WireServer {
     addr: std::net::SocketAddr,
+    handler: Arc<Plain>,
     task: JoinHandle<()>,
     /// Dropping it would read as a shutdown to every connection.
     _running: watch::Sender<bool>,
+}
+
+impl WireServer {
+    /// The causes the wire reported closing connections for, waiting up
+    /// to [`READ`] for there to be `n`.
+    async fn closes(&self, n: usize) -> Vec<CloseCause> {
+        let deadline = tokio::time::Instant::now() + READ;
+        loop {
+            let closes = self.handler.closes.lock().unwrap().clone();
+            if closes.len() >= n || tokio::time::Instant::now() > deadline {
+                return closes;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 impl Drop for WireServer {
@@ -590,12 +613,14 @@ async fn start_plain_with(app: &RawApp, limits: Limits) -> WireServer {
     let handler = Arc::new(Plain {
         app: app.addr.to_string().parse().unwrap(),
         limits,
+        closes: Mutex::new(Vec::new()),
     });
     let (running, stop) = watch::channel(false);
+    let serving = handler.clone();
     let task = tokio::spawn(async move {
         while let Ok((stream, peer)) = listener.accept().await {
             tokio::spawn(http1::serve_connection(
-                handler.clone(),
+                serving.clone(),
                 stream,
                 peer,
                 stop.clone(),
@@ -604,6 +629,7 @@ async fn start_plain_with(app: &RawApp, limits: Limits) -> WireServer {
     });
     WireServer {
         addr,
+        handler,
         task,
         _running: running,
     }
@@ -1301,4 +1327,68 @@ async fn a_sender_that_stops_reading_a_large_answer_is_disconnected_after_the_wr
         received > 0 && received < LARGE,
         "the answer was cut off where the sender stopped reading: {received} bytes"
     );
+    assert_eq!(hg.closes(1).await, [CloseCause::WriteTimeout]);
+}
+
+#[tokio::test]
+async fn an_app_answer_that_breaks_off_closes_the_senders_connection_counted_as_relay_failed() {
+    let app = RawApp::start(|_| {
+        Script::new(
+            &[b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b"],
+            Then::Close,
+        )
+    })
+    .await;
+    let hg = start_plain(&app).await;
+    let mut wire = Wire::open(hg.addr).await;
+    wire.send(plain("1.1", "one", "").as_bytes()).await;
+    // What was assembled of the answer (here all of it: less than one
+    // flush) is dropped with the connection, never passed on as if whole.
+    assert!(
+        wire.closes().await,
+        "{:?}",
+        String::from_utf8_lossy(&wire.buf)
+    );
+    assert_eq!(hg.closes(1).await, [CloseCause::RelayFailed]);
+}
+
+#[tokio::test]
+async fn header_and_idle_timeouts_are_told_apart_and_counted_on_metrics() {
+    let config = CONFIG.replace("[server]\n", "[server]\nheader_timeout = \"300ms\"\n");
+    let app = RawApp::start(|_| Script::new(&[&sized(b"ok", "")], Then::KeepOpen)).await;
+    let hg = Hookguard::start(&config, &app.url()).await;
+    let metric = |page: &str, cause: &str| {
+        support::metric(
+            page,
+            &format!("hookguard_connections_closed_total{{cause=\"{cause}\"}}"),
+        )
+    };
+    let (_, page) = support::admin_get(hg.admin, "/metrics").await;
+    for cause in CloseCause::ALL {
+        assert_eq!(
+            metric(&page, cause.as_str()),
+            Some(0.0),
+            "{cause:?} at start"
+        );
+    }
+
+    // Half a head, then nothing; and a connection that never sends one.
+    let mut slow = Wire::open(hg.addr).await;
+    slow.send(b"POST /hook HTTP/1.1\r\nHost: x\r\n").await;
+    let mut silent = Wire::open(hg.addr).await;
+    // One request answered, then nothing: an idle kept-alive connection.
+    let mut idle = Wire::open(hg.addr).await;
+    idle.send(signed("1.1", "one", "").as_bytes()).await;
+    assert_eq!(idle.response(false).await.status, 200);
+    for wire in [&mut slow, &mut silent, &mut idle] {
+        assert!(wire.closes().await, "closed after header_timeout");
+    }
+
+    let (_, page) = support::admin_get(hg.admin, "/metrics").await;
+    assert_eq!(metric(&page, "header_timeout"), Some(2.0), "{page}");
+    assert_eq!(metric(&page, "idle_timeout"), Some(1.0));
+    for cause in ["write_timeout", "write_failed", "relay_failed"] {
+        assert_eq!(metric(&page, cause), Some(0.0), "{cause}");
+    }
+    support::promtool_check_metrics(&page);
 }
