@@ -24,6 +24,7 @@
 //! | `hookguard_late_answers_total` | route, result | answers that came after the sender was told 504: `completed`, `released`, or `expired` (none within `settle_timeout`) |
 //! | `hookguard_replay_snapshots_total` | op, result | memory-store snapshots loaded and written: `ok`, or why not (`io`, `not_a_snapshot`, `version`, `truncated`, `corrupt`) |
 //! | `hookguard_config_reloads_total` | result | reload attempts |
+//! | `hookguard_connections_closed_total` | cause | connections the wire closed mid-way or timed out |
 //! | `hookguard_build_info` | version | always 1 |
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +37,7 @@ use prometheus::{
 };
 
 use crate::config::UNMATCHED_ROUTE;
+use crate::http1::CloseCause;
 use crate::reject::{Outcome, Reason};
 
 /// Latency buckets in seconds: sub-millisecond proxying up to slow apps.
@@ -128,6 +130,7 @@ pub struct Metrics {
     late_answers: IntCounterVec,
     snapshots: IntCounterVec,
     config_reloads: IntCounterVec,
+    connections_closed: IntCounterVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -272,6 +275,13 @@ impl Metrics {
                 "Configuration reload attempts by result.",
                 &["result"],
             ),
+            connections_closed: counter(
+                r,
+                "hookguard_connections_closed_total",
+                "Connections hookguard closed that no answer closed: timeouts (header, idle, \
+                 write), answers the sender did not take, answers the app broke off.",
+                &["cause"],
+            ),
             registry,
         };
         let build_info = IntGaugeVec::new(
@@ -300,6 +310,11 @@ impl Metrics {
         }
         for result in RELOAD_RESULTS {
             metrics.config_reloads.with_label_values(&[result]);
+        }
+        for cause in CloseCause::ALL {
+            metrics
+                .connections_closed
+                .with_label_values(&[cause.as_str()]);
         }
         metrics
     }
@@ -370,6 +385,13 @@ impl Metrics {
     pub fn reload(&self, success: bool) {
         self.config_reloads
             .with_label_values(&[if success { "success" } else { "error" }])
+            .inc();
+    }
+
+    /// Counts a connection the wire closed for `cause`.
+    pub fn connection_closed(&self, cause: CloseCause) {
+        self.connections_closed
+            .with_label_values(&[cause.as_str()])
             .inc();
     }
 

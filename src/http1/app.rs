@@ -3,11 +3,12 @@
 //!
 //! Driving the exchange inline (no connection task, no channel, no
 //! checkout future) is most of why hookguard is not slower than a plain
-//! proxy; see the module doc of [`crate::http1`]. An exchange that fails on
-//! a reused connection before any answer arrived is retried once on a
-//! fresh one, which is what every keep-alive client has to do. The idle
-//! connections themselves are kept by [`super::pool`], and the answer's
-//! head is read by [`super::response`].
+//! proxy; see the module doc of [`crate::http1`]. An exchange on a reused
+//! connection is re-sent once on a fresh one only when the request
+//! provably never reached the app (see [`exchange`]): a webhook is a POST,
+//! and one delivered twice is worse than one answered 502, which the
+//! sender retries. The idle connections themselves are kept by
+//! [`super::pool`], and the answer's head is read by [`super::response`].
 
 use std::io::{self, IoSlice};
 use std::time::Duration;
@@ -114,6 +115,33 @@ impl AppResponse {
 /// Sends `head` and `body` to the app and reads the response head, on a
 /// kept-alive connection when there is one. `head_request` says the
 /// request is a HEAD, whose answer has no body.
+///
+/// The request is re-sent, once, on a fresh connection only when it
+/// provably never reached the app, whatever its method. That is hyper's
+/// rule (it retries a request only when it was never written) and Go's
+/// `Transport` rule for a request that is not idempotent (`RoundTrip`
+/// retries on a reused connection only a `nothingWrittenError`, unless
+/// the method is GET, HEAD, OPTIONS or TRACE), narrowed to what a socket
+/// can prove. On a reused connection, before any byte of an answer:
+///
+/// - the write failed before a byte of the request was accepted: nothing
+///   was sent;
+/// - the app reset the connection (`ECONNRESET` on the read, `EPIPE` or
+///   `ECONNRESET` on the write): a TCP stack resets a connection closed
+///   with unread bytes in it, or one that bytes reach after it was closed,
+///   so the app never read the request whole, and an HTTP server acts on a
+///   request only once it has it. This is the idle-close race: the app
+///   closed the pooled connection as the request was on its way.
+///
+/// Not re-sent: the app ended the connection cleanly (EOF) before
+/// answering, since it may have read the request whole and acted on it
+/// first (a crash after processing looks the same); and anything on a
+/// fresh connection, where the app had no idle connection to close. A
+/// POST fully written on a reused connection that then got EOF is
+/// answered 502, not delivered twice. (An app that reads a request whole
+/// and then aborts with a reset, `SO_LINGER` 0, would be indistinguishable
+/// from the race; no server behind hookguard does that after acting on a
+/// request.)
 pub async fn exchange(
     authority: &Authority,
     head: &[u8],
@@ -139,10 +167,8 @@ pub async fn exchange(
                     head,
                 })
             }
-            // The app closed a kept-alive connection as it was reused;
-            // nothing was answered, so sending again is safe.
-            Err(Attempt::Stale) if conn.reused && !fresh => fresh = true,
-            Err(Attempt::Stale) => {
+            Err(Attempt::Unread) if conn.reused && !fresh => fresh = true,
+            Err(Attempt::Unread | Attempt::Ended) => {
                 return Err(Failure::Broken(
                     "the app closed the connection without answering".into(),
                 ))
@@ -164,11 +190,25 @@ async fn connect(authority: &Authority) -> io::Result<Conn> {
     })
 }
 
+/// How an attempt failed, as far as the rule of [`exchange`] cares.
 enum Attempt {
-    /// The connection failed before any byte of an answer arrived.
-    Stale,
+    /// Before any byte of an answer, and provably before the app read the
+    /// request whole: nothing was written, or the app reset the
+    /// connection.
+    Unread,
+    /// The app closed the connection cleanly (EOF) before any byte of an
+    /// answer; it may have read the request.
+    Ended,
     /// Anything else.
     Failed(String),
+}
+
+/// Whether an I/O error is the peer's reset.
+fn is_reset(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+    )
 }
 
 async fn round_trip(
@@ -177,10 +217,14 @@ async fn round_trip(
     body: &[u8],
     head_request: bool,
 ) -> Result<ResponseHead, Attempt> {
-    let stale = |_| Attempt::Stale;
-    write_all_vectored(&mut conn.stream, head, body)
-        .await
-        .map_err(stale)?;
+    let mut written = 0;
+    if let Err(error) = write_all_vectored(&mut conn.stream, head, body, &mut written).await {
+        return Err(if written == 0 || is_reset(&error) {
+            Attempt::Unread
+        } else {
+            Attempt::Failed(format!("sending the request to the app failed: {error}"))
+        });
+    }
     loop {
         match parse_response(&mut conn.buf, head_request) {
             Ok(Some(head)) => return Ok(head),
@@ -189,7 +233,8 @@ async fn round_trip(
         }
         let received = conn.buf.len();
         match conn.read_more().await {
-            Ok(0) | Err(_) if received == 0 => return Err(Attempt::Stale),
+            Ok(0) if received == 0 => return Err(Attempt::Ended),
+            Err(error) if received == 0 && is_reset(&error) => return Err(Attempt::Unread),
             Ok(0) => {
                 return Err(Attempt::Failed(
                     "the app closed the connection mid-answer".into(),
@@ -205,22 +250,33 @@ async fn round_trip(
     }
 }
 
-/// Writes `head` then `body`, in one syscall when the kernel takes both.
-async fn write_all_vectored(stream: &mut TcpStream, head: &[u8], body: &[u8]) -> io::Result<()> {
-    if body.is_empty() {
-        return stream.write_all(head).await;
-    }
+/// Writes `head` then `body`, in one syscall when the kernel takes both;
+/// `written` counts the bytes the kernel accepted, for telling a request
+/// never sent from one partly sent.
+async fn write_all_vectored(
+    stream: &mut TcpStream,
+    head: &[u8],
+    body: &[u8],
+    written: &mut usize,
+) -> io::Result<()> {
     let (mut head, mut body) = (head, body);
-    while !head.is_empty() {
-        let n = stream
-            .write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
-            .await?;
+    while !head.is_empty() || !body.is_empty() {
+        let n = match (head.is_empty(), body.is_empty()) {
+            (false, false) => {
+                stream
+                    .write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
+                    .await?
+            }
+            (false, true) => stream.write(head).await?,
+            (true, _) => stream.write(body).await?,
+        };
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
+        *written += n;
         let from_head = n.min(head.len());
         head = &head[from_head..];
         body = &body[n - from_head..];
     }
-    stream.write_all(body).await
+    Ok(())
 }

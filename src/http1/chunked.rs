@@ -3,13 +3,17 @@
 //! Used for request bodies (the signature covers the decoded bytes) and for
 //! the app's chunked responses, which are re-chunked on the way out. Strict
 //! where laxness lets two parsers disagree about where a message ends: the
-//! size is hex digits only, lines end in CRLF, never a bare LF. Extensions
-//! and trailer fields are skipped within fixed bounds.
+//! size is hex digits only (any number of leading zeros, a value that fits
+//! in 64 bits), followed by nothing but CRLF or an extension (`;`, after
+//! optional white space, RFC 9112 §7.1.1 BWS); lines end in CRLF, never a
+//! bare LF; each trailer line is `name: value` with a token for a name and
+//! no folding (§7.1.2, §5). Extensions and trailer fields are skipped
+//! within fixed bounds.
 
-/// Most hex digits in a chunk size: 16 fill a u64, more would overflow.
-const MAX_SIZE_DIGITS: u8 = 16;
+use super::head::is_token;
 
-/// Most bytes of chunk extensions on one size line.
+/// Most bytes of chunk extensions on one size line. hookguard uses no
+/// extension; the bound keeps a sender from streaming one forever.
 const MAX_EXTENSION: usize = 4 * 1024;
 
 /// Most bytes of trailer fields in one message.
@@ -21,14 +25,30 @@ pub struct ChunkError(pub &'static str);
 
 #[derive(Debug, Clone, Copy)]
 enum State {
-    Size { value: u64, digits: u8 },
-    Extension { value: u64 },
-    SizeLf { value: u64 },
-    Data { left: u64 },
+    /// Hex digits of a size; `digits` says whether any came yet.
+    Size {
+        value: u64,
+        digits: bool,
+    },
+    /// White space after a size, which only a `;` may follow.
+    SizeSpace {
+        value: u64,
+    },
+    Extension {
+        value: u64,
+    },
+    SizeLf {
+        value: u64,
+    },
+    Data {
+        left: u64,
+    },
     DataCr,
     DataLf,
+    /// The start of a trailer line, or of the empty line that ends the body.
     LineStart,
-    Trailer,
+    TrailerName,
+    TrailerValue,
     TrailerLf,
     EndLf,
     Done,
@@ -47,7 +67,7 @@ impl Default for Decoder {
         Decoder {
             state: State::Size {
                 value: 0,
-                digits: 0,
+                digits: false,
             },
             skipped: 0,
         }
@@ -95,20 +115,35 @@ impl Decoder {
     fn step(&mut self, byte: u8) -> Result<State, ChunkError> {
         Ok(match self.state {
             State::Size { value, digits } => match (hex(byte), byte) {
-                (Some(_), _) if digits == MAX_SIZE_DIGITS => {
-                    return Err(ChunkError("a chunk size is too large"))
+                // Leading zeros add nothing: only the value is bounded.
+                (Some(_), _) if value > u64::MAX >> 4 => {
+                    return Err(ChunkError("a chunk size is too large for a 64-bit number"))
                 }
                 (Some(digit), _) => State::Size {
                     value: value << 4 | u64::from(digit),
-                    digits: digits + 1,
+                    digits: true,
                 },
-                _ if digits == 0 => return Err(ChunkError("a chunk size is not a hex number")),
+                _ if !digits => return Err(ChunkError("a chunk size is not a hex number")),
                 (None, b'\r') => State::SizeLf { value },
-                (None, b';' | b' ' | b'\t') => {
+                (None, b';') => {
                     self.skipped = 0;
                     State::Extension { value }
                 }
+                (None, b' ' | b'\t') => State::SizeSpace { value },
+                (None, b'\n') => return Err(ChunkError("a chunk size line ends in a bare LF")),
                 _ => return Err(ChunkError("a chunk size is not a hex number")),
+            },
+            State::SizeSpace { value } => match byte {
+                b' ' | b'\t' => State::SizeSpace { value },
+                b';' => {
+                    self.skipped = 0;
+                    State::Extension { value }
+                }
+                _ => {
+                    return Err(ChunkError(
+                        "a chunk size is followed by white space and then no extension; RFC 9112 §7.1 allows only CRLF or ';' after a size",
+                    ))
+                }
             },
             State::Extension { value } => match byte {
                 b'\r' => State::SizeLf { value },
@@ -119,7 +154,9 @@ impl Decoder {
                 _ => {
                     self.skipped += 1;
                     if self.skipped > MAX_EXTENSION {
-                        return Err(ChunkError("a chunk extension is too long"));
+                        return Err(ChunkError(
+                            "a chunk extension is longer than 4 KiB, the most hookguard reads",
+                        ));
                     }
                     State::Extension { value }
                 }
@@ -139,21 +176,48 @@ impl Decoder {
             State::DataLf => match byte {
                 b'\n' => State::Size {
                     value: 0,
-                    digits: 0,
+                    digits: false,
                 },
                 _ => return Err(ChunkError("a chunk does not end in CRLF")),
             },
-            State::LineStart | State::Trailer => match byte {
-                b'\r' if matches!(self.state, State::LineStart) => State::EndLf,
+            State::LineStart => match byte {
+                b'\r' => State::EndLf,
+                b'\n' => return Err(ChunkError("a trailer line ends in a bare LF")),
+                b' ' | b'\t' => {
+                    return Err(ChunkError(
+                        "a trailer line starts with white space (obs-fold), which RFC 9112 §5.2 has a recipient refuse",
+                    ))
+                }
+                b':' => return Err(ChunkError("a trailer line has an empty field name")),
+                _ if is_token(byte) => self.trailer_byte(State::TrailerName)?,
+                _ => {
+                    return Err(ChunkError(
+                        "a trailer field name has a character a token cannot have",
+                    ))
+                }
+            },
+            State::TrailerName => match byte {
+                b':' => self.trailer_byte(State::TrailerValue)?,
+                _ if is_token(byte) => self.trailer_byte(State::TrailerName)?,
+                b'\r' | b'\n' => return Err(ChunkError("a trailer line has no colon")),
+                b' ' | b'\t' => {
+                    return Err(ChunkError(
+                        "a trailer field name is followed by white space before its colon",
+                    ))
+                }
+                _ => {
+                    return Err(ChunkError(
+                        "a trailer field name has a character a token cannot have",
+                    ))
+                }
+            },
+            State::TrailerValue => match byte {
                 b'\r' => State::TrailerLf,
                 b'\n' => return Err(ChunkError("a trailer line ends in a bare LF")),
-                _ => {
-                    self.skipped += 1;
-                    if self.skipped > MAX_TRAILERS {
-                        return Err(ChunkError("the trailer fields are too large"));
-                    }
-                    State::Trailer
+                _ if byte < 0x20 && byte != b'\t' || byte == 0x7f => {
+                    return Err(ChunkError("a trailer field value has a control character"))
                 }
+                _ => self.trailer_byte(State::TrailerValue)?,
             },
             State::TrailerLf => match byte {
                 b'\n' => State::LineStart,
@@ -165,6 +229,15 @@ impl Decoder {
             },
             State::Data { .. } | State::Done => self.state,
         })
+    }
+
+    /// Counts one byte of a trailer field against [`MAX_TRAILERS`].
+    fn trailer_byte(&mut self, next: State) -> Result<State, ChunkError> {
+        self.skipped += 1;
+        if self.skipped > MAX_TRAILERS {
+            return Err(ChunkError("the trailer fields are too large"));
+        }
+        Ok(next)
     }
 }
 
@@ -219,6 +292,20 @@ mod tests {
             b"0\r\nX: y\n\r\n",
             b"0\r\n\n",
             b"5;a\x00b\r\nhello\r\n",
+            // White space after a size, not leading to an extension.
+            b"5 \r\nhello\r\n0\r\n\r\n",
+            b"5\t\r\nhello\r\n0\r\n\r\n",
+            b"5 junk\r\nhello\r\n0\r\n\r\n",
+            // Trailer lines that are not fields.
+            b"0\r\nno colon\r\n\r\n",
+            b"0\r\nX: 1\r\n folded\r\n\r\n",
+            b"0\r\n\tX: 1\r\n\r\n",
+            b"0\r\nGET / HTTP/1.1\r\n\r\n",
+            b"0\r\nX (a): 1\r\n\r\n",
+            b"0\r\nX : 1\r\n\r\n",
+            b"0\r\n: 1\r\n\r\n",
+            b"0\r\nX: a\x0bb\r\n\r\n",
+            b"0\r\nX: a\rb\r\n\r\n",
         ] {
             assert!(
                 decode_all(bad, 64).is_err(),
@@ -226,6 +313,18 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn long_sizes_with_leading_zeros_extensions_after_white_space_and_trailers_are_read() {
+        let input = b"00000000000000000005 ;a=1\r\nhello\r\n0000000000000000000000000\r\nX-T: 1\r\nY:\r\n\r\n";
+        let (out, used, done) = decode_all(input, 64).unwrap();
+        assert_eq!(
+            (out.as_slice(), used, done),
+            (&b"hello"[..], input.len(), true)
+        );
+        assert!(decode_all(b"ffffffffffffffff\r\n", 64).is_ok());
+        assert!(decode_all(b"010000000000000000\r\n", 64).is_err());
     }
 
     #[test]

@@ -49,7 +49,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::HeaderValue;
-use http::Version;
+use http::{Method, Version};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
@@ -71,6 +71,10 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Longest wait for more of the app's answer body while relaying it.
     pub app_idle: Duration,
+    /// Longest a write of an answer (hookguard's own, the app's relayed,
+    /// or `100 Continue`) may wait for the sender to take more bytes; the
+    /// connection is closed when it passes. Per stall, not per answer.
+    pub write_timeout: Duration,
 }
 
 /// The sender's peer, formatted once per connection.
@@ -132,11 +136,68 @@ pub trait Handler: Send + Sync + 'static {
     /// Answers bytes that are not an acceptable request head; the
     /// connection closes after the answer.
     fn refuse(&self, error: HeadError, peer: &Peer) -> Reply;
+
+    /// Told when the wire closes a connection for `cause`, to count it:
+    /// these closes are no request's outcome, so nothing else sees them.
+    fn closed(&self, cause: CloseCause);
+}
+
+/// Why the wire closed a connection that the sender had not closed, other
+/// than after an answer that said so: what [`Handler::closed`] is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseCause {
+    /// No whole request head arrived within `header_timeout` (a head had
+    /// begun, or the connection never sent one): a slow or stalled sender.
+    HeaderTimeout,
+    /// A kept-alive connection sent no next request within
+    /// `header_timeout`: an ordinary end, counted so that it is told apart
+    /// from the stalls.
+    IdleTimeout,
+    /// The sender took nothing of an answer for `write_timeout`.
+    WriteTimeout,
+    /// Writing an answer failed: the sender reset or closed the
+    /// connection before taking it all.
+    WriteFailed,
+    /// The app's answer broke off while it was passed on (stalled, closed
+    /// early, broken chunked coding): the sender got a cut answer.
+    RelayFailed,
+}
+
+impl CloseCause {
+    /// Every cause, for creating metric series at zero.
+    pub const ALL: [CloseCause; 5] = [
+        CloseCause::HeaderTimeout,
+        CloseCause::IdleTimeout,
+        CloseCause::WriteTimeout,
+        CloseCause::WriteFailed,
+        CloseCause::RelayFailed,
+    ];
+
+    /// The metric label and log value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseCause::HeaderTimeout => "header_timeout",
+            CloseCause::IdleTimeout => "idle_timeout",
+            CloseCause::WriteTimeout => "write_timeout",
+            CloseCause::WriteFailed => "write_failed",
+            CloseCause::RelayFailed => "relay_failed",
+        }
+    }
+
+    /// The cause of a failed write to the sender.
+    fn of_write(error: &std::io::Error) -> Self {
+        if error.kind() == std::io::ErrorKind::TimedOut {
+            CloseCause::WriteTimeout
+        } else {
+            CloseCause::WriteFailed
+        }
+    }
 }
 
 /// Serves the requests of one connection through `handler`, one at a time,
 /// until the sender closes, a request asks to close, the connection cannot
-/// be reused, or `shutdown` turns true between requests.
+/// be reused, an answer cannot be written (the sender stopped taking it
+/// for `write_timeout`), or `shutdown` turns true between requests.
 pub async fn serve_connection<H: Handler>(
     handler: Arc<H>,
     stream: TcpStream,
@@ -147,6 +208,7 @@ pub async fn serve_connection<H: Handler>(
     let mut down = Downstream::new(stream);
     loop {
         let limits = handler.limits();
+        down.write_timeout = limits.write_timeout;
         let next = down
             .next_head(
                 limits.max_headers,
@@ -155,25 +217,40 @@ pub async fn serve_connection<H: Handler>(
                 &mut shutdown,
             )
             .await;
-        let (reply, version, keep_alive) = match next {
-            Next::Closed => return,
-            Next::Bad(error) => (handler.refuse(error, &peer), Version::HTTP_11, false),
+        // A HEAD answer has no body (RFC 9110 §9.3.2); a refused head is
+        // answered as a GET would be, and the connection closes after it.
+        let (reply, version, keep_alive, head_request) = match next {
+            Next::Closed(cause) => {
+                if let Some(cause) = cause {
+                    handler.closed(cause);
+                }
+                return;
+            }
+            Next::Bad(error) => (handler.refuse(error, &peer), Version::HTTP_11, false, false),
             Next::Head(head) => {
                 let (version, keep_alive) = (head.version, head.keep_alive);
+                let head_request = head.method == Method::HEAD;
                 let body = Body {
                     down: &mut down,
                     length: head.body,
                 };
                 let reply = handler.handle(head, body, &peer).await;
-                (reply, version, keep_alive)
+                (reply, version, keep_alive, head_request)
             }
         };
         let keep = keep_alive && down.reusable() && !*shutdown.borrow();
-        let reused = match reply.answer {
+        // Ok(whether the connection carries another request), or why the
+        // answer could not be written whole: nothing more can reach the
+        // sender then, so the connection is dropped without lingering.
+        let passed = match reply.answer {
             Answer::Own(response) => down
-                .write_own(&response, &reply.request_id, version, !keep)
+                .write_own(&response, &reply.request_id, version, !keep, head_request)
                 .await
-                .is_ok_and(|()| keep),
+                .map(|()| keep)
+                .map_err(|error| {
+                    tracing::debug!(%error, peer = %peer.addr, "writing hookguard's answer failed");
+                    CloseCause::of_write(&error)
+                }),
             Answer::Relay(mut response) => {
                 match relay::relay(
                     &mut down,
@@ -189,18 +266,28 @@ pub async fn serve_connection<H: Handler>(
                         if passed.app_reusable {
                             response.checkin();
                         }
-                        !passed.close
+                        Ok(!passed.close)
                     }
                     Err(error) => {
                         tracing::debug!(%error, peer = %peer.addr, "passing the app's response on failed");
-                        false
+                        Err(match error {
+                            relay::RelayError::Sender(error) => CloseCause::of_write(&error),
+                            relay::RelayError::App(_) => CloseCause::RelayFailed,
+                        })
                     }
                 }
             }
         };
-        if !reused {
-            down.close().await;
-            return;
+        match passed {
+            Ok(true) => {}
+            Ok(false) => {
+                down.close().await;
+                return;
+            }
+            Err(cause) => {
+                handler.closed(cause);
+                return;
+            }
         }
     }
 }

@@ -20,6 +20,25 @@ use super::chunked;
 use super::sender::Downstream;
 use super::write::{self, number_line, persistence_line};
 
+/// Why passing an answer on failed: which side broke.
+#[derive(Debug)]
+pub enum RelayError {
+    /// Writing to the sender failed, or stalled past the write timeout.
+    Sender(io::Error),
+    /// The app's answer broke off: it stalled past the idle bound, closed
+    /// the connection early, or its chunked coding was broken.
+    App(io::Error),
+}
+
+impl std::fmt::Display for RelayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RelayError::Sender(error) => write!(f, "writing to the sender: {error}"),
+            RelayError::App(error) => write!(f, "reading the app's answer: {error}"),
+        }
+    }
+}
+
 /// How passing an answer on ended.
 #[derive(Debug, Clone, Copy)]
 pub struct Passed {
@@ -39,7 +58,7 @@ pub async fn relay(
     version: Version,
     close: bool,
     idle: Duration,
-) -> io::Result<Passed> {
+) -> Result<Passed, RelayError> {
     let head = &response.head;
     let streamed = matches!(head.body, BodyLength::Chunked | BodyLength::UntilClose);
     let rechunk = streamed && version == Version::HTTP_11;
@@ -70,8 +89,8 @@ pub async fn relay(
                 if left == 0 {
                     break;
                 }
-                down.flush_if_full().await?;
-                read_app(conn, idle).await?;
+                down.flush_if_full().await.map_err(RelayError::Sender)?;
+                read_app(conn, idle).await.map_err(RelayError::App)?;
             }
             true
         }
@@ -81,13 +100,15 @@ pub async fn relay(
                 let out = &mut down.out;
                 let used = decoder
                     .decode(&conn.buf, |data| push_data(out, data, rechunk))
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.0))?;
+                    .map_err(|e| {
+                        RelayError::App(io::Error::new(io::ErrorKind::InvalidData, e.0))
+                    })?;
                 conn.buf.advance(used);
                 if decoder.is_done() {
                     break;
                 }
-                down.flush_if_full().await?;
-                read_app(conn, idle).await?;
+                down.flush_if_full().await.map_err(RelayError::Sender)?;
+                read_app(conn, idle).await.map_err(RelayError::App)?;
             }
             if rechunk {
                 down.out.extend_from_slice(write::LAST_CHUNK);
@@ -98,8 +119,8 @@ pub async fn relay(
             loop {
                 push_data(&mut down.out, &conn.buf, rechunk);
                 conn.buf.clear();
-                down.flush_if_full().await?;
-                if conn.read_more_within(idle).await? == 0 {
+                down.flush_if_full().await.map_err(RelayError::Sender)?;
+                if conn.read_more_within(idle).await.map_err(RelayError::App)? == 0 {
                     break;
                 }
             }
@@ -109,7 +130,7 @@ pub async fn relay(
             false
         }
     };
-    down.flush().await?;
+    down.flush().await.map_err(RelayError::Sender)?;
     Ok(Passed {
         app_reusable: finished && head.keep_alive && conn.buf.is_empty(),
         close,

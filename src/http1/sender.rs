@@ -21,6 +21,7 @@ use super::body::{BodyError, BodyLength};
 use super::chunked;
 use super::head::{self, HeadError, RequestHead};
 use super::write::{date_line, header_line, number_line, persistence_line, status_line};
+use super::CloseCause;
 
 /// Output is flushed to the socket once this much is assembled.
 pub(super) const FLUSH_AT: usize = 64 * 1024;
@@ -48,9 +49,10 @@ pub enum Next {
     Head(RequestHead),
     /// Bytes that are not an acceptable request head.
     Bad(HeadError),
-    /// The sender closed, went idle past `header_timeout`, or hookguard is
-    /// shutting down between requests.
-    Closed,
+    /// The connection ends: with a cause when `header_timeout` ended it,
+    /// without one when the sender closed it or hookguard is shutting
+    /// down between requests.
+    Closed(Option<CloseCause>),
 }
 
 /// The sender's connection.
@@ -67,6 +69,12 @@ pub struct Downstream {
     unread_body: bool,
     /// The current request expects `100 Continue` before its body.
     expects_continue: bool,
+    /// Longest a write may wait for the sender to take more bytes; set
+    /// from the limits before each request.
+    pub(super) write_timeout: Duration,
+    /// A request head has arrived on this connection: a later wait with
+    /// nothing read is a kept-alive connection's idle time.
+    served: bool,
 }
 
 impl Downstream {
@@ -78,6 +86,9 @@ impl Downstream {
             out: Vec::with_capacity(1024),
             unread_body: false,
             expects_continue: false,
+            // Set from the limits before any request is read.
+            write_timeout: Duration::ZERO,
+            served: false,
         }
     }
 
@@ -111,6 +122,7 @@ impl Downstream {
                     Ok(Some(head)) => {
                         self.unread_body = head.body != BodyLength::Empty;
                         self.expects_continue = head.expect_continue;
+                        self.served = true;
                         return Next::Head(head);
                     }
                     Ok(None) => {}
@@ -129,18 +141,24 @@ impl Downstream {
             scanned = self.buf.len();
             let idle = scanned == 0;
             if idle && *shutdown.borrow() {
-                return Next::Closed;
+                return Next::Closed(None);
             }
             reserve(&mut self.buf);
             let read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf));
             tokio::select! {
                 read = read => match read {
                     Ok(Ok(n)) if n > 0 => {}
-                    // Closed, failed, or too slow: hyper and nginx also
-                    // close without an answer here.
-                    _ => return Next::Closed,
+                    // Too slow: hyper and nginx also close without an
+                    // answer here. A connection that never sent a whole
+                    // head is told from one idle between requests.
+                    Err(_elapsed) if idle && self.served => {
+                        return Next::Closed(Some(CloseCause::IdleTimeout))
+                    }
+                    Err(_elapsed) => return Next::Closed(Some(CloseCause::HeaderTimeout)),
+                    // Closed or failed: the sender's doing.
+                    Ok(_) => return Next::Closed(None),
                 },
-                _ = shutdown.changed(), if idle => return Next::Closed,
+                _ = shutdown.changed(), if idle => return Next::Closed(None),
             }
         }
     }
@@ -205,10 +223,13 @@ impl Downstream {
     /// Tells a sender that waits for it to go ahead with the body.
     async fn send_continue(&mut self) -> Result<(), BodyError> {
         if std::mem::take(&mut self.expects_continue) {
-            self.stream
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
-                .await
-                .map_err(|_| BodyError::Incomplete)?;
+            write_all_within(
+                &self.stream,
+                b"HTTP/1.1 100 Continue\r\n\r\n",
+                self.write_timeout,
+            )
+            .await
+            .map_err(|_| BodyError::Incomplete)?;
         }
         Ok(())
     }
@@ -226,13 +247,17 @@ impl Downstream {
         }
     }
 
-    /// Writes one of hookguard's own answers.
+    /// Writes one of hookguard's own answers. An answer to a HEAD request
+    /// (`head_request`) has the headers a GET would get, `Content-Length`
+    /// included, and no body (RFC 9110 §9.3.2, §8.6): a pipelining client
+    /// would read a body as its next answer.
     pub async fn write_own(
         &mut self,
         response: &Response<Bytes>,
         request_id: &HeaderValue,
         version: Version,
         close: bool,
+        head_request: bool,
     ) -> io::Result<()> {
         self.out.clear();
         status_line(&mut self.out, response.status());
@@ -245,8 +270,10 @@ impl Downstream {
         number_line(&mut self.out, "content-length", body.len() as u64);
         persistence_line(&mut self.out, version, close);
         self.out.extend_from_slice(b"\r\n");
-        self.out.extend_from_slice(body);
-        self.stream.write_all(&self.out).await
+        if !head_request {
+            self.out.extend_from_slice(body);
+        }
+        write_all_within(&self.stream, &self.out, self.write_timeout).await
     }
 
     /// Starts an answer relayed from the app: the status line, its header
@@ -273,7 +300,7 @@ impl Downstream {
 
     /// Writes everything assembled.
     pub(super) async fn flush(&mut self) -> io::Result<()> {
-        self.stream.write_all(&self.out).await?;
+        write_all_within(&self.stream, &self.out, self.write_timeout).await?;
         self.out.clear();
         Ok(())
     }
@@ -302,6 +329,33 @@ impl Downstream {
         };
         let _ = tokio::time::timeout(LINGER_FOR, linger).await;
     }
+}
+
+/// Writes all of `bytes` to the sender, failing with
+/// [`io::ErrorKind::TimedOut`] when the sender takes nothing for `stall`:
+/// a sender that stops reading must not hold its connection (and the
+/// app's answer) forever. The bound is per stall, not per answer, so a
+/// slow but reading sender still gets a large answer. A write that the
+/// kernel takes at once, as nearly all do, sets no timer.
+async fn write_all_within(stream: &TcpStream, mut bytes: &[u8], stall: Duration) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match stream.try_write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                tokio::time::timeout(stall, stream.writable())
+                    .await
+                    .map_err(|_| {
+                        io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the sender took nothing of its answer within the write timeout",
+                        )
+                    })??;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
 
 /// Keeps room to read into without growing on every read.

@@ -33,6 +33,16 @@ const OWN_PREFIX: &str = "x-hookguard-";
 /// merged or kept as hookguard decides below; but one spelled with `_` or
 /// `.` would reach a CGI-style app as a second copy, which it may read
 /// instead of hookguard's.
+///
+/// Nor can a sender's `Connection` remove them. RFC 9110 §7.6.1 has an
+/// intermediary remove *or replace* the fields a `Connection` nominates;
+/// these hookguard keeps or rewrites instead: without `Host` the app gets
+/// an HTTP/1.1 request it must refuse (`Connection: host` did that), and
+/// the rest are hookguard's to write. Decided here rather than refused in
+/// the wire, which cannot know every field hookguard writes (the verified
+/// header's name is configuration; that and the `X-Hookguard-` family are
+/// dropped whatever `Connection` says); an odd nomination costs nothing
+/// once ignored.
 const WRITTEN: [&str; 6] = [
     "host",
     "content-length",
@@ -113,9 +123,10 @@ pub fn build(
         }
         // Besides the hop-by-hop fields: `Expect` (answered here, by
         // buffering), and the framing and `X-Forwarded-For` (written
-        // below).
+        // below). A `Connection` option removes any other field, never one
+        // of [`WRITTEN`] (see there).
         let skip = hop::is_hop_by_hop(name)
-            || options.names(name)
+            || (options.names(name) && !WRITTEN.contains(&name))
             || name == header::EXPECT
             || name == header::CONTENT_LENGTH
             || name == "x-forwarded-for";

@@ -18,6 +18,7 @@ pub mod forward;
 pub mod request_id;
 pub mod respond;
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -31,7 +32,7 @@ use crate::config::{
     Config, DuplicateAnswer, OnStoreError, Route, Server, StatusSet, Unmatched, UNMATCHED_ROUTE,
 };
 use crate::http1::{
-    AppResponse, Body, BodyError, Handler, HeadError, Limits, Peer, Reply, RequestHead,
+    AppResponse, Body, BodyError, CloseCause, Handler, HeadError, Limits, Peer, Reply, RequestHead,
 };
 use crate::limits;
 use crate::metrics::{HeaderDrop, LateAnswer, Metrics, RouteSeries};
@@ -40,6 +41,14 @@ use crate::replay::{self, Claim, ClaimResult, ReplayStore, StoredAnswer};
 use crate::routes::Router;
 use crate::schemes::{RequestView, Verified};
 use respond::{Forwarded, RequestContext};
+
+/// How long a write of an answer may wait for the sender to take more
+/// bytes before the connection is closed (per stall, see
+/// [`Limits::write_timeout`]). Ten seconds is far beyond what a reading
+/// client needs for the next few KiB, and short enough that senders which
+/// stopped reading do not pile up in `max_connections`. A constant until
+/// the `server.write_timeout` key exists.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The part of the state a config reload replaces, swapped as a whole.
 #[derive(Debug)]
@@ -95,6 +104,7 @@ impl Handler for State {
             max_head_bytes: server.max_header_bytes,
             header_timeout: server.header_timeout,
             app_idle: server.upstream_timeout,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
         }
     }
 
@@ -108,7 +118,22 @@ impl Handler for State {
     }
 
     fn refuse(&self, error: HeadError, peer: &Peer) -> Reply {
-        refuse_head(self, peer, &error)
+        refuse_head(self, peer, error)
+    }
+
+    fn closed(&self, cause: CloseCause) {
+        self.metrics.connection_closed(cause);
+        // A broken answer is the app's failure and worth an operator's
+        // look; the rest are senders' doing (the wire logs each with its
+        // peer at debug), and a flood of them must not flood the log.
+        if cause == CloseCause::RelayFailed {
+            tracing::info!(
+                cause = cause.as_str(),
+                "connection closed: the app's answer broke off while it was passed on"
+            );
+        } else {
+            tracing::debug!(cause = cause.as_str(), "connection closed by hookguard");
+        }
     }
 }
 
@@ -173,10 +198,15 @@ pub async fn handle(state: &State, mut head: RequestHead, body: Body<'_>, peer: 
 /// Answers bytes that are not an acceptable request head. Ambiguous
 /// framing is refused here, before any route is looked at: it is how
 /// requests are smuggled past a verifier (see [`crate::http1::head`]).
-pub fn refuse_head(state: &State, peer: &Peer, error: &HeadError) -> Reply {
+pub fn refuse_head(state: &State, peer: &Peer, error: HeadError) -> Reply {
     let live = state.live.load();
-    let reject = match *error {
-        HeadError::Malformed(detail) => Reject::new(Reason::MalformedRequest, detail),
+    let reject = match error {
+        // The wire names the header or character at fault, so its text may
+        // be built; it never holds a header's value.
+        HeadError::Malformed(Cow::Borrowed(detail)) => {
+            Reject::new(Reason::MalformedRequest, detail)
+        }
+        HeadError::Malformed(Cow::Owned(detail)) => Reject::with(Reason::MalformedRequest, detail),
         HeadError::TooLarge(detail) => Reject::new(Reason::HeadTooLarge, detail),
         HeadError::Ambiguous(detail) => Reject::new(Reason::AmbiguousFraming, detail),
     };

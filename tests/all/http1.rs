@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hookguard::http1::{
-    self, app, hop, write, Answer, Body, BodyError, Handler, HeadError, Limits, Peer, RequestHead,
+    self, app, hop, write, Answer, Body, BodyError, CloseCause, Handler, HeadError, Limits, Peer,
+    RequestHead,
 };
 use http::header::HeaderValue;
 use http::uri::Authority;
@@ -90,6 +91,10 @@ enum Then {
     /// Sits idle, reading nothing, then closes: an app that times out
     /// idle keep-alive connections.
     CloseAfter(Duration),
+    /// Waits for the next request's first bytes, then closes without
+    /// reading them; the kernel resets the connection, since bytes are
+    /// left unread. The idle-close race, made to happen every time.
+    CloseUnreadOnNext,
 }
 
 /// A scripted answer: written in `parts`, with a short pause between them
@@ -216,6 +221,10 @@ async fn serve_app_connection(
             Then::Close => return,
             Then::CloseAfter(idle) => {
                 tokio::time::sleep(idle).await;
+                return;
+            }
+            Then::CloseUnreadOnNext => {
+                let _ = stream.peek(&mut [0u8; 1]).await;
                 return;
             }
         }
@@ -485,6 +494,9 @@ async fn start(app: &RawApp) -> Hookguard {
 /// wire reported, in words, in `x-wire-error`.
 struct Plain {
     app: Authority,
+    limits: Limits,
+    /// What the wire told [`Handler::closed`], in order.
+    closes: Mutex<Vec<CloseCause>>,
 }
 
 /// The plain handler's body limit, as the `wire` route's `max_body`.
@@ -507,14 +519,20 @@ impl Plain {
     }
 }
 
+/// The plain handler's limits, unless a test says otherwise.
+fn plain_limits() -> Limits {
+    Limits {
+        max_headers: 100,
+        max_head_bytes: 16 * 1024,
+        header_timeout: Duration::from_secs(2),
+        app_idle: Duration::from_secs(2),
+        write_timeout: Duration::from_secs(2),
+    }
+}
+
 impl Handler for Plain {
     fn limits(&self) -> Limits {
-        Limits {
-            max_headers: 100,
-            max_head_bytes: 16 * 1024,
-            header_timeout: Duration::from_secs(2),
-            app_idle: Duration::from_secs(2),
-        }
+        self.limits
     }
 
     async fn handle(&self, head: RequestHead, body: Body<'_>, _peer: &Peer) -> http1::Reply {
@@ -549,14 +567,34 @@ impl Handler for Plain {
     fn refuse(&self, error: HeadError, _peer: &Peer) -> http1::Reply {
         Plain::own(StatusCode::BAD_REQUEST, &format!("{error:?}"))
     }
+
+    fn closed(&self, cause: CloseCause) {
+        self.closes.lock().unwrap().push(cause);
+    }
 }
 
 /// The wire on `127.0.0.1:0`, serving each connection through [`Plain`].
 struct WireServer {
     addr: std::net::SocketAddr,
+    handler: Arc<Plain>,
     task: JoinHandle<()>,
     /// Dropping it would read as a shutdown to every connection.
     _running: watch::Sender<bool>,
+}
+
+impl WireServer {
+    /// The causes the wire reported closing connections for, waiting up
+    /// to [`READ`] for there to be `n`.
+    async fn closes(&self, n: usize) -> Vec<CloseCause> {
+        let deadline = tokio::time::Instant::now() + READ;
+        loop {
+            let closes = self.handler.closes.lock().unwrap().clone();
+            if closes.len() >= n || tokio::time::Instant::now() > deadline {
+                return closes;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
 }
 
 impl Drop for WireServer {
@@ -566,16 +604,23 @@ impl Drop for WireServer {
 }
 
 async fn start_plain(app: &RawApp) -> WireServer {
+    start_plain_with(app, plain_limits()).await
+}
+
+async fn start_plain_with(app: &RawApp, limits: Limits) -> WireServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let handler = Arc::new(Plain {
         app: app.addr.to_string().parse().unwrap(),
+        limits,
+        closes: Mutex::new(Vec::new()),
     });
     let (running, stop) = watch::channel(false);
+    let serving = handler.clone();
     let task = tokio::spawn(async move {
         while let Ok((stream, peer)) = listener.accept().await {
             tokio::spawn(http1::serve_connection(
-                handler.clone(),
+                serving.clone(),
                 stream,
                 peer,
                 stop.clone(),
@@ -584,6 +629,7 @@ async fn start_plain(app: &RawApp) -> WireServer {
     });
     WireServer {
         addr,
+        handler,
         task,
         _running: running,
     }
@@ -1104,4 +1150,245 @@ async fn a_plain_handler_serves_keep_alive_and_pipelined_requests_without_any_si
         assert_eq!(reply.one("x-request-id"), PLAIN_ID, "the handler's id");
     }
     assert_eq!(app.accepted(), 1, "one kept-alive app connection");
+}
+
+#[tokio::test]
+async fn connection_cannot_strip_host_framing_or_what_hookguard_writes_from_the_forwarded_head() {
+    let app = RawApp::start(|_| Script::new(&[&sized(b"ok", "")], Then::KeepOpen)).await;
+    let hg = start(&app).await;
+    let body = "{\"id\":10}";
+    let extra = "Connection: host, content-length, x-forwarded-host, x-forwarded-proto, \
+                 x-request-id, x-verified-by, x-hookguard-shadow, x-secret-hop\r\n\
+                 X-Forwarded-Proto: https\r\n\
+                 X-Request-Id: nominated-id\r\n\
+                 X-Secret-Hop: 1\r\n";
+    let mut wire = Wire::open(hg.addr).await;
+    wire.send(signed("1.1", body, extra).as_bytes()).await;
+    let reply = wire.response(false).await;
+    assert_eq!(reply.status, 200, "{}", reply.head);
+
+    let seen = app.seen();
+    assert_eq!(seen.len(), 1);
+    let seen = &seen[0];
+    assert_eq!(
+        seen.all("host"),
+        ["hooks.example.com"],
+        "{:?}",
+        seen.headers
+    );
+    assert_eq!(seen.all("content-length"), [body.len().to_string()]);
+    assert_eq!(seen.all("x-forwarded-host"), ["hooks.example.com"]);
+    assert_eq!(seen.all("x-forwarded-proto"), ["https"]);
+    assert_eq!(seen.all("x-request-id"), ["nominated-id"]);
+    assert_eq!(seen.all("x-verified-by"), [VERIFIED]);
+    assert!(!seen.has("x-hookguard-shadow"), "{:?}", seen.headers);
+    assert!(
+        !seen.has("x-secret-hop"),
+        "other nominated fields are still dropped"
+    );
+    assert_eq!(seen.body, body.as_bytes());
+}
+
+#[tokio::test]
+async fn hookguard_answers_head_without_a_body_so_a_pipelined_get_gets_its_own_answer() {
+    // Unmatched paths are refused (404) here, and the route takes GET and
+    // HEAD, which fail verification (401) without a signature.
+    let config = CONFIG
+        .replace("unmatched = \"forward\"", "unmatched = \"reject\"")
+        .replace(
+            "max_body = \"1KiB\"",
+            "max_body = \"1KiB\"\nmethods = [\"POST\", \"GET\", \"HEAD\"]",
+        );
+    let app = RawApp::start(|_| Script::new(&[&sized(b"ok", "")], Then::KeepOpen)).await;
+    let hg = Hookguard::start(&config, &app.url()).await;
+    let mut wire = Wire::open(hg.addr).await;
+    wire.send(
+        b"HEAD /nowhere HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n\
+          HEAD /hook HTTP/1.1\r\nHost: x\r\n\r\n\
+          GET /hook HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .await;
+    for (status, reason) in [(404, "no_route"), (401, "missing_signature")] {
+        let head = wire.response(true).await;
+        let get = wire.response(false).await;
+        for reply in [&head, &get] {
+            assert_eq!(reply.status, status, "{}", reply.head);
+            assert_eq!(reply.one("x-hookguard-reject"), reason, "{}", reply.head);
+        }
+        assert!(!get.body.is_empty(), "the GET gets the JSON refusal");
+        assert_eq!(
+            head.one("content-length"),
+            get.body.len().to_string(),
+            "the HEAD answer has the length of the body a GET gets"
+        );
+    }
+    // Nothing more: a body after a HEAD answer would be left over here.
+    wire.stream.shutdown().await.unwrap();
+    assert!(
+        wire.closes().await,
+        "left over: {:?}",
+        String::from_utf8_lossy(&wire.buf)
+    );
+    assert_eq!(app.accepted(), 0);
+}
+
+#[tokio::test]
+async fn a_post_the_app_reset_unread_on_a_pooled_connection_is_sent_again_on_a_fresh_one_and_delivered_once(
+) {
+    // The first app connection answers one request, then closes on the
+    // next without reading it: that request never reached the app.
+    let app = RawApp::start(|seen| {
+        if seen.conn == 0 {
+            Script::new(&[&sized(b"first", "")], Then::CloseUnreadOnNext)
+        } else {
+            Script::new(&[&sized(b"fresh", "")], Then::KeepOpen)
+        }
+    })
+    .await;
+    let hg = start_plain(&app).await;
+    let mut wire = Wire::open(hg.addr).await;
+    wire.send(plain("1.1", "one", "").as_bytes()).await;
+    let reply = wire.response(false).await;
+    assert_eq!((reply.status, reply.text().as_str()), (200, "first"));
+    wire.send(plain("1.1", "two", "").as_bytes()).await;
+    let reply = wire.response(false).await;
+    assert_eq!(
+        (reply.status, reply.text().as_str()),
+        (200, "fresh"),
+        "{}",
+        reply.head
+    );
+    let seen: Vec<(usize, Vec<u8>)> = app.seen().into_iter().map(|s| (s.conn, s.body)).collect();
+    assert_eq!(
+        seen,
+        [(0, b"one".to_vec()), (1, b"two".to_vec())],
+        "the second request was delivered once, on a fresh connection"
+    );
+    assert_eq!(app.accepted(), 2);
+}
+
+#[tokio::test]
+async fn a_post_the_app_read_whole_on_a_pooled_connection_and_closed_unanswered_is_not_sent_again()
+{
+    // The app reads the second request whole, then closes without an
+    // answer: it may have acted on it, so a second copy could be a second
+    // delivery.
+    let app = RawApp::start(|seen| {
+        if seen.body == b"one" {
+            Script::new(&[&sized(b"ok", "")], Then::KeepOpen)
+        } else {
+            Script::new(&[], Then::Close)
+        }
+    })
+    .await;
+    let hg = start_plain(&app).await;
+    let mut wire = Wire::open(hg.addr).await;
+    wire.send(plain("1.1", "one", "").as_bytes()).await;
+    assert_eq!(wire.response(false).await.status, 200);
+    wire.send(plain("1.1", "two", "").as_bytes()).await;
+    let reply = wire.response(false).await;
+    assert_eq!(reply.status, 502, "{}", reply.head);
+    let bodies: Vec<Vec<u8>> = app.seen().into_iter().map(|s| s.body).collect();
+    assert_eq!(
+        bodies,
+        [b"one".to_vec(), b"two".to_vec()],
+        "the app saw the second request once"
+    );
+    assert_eq!(app.accepted(), 1, "no second connection was opened for it");
+}
+
+#[tokio::test]
+async fn a_sender_that_stops_reading_a_large_answer_is_disconnected_after_the_write_timeout() {
+    // Far more than the socket buffers on both sides of the sender's
+    // connection hold, so that hookguard's writes stall.
+    const LARGE: usize = 24 * 1024 * 1024;
+    let app =
+        RawApp::start(|_| Script::new(&[&sized(&vec![b'x'; LARGE], "")], Then::KeepOpen)).await;
+    let limits = Limits {
+        write_timeout: Duration::from_millis(300),
+        ..plain_limits()
+    };
+    let hg = start_plain_with(&app, limits).await;
+    let mut wire = Wire::open(hg.addr).await;
+    wire.send(plain("1.1", "big", "").as_bytes()).await;
+    // Reading nothing for well past the write timeout.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut received = 0;
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match tokio::time::timeout(READ, wire.stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => received += n,
+            Err(_) => panic!("the connection is still open after {received} bytes"),
+        }
+    }
+    assert!(
+        received > 0 && received < LARGE,
+        "the answer was cut off where the sender stopped reading: {received} bytes"
+    );
+    assert_eq!(hg.closes(1).await, [CloseCause::WriteTimeout]);
+}
+
+#[tokio::test]
+async fn an_app_answer_that_breaks_off_closes_the_senders_connection_counted_as_relay_failed() {
+    let app = RawApp::start(|_| {
+        Script::new(
+            &[b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b"],
+            Then::Close,
+        )
+    })
+    .await;
+    let hg = start_plain(&app).await;
+    let mut wire = Wire::open(hg.addr).await;
+    wire.send(plain("1.1", "one", "").as_bytes()).await;
+    // What was assembled of the answer (here all of it: less than one
+    // flush) is dropped with the connection, never passed on as if whole.
+    assert!(
+        wire.closes().await,
+        "{:?}",
+        String::from_utf8_lossy(&wire.buf)
+    );
+    assert_eq!(hg.closes(1).await, [CloseCause::RelayFailed]);
+}
+
+#[tokio::test]
+async fn header_and_idle_timeouts_are_told_apart_and_counted_on_metrics() {
+    let config = CONFIG.replace("[server]\n", "[server]\nheader_timeout = \"300ms\"\n");
+    let app = RawApp::start(|_| Script::new(&[&sized(b"ok", "")], Then::KeepOpen)).await;
+    let hg = Hookguard::start(&config, &app.url()).await;
+    let metric = |page: &str, cause: &str| {
+        support::metric(
+            page,
+            &format!("hookguard_connections_closed_total{{cause=\"{cause}\"}}"),
+        )
+    };
+    let (_, page) = support::admin_get(hg.admin, "/metrics").await;
+    for cause in CloseCause::ALL {
+        assert_eq!(
+            metric(&page, cause.as_str()),
+            Some(0.0),
+            "{cause:?} at start"
+        );
+    }
+
+    // Half a head, then nothing; and a connection that never sends one.
+    let mut slow = Wire::open(hg.addr).await;
+    slow.send(b"POST /hook HTTP/1.1\r\nHost: x\r\n").await;
+    let mut silent = Wire::open(hg.addr).await;
+    // One request answered, then nothing: an idle kept-alive connection.
+    let mut idle = Wire::open(hg.addr).await;
+    idle.send(signed("1.1", "one", "").as_bytes()).await;
+    assert_eq!(idle.response(false).await.status, 200);
+    for wire in [&mut slow, &mut silent, &mut idle] {
+        assert!(wire.closes().await, "closed after header_timeout");
+    }
+
+    let (_, page) = support::admin_get(hg.admin, "/metrics").await;
+    assert_eq!(metric(&page, "header_timeout"), Some(2.0), "{page}");
+    assert_eq!(metric(&page, "idle_timeout"), Some(1.0));
+    for cause in ["write_timeout", "write_failed", "relay_failed"] {
+        assert_eq!(metric(&page, cause), Some(0.0), "{cause}");
+    }
+    support::promtool_check_metrics(&page);
 }

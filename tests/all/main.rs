@@ -10,6 +10,7 @@ mod support;
 
 mod cli;
 mod config_errors;
+mod differential;
 mod docs;
 mod http1;
 mod layers;
