@@ -97,6 +97,10 @@ pub struct Server {
     pub max_header_bytes: usize,
     /// What becomes of request headers with `_` in their name.
     pub underscores_in_headers: Underscores,
+    /// Longest a write of an answer may stall (the sender reads nothing);
+    /// the connection is closed after it, so a sender that never reads
+    /// cannot hold a connection slot for ever.
+    pub write_timeout: Duration,
     /// How long hookguard waits for the app's answer to a delivery whose
     /// sender was already told 504: the claim stays in flight until the
     /// app answers, then is settled by that answer.

@@ -36,6 +36,9 @@ pub(super) fn parse(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<Ser
         errors.push(s.key("max_body"), "must be greater than 0");
     }
     let header_timeout = s.positive_duration("header_timeout", 10, errors);
+    // Far beyond what a reading client needs to take a few KiB, short
+    // enough that a sender that stopped reading frees its slot soon.
+    let write_timeout = s.positive_duration("write_timeout", 10, errors);
     let body_timeout = s.positive_duration("body_timeout", 30, errors);
     let upstream_timeout = s.positive_duration("upstream_timeout", 30, errors);
     // Past this, a claim whose answer is late is released: long enough for
@@ -109,6 +112,7 @@ pub(super) fn parse(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<Ser
         unmatched,
         underscores_in_headers,
         settle_timeout,
+        write_timeout,
     })
 }
 

@@ -42,14 +42,6 @@ use crate::routes::Router;
 use crate::schemes::{RequestView, Verified};
 use respond::{Forwarded, RequestContext};
 
-/// How long a write of an answer may wait for the sender to take more
-/// bytes before the connection is closed (per stall, see
-/// [`Limits::write_timeout`]). Ten seconds is far beyond what a reading
-/// client needs for the next few KiB, and short enough that senders which
-/// stopped reading do not pile up in `max_connections`. A constant until
-/// the `server.write_timeout` key exists.
-pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The part of the state a config reload replaces, swapped as a whole.
 #[derive(Debug)]
 pub struct Live {
@@ -104,7 +96,7 @@ impl Handler for State {
             max_head_bytes: server.max_header_bytes,
             header_timeout: server.header_timeout,
             app_idle: server.upstream_timeout,
-            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            write_timeout: server.write_timeout,
         }
     }
 

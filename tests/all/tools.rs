@@ -253,6 +253,9 @@ async fn every_metric_family_exists_at_startup_and_passes_promtool() {
         "hookguard_replay_evictions_total",
         "hookguard_config_reloads_total",
         "hookguard_headers_dropped_total",
+        "hookguard_late_answers_total",
+        "hookguard_connections_closed_total",
+        "hookguard_replay_snapshots_total",
         "hookguard_build_info",
     ] {
         assert!(
