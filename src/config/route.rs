@@ -34,11 +34,23 @@ pub(super) fn parse(
             errors,
         )
         .map(str::to_owned);
+    // From here on every error under this route names it; a route whose
+    // name is missing or invalid keeps its bare index.
+    if let Some(name) = &name {
+        s.label(name);
+    }
     let path = s.required("path", "e.g. \"/webhooks/stripe\"", parse_path, errors);
     let methods = parse_methods(&mut s, errors);
     let mut skipped_secrets = Vec::new();
     let scheme = scheme::parse(&mut s, sources, &mut skipped_secrets, errors);
-    let tolerance = s.duration("tolerance", errors).unwrap_or_else(|| {
+    let tolerance = s.duration("tolerance", errors);
+    if tolerance.is_some_and(|t| t < MIN_TOLERANCE) {
+        errors.push(
+            s.key("tolerance"),
+            "must be at least 1s: timestamps are compared in whole seconds, so a shorter window would refuse every timestamped request as stale or future",
+        );
+    }
+    let tolerance = tolerance.unwrap_or_else(|| {
         scheme.as_ref().map_or(Duration::from_secs(300), |scheme| {
             scheme.default_tolerance()
         })
@@ -150,6 +162,12 @@ pub(super) fn parse(
         require_dedupe,
     })
 }
+
+/// The narrowest timestamp window: the window is judged in whole seconds
+/// (timestamps are seconds, or milliseconds truncated to seconds), so a
+/// tolerance under one second is zero, and zero refuses every request that
+/// carries a timestamp.
+const MIN_TOLERANCE: Duration = Duration::from_secs(1);
 
 /// `complete_on = ["2xx", "409"]`: the app's answers that complete a
 /// claim. Defaults to every 2xx: an app that answers 401 (a secret it has
@@ -425,15 +443,16 @@ pub(super) fn check_unique(routes: &[(usize, Route)], errors: &mut ConfigErrors)
     let mut names = HashSet::new();
     let mut paths = HashSet::new();
     for (i, route) in routes {
+        let at = format!("routes[{i}] ({:?})", route.name);
         if !names.insert(route.name.as_str()) {
             errors.push(
-                format!("routes[{i}].name"),
+                format!("{at}.name"),
                 format!("{:?} is used by an earlier route", route.name),
             );
         }
         if !paths.insert(route.path.to_string()) {
             errors.push(
-                format!("routes[{i}].path"),
+                format!("{at}.path"),
                 format!("{:?} is used by an earlier route", route.path.to_string()),
             );
         }

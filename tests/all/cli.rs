@@ -82,7 +82,7 @@ fn check_without_a_secret_variable_names_it_and_exits_2() {
     assert!(stderr.contains("configuration has 1 error(s):"), "{stderr}");
     assert!(
         stderr
-            .contains("routes[2].secrets[0]: environment variable ZORIO_WEBHOOK_SECRET is not set"),
+            .contains("routes[2] (\"zorio\").secrets[0]: environment variable ZORIO_WEBHOOK_SECRET is not set"),
         "{stderr}"
     );
     for (_, secret) in EXAMPLE_SECRETS {
@@ -118,7 +118,7 @@ algorithm = "md5"
     for line in [
         r#"server.upstream: "https://127.0.0.1:8443": only http:// upstreams are supported"#,
         "server.listne: unknown key",
-        r#"routes[0].hmac.algorithm: "md5" is not one of sha1, sha256, sha512"#,
+        r#"routes[0] ("hook").hmac.algorithm: "md5" is not one of sha1, sha256, sha512"#,
     ] {
         assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
     }
