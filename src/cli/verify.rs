@@ -283,12 +283,13 @@ pub fn explain(server: &Server, route: &Route, captured: &Captured, now: i64) ->
                 } else {
                     format!("{skew} s in the future")
                 };
-                let verdict = match proxy::check_window(skew, route) {
+                let verdict = match proxy::check_window(timestamp, now, route) {
                     Ok(()) => "inside the window".to_owned(),
                     Err(reject) => format!(
-                        "outside the window: {} {}{}",
+                        "outside the window: {} {} ({}){}",
                         reject.status().as_u16(),
                         reject.reason.as_str(),
+                        reject.detail,
                         if reject.reason == Reason::StaleTimestamp {
                             " (a capture replayed later is stale by design)"
                         } else {

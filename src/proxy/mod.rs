@@ -385,7 +385,7 @@ pub fn judge(
     check_body_length(route.max_body, view.body.len())?;
     let verified = route.scheme.verify(view)?;
     if let Some(timestamp) = verified.timestamp {
-        check_window(timestamp.saturating_sub(now), route)?;
+        check_window(timestamp, now, route)?;
     }
     Ok(verified)
 }
@@ -402,10 +402,13 @@ pub fn check_body_length(limit: u64, len: usize) -> Result<(), Reject> {
 /// and the sender's clock skew.
 fn verify(route: &Route, series: &RouteSeries, view: &RequestView<'_>) -> Result<Verified, Reject> {
     let verified = route.scheme.verify(view)?;
-    let skew = verified.timestamp.map(|t| t.saturating_sub(unix_now()));
-    series.verified(verified.key, skew);
-    if let Some(skew) = skew {
-        check_window(skew, route)?;
+    let now = unix_now();
+    series.verified(
+        verified.key,
+        verified.timestamp.map(|t| t.saturating_sub(now)),
+    );
+    if let Some(timestamp) = verified.timestamp {
+        check_window(timestamp, now, route)?;
     }
     Ok(verified)
 }
@@ -433,9 +436,20 @@ async fn claim(
     match x.state.store.claim(keys, route.dedupe_ttl).await {
         Ok(ClaimResult::Claimed(claim)) => Ok(Some(claim)),
         Ok(ClaimResult::Duplicate(original)) => {
-            let reject = Reject::new(
+            // A claim completes only on the route's `complete_on` answers,
+            // so that is what the app said to an earlier copy.
+            let reject = Reject::with(
                 Reason::Duplicate,
-                "this delivery was already accepted by the app",
+                match &original {
+                    Some(original) => format!(
+                        "the app already took this delivery (it answered {})",
+                        original.status().as_u16()
+                    ),
+                    None => format!(
+                        "the app already took this delivery (it answered an earlier copy with {}: complete_on)",
+                        route.complete_on
+                    ),
+                },
             );
             Err(match original {
                 Some(original) if route.duplicate_answer == DuplicateAnswer::Original => reject
@@ -622,25 +636,49 @@ pub fn unix_now() -> i64 {
 }
 
 /// Refuses timestamps outside the route's tolerance, in either direction;
-/// `skew` is the sender's timestamp minus our clock.
-pub fn check_window(skew: i64, route: &Route) -> Result<(), Reject> {
+/// `timestamp` is the sender's, in seconds, `now` our clock.
+pub fn check_window(timestamp: i64, now: i64, route: &Route) -> Result<(), Reject> {
     let tolerance = route.tolerance.as_secs() as i64;
+    let skew = timestamp.saturating_sub(now);
     if skew < -tolerance {
         Err(Reject::with(
             Reason::StaleTimestamp,
             format!(
-                "the timestamp is {} s old; this route accepts {tolerance} s",
-                skew.unsigned_abs()
+                "the timestamp is {} s old; this route accepts {tolerance} s{}",
+                skew.unsigned_abs(),
+                unit_hint(timestamp, now, route)
             ),
         ))
     } else if skew > tolerance {
         Err(Reject::with(
             Reason::FutureTimestamp,
-            format!("the timestamp is {skew} s in the future; this route accepts {tolerance} s"),
+            format!(
+                "the timestamp is {skew} s in the future; this route accepts {tolerance} s{}",
+                unit_hint(timestamp, now, route)
+            ),
         ))
     } else {
         Ok(())
     }
+}
+
+/// A refused timestamp that is about a thousand times too large or too
+/// small is not a clock problem but a unit one: `"; it looks like
+/// milliseconds; this route reads seconds (timestamp_unit)"`. Within a day
+/// once scaled counts as "about", which no real skew comes near.
+fn unit_hint(timestamp: i64, now: i64, route: &Route) -> String {
+    use crate::schemes::hmac::TimestampUnit::{Millis, Seconds};
+    const DAY: i64 = 86_400;
+    let (read, looks) = match route.scheme.timestamp_unit() {
+        Some(Seconds) if (timestamp / 1000 - now).abs() <= DAY => (Seconds, Millis),
+        Some(Millis) if (timestamp.saturating_mul(1000) - now).abs() <= DAY => (Millis, Seconds),
+        _ => return String::new(),
+    };
+    format!(
+        "; it looks like {}; this route reads {} (timestamp_unit)",
+        looks.as_str(),
+        read.as_str()
+    )
 }
 
 #[cfg(test)]
@@ -660,15 +698,30 @@ mod tests {
     #[test]
     fn the_window_includes_its_edges_and_refuses_one_second_past_them() {
         let route = route("tolerance = \"300s\"");
-        assert!(check_window(300, &route).is_ok());
-        assert!(check_window(-300, &route).is_ok());
+        let now = 1_794_283_475;
+        assert!(check_window(now + 300, now, &route).is_ok());
+        assert!(check_window(now - 300, now, &route).is_ok());
+        let future = check_window(now + 301, now, &route).unwrap_err();
+        assert_eq!(future.reason, Reason::FutureTimestamp);
+        assert!(!future.detail.contains("looks like"), "{}", future.detail);
         assert_eq!(
-            check_window(301, &route).unwrap_err().reason,
-            Reason::FutureTimestamp
-        );
-        assert_eq!(
-            check_window(-301, &route).unwrap_err().reason,
+            check_window(now - 301, now, &route).unwrap_err().reason,
             Reason::StaleTimestamp
+        );
+    }
+
+    #[test]
+    fn a_timestamp_a_thousand_times_off_is_said_to_be_in_the_wrong_unit() {
+        let now = 1_794_283_475;
+        let seconds = route("");
+        let refused = check_window(now * 1000 + 951, now, &seconds).unwrap_err();
+        assert_eq!(refused.reason, Reason::FutureTimestamp);
+        assert!(
+            refused.detail.ends_with(
+                "; it looks like milliseconds; this route reads seconds (timestamp_unit)"
+            ),
+            "{}",
+            refused.detail
         );
     }
 

@@ -121,6 +121,13 @@ pub trait Scheme: Send + Sync + std::fmt::Debug {
         true
     }
 
+    /// The unit the scheme reads its timestamp in, when it reads one and
+    /// the unit can be mistaken (the HMAC family's `timestamp_unit`); a
+    /// refused timestamp a thousand times off is then explained by it.
+    fn timestamp_unit(&self) -> Option<hmac::TimestampUnit> {
+        None
+    }
+
     /// The route's timestamp window when it sets no `tolerance` of its own.
     fn default_tolerance(&self) -> Duration {
         Duration::from_secs(300)

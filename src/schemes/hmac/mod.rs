@@ -253,6 +253,14 @@ impl Scheme for HmacScheme {
         text
     }
 
+    fn timestamp_unit(&self) -> Option<TimestampUnit> {
+        match &self.desc.timestamp {
+            Some(TimestampSource::Header(_, unit) | TimestampSource::Json(_, unit)) => Some(*unit),
+            Some(TimestampSource::List) => Some(TimestampUnit::Seconds),
+            None => None,
+        }
+    }
+
     fn delivery_header(&self) -> Option<&HeaderName> {
         match &self.desc.id {
             Some(IdSource::Header(names)) => names.first(),
