@@ -110,6 +110,13 @@ pub trait Scheme: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// Headers the signature covers besides the scheme's own (a
+    /// `{header:Name}` in the signed message): `hookguard sign` fills them
+    /// with a fresh value before signing.
+    fn signed_headers(&self) -> Vec<http::HeaderName> {
+        Vec::new()
+    }
+
     /// The route's dedupe keys when it sets no `dedupe` of its own.
     fn default_dedupe(&self) -> Vec<DedupeSource> {
         vec![DedupeSource::Signature]
