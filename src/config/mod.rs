@@ -269,6 +269,9 @@ pub struct Route {
     /// Header whose value is logged as the delivery id: the first
     /// `header:` dedupe source, else the scheme's own id header.
     pub delivery_header: Option<HeaderName>,
+    /// When no header gives the delivery id: the index in `dedupe` of the
+    /// first JSON source, whose value is logged as the delivery id instead.
+    pub delivery_json: Option<usize>,
     /// False for shadow mode: verify and count everything, forward anyway.
     pub enforce: bool,
     /// The rate of verified requests the app is sent; forged requests do

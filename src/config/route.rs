@@ -135,6 +135,14 @@ pub(super) fn parse(
             _ => None,
         })
         .or_else(|| scheme.delivery_header().cloned());
+    // No header names the delivery: the first non-signature source does,
+    // which can then only be a JSON one.
+    let delivery_json = match delivery_header {
+        Some(_) => None,
+        None => dedupe
+            .iter()
+            .position(|source| matches!(source, DedupeSource::Json(_) | DedupeSource::JsonAll(_))),
+    };
     let allow_text: Vec<&str> = methods.iter().map(Method::as_str).collect();
     let allow =
         HeaderValue::from_str(&allow_text.join(", ")).expect("method names are header-safe");
@@ -150,6 +158,7 @@ pub(super) fn parse(
         dedupe_ttl,
         verified_values,
         delivery_header,
+        delivery_json,
         enforce,
         rate_limit,
         client_rate_limit,

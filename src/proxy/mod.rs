@@ -154,10 +154,6 @@ pub async fn handle(state: &State, mut head: RequestHead, body: Body<'_>, peer: 
     let matched = live.router.find(head.uri.path());
     let route = matched.map(|i| &*live.config.routes[i]);
     let series = matched.map_or(&live.unmatched, |i| &live.series[i]);
-    let delivery = route
-        .and_then(|r| r.delivery_header.as_ref())
-        .and_then(|h| head.headers.get(h))
-        .cloned();
     let exchange = Exchange {
         state,
         server: &live.config.server,
@@ -165,16 +161,18 @@ pub async fn handle(state: &State, mut head: RequestHead, body: Body<'_>, peer: 
         peer,
         max_answer_bytes: live.config.replay.max_answer_bytes,
     };
+    let mut seen = Seen::default();
     let result = match route {
-        Some(route) => verify_and_forward(&exchange, route, head, body).await,
+        Some(route) => verify_and_forward(&exchange, route, &head, body, &mut seen).await,
         None => match live.config.server.unmatched {
             Unmatched::Reject => Err(Reject::new(
                 Reason::NoRoute,
                 "no route is configured for this path",
             )),
-            Unmatched::Forward => pass_through(&exchange, head, body).await,
+            Unmatched::Forward => pass_through(&exchange, &head, body).await,
         },
     };
+    let delivery = route.and_then(|route| delivery(route, &head, seen));
     // Answer.
     let context = RequestContext {
         route,
@@ -185,6 +183,36 @@ pub async fn handle(state: &State, mut head: RequestHead, body: Body<'_>, peer: 
         started,
     };
     respond::finish(&context, result)
+}
+
+/// What the pipeline learned of a request on the way that its log line
+/// uses, whatever the result.
+#[derive(Debug, Default)]
+struct Seen {
+    /// The body, once read (a cheap clone of the buffer).
+    body: Option<Bytes>,
+    /// The delivery id from a JSON dedupe source, when the claim step
+    /// derived the keys and found it.
+    delivery: Option<String>,
+    /// Whether the claim step derived the keys (and so looked for it).
+    keyed: bool,
+}
+
+/// The delivery id logged for a request on `route`: the value of its
+/// delivery header, else of its first JSON dedupe source (taken from the
+/// claim step, or read from the body of a request refused before it).
+/// Never a signature: `delivery_json` is never the signature source.
+fn delivery(route: &Route, head: &RequestHead, seen: Seen) -> Option<HeaderValue> {
+    if let Some(header) = &route.delivery_header {
+        return head.headers.get(header).cloned();
+    }
+    route.delivery_json?;
+    let text = match (seen.keyed, seen.body) {
+        (true, _) => seen.delivery,
+        (false, Some(body)) => replay::delivery_id(route, &body),
+        (false, None) => None,
+    }?;
+    HeaderValue::from_str(&respond::loggable(text.as_bytes())).ok()
 }
 
 /// Answers bytes that are not an acceptable request head. Ambiguous
@@ -273,8 +301,9 @@ impl Shadow {
 async fn verify_and_forward(
     x: &Exchange<'_>,
     route: &Route,
-    head: RequestHead,
+    head: &RequestHead,
     body: Body<'_>,
+    seen: &mut Seen,
 ) -> Result<Forwarded, Reject> {
     let mut shadow = Shadow::new(route.enforce);
     // Admit, on the head alone, before a byte of the body is read.
@@ -288,6 +317,7 @@ async fn verify_and_forward(
     let body = body
         .read_to_end(route.max_body, x.server.body_timeout)
         .await?;
+    seen.body = Some(body.clone());
     let view = RequestView {
         method: &head.method,
         uri: &head.uri,
@@ -303,7 +333,7 @@ async fn verify_and_forward(
     // without one.
     let claim = match &verified {
         Some(verified) => shadow
-            .check(claim(x, route, verified, &view).await)?
+            .check(claim(x, route, verified, &view, seen).await)?
             .flatten(),
         None => None,
     };
@@ -312,7 +342,7 @@ async fn verify_and_forward(
         .filter(|_| shadow.failed().is_none())
         .map(|v| v.key);
     let marker = key.map(|k| &route.verified_values[k]);
-    let mut exchange = forward(x, &head, &body, marker, shadow.failed());
+    let mut exchange = forward(x, head, &body, marker, shadow.failed());
     let sent = Instant::now();
     let answered = tokio::time::timeout(x.server.upstream_timeout, &mut exchange).await;
     // Settle, by what the app answered; an answer still to come settles
@@ -345,7 +375,7 @@ async fn verify_and_forward(
 /// unverified (the verified header is stripped, never set).
 async fn pass_through(
     x: &Exchange<'_>,
-    head: RequestHead,
+    head: &RequestHead,
     body: Body<'_>,
 ) -> Result<Forwarded, Reject> {
     limits::check_header_names(x.server, &head.headers)?;
@@ -355,7 +385,7 @@ async fn pass_through(
     let sent = Instant::now();
     let answered = tokio::time::timeout(
         x.server.upstream_timeout,
-        forward(x, &head, &body, None, None),
+        forward(x, head, &body, None, None),
     )
     .await
     .unwrap_or_else(|_elapsed| Err(forward::too_slow(x.server)));
@@ -420,8 +450,14 @@ async fn claim(
     route: &Route,
     verified: &Verified,
     view: &RequestView<'_>,
+    seen: &mut Seen,
 ) -> Result<Option<Claim>, Reject> {
-    let replay::Keys { keys, missing } = replay::keys_for(route, verified, view);
+    let replay::Keys {
+        keys,
+        missing,
+        delivery,
+    } = replay::keys_for(route, verified, view);
+    (seen.keyed, seen.delivery) = (true, delivery);
     if let (true, Some(source)) = (route.require_dedupe, missing) {
         return Err(Reject::with(
             Reason::MissingDedupeSource,

@@ -46,7 +46,8 @@ pub struct RequestContext<'a> {
     pub peer: SocketAddr,
     /// The request id, kept or generated; returned on the response.
     pub request_id: HeaderValue,
-    /// The sender's delivery id, when the route names a header for it.
+    /// The sender's delivery id: the route's delivery header, or its first
+    /// JSON dedupe source when it has no header source.
     pub delivery: Option<HeaderValue>,
     /// When the request head arrived.
     pub started: Instant,
@@ -55,10 +56,9 @@ pub struct RequestContext<'a> {
 /// Longest delivery id logged; ids are for finding a delivery, not storage.
 const MAX_LOGGED_ID: usize = 128;
 
-/// A header value made safe for a log field: printable ASCII, bounded.
-fn loggable(value: &HeaderValue) -> String {
+/// A delivery id made safe for a log field: printable ASCII, bounded.
+pub(super) fn loggable(value: &[u8]) -> String {
     value
-        .as_bytes()
         .iter()
         .take(MAX_LOGGED_ID)
         .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
@@ -96,7 +96,7 @@ pub fn finish(context: &RequestContext<'_>, result: Result<Forwarded, Reject>) -
                 upstream_status = status,
                 key,
                 // Built only when the line is logged.
-                delivery = context.delivery.as_ref().map(loggable),
+                delivery = context.delivery.as_ref().map(|d| loggable(d.as_bytes())),
                 duration_ms,
                 peer = %context.peer,
                 "request forwarded"
@@ -114,7 +114,7 @@ pub fn finish(context: &RequestContext<'_>, result: Result<Forwarded, Reject>) -
                 status = reject.status().as_u16(),
                 detail = %reject.detail,
                 // Built only when the line is logged.
-                delivery = context.delivery.as_ref().map(loggable),
+                delivery = context.delivery.as_ref().map(|d| loggable(d.as_bytes())),
                 duration_ms,
                 peer = %context.peer,
                 "request answered by hookguard"

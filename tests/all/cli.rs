@@ -235,6 +235,90 @@ header = "X-Signature"
     assert!(!rest.join("\n").contains("serve-secret-value"));
 }
 
+/// Sends `body` to `path` at `listen` with `X-Signature: signature` and
+/// returns the status line.
+fn post_signed(listen: std::net::SocketAddr, path: &str, signature: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(listen).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nX-Signature: {signature}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    reply.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn a_route_deduped_by_a_json_field_logs_its_value_as_the_delivery_id() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let secret = "json-delivery-secret";
+    let config = TempConfig::new(
+        "json-delivery",
+        r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+upstream = "http://127.0.0.1:9"
+
+[[routes]]
+name = "events"
+path = "/events"
+scheme = "hmac"
+secrets = [{ value = "json-delivery-secret" }]
+dedupe = ["signature", "json:/event/id"]
+
+[routes.hmac]
+header = "X-Signature"
+"#,
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookguard"))
+        .args(["serve", "--config"])
+        .arg(&config.0)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the hookguard binary starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let ready = wait_for_log(&mut lines, "hookguard is ready");
+    let listen: std::net::SocketAddr = ready["listen"].as_str().unwrap().parse().unwrap();
+
+    // Refused before its claim: the value is read from the body.
+    let forged = r#"{"event":{"id":"evt_forged"}}"#;
+    let status = post_signed(listen, "/events", &"0".repeat(64), forged);
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+    let logged = wait_for_log(&mut lines, "request answered by hookguard");
+    assert_eq!(logged["reason"], "bad_signature");
+    assert_eq!(logged["delivery"], "evt_forged");
+
+    // Verified and claimed (the app is not there: 502): from the claim.
+    let body = r#"{"event":{"id":"evt_42\nX"}}"#;
+    let signature = crate::support::hmac_hex(secret, body.as_bytes());
+    let status = post_signed(listen, "/events", &signature, body);
+    assert!(status.starts_with("HTTP/1.1 502"), "{status}");
+    let logged = wait_for_log(&mut lines, "request answered by hookguard");
+    assert_eq!(logged["reason"], "upstream_unavailable");
+    assert_eq!(
+        logged["delivery"], "evt_42?X",
+        "sanitised as a header id is"
+    );
+    let line = logged.to_string();
+    assert!(
+        !line.contains(&signature) && !line.contains(secret),
+        "{line}"
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+}
+
 /// Runs `hookguard demo` with `args` and stderr on a pipe until it logs
 /// that it is ready, then kills it; returns its stderr, or `None` when the
 /// demo's fixed ports are taken on this machine.
