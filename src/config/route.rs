@@ -20,9 +20,12 @@ use crate::dedupe::DedupeSource;
 
 /// Validates one `[[routes]]` entry; `None` after recording errors.
 /// `default_max_body` is the server's, for routes without their own.
+/// `capture_dir` says whether `server.capture_dir` is set, which
+/// `capture_rejected` needs.
 pub(super) fn parse(
     mut s: Section<'_>,
     default_max_body: u64,
+    capture_dir: bool,
     sources: &mut SourceReader<'_>,
     errors: &mut ConfigErrors,
 ) -> Option<Route> {
@@ -88,6 +91,14 @@ pub(super) fn parse(
         Some("original") => DuplicateAnswer::Original,
         _ => DuplicateAnswer::Status,
     };
+    let capture_rejected = s.boolean("capture_rejected", errors).unwrap_or(false);
+    let capture_key = s.key("capture_rejected");
+    if capture_rejected && !capture_dir {
+        errors.push(
+            capture_key.clone(),
+            "needs server.capture_dir, the directory refused requests are written to",
+        );
+    }
     let (allow_ips_key, dedupe_key) = (s.key("allow_ips"), s.key("dedupe"));
     let require_dedupe_key = s.key("require_dedupe");
     s.finish(errors);
@@ -116,6 +127,16 @@ pub(super) fn parse(
             );
             return None;
         }
+    }
+    if capture_rejected && scheme.sends_secret() {
+        errors.push(
+            capture_key,
+            format!(
+                "scheme {} sends the shared secret itself in the request, so a capture would hold it; captures are not available for it",
+                scheme.name()
+            ),
+        );
+        return None;
     }
     let verified_values = scheme
         .key_ids()
@@ -169,6 +190,7 @@ pub(super) fn parse(
         skipped_secrets,
         duplicate_answer,
         require_dedupe,
+        capture_rejected,
     })
 }
 

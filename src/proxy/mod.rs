@@ -10,10 +10,12 @@
 //! wire's head and body errors become reasons here, in [`refuse_head`] and
 //! the `From<BodyError>` conversion, nowhere else.
 //!
+//! - [`capture`]: writing refused requests to `capture_dir`.
 //! - [`forward`]: rebuilding the request for the app and sending it.
 //! - [`request_id`]: keeping or making the `X-Request-Id`.
 //! - [`respond`]: turning an outcome into the answer the sender sees.
 
+pub mod capture;
 pub mod forward;
 pub mod request_id;
 pub mod respond;
@@ -85,6 +87,9 @@ pub struct State {
     pub on_store_error: OnStoreError,
     /// Counters served on `/metrics`.
     pub metrics: Metrics,
+    /// The captures of refused requests written so far, kept within
+    /// `server.capture_max_*` across reloads.
+    pub captures: capture::Captures,
 }
 
 impl Handler for State {
@@ -172,7 +177,7 @@ pub async fn handle(state: &State, mut head: RequestHead, body: Body<'_>, peer: 
             Unmatched::Forward => pass_through(&exchange, &head, body).await,
         },
     };
-    let delivery = route.and_then(|route| delivery(route, &head, seen));
+    let delivery = route.and_then(|route| delivery(route, &head, &seen));
     // Answer.
     let context = RequestContext {
         route,
@@ -181,6 +186,15 @@ pub async fn handle(state: &State, mut head: RequestHead, body: Body<'_>, peer: 
         request_id,
         delivery,
         started,
+        capture: route.filter(|r| r.capture_rejected).and_then(|_| {
+            Some(respond::CaptureSource {
+                captures: &state.captures,
+                settings: live.config.server.capture.as_ref()?,
+                metrics: &state.metrics,
+                head: &head,
+                body: seen.body.as_deref(),
+            })
+        }),
     };
     respond::finish(&context, result)
 }
@@ -202,14 +216,14 @@ struct Seen {
 /// delivery header, else of its first JSON dedupe source (taken from the
 /// claim step, or read from the body of a request refused before it).
 /// Never a signature: `delivery_json` is never the signature source.
-fn delivery(route: &Route, head: &RequestHead, seen: Seen) -> Option<HeaderValue> {
+fn delivery(route: &Route, head: &RequestHead, seen: &Seen) -> Option<HeaderValue> {
     if let Some(header) = &route.delivery_header {
         return head.headers.get(header).cloned();
     }
     route.delivery_json?;
-    let text = match (seen.keyed, seen.body) {
-        (true, _) => seen.delivery,
-        (false, Some(body)) => replay::delivery_id(route, &body),
+    let text = match (seen.keyed, &seen.body) {
+        (true, _) => seen.delivery.clone(),
+        (false, Some(body)) => replay::delivery_id(route, body),
         (false, None) => None,
     }?;
     HeaderValue::from_str(&respond::loggable(text.as_bytes())).ok()
@@ -237,6 +251,7 @@ pub fn refuse_head(state: &State, peer: &Peer, error: HeadError) -> Reply {
         request_id: request_id::generate(),
         delivery: None,
         started: Instant::now(),
+        capture: None,
     };
     respond::finish(&context, Err(reject))
 }

@@ -135,6 +135,13 @@ pub trait Scheme: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// Whether a request carries the shared secret itself rather than a
+    /// signature made with it (GitLab's token; Meta's verify token in the
+    /// handshake): such a request must never be written to a capture.
+    fn sends_secret(&self) -> bool {
+        false
+    }
+
     /// The route's timestamp window when it sets no `tolerance` of its own.
     fn default_tolerance(&self) -> Duration {
         Duration::from_secs(300)
