@@ -252,18 +252,20 @@ fn post_signed(listen: std::net::SocketAddr, path: &str, signature: &str, body: 
 }
 
 #[test]
-fn a_route_deduped_by_a_json_field_logs_its_value_as_the_delivery_id() {
+fn a_json_deduped_route_logs_its_delivery_id_and_a_captured_refusal_names_its_file() {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
 
     let secret = "json-delivery-secret";
+    let captures = crate::support::TempDir::new("cli-captures");
     let config = TempConfig::new(
         "json-delivery",
-        r#"
+        &r#"
 [server]
 listen = "127.0.0.1:0"
 admin_listen = "127.0.0.1:0"
 upstream = "http://127.0.0.1:9"
+capture_dir = "{captures}"
 
 [[routes]]
 name = "events"
@@ -271,10 +273,12 @@ path = "/events"
 scheme = "hmac"
 secrets = [{ value = "json-delivery-secret" }]
 dedupe = ["signature", "json:/event/id"]
+capture_rejected = true
 
 [routes.hmac]
 header = "X-Signature"
-"#,
+"#
+        .replace("{captures}", &captures.0.display().to_string()),
     );
     let mut child = Command::new(env!("CARGO_BIN_EXE_hookguard"))
         .args(["serve", "--config"])
@@ -294,6 +298,14 @@ header = "X-Signature"
     let logged = wait_for_log(&mut lines, "request answered by hookguard");
     assert_eq!(logged["reason"], "bad_signature");
     assert_eq!(logged["delivery"], "evt_forged");
+    // The refusal was captured, and its log line names the file.
+    let file = std::path::Path::new(logged["capture"].as_str().expect("a capture field"));
+    assert_eq!(file.parent(), Some(captures.0.as_path()));
+    assert_eq!(
+        file.file_name().and_then(|n| n.to_str()),
+        Some(format!("{}.http", logged["request_id"].as_str().unwrap()).as_str())
+    );
+    assert!(std::fs::read_to_string(file).unwrap().ends_with(forged));
 
     // Verified and claimed (the app is not there: 502): from the claim.
     let body = r#"{"event":{"id":"evt_42\nX"}}"#;
@@ -302,6 +314,10 @@ header = "X-Signature"
     assert!(status.starts_with("HTTP/1.1 502"), "{status}");
     let logged = wait_for_log(&mut lines, "request answered by hookguard");
     assert_eq!(logged["reason"], "upstream_unavailable");
+    assert!(
+        logged.get("capture").is_none(),
+        "a failing app is not the request's fault"
+    );
     assert_eq!(
         logged["delivery"], "evt_42?X",
         "sanitised as a header id is"
