@@ -25,6 +25,7 @@
 //! | `hookguard_replay_snapshots_total` | op, result | memory-store snapshots loaded and written: `ok`, or why not (`io`, `not_a_snapshot`, `version`, `truncated`, `corrupt`) |
 //! | `hookguard_config_reloads_total` | result | reload attempts |
 //! | `hookguard_connections_closed_total` | cause | connections the wire closed mid-way or timed out |
+//! | `hookguard_captures_dropped_total` | | captures of refused requests deleted or not written to stay within `capture_max_files` / `capture_max_bytes` |
 //! | `hookguard_build_info` | version | always 1 |
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -131,6 +132,7 @@ pub struct Metrics {
     snapshots: IntCounterVec,
     config_reloads: IntCounterVec,
     connections_closed: IntCounterVec,
+    captures_dropped: IntCounter,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -282,6 +284,17 @@ impl Metrics {
                  write), answers the sender did not take, answers the app broke off.",
                 &["cause"],
             ),
+            captures_dropped: {
+                let family = IntCounter::new(
+                    "hookguard_captures_dropped_total",
+                    "Captures of refused requests dropped to stay within capture_max_files and \
+                     capture_max_bytes: the oldest deleted, or one too large not written.",
+                )
+                .expect("valid definition");
+                r.register(Box::new(family.clone()))
+                    .expect("registered once");
+                family
+            },
             registry,
         };
         let build_info = IntGaugeVec::new(
@@ -386,6 +399,11 @@ impl Metrics {
         self.config_reloads
             .with_label_values(&[if success { "success" } else { "error" }])
             .inc();
+    }
+
+    /// Counts captures of refused requests dropped by the bounds.
+    pub fn captures_dropped(&self, count: u64) {
+        self.captures_dropped.inc_by(count);
     }
 
     /// Counts a connection the wire closed for `cause`.

@@ -186,6 +186,17 @@ impl Reason {
         }
     }
 
+    /// Whether a refusal for this reason is about the request itself, so
+    /// that a capture of it (`capture_rejected`) shows what went wrong;
+    /// not a duplicate, nor a failing app or replay store.
+    pub fn capturable(self) -> bool {
+        self.outcome() == Outcome::Rejected
+            && !matches!(
+                self,
+                Reason::UpstreamUnavailable | Reason::UpstreamTimeout | Reason::StoreUnavailable
+            )
+    }
+
     /// Whether shadow mode (`enforce = false`) forwards a request failing
     /// for this reason. Only reasons about the request's authenticity and
     /// admission are; a body that never arrived, a malformed request or a

@@ -80,6 +80,7 @@ async fn serve(
         store,
         on_store_error,
         metrics,
+        captures: Default::default(),
     });
     // Under "reject" a store outage refuses every request: say so to the
     // load balancer. Under "allow" requests still go through.

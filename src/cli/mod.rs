@@ -71,13 +71,16 @@ pub enum Command {
         /// Route name.
         #[arg(long)]
         route: String,
-        /// Body file, or - for stdin [default: a small JSON test event].
+        /// Body file, or - for stdin [default: a small JSON test event; none
+        /// for a GET or HEAD route].
         #[arg(long)]
         body: Option<String>,
         /// Request path [default: the route's path].
         #[arg(long)]
         path: Option<String>,
-        /// Send it to this base URL (e.g. http://127.0.0.1:8000) and print the answer.
+        /// Send it to this base URL (e.g. http://127.0.0.1:8000) and print the
+        /// answer: status line, headers (x-hookguard-reject marks
+        /// hookguard's own answers) and body.
         #[arg(long)]
         send: Option<String>,
     },

@@ -1,6 +1,8 @@
 //! `hookguard sign`: the "send a test event" button providers have and
 //! receivers lack. Builds a request signed exactly as the route's sender
-//! would sign it, with the route's first secret, a fresh timestamp and id.
+//! would sign it, with the route's first secret, a fresh timestamp and id,
+//! and a fresh value in every header the route dedupes on or signs, so that
+//! each test event is a new delivery to hookguard and to the app.
 
 use std::io::Read;
 use std::path::Path;
@@ -14,7 +16,7 @@ use http_body_util::Full;
 
 use super::{exchange, exit_code, run_async, with_config};
 use crate::config::{Config, PathPattern, Route};
-use crate::proxy::respond::REJECT_HEADER;
+use crate::dedupe::DedupeSource;
 use crate::routes;
 use crate::schemes::Unsigned;
 
@@ -23,7 +25,8 @@ use crate::schemes::Unsigned;
 pub struct SignOptions {
     /// Route name.
     pub route: String,
-    /// Body file, `-` for stdin; a small JSON test event when absent.
+    /// Body file, `-` for stdin; when absent, a small JSON test event, or
+    /// no body for a route whose first method is GET or HEAD.
     pub body: Option<String>,
     /// Path to sign and send; the route's path when absent.
     pub path: Option<String>,
@@ -111,7 +114,12 @@ pub fn sign(
     now: i64,
     id: &str,
 ) -> Result<Signed, String> {
+    let method = route.methods[0].clone();
+    let bodiless = method == Method::GET || method == Method::HEAD;
     let body = body.unwrap_or_else(|| {
+        if bodiless {
+            return Bytes::new();
+        }
         Bytes::from(
             serde_json::json!({
                 "id": id,
@@ -142,8 +150,20 @@ pub fn sign(
     if serde_json::from_slice::<serde_json::Value>(&body).is_ok() {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
+    // The same fresh id in each: a receiver deduping on any of them sees
+    // a new delivery, never `undefined`.
+    let fresh = HeaderValue::from_str(id).map_err(|_| format!("{id:?} is not a header value"))?;
+    let dedupe_headers = route.dedupe.iter().filter_map(|source| match source {
+        DedupeSource::Header(name) => Some(name.clone()),
+        _ => None,
+    });
+    for name in dedupe_headers.chain(route.scheme.signed_headers()) {
+        if !headers.contains_key(&name) {
+            headers.insert(name, fresh.clone());
+        }
+    }
     let mut unsigned = Unsigned {
-        method: route.methods[0].clone(),
+        method,
         uri,
         headers,
         body,
@@ -216,8 +236,10 @@ pub fn render(signed: &Signed, base_url: &str, body_file: Option<&str>) -> Strin
     out
 }
 
-/// Sends the signed request to `base_url` + path; returns the status line
-/// and body as text, and whether the status was a success.
+/// Sends the signed request to `base_url` + path; returns the answer as
+/// text (status line, every header, a blank line, the body), so that
+/// hookguard's own answer (`x-hookguard-reject`) can be told from the
+/// app's, and whether the status was a success.
 pub async fn send(signed: &Signed, base_url: &str) -> Result<(String, bool), String> {
     let target = format!("{}{}", base_url.trim_end_matches('/'), signed.path);
     let uri: Uri = target
@@ -234,16 +256,16 @@ pub async fn send(signed: &Signed, base_url: &str) -> Result<(String, bool), Str
     *request.headers_mut() = signed.headers.clone();
     let (head, body) = exchange(request).await?;
     let status = head.status;
-    let reject = head
-        .headers
-        .get(REJECT_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(|r| format!("{REJECT_HEADER}: {r}\n"))
-        .unwrap_or_default();
-    let text = format!(
-        "HTTP/1.1 {status}\n{reject}\n{}\n",
-        String::from_utf8_lossy(&body)
-    );
+    let mut text = format!("HTTP/1.1 {status}\n");
+    for (name, value) in &head.headers {
+        text.push_str(&format!(
+            "{name}: {}\n",
+            String::from_utf8_lossy(value.as_bytes())
+        ));
+    }
+    text.push('\n');
+    text.push_str(&String::from_utf8_lossy(&body));
+    text.push('\n');
     Ok((text, status.is_success()))
 }
 

@@ -182,8 +182,33 @@ fn body_variants(body: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
         variants.push(("the body's line endings were changed from CRLF to LF", crlf));
     }
     if let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) {
+        // PHP's json_encode writes "/" as "\/" unless told not to; the
+        // signed body had plain slashes when un-escaping them verifies.
+        let escaped = body.windows(2).any(|w| w == b"\\/");
+        if escaped {
+            let plain = String::from_utf8_lossy(body).replace("\\/", "/");
+            variants.push((
+                "the JSON's slashes were escaped as \\/ (as PHP's json_encode does without JSON_UNESCAPED_SLASHES)",
+                plain.into_bytes(),
+            ));
+        } else if body.contains(&b'/') {
+            let escaped = String::from_utf8_lossy(body).replace('/', "\\/");
+            variants.push((
+                "the JSON lost its \\/ escaping of slashes (the sender signed it as PHP's json_encode writes it)",
+                escaped.into_bytes(),
+            ));
+        }
         if let Ok(compact) = serde_json::to_vec(&json) {
-            variants.push(("the JSON was re-formatted (pretty-printed)", compact));
+            // serde writes "/" plainly, so with escaped slashes in the body
+            // the compact form undoes both changes.
+            variants.push((
+                if escaped {
+                    "the JSON was re-formatted (pretty-printed, and its slashes escaped as \\/)"
+                } else {
+                    "the JSON was re-formatted (pretty-printed)"
+                },
+                compact,
+            ));
         }
         if let Ok(pretty) = serde_json::to_vec_pretty(&json) {
             variants.push(("the JSON was re-formatted (compacted)", pretty));
@@ -283,12 +308,13 @@ pub fn explain(server: &Server, route: &Route, captured: &Captured, now: i64) ->
                 } else {
                     format!("{skew} s in the future")
                 };
-                let verdict = match proxy::check_window(skew, route) {
+                let verdict = match proxy::check_window(timestamp, now, route) {
                     Ok(()) => "inside the window".to_owned(),
                     Err(reject) => format!(
-                        "outside the window: {} {}{}",
+                        "outside the window: {} {} ({}){}",
                         reject.status().as_u16(),
                         reject.reason.as_str(),
+                        reject.detail,
                         if reject.reason == Reason::StaleTimestamp {
                             " (a capture replayed later is stale by design)"
                         } else {
@@ -385,6 +411,47 @@ fn diagnose(route: &Route, captured: &Captured, line: &mut impl FnMut(String)) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The label of the variant equal to `signed`, among those of `received`.
+    fn label_for(received: &str, signed: &str) -> Option<&'static str> {
+        body_variants(received.as_bytes())
+            .into_iter()
+            .find(|(_, v)| v == signed.as_bytes())
+            .map(|(label, _)| label)
+    }
+
+    #[test]
+    fn each_body_change_is_named_for_what_it_is() {
+        let php = r#"{"url":"https:\/\/a.example\/x"}"#;
+        let plain = r#"{"url":"https://a.example/x"}"#;
+        assert!(label_for(php, plain).is_some_and(|l| l.contains("escaped as \\/")));
+        assert!(label_for(plain, php).is_some_and(|l| l.contains("lost its \\/ escaping")));
+        let pretty = "{\n  \"a\": 1\n}";
+        assert_eq!(
+            label_for(pretty, r#"{"a":1}"#),
+            Some("the JSON was re-formatted (pretty-printed)")
+        );
+        assert_eq!(
+            label_for(r#"{"a":1}"#, pretty),
+            Some("the JSON was re-formatted (compacted)")
+        );
+        assert_eq!(
+            label_for("a\n", "a"),
+            Some("a trailing newline was added to the body")
+        );
+        assert_eq!(
+            label_for("a", "a\n"),
+            Some("the body lost its trailing newline")
+        );
+        assert_eq!(
+            label_for("a\r\nb", "a\nb"),
+            Some("the body's line endings were changed from LF to CRLF")
+        );
+        assert_eq!(
+            label_for("a\nb", "a\r\nb"),
+            Some("the body's line endings were changed from CRLF to LF")
+        );
+    }
 
     #[test]
     fn parses_crlf_and_bare_lf_captures() {

@@ -105,6 +105,21 @@ pub struct Server {
     /// sender was already told 504: the claim stays in flight until the
     /// app answers, then is settled by that answer.
     pub settle_timeout: Duration,
+    /// Where routes with `capture_rejected` write the requests they refuse,
+    /// and how much may be kept; `None` without `capture_dir`.
+    pub capture: Option<Capture>,
+}
+
+/// `capture_dir` and its bounds: refused requests kept as files for
+/// `hookguard verify --request`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capture {
+    /// An existing directory hookguard could write to at load.
+    pub dir: PathBuf,
+    /// Most captures kept; the oldest is deleted first.
+    pub max_files: usize,
+    /// Most bytes all captures may take; the oldest are deleted first.
+    pub max_bytes: u64,
 }
 
 /// What becomes of request headers with an underscore in their name.
@@ -269,6 +284,9 @@ pub struct Route {
     /// Header whose value is logged as the delivery id: the first
     /// `header:` dedupe source, else the scheme's own id header.
     pub delivery_header: Option<HeaderName>,
+    /// When no header gives the delivery id: the index in `dedupe` of the
+    /// first JSON source, whose value is logged as the delivery id instead.
+    pub delivery_json: Option<usize>,
     /// False for shadow mode: verify and count everything, forward anyway.
     pub enforce: bool,
     /// The rate of verified requests the app is sent; forged requests do
@@ -297,6 +315,8 @@ pub struct Route {
     /// Refuse a request lacking any `dedupe` source (400
     /// `missing_dedupe_source`) instead of deduping it on the rest.
     pub require_dedupe: bool,
+    /// Write each request this route refuses to `server.capture_dir`.
+    pub capture_rejected: bool,
 }
 
 /// A set of HTTP status codes, written as classes (`"2xx"`) and single
@@ -493,14 +513,21 @@ impl Config {
         let default_max_body = server
             .as_ref()
             .map_or(server::DEFAULT_MAX_BODY, |s| s.max_body);
+        // An invalid [server] is reported there; routes are not also told
+        // that capture_dir is missing.
+        let capture_dir = server.as_ref().is_none_or(|s| s.capture.is_some());
         let mut routes = Vec::new();
         match root.array("routes", &mut errors) {
             Some(items) if !items.is_empty() => {
                 for (index, (path, item)) in items.into_iter().enumerate() {
                     if let Some(section) = as_section(path, item, &mut errors) {
-                        if let Some(route) =
-                            route::parse(section, default_max_body, sources, &mut errors)
-                        {
+                        if let Some(route) = route::parse(
+                            section,
+                            default_max_body,
+                            capture_dir,
+                            sources,
+                            &mut errors,
+                        ) {
                             // The index in the file, not in `routes`: an
                             // invalid earlier route must not shift the keys
                             // that duplicate errors name.
@@ -593,6 +620,11 @@ impl Config {
                 route.complete_on,
                 route.in_flight_status.as_u16()
             ));
+            if route.capture_rejected {
+                if let Some(capture) = &self.server.capture {
+                    refuses.push(format!("capture_rejected -> {}", capture.dir.display()));
+                }
+            }
             out.push_str(&format!("  {}\n", refuses.join("  ")));
             if !route.skipped_secrets.is_empty() {
                 out.push_str(&format!(

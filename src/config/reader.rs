@@ -75,6 +75,9 @@ pub struct Section<'a> {
     path: String,
     table: &'a toml::Table,
     used: Vec<&'a str>,
+    /// Every key asked for, present or not: the known keys an unknown one
+    /// is compared with for a "did you mean".
+    asked: Vec<String>,
 }
 
 impl<'a> Section<'a> {
@@ -84,6 +87,7 @@ impl<'a> Section<'a> {
             path: String::new(),
             table,
             used: Vec::new(),
+            asked: Vec::new(),
         }
     }
 
@@ -101,6 +105,13 @@ impl<'a> Section<'a> {
         &self.path
     }
 
+    /// Adds a label to this section's path, for the keys read from now on:
+    /// a route, once its name is known, is `routes[0] ("vendor")`, so that
+    /// an error in a file of many routes says which one it is about.
+    pub fn label(&mut self, label: &str) {
+        self.path = format!("{} ({label:?})", self.path);
+    }
+
     /// True when `key` is present (and marks it as read).
     pub fn has(&mut self, key: &str) -> bool {
         self.raw(key).is_some()
@@ -108,6 +119,9 @@ impl<'a> Section<'a> {
 
     /// The raw value under `key`, marking it as read.
     pub fn raw(&mut self, key: &str) -> Option<&'a toml::Value> {
+        if !self.asked.iter().any(|k| k == key) {
+            self.asked.push(key.to_owned());
+        }
         let (name, value) = self.table.get_key_value(key)?;
         self.used.push(name.as_str());
         Some(value)
@@ -330,7 +344,11 @@ impl<'a> Section<'a> {
             None => {
                 errors.push(
                     self.key(key),
-                    format!("{value:?} is not one of {}", allowed.join(", ")),
+                    format!(
+                        "{value:?} is not one of {}{}",
+                        allowed.join(", "),
+                        did_you_mean(value, allowed.iter().copied(), '"')
+                    ),
                 );
                 None
             }
@@ -344,6 +362,7 @@ impl<'a> Section<'a> {
                 path: self.key(key),
                 table: t,
                 used: Vec::new(),
+                asked: Vec::new(),
             }),
             other => {
                 errors.push(
@@ -399,7 +418,8 @@ impl<'a> Section<'a> {
     pub fn finish(self, errors: &mut ConfigErrors) {
         for key in self.table.keys() {
             if !self.used.contains(&key.as_str()) {
-                errors.push(self.key(key), "unknown key");
+                let hint = did_you_mean(key, self.asked.iter().map(String::as_str), '`');
+                errors.push(self.key(key), format!("unknown key{hint}"));
             }
         }
     }
@@ -416,12 +436,64 @@ pub fn as_section<'a>(
             path,
             table,
             used: Vec::new(),
+            asked: Vec::new(),
         }),
         other => {
             errors.push(path, format!("expected a table, found {}", describe(other)));
             None
         }
     }
+}
+
+/// `"; did you mean `tolerance`?"` when one of `known` is close enough to
+/// `word` to be what was meant, else empty. `quote` is how the message
+/// quotes it: a key in backticks, a value in double quotes.
+pub fn did_you_mean<'k>(word: &str, known: impl Iterator<Item = &'k str>, quote: char) -> String {
+    closest(word, known).map_or_else(String::new, |k| {
+        format!("; did you mean {quote}{k}{quote}?")
+    })
+}
+
+/// The entry of `known` nearest to `word` by [`edit_distance`], ignoring
+/// case, when it is near enough to be a typo: at most one edit per three
+/// characters (at least one, at most three), so that `tolerence` finds
+/// `tolerance` while `foo` finds nothing in a list of unrelated keys.
+pub fn closest<'k>(word: &str, known: impl Iterator<Item = &'k str>) -> Option<&'k str> {
+    let word = word.to_ascii_lowercase();
+    let allowed = (word.chars().count() / 3).clamp(1, 3);
+    known
+        .map(|k| (edit_distance(&word, &k.to_ascii_lowercase()), k))
+        .filter(|(d, _)| *d <= allowed)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance with adjacent transpositions counted as one edit
+/// (optimal string alignment): `tolerence` is 1 from `tolerance`, and a
+/// swapped pair of letters (`shceme`) is 1 from `scheme`.
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // Three rows: the one two back is what a transposition looks at.
+    let mut before: Vec<usize> = vec![0; b.len() + 1];
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        current[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (previous[j] + 1)
+                .min(current[j - 1] + 1)
+                .min(previous[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(before[j - 2] + 1);
+            }
+            current[j] = best;
+        }
+        std::mem::swap(&mut before, &mut previous);
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
 }
 
 /// Parses a header name; the error quotes it.
@@ -462,6 +534,58 @@ mod tests {
         let value = read(&mut section, &mut errors);
         let lines = errors.0.iter().map(ToString::to_string).collect();
         (value, lines)
+    }
+
+    #[test]
+    fn edit_distance_counts_insertions_deletions_substitutions_and_swaps() {
+        assert_eq!(edit_distance("tolerence", "tolerance"), 1);
+        assert_eq!(edit_distance("shceme", "scheme"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("abc", ""), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("same", "same"), 0);
+    }
+
+    #[test]
+    fn only_a_near_key_is_suggested() {
+        let known = ["tolerance", "dedupe", "max_body"];
+        assert_eq!(closest("tolerence", known.into_iter()), Some("tolerance"));
+        assert_eq!(closest("Max_Bdoy", known.into_iter()), Some("max_body"));
+        assert_eq!(closest("foo", known.into_iter()), None);
+        assert_eq!(closest("x", ["y"].into_iter()), Some("y"));
+        assert_eq!(
+            closest("enforced", ["enforce"].into_iter()),
+            Some("enforce")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_suggest_the_closest_key_asked_for() {
+        let document: toml::Table = "tolerence = \"5m\"\nzzz = 1".parse().expect("valid TOML");
+        let mut errors = ConfigErrors::default();
+        let mut section = Section::root(&document);
+        section.duration("tolerance", &mut errors);
+        section.has("dedupe");
+        section.finish(&mut errors);
+        let lines: Vec<String> = errors.0.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                "tolerence: unknown key; did you mean `tolerance`?",
+                "zzz: unknown key"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_choice_suggests_the_closest_value() {
+        let (_, errors) = read("a = \"sha265\"", |s, e| {
+            s.choice("a", &["sha1", "sha256"], e)
+        });
+        assert_eq!(
+            errors,
+            ["t.a: \"sha265\" is not one of sha1, sha256; did you mean \"sha256\"?"]
+        );
     }
 
     #[test]

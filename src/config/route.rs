@@ -20,9 +20,12 @@ use crate::dedupe::DedupeSource;
 
 /// Validates one `[[routes]]` entry; `None` after recording errors.
 /// `default_max_body` is the server's, for routes without their own.
+/// `capture_dir` says whether `server.capture_dir` is set, which
+/// `capture_rejected` needs.
 pub(super) fn parse(
     mut s: Section<'_>,
     default_max_body: u64,
+    capture_dir: bool,
     sources: &mut SourceReader<'_>,
     errors: &mut ConfigErrors,
 ) -> Option<Route> {
@@ -34,11 +37,23 @@ pub(super) fn parse(
             errors,
         )
         .map(str::to_owned);
+    // From here on every error under this route names it; a route whose
+    // name is missing or invalid keeps its bare index.
+    if let Some(name) = &name {
+        s.label(name);
+    }
     let path = s.required("path", "e.g. \"/webhooks/stripe\"", parse_path, errors);
     let methods = parse_methods(&mut s, errors);
     let mut skipped_secrets = Vec::new();
     let scheme = scheme::parse(&mut s, sources, &mut skipped_secrets, errors);
-    let tolerance = s.duration("tolerance", errors).unwrap_or_else(|| {
+    let tolerance = s.duration("tolerance", errors);
+    if tolerance.is_some_and(|t| t < MIN_TOLERANCE) {
+        errors.push(
+            s.key("tolerance"),
+            "must be at least 1s: timestamps are compared in whole seconds, so a shorter window would refuse every timestamped request as stale or future",
+        );
+    }
+    let tolerance = tolerance.unwrap_or_else(|| {
         scheme.as_ref().map_or(Duration::from_secs(300), |scheme| {
             scheme.default_tolerance()
         })
@@ -76,6 +91,14 @@ pub(super) fn parse(
         Some("original") => DuplicateAnswer::Original,
         _ => DuplicateAnswer::Status,
     };
+    let capture_rejected = s.boolean("capture_rejected", errors).unwrap_or(false);
+    let capture_key = s.key("capture_rejected");
+    if capture_rejected && !capture_dir {
+        errors.push(
+            capture_key.clone(),
+            "needs server.capture_dir, the directory refused requests are written to",
+        );
+    }
     let (allow_ips_key, dedupe_key) = (s.key("allow_ips"), s.key("dedupe"));
     let require_dedupe_key = s.key("require_dedupe");
     s.finish(errors);
@@ -105,6 +128,16 @@ pub(super) fn parse(
             return None;
         }
     }
+    if capture_rejected && scheme.sends_secret() {
+        errors.push(
+            capture_key,
+            format!(
+                "scheme {} sends the shared secret itself in the request, so a capture would hold it; captures are not available for it",
+                scheme.name()
+            ),
+        );
+        return None;
+    }
     let verified_values = scheme
         .key_ids()
         .iter()
@@ -123,6 +156,14 @@ pub(super) fn parse(
             _ => None,
         })
         .or_else(|| scheme.delivery_header().cloned());
+    // No header names the delivery: the first non-signature source does,
+    // which can then only be a JSON one.
+    let delivery_json = match delivery_header {
+        Some(_) => None,
+        None => dedupe
+            .iter()
+            .position(|source| matches!(source, DedupeSource::Json(_) | DedupeSource::JsonAll(_))),
+    };
     let allow_text: Vec<&str> = methods.iter().map(Method::as_str).collect();
     let allow =
         HeaderValue::from_str(&allow_text.join(", ")).expect("method names are header-safe");
@@ -138,6 +179,7 @@ pub(super) fn parse(
         dedupe_ttl,
         verified_values,
         delivery_header,
+        delivery_json,
         enforce,
         rate_limit,
         client_rate_limit,
@@ -148,8 +190,15 @@ pub(super) fn parse(
         skipped_secrets,
         duplicate_answer,
         require_dedupe,
+        capture_rejected,
     })
 }
+
+/// The narrowest timestamp window: the window is judged in whole seconds
+/// (timestamps are seconds, or milliseconds truncated to seconds), so a
+/// tolerance under one second is zero, and zero refuses every request that
+/// carries a timestamp.
+const MIN_TOLERANCE: Duration = Duration::from_secs(1);
 
 /// `complete_on = ["2xx", "409"]`: the app's answers that complete a
 /// claim. Defaults to every 2xx: an app that answers 401 (a secret it has
@@ -425,15 +474,16 @@ pub(super) fn check_unique(routes: &[(usize, Route)], errors: &mut ConfigErrors)
     let mut names = HashSet::new();
     let mut paths = HashSet::new();
     for (i, route) in routes {
+        let at = format!("routes[{i}] ({:?})", route.name);
         if !names.insert(route.name.as_str()) {
             errors.push(
-                format!("routes[{i}].name"),
+                format!("{at}.name"),
                 format!("{:?} is used by an earlier route", route.name),
             );
         }
         if !paths.insert(route.path.to_string()) {
             errors.push(
-                format!("routes[{i}].path"),
+                format!("{at}.path"),
                 format!("{:?} is used by an earlier route", route.path.to_string()),
             );
         }

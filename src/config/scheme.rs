@@ -251,13 +251,24 @@ pub(super) fn parse_secrets(
         if !s.has(key) {
             errors.push(
                 s.key(key),
-                "missing: list at least one, e.g. [{ env = \"WEBHOOK_SECRET\" }]",
+                if key == "public_keys" {
+                    "missing: list the sender's public key as the provider publishes it, e.g. [{ env = \"DISCORD_PUBLIC_KEY\" }] or [{ file = \"/run/keys/sender.pem\" }]"
+                } else {
+                    "missing: list at least one, e.g. [{ env = \"WEBHOOK_SECRET\" }]"
+                },
             );
         }
         return None;
     };
     if items.is_empty() {
-        errors.push(s.key(key), "must list at least one secret");
+        errors.push(
+            s.key(key),
+            if key == "public_keys" {
+                "must list at least one public key"
+            } else {
+                "must list at least one secret"
+            },
+        );
         return None;
     }
     let mut secrets = Vec::new();

@@ -1,13 +1,14 @@
 //! `[server]`: where hookguard listens, the app it guards, and the limits and
-//! timeouts every connection gets.
+//! timeouts every connection gets, and where refused requests are captured.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use http::header::HeaderName;
 use http::Uri;
 
 use super::reader::{ConfigErrors, Section};
-use super::{Server, Underscores, Unmatched, Upstream};
+use super::{Capture, Server, Underscores, Unmatched, Upstream};
 use crate::http1::head::MAX_HEADERS;
 
 /// Body limit for routes without their own, and for unmatched forwarding.
@@ -15,6 +16,54 @@ pub(super) const DEFAULT_MAX_BODY: u64 = 1 << 20;
 const DEFAULT_MAX_HEADER_BYTES: usize = 64 << 10;
 /// Most worker threads; more than cores only adds switching.
 const MAX_WORKERS: usize = 256;
+
+/// Captures kept at most, by default: enough to see a pattern in a burst
+/// of refusals, few enough to read through.
+const DEFAULT_CAPTURE_FILES: usize = 100;
+/// Bytes all captures may take, by default: 64 bodies of the default
+/// `max_body`, and little on an `emptyDir`.
+const DEFAULT_CAPTURE_BYTES: u64 = 64 << 20;
+
+/// `capture_dir`, `capture_max_files`, `capture_max_bytes`. The directory
+/// must exist and be writable now: a capture that fails at the moment an
+/// operator needs it helps no one.
+fn parse_capture(s: &mut Section<'_>, errors: &mut ConfigErrors) -> Option<Capture> {
+    let max_files = s.bounded(
+        "capture_max_files",
+        DEFAULT_CAPTURE_FILES,
+        1..=1_000_000,
+        errors,
+    );
+    let max_bytes = s
+        .size("capture_max_bytes", errors)
+        .unwrap_or(DEFAULT_CAPTURE_BYTES);
+    if max_bytes == 0 {
+        errors.push(s.key("capture_max_bytes"), "must be greater than 0");
+    }
+    let dir = PathBuf::from(s.string("capture_dir", errors)?);
+    s.checked("capture_dir", writable_dir(&dir), errors)?;
+    Some(Capture {
+        dir,
+        max_files,
+        max_bytes,
+    })
+}
+
+/// Whether `dir` is a directory this process can create files in, tried
+/// with a probe file that is removed at once.
+fn writable_dir(dir: &Path) -> Result<(), String> {
+    let shown = dir.display();
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| format!("cannot use {shown}: {e}; create the directory first"))?;
+    if !meta.is_dir() {
+        return Err(format!("{shown} is not a directory"));
+    }
+    let probe = dir.join(format!(".hookguard-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| format!("cannot write in {shown}: {e}"))?;
+    // A probe left behind is harmless; failing the config for it is not.
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
 
 /// Validates `[server]`; `None` after recording errors.
 pub(super) fn parse(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<Server> {
@@ -92,8 +141,10 @@ pub(super) fn parse(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<Ser
         Some(n) => n as usize,
         None => DEFAULT_MAX_HEADER_BYTES,
     };
+    let capture = parse_capture(&mut s, errors);
     s.finish(errors);
     Some(Server {
+        capture,
         reload_interval,
         trusted_proxies,
         max_connections,

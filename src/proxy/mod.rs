@@ -10,10 +10,12 @@
 //! wire's head and body errors become reasons here, in [`refuse_head`] and
 //! the `From<BodyError>` conversion, nowhere else.
 //!
+//! - [`capture`]: writing refused requests to `capture_dir`.
 //! - [`forward`]: rebuilding the request for the app and sending it.
 //! - [`request_id`]: keeping or making the `X-Request-Id`.
 //! - [`respond`]: turning an outcome into the answer the sender sees.
 
+pub mod capture;
 pub mod forward;
 pub mod request_id;
 pub mod respond;
@@ -85,6 +87,9 @@ pub struct State {
     pub on_store_error: OnStoreError,
     /// Counters served on `/metrics`.
     pub metrics: Metrics,
+    /// The captures of refused requests written so far, kept within
+    /// `server.capture_max_*` across reloads.
+    pub captures: capture::Captures,
 }
 
 impl Handler for State {
@@ -154,10 +159,6 @@ pub async fn handle(state: &State, mut head: RequestHead, body: Body<'_>, peer: 
     let matched = live.router.find(head.uri.path());
     let route = matched.map(|i| &*live.config.routes[i]);
     let series = matched.map_or(&live.unmatched, |i| &live.series[i]);
-    let delivery = route
-        .and_then(|r| r.delivery_header.as_ref())
-        .and_then(|h| head.headers.get(h))
-        .cloned();
     let exchange = Exchange {
         state,
         server: &live.config.server,
@@ -165,16 +166,18 @@ pub async fn handle(state: &State, mut head: RequestHead, body: Body<'_>, peer: 
         peer,
         max_answer_bytes: live.config.replay.max_answer_bytes,
     };
+    let mut seen = Seen::default();
     let result = match route {
-        Some(route) => verify_and_forward(&exchange, route, head, body).await,
+        Some(route) => verify_and_forward(&exchange, route, &head, body, &mut seen).await,
         None => match live.config.server.unmatched {
             Unmatched::Reject => Err(Reject::new(
                 Reason::NoRoute,
                 "no route is configured for this path",
             )),
-            Unmatched::Forward => pass_through(&exchange, head, body).await,
+            Unmatched::Forward => pass_through(&exchange, &head, body).await,
         },
     };
+    let delivery = route.and_then(|route| delivery(route, &head, &seen));
     // Answer.
     let context = RequestContext {
         route,
@@ -183,8 +186,47 @@ pub async fn handle(state: &State, mut head: RequestHead, body: Body<'_>, peer: 
         request_id,
         delivery,
         started,
+        capture: route.filter(|r| r.capture_rejected).and_then(|_| {
+            Some(respond::CaptureSource {
+                captures: &state.captures,
+                settings: live.config.server.capture.as_ref()?,
+                metrics: &state.metrics,
+                head: &head,
+                body: seen.body.as_deref(),
+            })
+        }),
     };
     respond::finish(&context, result)
+}
+
+/// What the pipeline learned of a request on the way that its log line
+/// uses, whatever the result.
+#[derive(Debug, Default)]
+struct Seen {
+    /// The body, once read (a cheap clone of the buffer).
+    body: Option<Bytes>,
+    /// The delivery id from a JSON dedupe source, when the claim step
+    /// derived the keys and found it.
+    delivery: Option<String>,
+    /// Whether the claim step derived the keys (and so looked for it).
+    keyed: bool,
+}
+
+/// The delivery id logged for a request on `route`: the value of its
+/// delivery header, else of its first JSON dedupe source (taken from the
+/// claim step, or read from the body of a request refused before it).
+/// Never a signature: `delivery_json` is never the signature source.
+fn delivery(route: &Route, head: &RequestHead, seen: &Seen) -> Option<HeaderValue> {
+    if let Some(header) = &route.delivery_header {
+        return head.headers.get(header).cloned();
+    }
+    route.delivery_json?;
+    let text = match (seen.keyed, &seen.body) {
+        (true, _) => seen.delivery.clone(),
+        (false, Some(body)) => replay::delivery_id(route, body),
+        (false, None) => None,
+    }?;
+    HeaderValue::from_str(&respond::loggable(text.as_bytes())).ok()
 }
 
 /// Answers bytes that are not an acceptable request head. Ambiguous
@@ -209,6 +251,7 @@ pub fn refuse_head(state: &State, peer: &Peer, error: HeadError) -> Reply {
         request_id: request_id::generate(),
         delivery: None,
         started: Instant::now(),
+        capture: None,
     };
     respond::finish(&context, Err(reject))
 }
@@ -273,8 +316,9 @@ impl Shadow {
 async fn verify_and_forward(
     x: &Exchange<'_>,
     route: &Route,
-    head: RequestHead,
+    head: &RequestHead,
     body: Body<'_>,
+    seen: &mut Seen,
 ) -> Result<Forwarded, Reject> {
     let mut shadow = Shadow::new(route.enforce);
     // Admit, on the head alone, before a byte of the body is read.
@@ -288,6 +332,7 @@ async fn verify_and_forward(
     let body = body
         .read_to_end(route.max_body, x.server.body_timeout)
         .await?;
+    seen.body = Some(body.clone());
     let view = RequestView {
         method: &head.method,
         uri: &head.uri,
@@ -303,7 +348,7 @@ async fn verify_and_forward(
     // without one.
     let claim = match &verified {
         Some(verified) => shadow
-            .check(claim(x, route, verified, &view).await)?
+            .check(claim(x, route, verified, &view, seen).await)?
             .flatten(),
         None => None,
     };
@@ -312,7 +357,7 @@ async fn verify_and_forward(
         .filter(|_| shadow.failed().is_none())
         .map(|v| v.key);
     let marker = key.map(|k| &route.verified_values[k]);
-    let mut exchange = forward(x, &head, &body, marker, shadow.failed());
+    let mut exchange = forward(x, head, &body, marker, shadow.failed());
     let sent = Instant::now();
     let answered = tokio::time::timeout(x.server.upstream_timeout, &mut exchange).await;
     // Settle, by what the app answered; an answer still to come settles
@@ -345,7 +390,7 @@ async fn verify_and_forward(
 /// unverified (the verified header is stripped, never set).
 async fn pass_through(
     x: &Exchange<'_>,
-    head: RequestHead,
+    head: &RequestHead,
     body: Body<'_>,
 ) -> Result<Forwarded, Reject> {
     limits::check_header_names(x.server, &head.headers)?;
@@ -355,7 +400,7 @@ async fn pass_through(
     let sent = Instant::now();
     let answered = tokio::time::timeout(
         x.server.upstream_timeout,
-        forward(x, &head, &body, None, None),
+        forward(x, head, &body, None, None),
     )
     .await
     .unwrap_or_else(|_elapsed| Err(forward::too_slow(x.server)));
@@ -385,7 +430,7 @@ pub fn judge(
     check_body_length(route.max_body, view.body.len())?;
     let verified = route.scheme.verify(view)?;
     if let Some(timestamp) = verified.timestamp {
-        check_window(timestamp.saturating_sub(now), route)?;
+        check_window(timestamp, now, route)?;
     }
     Ok(verified)
 }
@@ -402,10 +447,13 @@ pub fn check_body_length(limit: u64, len: usize) -> Result<(), Reject> {
 /// and the sender's clock skew.
 fn verify(route: &Route, series: &RouteSeries, view: &RequestView<'_>) -> Result<Verified, Reject> {
     let verified = route.scheme.verify(view)?;
-    let skew = verified.timestamp.map(|t| t.saturating_sub(unix_now()));
-    series.verified(verified.key, skew);
-    if let Some(skew) = skew {
-        check_window(skew, route)?;
+    let now = unix_now();
+    series.verified(
+        verified.key,
+        verified.timestamp.map(|t| t.saturating_sub(now)),
+    );
+    if let Some(timestamp) = verified.timestamp {
+        check_window(timestamp, now, route)?;
     }
     Ok(verified)
 }
@@ -417,8 +465,14 @@ async fn claim(
     route: &Route,
     verified: &Verified,
     view: &RequestView<'_>,
+    seen: &mut Seen,
 ) -> Result<Option<Claim>, Reject> {
-    let replay::Keys { keys, missing } = replay::keys_for(route, verified, view);
+    let replay::Keys {
+        keys,
+        missing,
+        delivery,
+    } = replay::keys_for(route, verified, view);
+    (seen.keyed, seen.delivery) = (true, delivery);
     if let (true, Some(source)) = (route.require_dedupe, missing) {
         return Err(Reject::with(
             Reason::MissingDedupeSource,
@@ -433,9 +487,20 @@ async fn claim(
     match x.state.store.claim(keys, route.dedupe_ttl).await {
         Ok(ClaimResult::Claimed(claim)) => Ok(Some(claim)),
         Ok(ClaimResult::Duplicate(original)) => {
-            let reject = Reject::new(
+            // A claim completes only on the route's `complete_on` answers,
+            // so that is what the app said to an earlier copy.
+            let reject = Reject::with(
                 Reason::Duplicate,
-                "this delivery was already accepted by the app",
+                match &original {
+                    Some(original) => format!(
+                        "the app already took this delivery (it answered {})",
+                        original.status().as_u16()
+                    ),
+                    None => format!(
+                        "the app already took this delivery (it answered an earlier copy with {}: complete_on)",
+                        route.complete_on
+                    ),
+                },
             );
             Err(match original {
                 Some(original) if route.duplicate_answer == DuplicateAnswer::Original => reject
@@ -622,25 +687,49 @@ pub fn unix_now() -> i64 {
 }
 
 /// Refuses timestamps outside the route's tolerance, in either direction;
-/// `skew` is the sender's timestamp minus our clock.
-pub fn check_window(skew: i64, route: &Route) -> Result<(), Reject> {
+/// `timestamp` is the sender's, in seconds, `now` our clock.
+pub fn check_window(timestamp: i64, now: i64, route: &Route) -> Result<(), Reject> {
     let tolerance = route.tolerance.as_secs() as i64;
+    let skew = timestamp.saturating_sub(now);
     if skew < -tolerance {
         Err(Reject::with(
             Reason::StaleTimestamp,
             format!(
-                "the timestamp is {} s old; this route accepts {tolerance} s",
-                skew.unsigned_abs()
+                "the timestamp is {} s old; this route accepts {tolerance} s{}",
+                skew.unsigned_abs(),
+                unit_hint(timestamp, now, route)
             ),
         ))
     } else if skew > tolerance {
         Err(Reject::with(
             Reason::FutureTimestamp,
-            format!("the timestamp is {skew} s in the future; this route accepts {tolerance} s"),
+            format!(
+                "the timestamp is {skew} s in the future; this route accepts {tolerance} s{}",
+                unit_hint(timestamp, now, route)
+            ),
         ))
     } else {
         Ok(())
     }
+}
+
+/// A refused timestamp that is about a thousand times too large or too
+/// small is not a clock problem but a unit one: `"; it looks like
+/// milliseconds; this route reads seconds (timestamp_unit)"`. Within a day
+/// once scaled counts as "about", which no real skew comes near.
+fn unit_hint(timestamp: i64, now: i64, route: &Route) -> String {
+    use crate::schemes::hmac::TimestampUnit::{Millis, Seconds};
+    const DAY: i64 = 86_400;
+    let (read, looks) = match route.scheme.timestamp_unit() {
+        Some(Seconds) if (timestamp / 1000 - now).abs() <= DAY => (Seconds, Millis),
+        Some(Millis) if (timestamp.saturating_mul(1000) - now).abs() <= DAY => (Millis, Seconds),
+        _ => return String::new(),
+    };
+    format!(
+        "; it looks like {}; this route reads {} (timestamp_unit)",
+        looks.as_str(),
+        read.as_str()
+    )
 }
 
 #[cfg(test)]
@@ -660,15 +749,30 @@ mod tests {
     #[test]
     fn the_window_includes_its_edges_and_refuses_one_second_past_them() {
         let route = route("tolerance = \"300s\"");
-        assert!(check_window(300, &route).is_ok());
-        assert!(check_window(-300, &route).is_ok());
+        let now = 1_794_283_475;
+        assert!(check_window(now + 300, now, &route).is_ok());
+        assert!(check_window(now - 300, now, &route).is_ok());
+        let future = check_window(now + 301, now, &route).unwrap_err();
+        assert_eq!(future.reason, Reason::FutureTimestamp);
+        assert!(!future.detail.contains("looks like"), "{}", future.detail);
         assert_eq!(
-            check_window(301, &route).unwrap_err().reason,
-            Reason::FutureTimestamp
-        );
-        assert_eq!(
-            check_window(-301, &route).unwrap_err().reason,
+            check_window(now - 301, now, &route).unwrap_err().reason,
             Reason::StaleTimestamp
+        );
+    }
+
+    #[test]
+    fn a_timestamp_a_thousand_times_off_is_said_to_be_in_the_wrong_unit() {
+        let now = 1_794_283_475;
+        let seconds = route("");
+        let refused = check_window(now * 1000 + 951, now, &seconds).unwrap_err();
+        assert_eq!(refused.reason, Reason::FutureTimestamp);
+        assert!(
+            refused.detail.ends_with(
+                "; it looks like milliseconds; this route reads seconds (timestamp_unit)"
+            ),
+            "{}",
+            refused.detail
         );
     }
 

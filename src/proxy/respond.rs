@@ -15,9 +15,10 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::Response;
 
-use crate::config::{Route, UNMATCHED_ROUTE};
-use crate::http1::{Answer, AppResponse, Reply};
-use crate::metrics::RouteSeries;
+use super::capture::Captures;
+use crate::config::{Capture, Route, UNMATCHED_ROUTE};
+use crate::http1::{Answer, AppResponse, Reply, RequestHead};
+use crate::metrics::{Metrics, RouteSeries};
 use crate::reject::{Outcome, Reason, Reject};
 
 /// Header naming the reason on every answer hookguard makes itself.
@@ -46,19 +47,57 @@ pub struct RequestContext<'a> {
     pub peer: SocketAddr,
     /// The request id, kept or generated; returned on the response.
     pub request_id: HeaderValue,
-    /// The sender's delivery id, when the route names a header for it.
+    /// The sender's delivery id: the route's delivery header, or its first
+    /// JSON dedupe source when it has no header source.
     pub delivery: Option<HeaderValue>,
     /// When the request head arrived.
     pub started: Instant,
+    /// What a refusal on a route with `capture_rejected` is written from.
+    pub capture: Option<CaptureSource<'a>>,
+}
+
+/// A refused request's capture, written by [`finish`] only when the
+/// request is refused.
+#[derive(Debug)]
+pub struct CaptureSource<'a> {
+    /// The captures written so far (for the bounds).
+    pub captures: &'a Captures,
+    /// `capture_dir` and the bounds.
+    pub settings: &'a Capture,
+    /// Where dropped captures are counted.
+    pub metrics: &'a Metrics,
+    /// The request head as received.
+    pub head: &'a RequestHead,
+    /// The body as read; `None` when refused before it was read.
+    pub body: Option<&'a [u8]>,
+}
+
+impl CaptureSource<'_> {
+    /// Writes the capture; its path for the log line, or `None` (the
+    /// failure logged: a capture must never fail the answer).
+    fn write(&self, request_id: &str) -> Option<String> {
+        match self.captures.write(
+            self.settings,
+            self.metrics,
+            request_id,
+            self.head,
+            self.body,
+        ) {
+            Ok(path) => Some(path.display().to_string()),
+            Err(error) => {
+                tracing::warn!(request_id, %error, "could not capture a refused request");
+                None
+            }
+        }
+    }
 }
 
 /// Longest delivery id logged; ids are for finding a delivery, not storage.
 const MAX_LOGGED_ID: usize = 128;
 
-/// A header value made safe for a log field: printable ASCII, bounded.
-fn loggable(value: &HeaderValue) -> String {
+/// A delivery id made safe for a log field: printable ASCII, bounded.
+pub(super) fn loggable(value: &[u8]) -> String {
     value
-        .as_bytes()
         .iter()
         .take(MAX_LOGGED_ID)
         .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
@@ -96,7 +135,7 @@ pub fn finish(context: &RequestContext<'_>, result: Result<Forwarded, Reject>) -
                 upstream_status = status,
                 key,
                 // Built only when the line is logged.
-                delivery = context.delivery.as_ref().map(loggable),
+                delivery = context.delivery.as_ref().map(|d| loggable(d.as_bytes())),
                 duration_ms,
                 peer = %context.peer,
                 "request forwarded"
@@ -106,6 +145,11 @@ pub fn finish(context: &RequestContext<'_>, result: Result<Forwarded, Reject>) -
         Err(reject) => {
             let outcome = reject.reason.outcome();
             context.series.request(outcome, Some(reject.reason), took);
+            let capture = context
+                .capture
+                .as_ref()
+                .filter(|_| reject.reason.capturable())
+                .and_then(|source| source.write(request_id));
             tracing::info!(
                 request_id,
                 route = route_name,
@@ -114,7 +158,8 @@ pub fn finish(context: &RequestContext<'_>, result: Result<Forwarded, Reject>) -
                 status = reject.status().as_u16(),
                 detail = %reject.detail,
                 // Built only when the line is logged.
-                delivery = context.delivery.as_ref().map(loggable),
+                delivery = context.delivery.as_ref().map(|d| loggable(d.as_bytes())),
+                capture,
                 duration_ms,
                 peer = %context.peer,
                 "request answered by hookguard"

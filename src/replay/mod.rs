@@ -194,6 +194,43 @@ pub struct Keys<'r> {
     /// The first source absent from the request (a header not sent, a body
     /// that is not JSON or lacks the pointer), for `require_dedupe`.
     pub missing: Option<&'r DedupeSource>,
+    /// The value of the route's `delivery_json` source, for the log line
+    /// (bounded to [`MAX_DELIVERY_ID`] bytes).
+    pub delivery: Option<String>,
+}
+
+/// Longest delivery id kept for the log: ids are for finding a delivery.
+pub const MAX_DELIVERY_ID: usize = 128;
+
+/// The value of the route's `delivery_json` source in `body`, for the log
+/// line of a request whose keys were not derived (refused before its
+/// claim): the one place a refused body is parsed for it.
+pub fn delivery_id(route: &Route, body: &[u8]) -> Option<String> {
+    let source = &route.dedupe[route.delivery_json?];
+    let doc = serde_json::from_slice(body).ok()?;
+    source_text(source, &doc)
+}
+
+/// The text of a JSON source's value(s) in `doc`, bounded: several values
+/// are joined with `,`.
+fn source_text(source: &DedupeSource, doc: &serde_json::Value) -> Option<String> {
+    let mut text = match source {
+        DedupeSource::Json(pointer) => json_text(doc.pointer(pointer)?).into_owned(),
+        DedupeSource::JsonAll(pointers) => {
+            let values: Option<Vec<_>> = pointers.iter().map(|p| doc.pointer(p)).collect();
+            let texts: Vec<_> = values?.into_iter().map(json_text).collect();
+            texts.join(",")
+        }
+        DedupeSource::Signature | DedupeSource::Header(_) => return None,
+    };
+    if text.len() > MAX_DELIVERY_ID {
+        let mut end = MAX_DELIVERY_ID;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    Some(text)
 }
 
 /// Derives a request's dedupe keys. Sources absent from the request yield
@@ -232,7 +269,17 @@ pub fn keys_for<'r>(route: &'r Route, verified: &Verified, request: &RequestView
     }
     keys.sort_unstable();
     keys.dedup();
-    Keys { keys, missing }
+    // From the document already parsed for the keys, so a verified request
+    // is not parsed twice for its log line.
+    let delivery = route.delivery_json.and_then(|index| {
+        let doc = json.as_ref()?.as_ref()?;
+        source_text(&route.dedupe[index], doc)
+    });
+    Keys {
+        keys,
+        missing,
+        delivery,
+    }
 }
 
 /// The key [`keys_for`] derives from `source` of `route` when the request

@@ -70,6 +70,10 @@ impl Scheme for GitlabScheme {
         vec![DedupeSource::Header(EVENT_UUID)]
     }
 
+    fn sends_secret(&self) -> bool {
+        true
+    }
+
     fn verify(&self, request: &RequestView<'_>) -> Result<Verified, Reject> {
         let value = request.headers.get(&TOKEN).ok_or_else(|| {
             Reject::with(

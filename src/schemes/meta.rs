@@ -104,6 +104,10 @@ impl Scheme for MetaScheme {
         }
     }
 
+    fn sends_secret(&self) -> bool {
+        true
+    }
+
     fn verify(&self, request: &RequestView<'_>) -> Result<Verified, Reject> {
         if request.method == Method::GET {
             self.handshake(request)

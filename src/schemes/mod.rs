@@ -110,6 +110,13 @@ pub trait Scheme: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// Headers the signature covers besides the scheme's own (a
+    /// `{header:Name}` in the signed message): `hookguard sign` fills them
+    /// with a fresh value before signing.
+    fn signed_headers(&self) -> Vec<http::HeaderName> {
+        Vec::new()
+    }
+
     /// The route's dedupe keys when it sets no `dedupe` of its own.
     fn default_dedupe(&self) -> Vec<DedupeSource> {
         vec![DedupeSource::Signature]
@@ -119,6 +126,20 @@ pub trait Scheme: Send + Sync + std::fmt::Debug {
     /// `scheme = "none"` says no: its routes rest on `allow_ips`.
     fn authenticates(&self) -> bool {
         true
+    }
+
+    /// The unit the scheme reads its timestamp in, when it reads one and
+    /// the unit can be mistaken (the HMAC family's `timestamp_unit`); a
+    /// refused timestamp a thousand times off is then explained by it.
+    fn timestamp_unit(&self) -> Option<hmac::TimestampUnit> {
+        None
+    }
+
+    /// Whether a request carries the shared secret itself rather than a
+    /// signature made with it (GitLab's token; Meta's verify token in the
+    /// handshake): such a request must never be written to a capture.
+    fn sends_secret(&self) -> bool {
+        false
     }
 
     /// The route's timestamp window when it sets no `tolerance` of its own.

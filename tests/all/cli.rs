@@ -82,7 +82,7 @@ fn check_without_a_secret_variable_names_it_and_exits_2() {
     assert!(stderr.contains("configuration has 1 error(s):"), "{stderr}");
     assert!(
         stderr
-            .contains("routes[2].secrets[0]: environment variable ZORIO_WEBHOOK_SECRET is not set"),
+            .contains("routes[2] (\"zorio\").secrets[0]: environment variable ZORIO_WEBHOOK_SECRET is not set"),
         "{stderr}"
     );
     for (_, secret) in EXAMPLE_SECRETS {
@@ -118,7 +118,7 @@ algorithm = "md5"
     for line in [
         r#"server.upstream: "https://127.0.0.1:8443": only http:// upstreams are supported"#,
         "server.listne: unknown key",
-        r#"routes[0].hmac.algorithm: "md5" is not one of sha1, sha256, sha512"#,
+        r#"routes[0] ("hook").hmac.algorithm: "md5" is not one of sha1, sha256, sha512"#,
     ] {
         assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
     }
@@ -233,6 +233,106 @@ header = "X-Signature"
     assert_eq!(status.code(), Some(0), "SIGTERM is a clean exit");
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(!rest.join("\n").contains("serve-secret-value"));
+}
+
+/// Sends `body` to `path` at `listen` with `X-Signature: signature` and
+/// returns the status line.
+fn post_signed(listen: std::net::SocketAddr, path: &str, signature: &str, body: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(listen).unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: x\r\nX-Signature: {signature}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    reply.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn a_json_deduped_route_logs_its_delivery_id_and_a_captured_refusal_names_its_file() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+
+    let secret = "json-delivery-secret";
+    let captures = crate::support::TempDir::new("cli-captures");
+    let config = TempConfig::new(
+        "json-delivery",
+        &r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+upstream = "http://127.0.0.1:9"
+capture_dir = "{captures}"
+
+[[routes]]
+name = "events"
+path = "/events"
+scheme = "hmac"
+secrets = [{ value = "json-delivery-secret" }]
+dedupe = ["signature", "json:/event/id"]
+capture_rejected = true
+
+[routes.hmac]
+header = "X-Signature"
+"#
+        .replace("{captures}", &captures.0.display().to_string()),
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hookguard"))
+        .args(["serve", "--config"])
+        .arg(&config.0)
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the hookguard binary starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let ready = wait_for_log(&mut lines, "hookguard is ready");
+    let listen: std::net::SocketAddr = ready["listen"].as_str().unwrap().parse().unwrap();
+
+    // Refused before its claim: the value is read from the body.
+    let forged = r#"{"event":{"id":"evt_forged"}}"#;
+    let status = post_signed(listen, "/events", &"0".repeat(64), forged);
+    assert!(status.starts_with("HTTP/1.1 401"), "{status}");
+    let logged = wait_for_log(&mut lines, "request answered by hookguard");
+    assert_eq!(logged["reason"], "bad_signature");
+    assert_eq!(logged["delivery"], "evt_forged");
+    // The refusal was captured, and its log line names the file.
+    let file = std::path::Path::new(logged["capture"].as_str().expect("a capture field"));
+    assert_eq!(file.parent(), Some(captures.0.as_path()));
+    assert_eq!(
+        file.file_name().and_then(|n| n.to_str()),
+        Some(format!("{}.http", logged["request_id"].as_str().unwrap()).as_str())
+    );
+    assert!(std::fs::read_to_string(file).unwrap().ends_with(forged));
+
+    // Verified and claimed (the app is not there: 502): from the claim.
+    let body = r#"{"event":{"id":"evt_42\nX"}}"#;
+    let signature = crate::support::hmac_hex(secret, body.as_bytes());
+    let status = post_signed(listen, "/events", &signature, body);
+    assert!(status.starts_with("HTTP/1.1 502"), "{status}");
+    let logged = wait_for_log(&mut lines, "request answered by hookguard");
+    assert_eq!(logged["reason"], "upstream_unavailable");
+    assert!(
+        logged.get("capture").is_none(),
+        "a failing app is not the request's fault"
+    );
+    assert_eq!(
+        logged["delivery"], "evt_42?X",
+        "sanitised as a header id is"
+    );
+    let line = logged.to_string();
+    assert!(
+        !line.contains(&signature) && !line.contains(secret),
+        "{line}"
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
 }
 
 /// Runs `hookguard demo` with `args` and stderr on a pipe until it logs

@@ -90,9 +90,9 @@ algorithm = "md5"
         text,
         &[
             r#"server.max_body: "1mb" has unknown size unit "mb": use one of B, KiB, MiB, GiB, KB, MB, GB"#,
-            "server.listne: unknown key",
-            r#"routes[0].hmac.algorithm: "md5" is not one of sha1, sha256, sha512"#,
-            "routes[0].secrets[0]: environment variable CARTELCRM_CALLBACK_SECRET is not set",
+            "server.listne: unknown key; did you mean `listen`?",
+            r#"routes[0] ("cartelcrm").hmac.algorithm: "md5" is not one of sha1, sha256, sha512"#,
+            "routes[0] (\"cartelcrm\").secrets[0]: environment variable CARTELCRM_CALLBACK_SECRET is not set",
         ],
     );
 }
@@ -103,7 +103,7 @@ fn errors_display_as_one_key_message_line_each() {
     let errors = Config::from_toml(&text, &no_env).unwrap_err();
     assert_eq!(
         errors.to_string(),
-        "server.max_body: must be greater than 0\nserver.listne: unknown key"
+        "server.max_body: must be greater than 0\nserver.listne: unknown key; did you mean `listen`?"
     );
 }
 
@@ -116,7 +116,10 @@ fn a_zero_max_body_is_reported_once_under_the_key_that_set_it() {
         "{SERVER}{}",
         route("a", "/a").replace("scheme = ", "max_body = 0\nscheme = ")
     );
-    assert_errors(&text, &["routes[0].max_body: must be greater than 0"]);
+    assert_errors(
+        &text,
+        &["routes[0] (\"a\").max_body: must be greater than 0"],
+    );
 }
 
 #[test]
@@ -139,7 +142,7 @@ fn an_empty_env_secret_is_refused() {
     let env = |name: &str| (name == "X").then(String::new);
     assert_eq!(
         errors_with(&text, &env),
-        ["routes[0].secrets[0]: environment variable X is empty"]
+        ["routes[0] (\"a\").secrets[0]: environment variable X is empty"]
     );
 }
 
@@ -154,7 +157,7 @@ fn a_missing_secret_file_is_named_by_its_path() {
     assert_eq!(found.len(), 1, "{found:#?}");
     assert!(
         found[0].starts_with(&format!(
-            "routes[0].secrets[0]: cannot read secret file {path}: "
+            "routes[0] (\"a\").secrets[0]: cannot read secret file {path}: "
         )),
         "{found:#?}"
     );
@@ -198,15 +201,15 @@ fn literal_secret_values_never_appear_in_errors() {
     let found = errors(&text);
     assert!(
         found.contains(
-            &"routes[0].secrets[0].value: expected a string, found an integer".to_owned()
+            &"routes[0] (\"a\").secrets[0].value: expected a string, found an integer".to_owned()
         ),
         "{found:#?}"
     );
     assert!(
-        found.contains(&r#"routes[0].secrets[0]: give exactly one of env = "VAR", file = "/path" or value = "...""#.to_owned()),
+        found.contains(&r#"routes[0] ("a").secrets[0]: give exactly one of env = "VAR", file = "/path" or value = "...""#.to_owned()),
         "{found:#?}"
     );
-    assert!(found.contains(&r#"routes[0].secrets[1].id: "bad id" must be 1 to 64 characters of letters, digits, '-', '_' or '.'"#.to_owned()), "{found:#?}");
+    assert!(found.contains(&r#"routes[0] ("a").secrets[1].id: "bad id" must be 1 to 64 characters of letters, digits, '-', '_' or '.'"#.to_owned()), "{found:#?}");
     assert!(!found.join("\n").contains("hunter2"), "{found:#?}");
 
     // Two sources, one of them a literal.
@@ -230,7 +233,7 @@ fn literal_secret_values_never_appear_in_errors() {
     );
     let found = errors(&text).join("\n");
     assert!(
-        found.contains("routes[0].hmac.secret: unknown key"),
+        found.contains("routes[0] (\"a\").hmac.secret: unknown key"),
         "{found}"
     );
     assert!(!found.contains("hunter2"), "{found}");
@@ -278,7 +281,7 @@ fn a_timestamp_placeholder_needs_timestamp_header() {
     );
     assert_errors(
         &text,
-        &["routes[0].hmac.message: uses {timestamp} but timestamp_header is not set"],
+        &["routes[0] (\"a\").hmac.message: uses {timestamp} but timestamp_header is not set"],
     );
     valid(&format!("{text}timestamp_header = \"X-Timestamp\"\n"));
 }
@@ -291,7 +294,7 @@ fn an_id_placeholder_needs_id_header() {
     );
     assert_errors(
         &text,
-        &["routes[0].hmac.message: uses {id} but id_header is not set"],
+        &["routes[0] (\"a\").hmac.message: uses {id} but id_header is not set"],
     );
     valid(&format!("{text}id_header = \"X-Id\"\n"));
 }
@@ -302,7 +305,7 @@ fn an_unknown_placeholder_is_named_with_the_allowed_ones() {
     assert_errors(
         &text,
         &[
-            r#"routes[0].hmac.message: "{bdy}": unknown placeholder {bdy}; use {body}, {timestamp}, {id}, {method}, {path}, {header:Name}"#,
+            r#"routes[0] ("a").hmac.message: "{bdy}": unknown placeholder {bdy}; use {body}, {timestamp}, {id}, {method}, {path}, {header:Name}"#,
         ],
     );
 }
@@ -312,7 +315,7 @@ fn duplicate_route_names_are_refused() {
     let text = format!("{SERVER}{}{}", route("a", "/a"), route("a", "/b"));
     assert_errors(
         &text,
-        &[r#"routes[1].name: "a" is used by an earlier route"#],
+        &[r#"routes[1] ("a").name: "a" is used by an earlier route"#],
     );
 }
 
@@ -321,13 +324,13 @@ fn duplicate_route_paths_are_refused() {
     let text = format!("{SERVER}{}{}", route("a", "/a/*"), route("b", "/a/*"));
     assert_errors(
         &text,
-        &[r#"routes[1].path: "/a/*" is used by an earlier route"#],
+        &[r#"routes[1] ("b").path: "/a/*" is used by an earlier route"#],
     );
 }
 
 #[test]
 fn duplicate_route_errors_name_the_route_by_its_position_in_the_file() {
-    // routes[0] is invalid on its own, so the duplicate is still routes[2].
+    // routes[0] is invalid on its own, so the duplicate is still routes[2] (\"a\").
     let text = format!(
         "{SERVER}{}{}{}",
         route("broken", "no-slash"),
@@ -337,9 +340,9 @@ fn duplicate_route_errors_name_the_route_by_its_position_in_the_file() {
     assert_errors(
         &text,
         &[
-            r#"routes[0].path: "no-slash" must start with "/""#,
-            r#"routes[2].name: "a" is used by an earlier route"#,
-            r#"routes[2].path: "/a" is used by an earlier route"#,
+            r#"routes[0] ("broken").path: "no-slash" must start with "/""#,
+            r#"routes[2] ("a").name: "a" is used by an earlier route"#,
+            r#"routes[2] ("a").path: "/a" is used by an earlier route"#,
         ],
     );
 }
@@ -347,7 +350,10 @@ fn duplicate_route_errors_name_the_route_by_its_position_in_the_file() {
 #[test]
 fn a_path_must_start_with_a_slash() {
     let text = format!("{SERVER}{}", route("a", "hooks/a"));
-    assert_errors(&text, &[r#"routes[0].path: "hooks/a" must start with "/""#]);
+    assert_errors(
+        &text,
+        &[r#"routes[0] ("a").path: "hooks/a" must start with "/""#],
+    );
 }
 
 #[test]
@@ -355,7 +361,9 @@ fn a_star_is_only_allowed_at_the_end_of_a_path() {
     let text = format!("{SERVER}{}", route("a", "/hooks/*/a"));
     assert_errors(
         &text,
-        &[r#"routes[0].path: "/hooks/*/a": '*' is only allowed as a final "/*" (prefix match)"#],
+        &[
+            r#"routes[0] ("a").path: "/hooks/*/a": '*' is only allowed as a final "/*" (prefix match)"#,
+        ],
     );
     let config = valid(&format!("{SERVER}{}", route("a", "/hooks/*")));
     assert_eq!(
@@ -381,7 +389,7 @@ fn an_empty_methods_list_is_refused() {
     );
     assert_errors(
         &text,
-        &[r#"routes[0].methods: must list at least one method, e.g. ["POST"]"#],
+        &[r#"routes[0] ("a").methods: must list at least one method, e.g. ["POST"]"#],
     );
 }
 
@@ -393,7 +401,7 @@ fn an_invalid_method_is_named_by_its_index() {
     );
     assert_errors(
         &text,
-        &[r#"routes[0].methods[1]: "PO ST" is not an HTTP method"#],
+        &[r#"routes[0] ("a").methods[1]: "PO ST" is not an HTTP method"#],
     );
 }
 
@@ -405,7 +413,7 @@ fn scheme_hmac_without_an_hmac_table_is_refused() {
     );
     assert_errors(
         &text,
-        &[r#"routes[0].hmac: missing: scheme = "hmac" needs a [routes.hmac] table"#],
+        &[r#"routes[0] ("a").hmac: missing: scheme = "hmac" needs a [routes.hmac] table"#],
     );
 }
 
@@ -418,7 +426,98 @@ fn an_unknown_scheme_lists_the_known_ones() {
     assert_errors(
         &text,
         &[
-            r#"routes[0].scheme: "strype" is not one of hmac, stripe, github, slack, shopify, standard-webhooks, twilio, paddle, square, hubspot, zoom, calendly, bitbucket, typeform, intercom, linear, gitlab, mailgun, tbank, discord, sendgrid, tochka, meta, none"#,
+            r#"routes[0] ("a").scheme: "strype" is not one of hmac, stripe, github, slack, shopify, standard-webhooks, twilio, paddle, square, hubspot, zoom, calendly, bitbucket, typeform, intercom, linear, gitlab, mailgun, tbank, discord, sendgrid, tochka, meta, none; did you mean "stripe"?"#,
+        ],
+    );
+}
+
+#[test]
+fn errors_under_a_route_name_it_and_a_typo_gets_the_closest_key() {
+    let text = format!(
+        "{SERVER}{}",
+        route("vendor", "/v").replace("scheme = ", "tolerence = \"5m\"\nscheme = ")
+    );
+    assert_errors(
+        &text,
+        &["routes[0] (\"vendor\").tolerence: unknown key; did you mean `tolerance`?"],
+    );
+    // Nothing near enough: no guess.
+    let text = format!(
+        "{SERVER}{}",
+        route("vendor", "/v").replace("scheme = ", "colour = 1\nscheme = ")
+    );
+    assert_errors(&text, &["routes[0] (\"vendor\").colour: unknown key"]);
+    // Keys in a route's tables are named under the route too.
+    let text = format!(
+        "{SERVER}{}",
+        route("vendor", "/v").replace("header = ", "algoritm = \"sha1\"\nheader = ")
+    );
+    assert_errors(
+        &text,
+        &["routes[0] (\"vendor\").hmac.algoritm: unknown key; did you mean `algorithm`?"],
+    );
+}
+
+#[test]
+fn a_route_without_a_valid_name_keeps_its_index() {
+    let text = format!(
+        "{SERVER}{}",
+        route("has space", "/v").replace("scheme = ", "tolerence = \"5m\"\nscheme = ")
+    );
+    assert_errors(
+        &text,
+        &[
+            r#"routes[0].name: "has space" must be 1 to 64 characters of letters, digits, '-', '_' or '.'"#,
+            "routes[0].tolerence: unknown key; did you mean `tolerance`?",
+        ],
+    );
+}
+
+#[test]
+fn a_scheme_typo_gets_the_closest_scheme_and_a_far_one_none() {
+    let text = format!(
+        "{SERVER}{}",
+        route("a", "/a").replace(r#"scheme = "hmac""#, r#"scheme = "standard-webhook""#)
+    );
+    let found = errors(&text);
+    assert!(
+        found[0].ends_with(r#"; did you mean "standard-webhooks"?"#),
+        "{found:?}"
+    );
+    let text = format!(
+        "{SERVER}{}",
+        route("a", "/a").replace(r#"scheme = "hmac""#, r#"scheme = "salesforce""#)
+    );
+    let found = errors(&text);
+    assert!(found[0].ends_with(", meta, none"), "{found:?}");
+}
+
+#[test]
+fn a_tolerance_under_one_second_is_refused_by_name() {
+    for zero in ["0s", "500ms"] {
+        let text = format!(
+            "{SERVER}{}",
+            route("a", "/a").replace("scheme = ", &format!("tolerance = \"{zero}\"\nscheme = "))
+        );
+        assert_errors(
+            &text,
+            &["routes[0] (\"a\").tolerance: must be at least 1s: timestamps are compared in whole seconds, so a shorter window would refuse every timestamped request as stale or future"],
+        );
+    }
+    let text = format!(
+        "{SERVER}{}",
+        route("a", "/a").replace("scheme = ", "tolerance = \"1s\"\nscheme = ")
+    );
+    assert_eq!(valid(&text).routes[0].tolerance, Duration::from_secs(1));
+}
+
+#[test]
+fn a_missing_public_key_list_suggests_a_public_key() {
+    let text = format!("{SERVER}[[routes]]\nname = \"d\"\npath = \"/d\"\nscheme = \"discord\"\n");
+    assert_errors(
+        &text,
+        &[
+            r#"routes[0] ("d").public_keys: missing: list the sender's public key as the provider publishes it, e.g. [{ env = "DISCORD_PUBLIC_KEY" }] or [{ file = "/run/keys/sender.pem" }]"#,
         ],
     );
 }
@@ -433,7 +532,7 @@ fn a_secret_with_both_env_and_value_is_refused() {
     assert_eq!(
         errors_with(&text, &env),
         [
-            r#"routes[0].secrets[0]: give exactly one of env = "VAR", file = "/path" or value = "...""#
+            r#"routes[0] ("a").secrets[0]: give exactly one of env = "VAR", file = "/path" or value = "...""#
         ]
     );
 }
@@ -491,7 +590,7 @@ fn durations_without_a_unit_are_refused() {
         &text,
         &[
             r#"server.header_timeout: "10" has no unit: write it as 250ms, 10s, 5m or 24h"#,
-            r#"routes[0].tolerance: "300" has no unit: write it as 250ms, 10s, 5m or 24h"#,
+            r#"routes[0] ("a").tolerance: "300" has no unit: write it as 250ms, 10s, 5m or 24h"#,
         ],
     );
 }
@@ -508,7 +607,7 @@ fn zero_timeouts_are_refused() {
             "server.header_timeout: must be greater than 0",
             "server.body_timeout: must be greater than 0",
             "server.upstream_timeout: must be greater than 0",
-            "routes[0].dedupe_ttl: must be greater than 0",
+            "routes[0] (\"a\").dedupe_ttl: must be greater than 0",
         ],
     );
 }
@@ -548,7 +647,7 @@ fn an_unknown_dedupe_entry_lists_the_allowed_forms() {
     assert_errors(
         &with_dedupe(r#"["signature", "body"]"#),
         &[
-            r#"routes[0].dedupe[1]: "body" is not one of "signature", "header:Name", "json:/pointer", "json:(/a,/b)""#,
+            r#"routes[0] ("a").dedupe[1]: "body" is not one of "signature", "header:Name", "json:/pointer", "json:(/a,/b)""#,
         ],
     );
 }
@@ -557,7 +656,9 @@ fn an_unknown_dedupe_entry_lists_the_allowed_forms() {
 fn a_dedupe_json_pointer_must_start_with_a_slash() {
     assert_errors(
         &with_dedupe(r#"["json:id"]"#),
-        &[r#"routes[0].dedupe[0]: "json:id": a JSON pointer starts with "/", e.g. "json:/id""#],
+        &[
+            r#"routes[0] ("a").dedupe[0]: "json:id": a JSON pointer starts with "/", e.g. "json:/id""#,
+        ],
     );
 }
 
@@ -565,12 +666,12 @@ fn a_dedupe_json_pointer_must_start_with_a_slash() {
 fn a_dedupe_entry_listed_twice_is_refused() {
     assert_errors(
         &with_dedupe(r#"["signature", "signature"]"#),
-        &[r#"routes[0].dedupe[1]: "signature" is listed twice"#],
+        &[r#"routes[0] ("a").dedupe[1]: "signature" is listed twice"#],
     );
     // Header names are case-insensitive, so these are the same entry.
     assert_errors(
         &with_dedupe(r#"["header:X-Id", "header:x-id"]"#),
-        &[r#"routes[0].dedupe[1]: "header:x-id" is listed twice"#],
+        &[r#"routes[0] ("a").dedupe[1]: "header:x-id" is listed twice"#],
     );
 }
 
@@ -721,11 +822,11 @@ fn the_example_config_without_its_env_variables_names_each_missing_one() {
     assert_eq!(
         found,
         [
-            "routes[0].secrets[0]: environment variable CARTELCRM_CALLBACK_SECRET is not set",
-            "routes[1].secrets[0]: environment variable CARTELCRM_CALLBACK_SECRET is not set",
-            "routes[2].secrets[0]: environment variable ZORIO_WEBHOOK_SECRET is not set",
-            "routes[3].secrets[0]: environment variable VENDOR_SECRET_CURRENT is not set",
-            "routes[3].secrets[1]: environment variable VENDOR_SECRET_PREVIOUS is not set",
+            "routes[0] (\"cartelcrm\").secrets[0]: environment variable CARTELCRM_CALLBACK_SECRET is not set",
+            "routes[1] (\"cartelcrm-status\").secrets[0]: environment variable CARTELCRM_CALLBACK_SECRET is not set",
+            "routes[2] (\"zorio\").secrets[0]: environment variable ZORIO_WEBHOOK_SECRET is not set",
+            "routes[3] (\"vendor\").secrets[0]: environment variable VENDOR_SECRET_CURRENT is not set",
+            "routes[3] (\"vendor\").secrets[1]: environment variable VENDOR_SECRET_PREVIOUS is not set",
         ]
     );
 }
@@ -792,9 +893,9 @@ header = "X-Sig"
 "#,
         &[
             "server.settle_timeout: must be at least upstream_timeout (30 s): it is how long a late answer is still waited for",
-            "routes[0].complete_on[1]: \"2xy\" is neither a status class (1xx to 5xx) nor a code (100 to 599)",
-            "routes[0].complete_on[2]: \"700\" is neither a status class (1xx to 5xx) nor a code (100 to 599)",
-            "routes[0].in_flight_status: 418 is not one of 409, 425, 429, 503",
+            "routes[0] (\"vendor\").complete_on[1]: \"2xy\" is neither a status class (1xx to 5xx) nor a code (100 to 599)",
+            "routes[0] (\"vendor\").complete_on[2]: \"700\" is neither a status class (1xx to 5xx) nor a code (100 to 599)",
+            "routes[0] (\"vendor\").in_flight_status: 418 is not one of 409, 425, 429, 503",
         ],
     );
 }
@@ -816,15 +917,15 @@ fn rates_are_per_second_or_per_minute_possibly_fractional_and_validated_by_name(
     assert_eq!((client.per_second, client.burst.get()), (1.0, 5));
     assert_errors(
         &text("rate_limit = { requests_per_second = 0 }"),
-        &["routes[0].rate_limit.requests_per_second: must be greater than 0 and at most 1000000 per second"],
+        &["routes[0] (\"r\").rate_limit.requests_per_second: must be greater than 0 and at most 1000000 per second"],
     );
     assert_errors(
         &text("client_rate_limit = { requests_per_second = 1, requests_per_minute = 60 }"),
-        &["routes[0].client_rate_limit.requests_per_minute: give requests_per_second or requests_per_minute, not both"],
+        &["routes[0] (\"r\").client_rate_limit.requests_per_minute: give requests_per_second or requests_per_minute, not both"],
     );
     assert_errors(
         &text("rate_limit = { burst = 3 }"),
-        &["routes[0].rate_limit.requests_per_second: missing: e.g. requests_per_second = 50, or requests_per_minute = 60"],
+        &["routes[0] (\"r\").rate_limit.requests_per_second: missing: e.g. requests_per_second = 50, or requests_per_minute = 60"],
     );
 }
 
@@ -837,15 +938,15 @@ fn scheme_none_needs_allow_ips_takes_no_keys_cannot_dedupe_on_a_signature_and_ch
     };
     assert_errors(
         &text(""),
-        &["routes[0].allow_ips: missing: scheme = \"none\" accepts requests by allow_ips alone, so it needs at least one network, e.g. [\"203.0.113.0/24\"]"],
+        &["routes[0] (\"bank\").allow_ips: missing: scheme = \"none\" accepts requests by allow_ips alone, so it needs at least one network, e.g. [\"203.0.113.0/24\"]"],
     );
     assert_errors(
         &text("allow_ips = [\"10.0.0.0/8\"]\nsecrets = [{ value = \"s\" }]"),
-        &["routes[0].secrets: scheme none verifies nothing, so it takes no keys; remove secrets"],
+        &["routes[0] (\"bank\").secrets: scheme none verifies nothing, so it takes no keys; remove secrets"],
     );
     assert_errors(
         &text("allow_ips = [\"10.0.0.0/8\"]\ndedupe = [\"signature\"]"),
-        &["routes[0].dedupe[0]: scheme = \"none\" has no signature to dedupe on; use header:NAME or json:/pointer"],
+        &["routes[0] (\"bank\").dedupe[0]: scheme = \"none\" has no signature to dedupe on; use header:NAME or json:/pointer"],
     );
     let config = valid(&text("allow_ips = [\"10.0.0.0/8\"]\nenforce = false"));
     assert!(
@@ -886,11 +987,11 @@ fn an_optional_secret_that_is_not_set_is_skipped_and_shown_but_one_must_be_set()
             &text(r#"{ env = "PREVIOUS", id = "previous", optional = true }"#),
             &env
         ),
-        ["routes[0].secrets: every secret is optional and none is set (previous): a route needs at least one"]
+        ["routes[0] (\"r\").secrets: every secret is optional and none is set (previous): a route needs at least one"]
     );
     assert_eq!(
         errors_with(&text(r#"{ env = "PREVIOUS", id = "previous" }"#), &env),
-        ["routes[0].secrets[0]: environment variable PREVIOUS is empty"],
+        ["routes[0] (\"r\").secrets[0]: environment variable PREVIOUS is empty"],
         "without optional, an empty secret is still an error"
     );
 }
@@ -900,7 +1001,7 @@ fn only_secrets_can_be_optional() {
     let text = "[server]\nupstream = \"http://127.0.0.1:8080\"\n[[routes]]\nname = \"d\"\npath = \"/d\"\nscheme = \"discord\"\npublic_keys = [{ value = \"00\", optional = true }]\n";
     let found = errors(text);
     assert!(
-        found.contains(&"routes[0].public_keys[0].optional: only secrets can be optional; a missing entry of public_keys is always an error".to_owned()),
+        found.contains(&"routes[0] (\"d\").public_keys[0].optional: only secrets can be optional; a missing entry of public_keys is always an error".to_owned()),
         "{found:?}"
     );
 }

@@ -8,6 +8,7 @@
 
 mod support;
 
+mod capture;
 mod cli;
 mod config_errors;
 mod differential;

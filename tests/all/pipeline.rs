@@ -455,3 +455,68 @@ async fn request_ids_are_kept_or_made_forwarded_and_returned() {
     assert_ne!(other, made, "generated ids are unique");
     assert_eq!(upstream.count(), 1);
 }
+
+#[tokio::test]
+async fn refusal_details_say_what_happened_duplicate_missing_id_and_a_wrong_unit() {
+    let (upstream, hg) = setup().await;
+    // A copy of a delivery the app took: the detail says the app answered.
+    let body = br#"{"id":"evt_dup"}"#;
+    let first = send(
+        hg.addr,
+        "POST",
+        "/crm/callback",
+        &signed(body, now()),
+        &body[..],
+    )
+    .await;
+    assert_eq!(first.status, 200);
+    let copy = send(
+        hg.addr,
+        "POST",
+        "/crm/callback",
+        &signed(body, now()),
+        &body[..],
+    )
+    .await;
+    assert_eq!(copy.reject(), Some("duplicate"));
+    assert_eq!(
+        copy.json()["detail"],
+        "the app already took this delivery (it answered an earlier copy with 2xx: complete_on)"
+    );
+    // A millisecond timestamp on this seconds route.
+    let body = br#"{"id":"evt_ms"}"#;
+    let answer = send(
+        hg.addr,
+        "POST",
+        "/crm/callback",
+        &signed(body, now() * 1000),
+        &body[..],
+    )
+    .await;
+    assert_eq!(answer.reject(), Some("future_timestamp"));
+    let detail = answer.json()["detail"].as_str().unwrap().to_owned();
+    assert!(
+        detail.ends_with("; it looks like milliseconds; this route reads seconds (timestamp_unit)"),
+        "{detail}"
+    );
+    assert_eq!(upstream.count(), 1);
+
+    // An id_header that only requires a header is not called signed.
+    for (message, role) in [
+        ("{body}", "the delivery id this route requires"),
+        ("{id}.{body}", "the signed id"),
+    ] {
+        let config = CONFIG.replace(
+            "timestamp_header = \"X-Timestamp\"",
+            &format!("id_header = \"X-Id\"\nmessage = \"{message}\""),
+        );
+        let hg = Hookguard::start(&config, &upstream.url()).await;
+        let headers = [("x-signature", format!("sha256={}", hmac_hex(SECRET, b"{}")))];
+        let answer = send(hg.addr, "POST", "/crm/callback", &headers, "{}").await;
+        assert_eq!(answer.reject(), Some("missing_signed_header"));
+        assert_eq!(
+            answer.json()["detail"],
+            format!("header x-id ({role}) is missing").as_str()
+        );
+    }
+}

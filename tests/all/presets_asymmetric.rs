@@ -461,80 +461,87 @@ async fn meta_subscription_handshake_is_authenticated_by_the_verify_token() {
 fn preset_config_errors_name_the_key_and_what_is_allowed() {
     let e = config_errors("scheme = \"stripes\"\nsecrets = [{ value = \"x\" }]");
     assert!(
-        e.contains("routes[0].scheme: \"stripes\" is not one of hmac, stripe, github"),
+        e.contains("routes[0] (\"p\").scheme: \"stripes\" is not one of hmac, stripe, github"),
         "{e}"
     );
     let e = config_errors("scheme = \"twilio\"\nsecrets = [{ value = \"x\" }]");
-    assert!(e.contains("routes[0].public_url: missing"), "{e}");
+    assert!(e.contains("routes[0] (\"p\").public_url: missing"), "{e}");
     let e = config_errors(
         "scheme = \"stripe\"\nsecrets = [{ value = \"x\" }]\npublic_url = \"https://a.example/x\"",
     );
-    assert!(e.contains("routes[0].public_url: scheme stripe does not sign the URL; public_url is only for twilio, square, hubspot"), "{e}");
+    assert!(e.contains("routes[0] (\"p\").public_url: scheme stripe does not sign the URL; public_url is only for twilio, square, hubspot"), "{e}");
     let e = config_errors("scheme = \"square\"\nsecrets = [{ value = \"x\" }]\npublic_url = \"https://a.example/x?y=1\"");
     assert!(
-        e.contains("routes[0].public_url: \"https://a.example/x?y=1\": leave the query out"),
+        e.contains(
+            "routes[0] (\"p\").public_url: \"https://a.example/x?y=1\": leave the query out"
+        ),
         "{e}"
     );
     let e = config_errors("scheme = \"discord\"\nsecrets = [{ value = \"x\" }]");
     assert!(
-        e.contains("routes[0].secrets: scheme discord verifies with public keys"),
+        e.contains("routes[0] (\"p\").secrets: scheme discord verifies with public keys"),
         "{e}"
     );
-    assert!(e.contains("routes[0].public_keys: missing"), "{e}");
+    assert!(e.contains("routes[0] (\"p\").public_keys: missing"), "{e}");
     let e = config_errors(
         "scheme = \"discord\"\npublic_keys = [{ value = \"00\" }, { value = \"zz\" }]",
     );
     assert!(
-        e.contains("routes[0].public_keys[0]: an Ed25519 public key is 64 hex"),
+        e.contains("routes[0] (\"p\").public_keys[0]: an Ed25519 public key is 64 hex"),
         "{e}"
     );
-    assert!(e.contains("routes[0].public_keys[1]"), "{e}");
+    assert!(e.contains("routes[0] (\"p\").public_keys[1]"), "{e}");
     let e = config_errors("scheme = \"sendgrid\"\npublic_keys = [{ value = \"not a key\" }]");
     assert!(
-        e.contains("routes[0].public_keys[0]: expected base64 DER"),
+        e.contains("routes[0] (\"p\").public_keys[0]: expected base64 DER"),
         "{e}"
     );
     let e = config_errors(
         "scheme = \"tochka\"\npublic_keys = [{ value = \"{\\\"kty\\\":\\\"EC\\\"}\" }]",
     );
     assert!(
-        e.contains("routes[0].public_keys[0]: the JWK's kty must be \"RSA\""),
+        e.contains("routes[0] (\"p\").public_keys[0]: the JWK's kty must be \"RSA\""),
         "{e}"
     );
     let e = config_errors(
         "scheme = \"github\"\npublic_keys = [{ value = \"x\" }]\nsecrets = [{ value = \"x\" }]",
     );
     assert!(
-        e.contains("routes[0].public_keys: scheme github verifies with secrets"),
+        e.contains("routes[0] (\"p\").public_keys: scheme github verifies with secrets"),
         "{e}"
     );
     let e = config_errors(
         "scheme = \"standard-webhooks\"\nsecrets = [{ value = \"x\" }, { value = \"whsec_!!\" }]",
     );
     assert!(
-        e.contains("routes[0].secrets[1]: a Standard Webhooks secret is whsec_ followed by base64"),
+        e.contains(
+            "routes[0] (\"p\").secrets[1]: a Standard Webhooks secret is whsec_ followed by base64"
+        ),
         "{e}"
     );
     let e = config_errors(
         "scheme = \"github\"\nsecrets = [{ value = \"x\" }]\n[routes.hmac]\nheader = \"x-sig\"",
     );
     assert!(
-        e.contains("routes[0].hmac: only for scheme = \"hmac\""),
+        e.contains("routes[0] (\"p\").hmac: only for scheme = \"hmac\""),
         "{e}"
     );
     let e = config_errors("scheme = \"meta\"\nsecrets = [{ value = \"x\" }]");
-    assert!(e.contains("routes[0].verify_token: missing"), "{e}");
+    assert!(e.contains("routes[0] (\"p\").verify_token: missing"), "{e}");
     let e = config_errors(
         "scheme = \"slack\"\nsecrets = [{ value = \"x\" }]\nverify_token = { value = \"t\" }",
     );
     assert!(
-        e.contains("routes[0].verify_token: scheme slack has no verify token"),
+        e.contains("routes[0] (\"p\").verify_token: scheme slack has no verify token"),
         "{e}"
     );
     let e = config_errors(
         "scheme = \"stripe\"\nsecrets = [{ value = \"x\" }]\nsignature_header = \"x\"",
     );
-    assert!(e.contains("routes[0].signature_header: unknown key"), "{e}");
+    assert!(
+        e.contains("routes[0] (\"p\").signature_header: unknown key"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -579,3 +579,105 @@ async fn replay_forget_makes_a_live_hookguard_forward_a_copy_again() {
     assert_eq!(upstream.count(), 2);
     std::fs::remove_file(config).unwrap();
 }
+
+/// A route that dedupes on a header the scheme does not set, and a GET
+/// route: what `sign` must fill in and leave out.
+const HEADER_DEDUPE_CONFIG: &str = r#"
+[server]
+upstream = "{upstream}"
+
+[[routes]]
+name = "zorio"
+path = "/zorio"
+scheme = "hmac"
+secrets = [{ value = "tools-secret-5b7e" }]
+dedupe = ["header:X-Zorio-Delivery"]
+
+[routes.hmac]
+header = "X-Zorio-Signature"
+message = "{header:X-Zorio-Tenant}.{body}"
+
+[[routes]]
+name = "poll"
+path = "/poll"
+methods = ["GET"]
+scheme = "hmac"
+secrets = [{ value = "tools-secret-5b7e" }]
+
+[routes.hmac]
+header = "X-Poll-Signature"
+"#;
+
+#[tokio::test]
+async fn sign_fills_every_header_the_route_dedupes_on_or_signs_and_sends_get_without_a_body() {
+    let path =
+        std::env::temp_dir().join(format!("hookguard-tools-zorio-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        HEADER_DEDUPE_CONFIG.replace("{upstream}", "http://127.0.0.1:9"),
+    )
+    .unwrap();
+    let sign = |route: &str| {
+        hookguard(vec![
+            "sign".into(),
+            "--config".into(),
+            path.display().to_string(),
+            "--route".into(),
+            route.into(),
+        ])
+    };
+    let zorio = text(&sign("zorio").await.stdout);
+    let header = |out: &str, name: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_owned))
+    };
+    let delivery = header(&zorio, "x-zorio-delivery").expect("the dedupe header is set");
+    assert!(delivery.starts_with("hg_test_"), "{zorio}");
+    assert!(header(&zorio, "x-zorio-tenant").is_some(), "{zorio}");
+    let again = text(&sign("zorio").await.stdout);
+    assert_ne!(
+        header(&again, "x-zorio-delivery"),
+        Some(delivery),
+        "each test event is a new delivery"
+    );
+    let poll = text(&sign("poll").await.stdout);
+    assert!(poll.contains("curl -i -X GET"), "{poll}");
+    assert!(!poll.contains("--data-binary"), "{poll}");
+    assert!(header(&poll, "content-type").is_none(), "{poll}");
+    std::fs::remove_file(path).unwrap();
+}
+
+#[tokio::test]
+async fn sign_send_prints_the_answers_headers_so_hookguards_refusal_shows() {
+    let upstream = Upstream::start().await;
+    // hookguard knows another secret than the config `sign` reads.
+    let hg = Hookguard::start(&CONFIG.replace(SECRET, "another-secret"), &upstream.url()).await;
+    let config = config_file("refused", &upstream.url());
+    let output = hookguard(vec![
+        "sign".into(),
+        "--config".into(),
+        config.display().to_string(),
+        "--route".into(),
+        "vendor".into(),
+        "--send".into(),
+        format!("http://{}", hg.addr),
+    ])
+    .await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.starts_with("HTTP/1.1 401 Unauthorized\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\nx-hookguard-reject: bad_signature\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\nx-request-id: "), "{stdout}");
+    assert!(
+        stdout.contains("\n\n{\"error\":\"bad_signature\""),
+        "{stdout}"
+    );
+    assert_eq!(upstream.count(), 0);
+    std::fs::remove_file(config).unwrap();
+}

@@ -44,7 +44,8 @@ pub enum TimestampUnit {
 }
 
 impl TimestampUnit {
-    pub(super) fn as_str(self) -> &'static str {
+    /// The unit in words, for messages (`"milliseconds"`).
+    pub fn as_str(self) -> &'static str {
         match self {
             TimestampUnit::Seconds => "seconds",
             TimestampUnit::Millis => "milliseconds",

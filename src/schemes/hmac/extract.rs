@@ -10,7 +10,9 @@ use std::fmt;
 
 use http::header::HeaderName;
 
-use super::description::{Description, IdSource, SignatureSource, TimestampSource, TimestampUnit};
+use super::description::{
+    template_needs_id, Description, IdSource, SignatureSource, TimestampSource, TimestampUnit,
+};
 use crate::reject::{Reason, Reject};
 use crate::schemes::encoding;
 use crate::schemes::RequestView;
@@ -111,7 +113,7 @@ pub(super) fn extract<'r>(
             let missing = || {
                 Reject::with(
                     Reason::MissingSignedHeader,
-                    format!("header {} (the signed id) is missing", names[0]),
+                    format!("header {} ({}) is missing", names[0], id_role(desc)),
                 )
             };
             let (_, text) = first_header(request, names).ok_or_else(missing)?;
@@ -122,7 +124,10 @@ pub(super) fn extract<'r>(
             _ => {
                 return Err(Reject::with(
                     Reason::MissingSignedHeader,
-                    format!("the JSON body has no string at {pointer} (the signed id)"),
+                    format!(
+                        "the JSON body has no string at {pointer} ({})",
+                        id_role(desc)
+                    ),
                 ))
             }
         },
@@ -254,6 +259,17 @@ fn first_header<'r, 'n>(
             .get(name)
             .map(|v| (name, v.to_str().ok().map(str::trim)))
     })
+}
+
+/// What the id is to a route, for the message when it is missing: an id
+/// the signature covers, or only one the route requires (an `id_header`
+/// the message does not use).
+fn id_role(desc: &Description) -> &'static str {
+    if template_needs_id(&desc.message) {
+        "the signed id"
+    } else {
+        "the delivery id this route requires"
+    }
 }
 
 fn malformed_timestamp(place: Place<'_>, unit: TimestampUnit) -> Reject {

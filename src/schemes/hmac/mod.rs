@@ -36,7 +36,7 @@ pub use description::{
 };
 pub use extract::{parse_kv_list, parse_versioned};
 
-use super::template::{Template, Values};
+use super::template::{Part, Template, Values};
 use super::{RequestView, Scheme, Unsigned, Verified};
 use crate::dedupe::DedupeSource;
 use crate::reject::{Reason, Reject};
@@ -251,6 +251,26 @@ impl Scheme for HmacScheme {
             text.push_str(&format!("; {{url}} is {}", url.base));
         }
         text
+    }
+
+    fn signed_headers(&self) -> Vec<HeaderName> {
+        self.desc
+            .message
+            .parts()
+            .iter()
+            .filter_map(|part| match part {
+                Part::Header(name) => Some(name.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn timestamp_unit(&self) -> Option<TimestampUnit> {
+        match &self.desc.timestamp {
+            Some(TimestampSource::Header(_, unit) | TimestampSource::Json(_, unit)) => Some(*unit),
+            Some(TimestampSource::List) => Some(TimestampUnit::Seconds),
+            None => None,
+        }
     }
 
     fn delivery_header(&self) -> Option<&HeaderName> {
