@@ -5,14 +5,18 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::with_config;
+use super::{output, with_config};
 
 /// Loads the config at `path`; prints a summary and exits 0, or prints
 /// every error and exits 2.
 pub fn run(path: &Path) -> ExitCode {
     with_config(path, |config| {
-        println!("{}: OK, {} route(s)", path.display(), config.routes.len());
-        print!("{}", config.summary());
+        output(&format!(
+            "{}: OK, {} route(s)\n{}",
+            path.display(),
+            config.routes.len(),
+            config.summary()
+        ));
         ExitCode::SUCCESS
     })
 }

@@ -193,6 +193,15 @@ fn with_config(path: &Path, run: impl FnOnce(Config) -> ExitCode) -> ExitCode {
     }
 }
 
+/// Writes a tool's report to stdout. A reader that went away (`hookguard
+/// check | head -1`) is not an error worth a panic: what it wanted was
+/// read, and the exit code still says how the check went.
+fn output(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 /// 0 when the tool's answer is yes (accepted, would forward), 1 when no.
 fn exit_code(yes: bool) -> ExitCode {
     if yes {

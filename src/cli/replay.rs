@@ -14,7 +14,7 @@ use http::{header, Method, Request, StatusCode};
 use http_body_util::Full;
 use serde_json::{json, Value};
 
-use super::{exchange, exit_code, run_async, with_config};
+use super::{exchange, exit_code, output, run_async, with_config};
 use crate::admin::FORGET_PATH;
 
 /// What to forget.
@@ -48,7 +48,7 @@ pub fn forget(path: &Path, options: ForgetOptions) -> ExitCode {
             match post(admin, body).await {
                 Ok((StatusCode::OK, answer)) => match answer["removed"].as_u64() {
                     Some(removed) => {
-                        println!("removed {removed}");
+                        output(&format!("removed {removed}\n"));
                         exit_code(removed > 0)
                     }
                     None => {

@@ -14,7 +14,7 @@ use http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use http::{Method, Request, Uri};
 use http_body_util::Full;
 
-use super::{exchange, exit_code, run_async, with_config};
+use super::{exchange, exit_code, output, run_async, with_config};
 use crate::config::{Config, PathPattern, Route};
 use crate::dedupe::DedupeSource;
 use crate::routes;
@@ -75,20 +75,17 @@ pub fn run(path: &Path, options: SignOptions) -> ExitCode {
                 if listen.ip().is_unspecified() {
                     listen.set_ip([127, 0, 0, 1].into());
                 }
-                print!(
-                    "{}",
-                    render(
-                        &signed,
-                        &format!("http://{listen}"),
-                        options.body.as_deref()
-                    )
-                );
+                output(&render(
+                    &signed,
+                    &format!("http://{listen}"),
+                    options.body.as_deref(),
+                ));
                 ExitCode::SUCCESS
             }
             Some(url) => run_async(async {
                 match send(&signed, url).await {
                     Ok((text, success)) => {
-                        print!("{text}");
+                        output(&text);
                         exit_code(success)
                     }
                     Err(message) => {

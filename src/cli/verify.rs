@@ -16,7 +16,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use sha2::{Digest, Sha256};
 
 use super::sign::{find_route, unix_now};
-use super::{exit_code, with_config};
+use super::{exit_code, output, with_config};
 use crate::config::{Route, Server};
 use crate::proxy;
 use crate::reject::Reason;
@@ -41,7 +41,7 @@ pub fn run(path: &Path, route: &str, request: &Path, at: Option<i64>) -> ExitCod
         });
         match prepared {
             Ok((report, forwarded)) => {
-                print!("{report}");
+                output(&report);
                 exit_code(forwarded)
             }
             Err(message) => {

@@ -404,3 +404,23 @@ fn demo_logs_plain_text_to_a_pipe_and_json_when_asked() {
         "{stderr}"
     );
 }
+
+#[test]
+fn check_into_a_reader_that_stops_early_exits_cleanly_without_a_panic() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hookguard"));
+    command
+        .args(["check", "--config"])
+        .arg(example_path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (name, value) in EXAMPLE_SECRETS {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    // `| head -0`: the reader goes away before anything is written.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = text(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+}
