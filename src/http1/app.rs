@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::body::BodyLength;
+use super::chunked::Decoder;
 use super::pool;
 use super::response::{parse_response, ResponseHead};
 
@@ -91,24 +92,54 @@ impl AppResponse {
         pool::checkin(authority, conn);
     }
 
-    /// The whole body, when the answer delimits it by a length of at most
-    /// `max` bytes (or has none): read ahead into the connection's buffer,
-    /// waiting at most `idle` per read, and copied out; relaying the answer
-    /// then passes the same bytes on. `None` for a larger or streamed body,
-    /// or an app that stalls or closes.
+    /// The whole (decoded) body, when it is at most `max` bytes and
+    /// delimited by a length or the chunked coding (or absent): read ahead
+    /// into the connection's buffer, waiting at most `idle` per read, and
+    /// copied out; relaying the answer then passes the same bytes on.
+    /// `None` for a larger or close-delimited body, or an app that stalls
+    /// or closes.
     pub async fn small_body(&mut self, max: usize, idle: Duration) -> Option<bytes::Bytes> {
-        let n = match self.head.body {
-            BodyLength::Empty => 0,
-            BodyLength::Length(n) => usize::try_from(n).ok().filter(|n| *n <= max)?,
-            BodyLength::Chunked | BodyLength::UntilClose => return None,
-        };
-        while self.conn.buf.len() < n {
-            match self.conn.read_more_within(idle).await {
-                Ok(read) if read > 0 => {}
-                _ => return None,
+        match self.head.body {
+            BodyLength::Empty => Some(bytes::Bytes::new()),
+            BodyLength::Length(n) => {
+                let n = usize::try_from(n).ok().filter(|n| *n <= max)?;
+                while self.conn.buf.len() < n {
+                    self.read_ahead(idle).await?;
+                }
+                Some(bytes::Bytes::copy_from_slice(&self.conn.buf[..n]))
             }
+            BodyLength::Chunked => loop {
+                // Decoded afresh from the buffer's start each time: the
+                // buffer itself is left for the relay to decode again.
+                let mut decoder = Decoder::default();
+                let mut body = Vec::new();
+                decoder
+                    .decode(&self.conn.buf, |data| body.extend_from_slice(data))
+                    .ok()?;
+                if body.len() > max {
+                    return None;
+                }
+                if decoder.is_done() {
+                    return Some(body.into());
+                }
+                // Chunk framing is small next to the data; a body within
+                // `max` never needs much more raw than this.
+                if self.conn.buf.len() > 2 * max + 1024 {
+                    return None;
+                }
+                self.read_ahead(idle).await?;
+            },
+            BodyLength::UntilClose => None,
         }
-        Some(bytes::Bytes::copy_from_slice(&self.conn.buf[..n]))
+    }
+
+    /// Reads more of the answer into the buffer; `None` when the app
+    /// stalled past `idle` or closed.
+    async fn read_ahead(&mut self, idle: Duration) -> Option<()> {
+        match self.conn.read_more_within(idle).await {
+            Ok(read) if read > 0 => Some(()),
+            _ => None,
+        }
     }
 }
 

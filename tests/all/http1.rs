@@ -1392,3 +1392,37 @@ async fn header_and_idle_timeouts_are_told_apart_and_counted_on_metrics() {
     }
     support::promtool_check_metrics(&page);
 }
+
+#[tokio::test]
+async fn an_original_answer_sent_chunked_is_kept_decoded_and_replayed_to_a_duplicate() {
+    let app = RawApp::start(|_| {
+        Script::new(
+            &[
+                b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n{\"ok\":",
+                b"\r\n5\r\ntrue}\r\n0\r\n\r\n",
+            ],
+            Then::KeepOpen,
+        )
+    })
+    .await;
+    let config = CONFIG.replace(
+        "max_body = \"1KiB\"",
+        "max_body = \"1KiB\"\nduplicate_answer = \"original\"",
+    );
+    let hg = Hookguard::start(&config, &app.url()).await;
+    let mut wire = Wire::open(hg.addr).await;
+    wire.send(signed("1.1", "same", "").as_bytes()).await;
+    let first = wire.response(false).await;
+    assert_eq!(
+        (first.status, first.text().as_str()),
+        (201, "{\"ok\":true}")
+    );
+    assert_eq!(first.framing, Framing::Chunked, "relayed as it came");
+    wire.send(signed("1.1", "same", "").as_bytes()).await;
+    let copy = wire.response(false).await;
+    assert_eq!(copy.status, 201, "{}", copy.head);
+    assert_eq!(copy.text(), "{\"ok\":true}");
+    assert_eq!(copy.one("content-type"), "application/json");
+    assert_eq!(copy.one("x-hookguard-reject"), "duplicate");
+    assert_eq!(app.seen().len(), 1);
+}
