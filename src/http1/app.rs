@@ -92,12 +92,11 @@ impl AppResponse {
         pool::checkin(authority, conn);
     }
 
-    /// The whole (decoded) body, when it is at most `max` bytes and
-    /// delimited by a length or the chunked coding (or absent): read ahead
-    /// into the connection's buffer, waiting at most `idle` per read, and
-    /// copied out; relaying the answer then passes the same bytes on.
-    /// `None` for a larger or close-delimited body, or an app that stalls
-    /// or closes.
+    /// The whole (decoded) body, when it is at most `max` bytes, however
+    /// it is delimited: read ahead into the connection's buffer, waiting at
+    /// most `idle` per read, and copied out; relaying the answer then
+    /// passes the same bytes on. `None` for a larger body, or an app that
+    /// stalls or breaks off.
     pub async fn small_body(&mut self, max: usize, idle: Duration) -> Option<bytes::Bytes> {
         match self.head.body {
             BodyLength::Empty => Some(bytes::Bytes::new()),
@@ -129,7 +128,19 @@ impl AppResponse {
                 }
                 self.read_ahead(idle).await?;
             },
-            BodyLength::UntilClose => None,
+            // The app closes after the body (PHP's built-in server, many
+            // HTTP/1.0-style apps): read to the close, and the relay then
+            // finds the whole body in the buffer and the connection ended.
+            BodyLength::UntilClose => loop {
+                if self.conn.buf.len() > max {
+                    return None;
+                }
+                match self.conn.read_more_within(idle).await {
+                    Ok(0) => return Some(bytes::Bytes::copy_from_slice(&self.conn.buf)),
+                    Ok(_) => {}
+                    Err(_) => return None,
+                }
+            },
         }
     }
 

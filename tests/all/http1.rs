@@ -1426,3 +1426,36 @@ async fn an_original_answer_sent_chunked_is_kept_decoded_and_replayed_to_a_dupli
     assert_eq!(copy.one("x-hookguard-reject"), "duplicate");
     assert_eq!(app.seen().len(), 1);
 }
+
+#[tokio::test]
+async fn an_original_answer_delimited_by_the_close_is_kept_and_replayed_to_a_duplicate() {
+    // PHP's built-in server answers like this: no length, then a close.
+    let app = RawApp::start(|_| {
+        Script::new(
+            &[
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{\"taken\":",
+                b"1}",
+            ],
+            Then::Close,
+        )
+    })
+    .await;
+    let config = CONFIG.replace(
+        "max_body = \"1KiB\"",
+        "max_body = \"1KiB\"\nduplicate_answer = \"original\"",
+    );
+    let hg = Hookguard::start(&config, &app.url()).await;
+    let mut wire = Wire::open(hg.addr).await;
+    wire.send(signed("1.1", "once", "").as_bytes()).await;
+    let first = wire.response(false).await;
+    assert_eq!(
+        (first.status, first.text().as_str()),
+        (200, "{\"taken\":1}")
+    );
+    let mut wire = Wire::open(hg.addr).await;
+    wire.send(signed("1.1", "once", "").as_bytes()).await;
+    let copy = wire.response(false).await;
+    assert_eq!(copy.text(), "{\"taken\":1}", "{}", copy.head);
+    assert_eq!(copy.one("x-hookguard-reject"), "duplicate");
+    assert_eq!(app.seen().len(), 1);
+}
