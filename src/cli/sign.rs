@@ -17,6 +17,7 @@ use http_body_util::Full;
 use super::{exchange, exit_code, output, run_async, with_config};
 use crate::config::{Config, PathPattern, Route};
 use crate::dedupe::DedupeSource;
+use crate::proxy;
 use crate::routes;
 use crate::schemes::Unsigned;
 
@@ -58,7 +59,7 @@ pub fn run(path: &Path, options: SignOptions) -> ExitCode {
                 route,
                 body,
                 options.path.as_deref(),
-                unix_now(),
+                proxy::unix_now(),
                 &fresh_id(),
             )
         });
@@ -264,15 +265,6 @@ pub async fn send(signed: &Signed, base_url: &str) -> Result<(String, bool), Str
     text.push_str(&String::from_utf8_lossy(&body));
     text.push('\n');
     Ok((text, status.is_success()))
-}
-
-/// Unix seconds now: the one clock of the `cli` tools (`sign` stamps with
-/// it, `verify` judges by it). The pipeline has its own private copy in
-/// `proxy`, which the tools cannot reach.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// A fresh delivery id for a test event.

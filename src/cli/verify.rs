@@ -15,7 +15,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use sha2::{Digest, Sha256};
 
-use super::sign::{find_route, unix_now};
+use super::sign::find_route;
 use super::{exit_code, output, with_config};
 use crate::config::{Route, Server};
 use crate::proxy;
@@ -36,7 +36,7 @@ pub fn run(path: &Path, route: &str, request: &Path, at: Option<i64>) -> ExitCod
                 &config.server,
                 route,
                 &captured,
-                at.unwrap_or_else(unix_now),
+                at.unwrap_or_else(proxy::unix_now),
             ))
         });
         match prepared {

@@ -683,7 +683,8 @@ fn settle_late(
 /// long enough for a typical app to answer the first copy.
 const IN_FLIGHT_RETRY_AFTER: u64 = 5;
 
-/// Unix seconds now.
+/// Unix seconds now: the one clock of the pipeline and the tools (`sign`
+/// stamps with it, `verify` judges by it).
 pub fn unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
