@@ -18,7 +18,7 @@
 //!           └ limits, replay, metrics, routes
 //!              └ config                   (read, never read back)
 //!                 └ schemes, http1        (http1 uses nothing of the crate)
-//!                    └ dedupe, reject     (leaves)
+//!                    └ dedupe, reject, logging (leaves)
 //! ```
 //!
 //! - [`cli`]: the command line (`serve`, `check`, `sign`, `verify`,
@@ -48,6 +48,8 @@
 //! - [`dedupe`]: where a delivery's dedupe keys come from (a leaf, shared
 //!   by config, schemes and replay).
 //! - [`reject`]: the reasons hookguard answers itself, and their statuses.
+//! - [`logging`]: log lines off the serving threads, through a bounded
+//!   queue to one writer thread; dropped lines are counted.
 
 pub mod admin;
 pub mod cli;
@@ -56,6 +58,7 @@ pub mod dedupe;
 pub mod demo;
 pub mod http1;
 pub mod limits;
+pub mod logging;
 pub mod metrics;
 pub mod proxy;
 pub mod reject;

@@ -25,6 +25,7 @@
 //! | `hookguard_replay_snapshots_total` | op, result | memory-store snapshots loaded and written: `ok`, or why not (`io`, `not_a_snapshot`, `version`, `truncated`, `corrupt`) |
 //! | `hookguard_config_reloads_total` | result | reload attempts |
 //! | `hookguard_connections_closed_total` | cause | connections the wire closed mid-way or timed out |
+//! | `hookguard_log_lines_dropped_total` | | log lines dropped because stderr's reader was slower than the traffic (see [`crate::logging`]) |
 //! | `hookguard_captures_dropped_total` | | captures of refused requests deleted or not written to stay within `capture_max_files` / `capture_max_bytes` |
 //! | `hookguard_build_info` | version | always 1 |
 
@@ -133,6 +134,9 @@ pub struct Metrics {
     config_reloads: IntCounterVec,
     connections_closed: IntCounterVec,
     captures_dropped: IntCounter,
+    /// Copied from [`crate::logging::dropped_lines`] at each scrape; the
+    /// lock keeps two scrapes from both adding the same difference.
+    log_lines_dropped: Arc<std::sync::Mutex<IntCounter>>,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -295,6 +299,18 @@ impl Metrics {
                     .expect("registered once");
                 family
             },
+            log_lines_dropped: {
+                let family = IntCounter::new(
+                    "hookguard_log_lines_dropped_total",
+                    "Log lines dropped because the log destination (stderr's reader) was slower \
+                     than the traffic and the queue to the log writer was full; requests never \
+                     wait for the log.",
+                )
+                .expect("valid definition");
+                r.register(Box::new(family.clone()))
+                    .expect("registered once");
+                Arc::new(std::sync::Mutex::new(family))
+            },
             registry,
         };
         let build_info = IntGaugeVec::new(
@@ -418,6 +434,16 @@ impl Metrics {
     pub fn render(&self, replay_entries: u64) -> Vec<u8> {
         self.replay_entries
             .set(i64::try_from(replay_entries).unwrap_or(i64::MAX));
+        {
+            let counter = self
+                .log_lines_dropped
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let dropped = crate::logging::dropped_lines();
+            if dropped > counter.get() {
+                counter.inc_by(dropped - counter.get());
+            }
+        }
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)

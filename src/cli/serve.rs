@@ -2,7 +2,6 @@
 //! listeners and run the proxy until SIGTERM or SIGINT, and the logging
 //! they set up first.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
@@ -18,7 +17,7 @@ use crate::server;
 /// Runs the proxy with the config at `path` until SIGTERM or SIGINT,
 /// re-reading that file on reloads.
 pub fn run(path: &Path, format: LogFormat) -> ExitCode {
-    init_logging(format);
+    let _log = init_logging(format);
     with_config(path, |config| {
         run_async(async { finished(serve(config, path).await) })
     })
@@ -27,7 +26,7 @@ pub fn run(path: &Path, format: LogFormat) -> ExitCode {
 /// Runs the embedded example config with demo secrets and the demo
 /// upstream until SIGTERM or SIGINT.
 pub fn demo(format: LogFormat) -> ExitCode {
-    init_logging(format);
+    let _log = init_logging(format);
     run_async(async { finished(demo_with_upstream().await) })
 }
 
@@ -89,24 +88,11 @@ async fn demo_with_upstream() -> Result<(), ExitCode> {
     Ok(())
 }
 
-/// Logs to stderr in `format`, text in colour only on a terminal;
-/// `RUST_LOG` filters (default `info`).
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
-        // Colour codes help a person at a terminal and are noise in a file
-        // or a pipe (issue 14). Only ever switch colour off: the default
-        // already honours NO_COLOR, which `with_ansi(true)` would override.
-        LogFormat::Text if std::io::stderr().is_terminal() => builder.try_init(),
-        LogFormat::Text => builder.with_ansi(false).try_init(),
-    };
+/// Logs to stderr in `format` (see [`crate::logging`]); the guard writes
+/// out queued lines when the command returns.
+fn init_logging(format: LogFormat) -> crate::logging::Guard {
+    crate::logging::init(match format {
+        LogFormat::Json => crate::logging::Format::Json,
+        LogFormat::Text => crate::logging::Format::Text,
+    })
 }

@@ -18,7 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["limits", "replay", "metrics", "routes"],
     &["config"],
     &["schemes", "http1"],
-    &["dedupe", "reject"],
+    &["dedupe", "reject", "logging"],
 ];
 
 /// The top-level modules each module's files name in `crate::` paths.

@@ -15,6 +15,7 @@ mod differential;
 mod docs;
 mod http1;
 mod layers;
+mod logging;
 mod pipeline;
 mod presets;
 mod presets_asymmetric;
