@@ -1,15 +1,26 @@
 #!/usr/bin/env bash
-# Side-by-side throughput and tail latency on loopback: the upstream alone
-# (nginx `return 200`), haproxy and nginx as plain proxies, and hookguard
-# doing full work (HMAC, timestamp window, a fresh dedupe claim and
-# completion per request, forwarding). Rounds alternate between the
-# targets; medians are reported with ratios against the best plain proxy.
-# Then the same for 256 KiB bodies, and each replay store's memory per key
-# (Redis only where redis-server is installed).
+# Side-by-side throughput and tail latency on loopback, at the settings
+# users run: hookguard with its defaults (RUST_LOG unset, so `info`: one
+# JSON line per request, stderr redirected to a file), behind it an nginx
+# `return 200` app with nginx's default `keepalive_requests` (1000: it
+# closes a kept-alive connection every 1,000 requests, as php-fpm and Node
+# apps close theirs too), haproxy and nginx as plain proxies in front of the
+# same app. hookguard does full work per request: HMAC, the timestamp
+# window, a fresh dedupe claim and completion, forwarding.
+#
+# Tables, each from rounds that alternate between its targets (medians):
+#   1 KiB bodies: the app directly, haproxy, nginx, hookguard (defaults),
+#     and hookguard with RUST_LOG=warn (no per-request line) for comparison;
+#   256 KiB bodies: the same without the warn row;
+#   the Redis replay store (a local redis-server, no persistence) against
+#     the memory store, 1 KiB;
+#   two workers: hookguard `workers = 2`, haproxy `nbthread 2`, nginx 2
+#     workers, 1 KiB (a report: 2 cores are shared with wrk and the app);
+# then the memory store's bytes per key.
 #
 #   bench/run.sh            # ROUNDS=3 DURATION=8 CONNECTIONS=32 by default
 #
-# Loopback only; bounded: targets x rounds x DURATION seconds per table.
+# Loopback only; bounded: about (5+4+2+3) x ROUNDS x DURATION seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +39,8 @@ need wrk wrk
 need nginx nginx-light
 need haproxy haproxy
 need openssl openssl
+need redis-server redis-server
+need curl curl
 
 echo "building hookguard (release)" >&2
 cargo build --release --quiet --bin hookguard --example replay_memory
@@ -43,10 +56,6 @@ cleanup() {
 trap cleanup EXIT
 
 UPSTREAM_PORT=18480
-HOOKGUARD_PORT=18400
-ADMIN_PORT=18401
-HAPROXY_PORT=18402
-NGINX_PORT=18403
 SECRET=bench-secret
 
 cat > "$WORK/upstream.conf" <<CONF
@@ -60,7 +69,7 @@ http {
     client_body_temp_path $WORK/body;
     client_max_body_size 1m;
     client_body_buffer_size 512k;
-    keepalive_requests 1000000;
+    # keepalive_requests: nginx's default (1000), as an app has it.
     server {
         listen 127.0.0.1:$UPSTREAM_PORT reuseport;
         location / { return 200 "ok\n"; }
@@ -68,22 +77,24 @@ http {
 }
 CONF
 
-cat > "$WORK/nginx-proxy.conf" <<CONF
-worker_processes 1;
+# nginx_proxy NAME PORT WORKERS: nginx as a plain proxy to the app.
+nginx_proxy() {
+    cat > "$WORK/$1.conf" <<CONF
+worker_processes $3;
 daemon off;
-pid $WORK/nginx-proxy.pid;
-error_log $WORK/nginx-proxy.err warn;
+pid $WORK/$1.pid;
+error_log $WORK/$1.err warn;
 events { worker_connections 4096; }
 http {
     access_log off;
-    client_body_temp_path $WORK/proxy-body;
-    proxy_temp_path $WORK/proxy-temp;
+    client_body_temp_path $WORK/$1-body;
+    proxy_temp_path $WORK/$1-temp;
     client_max_body_size 1m;
     client_body_buffer_size 512k;
     keepalive_requests 1000000;
     upstream app { server 127.0.0.1:$UPSTREAM_PORT; keepalive 64; }
     server {
-        listen 127.0.0.1:$NGINX_PORT;
+        listen 127.0.0.1:$2;
         location / {
             proxy_pass http://app;
             proxy_http_version 1.1;
@@ -92,10 +103,14 @@ http {
     }
 }
 CONF
+    nginx -c "$WORK/$1.conf" & PIDS+=($!)
+}
 
-cat > "$WORK/haproxy.cfg" <<CONF
+# haproxy_proxy NAME PORT THREADS: haproxy as a plain proxy to the app.
+haproxy_proxy() {
+    cat > "$WORK/$1.cfg" <<CONF
 global
-    nbthread 1
+    nbthread $3
     maxconn 4096
 defaults
     mode http
@@ -104,21 +119,30 @@ defaults
     timeout server 30s
     http-reuse always
 frontend bench
-    bind 127.0.0.1:$HAPROXY_PORT
+    bind 127.0.0.1:$2
     default_backend app
 backend app
     server app 127.0.0.1:$UPSTREAM_PORT
 CONF
+    haproxy -f "$WORK/$1.cfg" -db & PIDS+=($!)
+}
 
-cat > "$WORK/hookguard.toml" <<CONF
+# hookguard_proxy NAME PORT RUST_LOG [EXTRA_SERVER_LINES [REPLAY_SECTION]]:
+# hookguard on the bench route, defaults otherwise; RUST_LOG "" leaves it
+# unset (the default, info); stderr to a file, as a container runtime or a
+# shell redirect takes it.
+hookguard_proxy() {
+    local name=$1 port=$2 log=$3 server_extra=${4:-} replay=${5:-}
+    cat > "$WORK/$name.toml" <<CONF
 [server]
-listen = "127.0.0.1:$HOOKGUARD_PORT"
-admin_listen = "127.0.0.1:$ADMIN_PORT"
+listen = "127.0.0.1:$port"
+admin_listen = "127.0.0.1:$((port + 50))"
 upstream = "http://127.0.0.1:$UPSTREAM_PORT"
 max_body = "512KiB"
+$server_extra
 
 [replay]
-max_entries = 2000000
+${replay:-max_entries = 2000000}
 
 [[routes]]
 name = "bench"
@@ -132,17 +156,42 @@ header = "X-Signature"
 prefix = "sha256="
 timestamp_header = "X-Timestamp"
 CONF
+    if [ -n "$log" ]; then
+        env RUST_LOG="$log" "$HOOKGUARD" serve --config "$WORK/$name.toml" 2>"$WORK/$name.log" & PIDS+=($!)
+    else
+        env -u RUST_LOG "$HOOKGUARD" serve --config "$WORK/$name.toml" 2>"$WORK/$name.log" & PIDS+=($!)
+    fi
+}
+
+REDIS_PORT=18490
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+    --dir "$WORK" --daemonize no >"$WORK/redis.log" 2>&1 & PIDS+=($!)
 
 nginx -c "$WORK/upstream.conf" & PIDS+=($!)
-nginx -c "$WORK/nginx-proxy.conf" & PIDS+=($!)
-haproxy -f "$WORK/haproxy.cfg" -db & PIDS+=($!)
-RUST_LOG=warn "$HOOKGUARD" serve --config "$WORK/hookguard.toml" 2>"$WORK/hookguard.log" & PIDS+=($!)
+haproxy_proxy haproxy 18402 1
+nginx_proxy nginx 18403 1
+hookguard_proxy hookguard 18400 ""
+hookguard_proxy hookguard-warn 18404 warn
+hookguard_proxy hookguard-redis 18405 "" "" "store = \"redis\"
+redis_url = \"redis://127.0.0.1:$REDIS_PORT\""
+haproxy_proxy haproxy-2 18406 2
+nginx_proxy nginx-2 18407 2
+hookguard_proxy hookguard-2 18408 "" "workers = 2"
 
-for port in $UPSTREAM_PORT $NGINX_PORT $HAPROXY_PORT $HOOKGUARD_PORT; do
+for port in $UPSTREAM_PORT $REDIS_PORT 18400 18402 18403 18404 18405 18406 18407 18408; do
     for _ in $(seq 100); do
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
         sleep 0.1
     done
+done
+# Ready means /readyz says so (the redis instance once its store answers).
+for entry in hookguard:18400 hookguard-warn:18404 hookguard-redis:18405 hookguard-2:18408; do
+    name=${entry%%:*} admin=$((${entry##*:} + 50))
+    for _ in $(seq 100); do
+        if curl -sf "http://127.0.0.1:$admin/readyz" >/dev/null 2>&1; then break; fi
+        sleep 0.1
+    done
+    curl -sf "http://127.0.0.1:$admin/readyz" >/dev/null || { echo "$name did not start:" >&2; cat "$WORK/$name.log" >&2; exit 1; }
 done
 
 make_body() { # make_body FILE BYTES
@@ -155,55 +204,83 @@ open(path, "w").write(json.dumps(doc))
 PY
 }
 
-# run_table LABEL BODY_FILE
-run_table() {
-    local label=$1 body=$2
-    export BENCH_BODY=$body
-    BENCH_SIGNATURE=$(openssl dgst -sha256 -hmac "$SECRET" -r "$body" | cut -d' ' -f1)
-    BENCH_TIMESTAMP=$(date +%s)
-    export BENCH_SIGNATURE BENCH_TIMESTAMP
-    local targets=("upstream:$UPSTREAM_PORT" "haproxy:$HAPROXY_PORT" "nginx:$NGINX_PORT" "hookguard:$HOOKGUARD_PORT")
-    local results="$WORK/results-$label"
-    : > "$results"
-    for round in $(seq "$ROUNDS"); do
-        for target in "${targets[@]}"; do
-            local name=${target%%:*} port=${target##*:}
-            local line
-            line=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/wrk.lua \
-                "http://127.0.0.1:$port/bench/hook" | grep '^RESULT')
-            echo "$label round $round $name: $line" >&2
-            echo "$name $line" >> "$results"
-        done
-    done
-    python3 - "$results" "$label" <<'PY'
+cat > "$WORK/summary.py" <<'PY'
+# summary.py RESULTS TITLE RATE_REFS P99_REF NAME=LABEL...
+# RATE_REFS: comma-separated names; the best of them (by median rps) is
+# the reference for the rate column.
 import re, statistics, sys
+results, title, rate_refs, p99_ref = sys.argv[1:5]
+labels = dict(arg.split("=", 1) for arg in sys.argv[5:])
 rows = {}
-for line in open(sys.argv[1]):
+for line in open(results):
     name = line.split()[0]
     fields = dict(re.findall(r"(\w+)=([\d.]+)", line))
     rows.setdefault(name, []).append(fields)
 def med(name, key):
     return statistics.median(float(r[key]) for r in rows[name])
 errors = {n: sum(int(r["errors"]) for r in rs) for n, rs in rows.items()}
-best_plain = max(("haproxy", "nginx"), key=lambda n: med(n, "rps"))
-print(f"\n### {sys.argv[2]} (medians of {len(rows['hookguard'])} rounds)\n")
-print("| path | requests/s | p99 | rps vs best plain proxy | p99 vs haproxy | non-2xx/errors |")
+best = max(rate_refs.split(","), key=lambda n: med(n, "rps"))
+rounds = min(len(rs) for rs in rows.values())
+print(f"\n### {title} (medians of {rounds} rounds)\n")
+print(f"| path | requests/s | p99 | rps vs {labels[best].split(',')[0]} | p99 vs {labels[p99_ref].split(',')[0]} | non-2xx/errors |")
 print("|---|---|---|---|---|---|")
-names = {"upstream": "upstream (nginx `return 200`) directly", "haproxy": "haproxy, 1 thread, plain proxy",
-         "nginx": "nginx, 1 worker, plain proxy", "hookguard": "hookguard, full verification"}
-for n in ("upstream", "haproxy", "nginx", "hookguard"):
-    print(f"| {names[n]} | {med(n, 'rps'):,.0f} | {med(n, 'p99_ms'):.2f} ms | "
-          f"{med(n, 'rps') / med(best_plain, 'rps'):.2f}x | {med(n, 'p99_ms') / med('haproxy', 'p99_ms'):.2f}x | {errors[n]} |")
-if errors["hookguard"]:
-    print(f"\nWARNING: hookguard answered {errors['hookguard']} requests with errors; the figures are not valid", file=sys.stderr)
+for n in labels:
+    print(f"| {labels[n]} | {med(n, 'rps'):,.0f} | {med(n, 'p99_ms'):.2f} ms | "
+          f"{med(n, 'rps') / med(best, 'rps'):.2f}x | {med(n, 'p99_ms') / med(p99_ref, 'p99_ms'):.2f}x | {errors[n]} |")
+bad = [n for n in labels if n.startswith("hookguard") and errors[n]]
+if bad:
+    print(f"\nWARNING: {', '.join(bad)} answered requests with errors; the figures are not valid", file=sys.stderr)
     sys.exit(1)
 PY
+
+# run_table TITLE BODY_FILE RATE_REFS P99_REF NAME:PORT=LABEL...
+run_table() {
+    local title=$1 body=$2 rate_refs=$3 p99_ref=$4
+    shift 4
+    export BENCH_BODY=$body
+    BENCH_SIGNATURE=$(openssl dgst -sha256 -hmac "$SECRET" -r "$body" | cut -d' ' -f1)
+    BENCH_TIMESTAMP=$(date +%s)
+    export BENCH_SIGNATURE BENCH_TIMESTAMP
+    local results
+    results=$(mktemp "$WORK/results.XXXXXX")
+    local labels=()
+    for target in "$@"; do labels+=("${target%%:*}=${target#*=}"); done
+    for round in $(seq "$ROUNDS"); do
+        for target in "$@"; do
+            local name=${target%%:*} rest=${target#*:}
+            local port=${rest%%=*}
+            local line
+            line=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/wrk.lua \
+                "http://127.0.0.1:$port/bench/hook" | grep '^RESULT')
+            echo "$title round $round $name: $line" >&2
+            echo "$name $line" >> "$results"
+        done
+    done
+    python3 "$WORK/summary.py" "$results" "$title" "$rate_refs" "$p99_ref" "${labels[@]}"
 }
 
 make_body "$WORK/body-1k.json" 1024
 make_body "$WORK/body-256k.json" 262144
 echo "# hookguard benchmark: $(nproc) cores, $CONNECTIONS connections, wrk $WRK_THREADS thread(s), $DURATION s x $ROUNDS rounds"
-run_table "1 KiB signed JSON bodies" "$WORK/body-1k.json"
-run_table "256 KiB signed JSON bodies" "$WORK/body-256k.json"
+echo
+echo "hookguard: release build, defaults (RUST_LOG unset = info, one JSON line per request, stderr to a file; workers = 1; memory replay store) unless a row says otherwise. App: nginx \`return 200\`, 1 worker, default keepalive_requests (1000)."
+run_table "1 KiB signed JSON bodies" "$WORK/body-1k.json" haproxy,nginx haproxy \
+    "upstream:$UPSTREAM_PORT=upstream (nginx \`return 200\`) directly" \
+    "haproxy:18402=haproxy, 1 thread, plain proxy" \
+    "nginx:18403=nginx, 1 worker, plain proxy" \
+    "hookguard:18400=hookguard, defaults, full verification" \
+    "hookguard-warn:18404=hookguard, RUST_LOG=warn (no request lines)"
+run_table "256 KiB signed JSON bodies" "$WORK/body-256k.json" haproxy haproxy \
+    "upstream:$UPSTREAM_PORT=upstream (nginx \`return 200\`) directly" \
+    "haproxy:18402=haproxy, 1 thread, plain proxy" \
+    "nginx:18403=nginx, 1 worker, plain proxy" \
+    "hookguard:18400=hookguard, defaults, full verification"
+run_table "Replay store: Redis against memory, 1 KiB" "$WORK/body-1k.json" hookguard hookguard \
+    "hookguard:18400=hookguard, memory store (default)" \
+    "hookguard-redis:18405=hookguard, redis store (local redis-server)"
+run_table "Two workers (report: 2 cores shared with wrk and the app), 1 KiB" "$WORK/body-1k.json" haproxy-2,nginx-2 haproxy-2 \
+    "haproxy-2:18406=haproxy, nbthread 2, plain proxy" \
+    "nginx-2:18407=nginx, 2 workers, plain proxy" \
+    "hookguard-2:18408=hookguard, workers = 2, full verification"
 echo
 target/release/examples/replay_memory 1000000
