@@ -11,12 +11,17 @@
 //! webhook answered late is retried by its sender, a lost log line is not
 //! worth that. Dropped lines are counted ([`dropped_lines`], exported as
 //! `hookguard_log_lines_dropped_total`).
+//!
+//! JSON lines are written by [`json`]'s formatter: tracing-subscriber's
+//! own lines, byte for byte, at a fraction of the cost.
 
 use std::io::{BufWriter, IsTerminal};
 use std::sync::OnceLock;
 
 use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
+
+mod json;
 
 /// Lines queued for the writer thread before new ones are dropped, unless
 /// `HOOKGUARD_LOG_BUFFER_LINES` says otherwise (logging is set up from the
@@ -69,11 +74,7 @@ pub fn init(format: Format) -> Guard {
         .with_env_filter(filter)
         .with_writer(writer);
     let installed = match format {
-        Format::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .try_init(),
+        Format::Json => builder.event_format(json::JsonLine).try_init(),
         // Colour codes help a person at a terminal and are noise in a file
         // or a pipe (issue 14). Only ever switch colour off: the default
         // already honours NO_COLOR, which `with_ansi(true)` would override.
