@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::admin::{self, Readiness};
 use crate::config::{Config, OnStoreError, StoreKind};
+use crate::egress;
 use crate::http1;
 use crate::metrics::Metrics;
 use crate::proxy::{Live, State};
@@ -39,26 +40,39 @@ use crate::replay::redis::{self, RedisStore};
 use crate::replay::ReplayStore;
 
 /// Serves `config` until `shutdown` resolves, then drains in-flight
-/// requests for at most `shutdown_grace` and returns.
+/// requests for at most `shutdown_grace` and returns. `egress` is the
+/// bound `egress.listen`, when the config has `[egress]`.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     admin_listener: TcpListener,
+    egress: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) {
-    serve(config, None, listener, admin_listener, shutdown).await;
+    serve(config, None, listener, admin_listener, egress, shutdown).await;
 }
 
 /// Like [`run`], and reloads the config from `source` on SIGHUP and when the
 /// file or its secret files change.
+/// The egress routes are those of the config it starts with (see
+/// [`crate::egress`]).
 pub async fn run_with_reload(
     config: Config,
     source: ReloadSource,
     listener: TcpListener,
     admin_listener: TcpListener,
+    egress: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) {
-    serve(config, Some(source), listener, admin_listener, shutdown).await;
+    serve(
+        config,
+        Some(source),
+        listener,
+        admin_listener,
+        egress,
+        shutdown,
+    )
+    .await;
 }
 
 async fn serve(
@@ -66,9 +80,26 @@ async fn serve(
     source: Option<ReloadSource>,
     listener: TcpListener,
     admin_listener: TcpListener,
+    egress_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) {
     let metrics = Metrics::new();
+    let egress = match (&config.egress, egress_listener) {
+        (Some(settings), Some(listener)) => {
+            tracing::info!(
+                listen = %listener.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()),
+                routes = settings.routes.len(),
+                "egress listener ready"
+            );
+            let partners = Arc::new(egress::Partners::new(settings.clone(), &metrics));
+            Some(tokio::spawn(egress::serve(listener, partners)))
+        }
+        (Some(_), None) => {
+            tracing::warn!("[egress] is configured but no egress listener was given; egress is off");
+            None
+        }
+        (None, _) => None,
+    };
     let (store, on_store_error, health) = build_store(&config, &metrics).await;
     let snapshots = store.snapshots.clone();
     let store = store.shared;
@@ -163,6 +194,9 @@ async fn serve(
     // running past the grace is dropped with them.
     drop(workers);
     admin.abort();
+    if let Some(egress) = egress {
+        egress.abort();
+    }
     if let Some(health) = health {
         health.abort();
     }

@@ -59,7 +59,7 @@ pub struct Config {
     /// Routes in configuration order.
     pub routes: Vec<Arc<Route>>,
     /// The egress listener and its partner routes, when configured.
-    pub egress: Option<Egress>,
+    pub egress: Option<Arc<Egress>>,
     /// The files the key sources read, for [`Config::watched_files`].
     watched: Vec<PathBuf>,
 }
@@ -549,7 +549,8 @@ impl Config {
         route::check_unique(&routes, &mut errors);
         let egress = root
             .table("egress", &mut errors)
-            .and_then(|section| egress::parse(section, sources, &mut errors));
+            .and_then(|section| egress::parse(section, sources, &mut errors))
+            .map(Arc::new);
         root.finish(&mut errors);
         match (server, replay) {
             (Some(server), Some(replay)) if errors.is_empty() => Ok(Config {

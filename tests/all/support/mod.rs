@@ -152,7 +152,7 @@ impl Hookguard {
 
     pub async fn start_config(config: Config) -> Hookguard {
         Self::launch(|listener, admin, shutdown| {
-            hookguard::server::run(config, listener, admin, shutdown)
+            hookguard::server::run(config, listener, admin, None, shutdown)
         })
         .await
     }
@@ -341,7 +341,7 @@ impl Hookguard {
             env,
         };
         Self::launch(|listener, admin, shutdown| {
-            hookguard::server::run_with_reload(config, source, listener, admin, shutdown)
+            hookguard::server::run_with_reload(config, source, listener, admin, None, shutdown)
         })
         .await
     }
