@@ -187,12 +187,22 @@ pub(super) fn parse(
         _ => AppCredentials::Strip,
     };
     let mut routes = Vec::new();
+    let mut named = Vec::new();
     match s.array("routes", errors) {
         Some(items) if !items.is_empty() => {
             for (index, (path, item)) in items.into_iter().enumerate() {
+                // Overlaps are judged on every route whose name and prefix
+                // read, valid or not, so that one error does not hide
+                // another.
+                let text = |key: &str| item.get(key).and_then(toml::Value::as_str);
+                if let (Some(name), Some(Ok(prefix))) =
+                    (text("name"), text("prefix").map(parse_prefix))
+                {
+                    named.push((index, name.to_owned(), prefix));
+                }
                 if let Some(section) = as_section(path, item, errors) {
                     if let Some(route) = parse_route(section, sources, errors) {
-                        routes.push((index, route));
+                        routes.push(route);
                     }
                 }
             }
@@ -202,37 +212,34 @@ pub(super) fn parse(
             "at least one [[egress.routes]] entry is required",
         ),
     }
-    check_unique(&routes, &s.key("routes"), errors);
+    check_unique(&named, &s.key("routes"), errors);
     s.finish(errors);
     Some(Egress {
         listen: listen?,
         max_body,
         on_app_credentials,
-        routes: routes.into_iter().map(|(_, r)| Arc::new(r)).collect(),
+        routes: routes.into_iter().map(Arc::new).collect(),
     })
 }
 
-/// Names are unique, and no prefix is another's at a segment boundary
+/// `(index, name, prefix)` of each route: names are unique, and no prefix
+/// is another's at a segment boundary
 /// (`/crm` and `/crm/v2`): which route serves a path must not depend on
 /// their order.
-fn check_unique(routes: &[(usize, EgressRoute)], key: &str, errors: &mut ConfigErrors) {
-    for (at, (index, route)) in routes.iter().enumerate() {
-        for (other_index, other) in &routes[..at] {
-            if other.name == route.name {
+fn check_unique(routes: &[(usize, String, String)], key: &str, errors: &mut ConfigErrors) {
+    for (at, (index, name, prefix)) in routes.iter().enumerate() {
+        for (other_index, other_name, other_prefix) in &routes[..at] {
+            if other_name == name {
                 errors.push(
-                    format!("{key}[{index}] ({:?}).name", route.name),
-                    format!(
-                        "{:?} is already the name of {key}[{other_index}]",
-                        route.name
-                    ),
+                    format!("{key}[{index}] ({name:?}).name"),
+                    format!("{name:?} is already the name of {key}[{other_index}]"),
                 );
             }
-            if covers(&other.prefix, &route.prefix) || covers(&route.prefix, &other.prefix) {
+            if covers(other_prefix, prefix) || covers(prefix, other_prefix) {
                 errors.push(
-                    format!("{key}[{index}] ({:?}).prefix", route.name),
+                    format!("{key}[{index}] ({name:?}).prefix"),
                     format!(
-                        "{:?} overlaps {key}[{other_index}] ({:?})'s prefix {:?}: every path must belong to one route",
-                        route.prefix, other.name, other.prefix
+                        "{prefix:?} overlaps {key}[{other_index}] ({other_name:?})'s prefix {other_prefix:?}: every path must belong to one route"
                     ),
                 );
             }
@@ -304,7 +311,11 @@ fn parse_route(
     };
     let auth = auth?;
     let mut owned_headers = vec![AUTHORIZATION];
-    owned_headers.extend(auth.as_ref().map(|(name, _)| name.clone()));
+    if let Some((name, _)) = &auth {
+        if !owned_headers.contains(name) {
+            owned_headers.push(name.clone());
+        }
+    }
     let idempotency = idempotency?;
     for name in signer_headers {
         // The key header is the app's own under passthrough; the signer
