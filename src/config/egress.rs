@@ -222,6 +222,65 @@ pub(super) fn parse(
     })
 }
 
+impl Egress {
+    /// Lines for `hookguard check`: the listener and each partner route.
+    /// Names the credential's header and the secrets' ids, never a secret.
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "egress listen {}  max_body={}  on_app_credentials={}\n",
+            self.listen,
+            self.max_body,
+            match self.on_app_credentials {
+                AppCredentials::Strip => "strip",
+                AppCredentials::Reject => "reject",
+            }
+        );
+        for route in &self.routes {
+            let retry = &route.retry;
+            let mut on = Vec::new();
+            if retry.on_connect {
+                on.push("connect".to_owned());
+            }
+            if retry.on_timeout {
+                on.push("timeout".to_owned());
+            }
+            let statuses = retry.statuses.to_string();
+            if !statuses.is_empty() {
+                on.push(statuses);
+            }
+            out.push_str(&format!(
+                "egress route {:?}: {}/* -> {}://{}{}/*  timeout={}ms  auth={}  sign={}  idempotency={}  retry on [{}] max_attempts={} max_elapsed={}ms\n",
+                route.name,
+                route.prefix,
+                route.upstream.scheme,
+                route.upstream.authority,
+                route.upstream.base_path,
+                route.timeout.as_millis(),
+                route.auth.as_ref().map_or("none".to_owned(), |(name, _)| name.to_string()),
+                route.sign.as_ref().map_or("none".to_owned(), |s| format!(
+                    "{} keys=[{}]",
+                    s.name(),
+                    s.key_ids().join(", ")
+                )),
+                route.idempotency.as_ref().map_or("none".to_owned(), |i| format!(
+                    "{} from {}",
+                    i.header,
+                    match &i.source {
+                        KeySource::Generate => "generate".to_owned(),
+                        KeySource::Passthrough => "passthrough".to_owned(),
+                        KeySource::Header(name) => format!("header:{name}"),
+                        KeySource::Json(pointer) => format!("json:{pointer}"),
+                    }
+                )),
+                on.join(", "),
+                retry.max_attempts,
+                retry.max_elapsed.as_millis(),
+            ));
+        }
+        out
+    }
+}
+
 /// `(index, name, prefix)` of each route: names are unique, and no prefix
 /// is another's at a segment boundary
 /// (`/crm` and `/crm/v2`): which route serves a path must not depend on

@@ -658,6 +658,9 @@ impl Config {
                 ));
             }
         }
+        if let Some(egress) = &self.egress {
+            out.push_str(&egress.summary());
+        }
         out
     }
 }

@@ -1107,6 +1107,11 @@ max_elapsed = "20s"
     let owned: Vec<&str> = route.owned_headers.iter().map(|h| h.as_str()).collect();
     assert_eq!(owned, ["authorization", "x-timestamp", "x-signature"]);
     assert!(!format!("{config:?}").contains("\"k\""));
+    let summary = config.summary();
+    assert!(
+        summary.contains("egress route \"cartelcrm\": /cartelcrm/* -> https://cartelcrm.example/api/*  timeout=10000ms  auth=authorization  sign=hmac keys=[0]  idempotency=idempotency-key from header:x-request-id  retry on [connect, timeout, 429, 5xx] max_attempts=4 max_elapsed=20000ms"),
+        "{summary}"
+    );
 }
 
 #[test]

@@ -322,6 +322,10 @@ async fn a_429_with_retry_after_1_is_retried_a_second_later_with_the_same_key_an
         &[
             ("authorization", "Bearer app-should-not-have-this".to_owned()),
             ("x-signature", "sha256=forged".to_owned()),
+            ("x-trace", "t-1".to_owned()),
+            ("connection", "x-hop-only".to_owned()),
+            ("x-hop-only", "1".to_owned()),
+            ("keep-alive", "timeout=5".to_owned()),
         ],
     )
     .await;
@@ -350,6 +354,10 @@ async fn a_429_with_retry_after_1_is_retried_a_second_later_with_the_same_key_an
             partner.addr.to_string(),
             "Host is the partner's"
         );
+        assert_eq!(header(&attempt.headers, "x-trace"), "t-1");
+        for hop in ["x-hop-only", "keep-alive"] {
+            assert!(attempt.headers.get(hop).is_none(), "{hop} was forwarded");
+        }
         assert_eq!(attempt.body, seen[0].body);
         assert_eq!(&attempt.body[..], br#"{"name":"Ada","phone":"+15550100"}"#);
     }
