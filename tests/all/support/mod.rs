@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod partner;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
