@@ -56,8 +56,9 @@ fn setup() -> Setup {
         .expect("runtime");
     let dir = std::env::temp_dir().join(format!("hookguard-egress-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let (ca_file, server) = partner::test_ca(&dir);
-    let partner = runtime.block_on(partner::Partner::start(Some(server), Vec::new()));
+    let pki = partner::test_pki(&dir);
+    let ca_file = pki.ca_file.clone();
+    let partner = runtime.block_on(partner::Partner::start(Some(pki.server), Vec::new()));
     let text = format!(
         r#"[server]
 upstream = "http://127.0.0.1:9"

@@ -490,7 +490,8 @@ fn parse_tls(
         }
         let cert = t.string("client_cert", errors);
         let key_key = t.key("client_key");
-        let key = match t.table("client_key", errors) {
+        let as_table = matches!(t.raw("client_key"), Some(toml::Value::Table(_)));
+        let key = match as_table.then(|| t.table("client_key", errors)).flatten() {
             Some(mut entry) => {
                 let source = read_source(&mut entry, errors);
                 entry.finish(errors);

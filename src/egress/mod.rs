@@ -342,8 +342,9 @@ async fn prepare(
 
 /// The app's headers that go on to the partner: not hop-by-hop (by the
 /// wire's list, or named in `Connection`), not `Host` (the client sets
-/// the partner's), not `Content-Length` (set from the buffered body), and
-/// not one hookguard owns for this route.
+/// the partner's), not `Content-Length` (set from the buffered body), not
+/// `Expect` (the body is already here; curl asks for 100-continue on
+/// bodies over 1 KiB), and not one hookguard owns for this route.
 fn forwardable(app: &HeaderMap, owned: &[HeaderName]) -> HeaderMap {
     let connection = ConnectionOptions::parse(
         app.get_all(header::CONNECTION)
@@ -355,6 +356,7 @@ fn forwardable(app: &HeaderMap, owned: &[HeaderName]) -> HeaderMap {
         let dropped = is_hop_by_hop(name.as_str())
             || name == header::HOST
             || name == header::CONTENT_LENGTH
+            || name == header::EXPECT
             || owned.contains(name)
             || connection
                 .named
@@ -430,13 +432,20 @@ async fn send(partner: &Partner, call: Prepared, started: Instant) -> Settled {
         attempts += 1;
         let sent = Instant::now();
         let result = tokio::time::timeout(route.timeout.min(left), partner.client.request(request)).await;
-        let (attempt, response) = match result {
-            Err(_) => (Attempt::Timeout, None),
-            Ok(Err(error)) if error.is_connect() => (Attempt::ConnectError, None),
+        let (attempt, response, failure) = match result {
+            Err(_) => (Attempt::Timeout, None, None),
+            Ok(Err(error)) if error.is_connect() => {
+                (Attempt::ConnectError, None, Some(root_cause(&error)))
+            }
             // Sent, and the connection broke before an answer: the partner
-            // may have acted, so this counts as no answer in time.
-            Ok(Err(_)) => (Attempt::Timeout, None),
-            Ok(Ok(response)) => (Attempt::Status(response.status().as_u16()), Some(response)),
+            // may have acted, so for retrying this counts as no answer in
+            // time.
+            Ok(Err(error)) => (Attempt::Timeout, None, Some(root_cause(&error))),
+            Ok(Ok(response)) => (
+                Attempt::Status(response.status().as_u16()),
+                Some(response),
+                None,
+            ),
         };
         partner.series.attempt(attempt, sent.elapsed());
         let again = attempts < retry.max_attempts
@@ -463,21 +472,37 @@ async fn send(partner: &Partner, call: Prepared, started: Instant) -> Settled {
                 tokio::time::sleep(wait).await;
             }
             (None, Some(response)) => return answered(response, attempts),
-            (None, None) if attempt == Attempt::ConnectError => {
-                return refused(
-                    Reject::with(
+            (None, None) => {
+                let reject = match failure {
+                    None => budget_spent(route),
+                    Some(cause) => Reject::with(
                         Reason::UpstreamUnavailable,
                         format!(
-                            "no connection to the partner {} after {attempts} attempt(s)",
+                            "{} the partner {} after {attempts} attempt(s): {cause}",
+                            if attempt == Attempt::ConnectError {
+                                "no connection to"
+                            } else {
+                                "the connection broke before an answer from"
+                            },
                             route.upstream.authority
                         ),
                     ),
-                    attempts,
-                )
+                };
+                return refused(reject, attempts);
             }
-            (None, None) => return refused(budget_spent(route), attempts),
         }
     }
+}
+
+/// The innermost error under `error`: what actually failed (a refused
+/// connection, a certificate the route does not trust, a TLS alert), for
+/// the detail an operator reads. Transport errors hold no request data.
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
 }
 
 /// 504 `egress_timeout`: the budget ran out without an answer.

@@ -27,7 +27,7 @@ use hookguard::egress::{self, Partners};
 use hookguard::metrics::Metrics;
 use hookguard::schemes::RequestView;
 
-use crate::support::partner::{scripted, test_ca, Partner, Scripted, Seen};
+use crate::support::partner::{scripted, test_pki, Partner, Scripted, Seen};
 use crate::support::{metric, promtool_check_metrics, send, Answer, TempDir};
 
 const API_KEY: &str = "egress-api-key-0f3c9b";
@@ -499,8 +499,9 @@ fn have_reference_library() -> bool {
 async fn over_tls_standard_webhooks_signs_with_both_secrets_and_the_reference_library_accepts_each(
 ) {
     let dir = TempDir::new("egress-tls");
-    let (ca_file, server) = test_ca(&dir.0);
-    let partner = Partner::start(Some(server), vec![scripted(502)]).await;
+    let pki = test_pki(&dir.0);
+    let ca_file = pki.ca_file.clone();
+    let partner = Partner::start(Some(pki.server), vec![scripted(502)]).await;
     let egress_toml = format!(
         r#"[egress]
 [[egress.routes]]
@@ -562,6 +563,8 @@ backoff = ["50ms"]
     let (egress, _) = start(&untrusted).await;
     let answer = send(egress, "POST", "/hooks-out/inbound", &[], body).await;
     assert_eq!(answer.status, 502, "{:?}", answer.body);
+    let detail = answer.json()["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains("UnknownIssuer"), "{detail}");
     assert_eq!(seen.len(), partner.seen().len(), "nothing reached it");
     // The key source is the app's body: a body without it is refused.
     let (egress, _) = start(&old).await;
@@ -762,4 +765,36 @@ fn unsafe_free_kill(pid: u32) {
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();
+}
+
+#[tokio::test]
+async fn a_partner_that_asks_for_a_client_certificate_gets_the_configured_one() {
+    let dir = TempDir::new("egress-mtls");
+    let pki = test_pki(&dir.0);
+    let partner = Partner::start(Some(pki.mutual.clone()), Vec::new()).await;
+    let route = |tls: &str| {
+        format!(
+            "[egress]\n[[egress.routes]]\nname = \"mtls\"\nprefix = \"/mtls\"\nupstream = \"https://{}\"\ntls = {{ ca_file = \"{}\"{tls} }}\n[egress.routes.retry]\nbackoff = [\"10ms\"]\n",
+            partner.addr, pki.ca_file
+        )
+    };
+    let with_cert = both_sides(
+        HMAC_VERIFIER,
+        &route(&format!(
+            ", client_cert = \"{}\", client_key = \"{}\"",
+            pki.client_cert, pki.client_key
+        )),
+    );
+    let (egress, _) = start(&with_cert).await;
+    let answer = send(egress, "GET", "/mtls/status", &[], Bytes::new()).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(partner.seen().len(), 1);
+    assert_eq!(partner.seen()[0].path, "/status");
+    let without = both_sides(HMAC_VERIFIER, &route(""));
+    let (egress, _) = start(&without).await;
+    let answer = send(egress, "GET", "/mtls/status", &[], Bytes::new()).await;
+    assert_eq!(answer.status, 502, "{:?}", answer.body);
+    let detail = answer.json()["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains("CertificateRequired"), "{detail}");
+    assert_eq!(partner.seen().len(), 1, "the handshake failed; nothing was served");
 }

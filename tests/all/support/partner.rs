@@ -135,9 +135,24 @@ impl Partner {
     }
 }
 
-/// A CA made for the test, a partner certificate for 127.0.0.1 it signed,
-/// and the CA written to `dir` for the route's `tls.ca_file`.
-pub fn test_ca(dir: &Path) -> (String, Arc<rustls::ServerConfig>) {
+/// A CA made for the test, what a partner needs from it, and what a
+/// client presents to a partner that asks for a certificate.
+pub struct TestPki {
+    /// The CA, PEM, for a route's `tls.ca_file`.
+    pub ca_file: String,
+    /// A partner with a certificate for 127.0.0.1 the CA signed.
+    pub server: Arc<rustls::ServerConfig>,
+    /// The same partner, requiring a client certificate the CA signed.
+    pub mutual: Arc<rustls::ServerConfig>,
+    /// A client certificate (PEM) the CA signed, for `tls.client_cert`.
+    pub client_cert: String,
+    /// Its key (PKCS#8 PEM), for `tls.client_key`.
+    pub client_key: String,
+}
+
+/// Makes a [`TestPki`], writing its PEM files to `dir`.
+pub fn test_pki(dir: &Path) -> TestPki {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -151,17 +166,44 @@ pub fn test_ca(dir: &Path) -> (String, Arc<rustls::ServerConfig>) {
         .unwrap()
         .signed_by(&leaf_key, &issuer)
         .unwrap();
-    let ca_file = dir.join("partner-ca.pem");
-    std::fs::write(&ca_file, ca_cert.pem()).unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
-    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![leaf.der().clone()], key)
-    .unwrap();
-    (ca_file.display().to_string(), Arc::new(server))
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let mut client_params =
+        rcgen::CertificateParams::new(vec!["hookguard-client".to_owned()]).unwrap();
+    client_params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client = client_params.signed_by(&client_key, &issuer).unwrap();
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let ca_file = write("partner-ca.pem", ca_cert.pem());
+    let client_cert = write("client.pem", client.pem());
+    let client_key_file = write("client.key", client_key.serialize_pem());
+    let key = || rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    let builder = || {
+        rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+    };
+    let server = builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key())
+        .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca_cert.der().clone()).unwrap();
+    let verifier =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .unwrap();
+    let mutual = builder()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![leaf.der().clone()], key())
+        .unwrap();
+    TestPki {
+        ca_file,
+        server: Arc::new(server),
+        mutual: Arc::new(mutual),
+        client_cert,
+        client_key: client_key_file,
+    }
 }
-
