@@ -95,7 +95,9 @@ async fn serve(
             Some(tokio::spawn(egress::serve(listener, partners)))
         }
         (Some(_), None) => {
-            tracing::warn!("[egress] is configured but no egress listener was given; egress is off");
+            tracing::warn!(
+                "[egress] is configured but no egress listener was given; egress is off"
+            );
             None
         }
         (None, _) => None,

@@ -308,7 +308,7 @@ fn check_unique(routes: &[(usize, String, String)], key: &str, errors: &mut Conf
 
 /// Whether prefix `outer` serves paths under `inner`.
 fn covers(outer: &str, inner: &str) -> bool {
-    outer == "" || inner == outer || inner.starts_with(&format!("{outer}/"))
+    outer.is_empty() || inner == outer || inner.starts_with(&format!("{outer}/"))
 }
 
 fn parse_route(
@@ -316,21 +316,20 @@ fn parse_route(
     sources: &mut SourceReader<'_>,
     errors: &mut ConfigErrors,
 ) -> Option<EgressRoute> {
-    let name = s
-        .required(
-            "name",
-            "every egress route needs a unique name",
-            |name| {
-                if is_label_safe(name) {
-                    Ok(name.to_owned())
-                } else {
-                    Err(format!(
-                        "{name:?} must be 1 to 64 characters of letters, digits, '-', '_' or '.'"
-                    ))
-                }
-            },
-            errors,
-        );
+    let name = s.required(
+        "name",
+        "every egress route needs a unique name",
+        |name| {
+            if is_label_safe(name) {
+                Ok(name.to_owned())
+            } else {
+                Err(format!(
+                    "{name:?} must be 1 to 64 characters of letters, digits, '-', '_' or '.'"
+                ))
+            }
+        },
+        errors,
+    );
     if let Some(name) = &name {
         s.label(name);
     }
@@ -444,7 +443,9 @@ fn parse_upstream(text: &str, allow_http: bool) -> Result<PartnerUrl, String> {
         .cloned()
         .ok_or_else(|| format!("{text:?} has no host"))?;
     if uri.query().is_some() || text.contains('#') {
-        return Err(format!("{text:?}: leave the query out; the app's query is sent"));
+        return Err(format!(
+            "{text:?}: leave the query out; the app's query is sent"
+        ));
     }
     if authority.as_str().contains('@') {
         return Err(format!(
@@ -478,13 +479,13 @@ fn parse_tls(
                 Ok(certs) if !certs.is_empty() => {
                     let (added, _) = roots.add_parsable_certificates(certs);
                     if added == 0 {
-                        errors.push(t.key("ca_file"), format!("{file}: no usable CA certificate"));
+                        errors.push(
+                            t.key("ca_file"),
+                            format!("{file}: no usable CA certificate"),
+                        );
                     }
                 }
-                Ok(_) => errors.push(
-                    t.key("ca_file"),
-                    format!("{file} holds no PEM certificate"),
-                ),
+                Ok(_) => errors.push(t.key("ca_file"), format!("{file} holds no PEM certificate")),
                 Err(e) => errors.push(t.key("ca_file"), format!("cannot read {file}: {e}")),
             }
         }
@@ -502,14 +503,12 @@ fn parse_tls(
                         .ok()
                 })
             }
-            None => t
-                .string("client_key", errors)
-                .and_then(|file| {
-                    sources
-                        .resolve(&super::Source::File(file.to_owned()))
-                        .map_err(|m| errors.push(key_key.clone(), m))
-                        .ok()
-                }),
+            None => t.string("client_key", errors).and_then(|file| {
+                sources
+                    .resolve(&super::Source::File(file.to_owned()))
+                    .map_err(|m| errors.push(key_key.clone(), m))
+                    .ok()
+            }),
         };
         match (cert, key) {
             (Some(file), Some(key)) => {
@@ -637,7 +636,10 @@ fn parse_auth(
                 resolve(source, sources, &value_key, errors)
             });
             if !entry.has("value") {
-                errors.push(value_key, "missing: e.g. value = { env = \"PARTNER_API_KEY\" }");
+                errors.push(
+                    value_key,
+                    "missing: e.g. value = { env = \"PARTNER_API_KEY\" }",
+                );
             }
             name.zip(value)
         }
@@ -775,7 +777,10 @@ fn trial(scheme: &dyn Scheme) -> Result<Vec<HeaderName>, String> {
         .sign_with_every_key(&mut request)
         .map_err(|e| format!("cannot sign with this description: {e}"))?;
     if request.body != body {
-        return Err("this scheme rewrites the body to sign it; egress sends the app's bytes unchanged".to_owned());
+        return Err(
+            "this scheme rewrites the body to sign it; egress sends the app's bytes unchanged"
+                .to_owned(),
+        );
     }
     let view = RequestView {
         method: &request.method,
@@ -817,7 +822,9 @@ fn parse_idempotency(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<Id
                 if pointer.starts_with('/') {
                     Ok(KeySource::Json(pointer.to_owned()))
                 } else {
-                    Err(format!("{text:?}: a JSON pointer starts with '/', e.g. \"json:/order_id\""))
+                    Err(format!(
+                        "{text:?}: a JSON pointer starts with '/', e.g. \"json:/order_id\""
+                    ))
                 }
             } else {
                 Err(format!(
@@ -883,7 +890,10 @@ fn parse_retry(s: &mut Section<'_>, timeout: Duration, errors: &mut ConfigErrors
                     "connect" => retry.on_connect = true,
                     "timeout" => retry.on_timeout = true,
                     "5xx" | "429" | "409" => retry.statuses.add(text).expect("valid"),
-                    code if code.len() == 3 && code.starts_with('5') && code.bytes().all(|b| b.is_ascii_digit()) => {
+                    code if code.len() == 3
+                        && code.starts_with('5')
+                        && code.bytes().all(|b| b.is_ascii_digit()) =>
+                    {
                         retry.statuses.add(code).expect("a 5xx code")
                     }
                     other => {
@@ -924,8 +934,7 @@ fn parse_retry(s: &mut Section<'_>, timeout: Duration, errors: &mut ConfigErrors
         }
         retry.backoff = waits;
     }
-    retry.max_attempts =
-        t.bounded("max_attempts", 3, 1..=MAX_ATTEMPTS as usize, errors) as u32;
+    retry.max_attempts = t.bounded("max_attempts", 3, 1..=MAX_ATTEMPTS as usize, errors) as u32;
     if let Some(max_elapsed) = t.duration("max_elapsed", errors) {
         if max_elapsed < timeout {
             ok = false;
@@ -968,7 +977,10 @@ mod tests {
     #[test]
     fn partner_urls_join_the_base_path_and_the_rest() {
         let url = parse_upstream("https://p.example/api/", false).unwrap();
-        assert_eq!(url.uri("/v1/x?y=1").unwrap(), "https://p.example/api/v1/x?y=1");
+        assert_eq!(
+            url.uri("/v1/x?y=1").unwrap(),
+            "https://p.example/api/v1/x?y=1"
+        );
         assert_eq!(url.uri("").unwrap(), "https://p.example/api/");
         assert_eq!(url.uri("?a=b").unwrap(), "https://p.example/api/?a=b");
         assert!(parse_upstream("http://p.example", false)

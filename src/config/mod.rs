@@ -38,9 +38,7 @@ use ipnet::IpNet;
 
 use crate::dedupe::DedupeSource;
 use crate::schemes::Scheme;
-pub use egress::{
-    AppCredentials, Egress, EgressRoute, Idempotency, KeySource, PartnerUrl, Retry,
-};
+pub use egress::{AppCredentials, Egress, EgressRoute, Idempotency, KeySource, PartnerUrl, Retry};
 pub use reader::ConfigError;
 pub use reader::ConfigErrors;
 use reader::{as_section, Section};

@@ -314,9 +314,12 @@ async fn prepare(
         }
     };
     let key = match &route.idempotency {
-        Some(idempotency) if idempotency.methods.contains(&parts.method) => {
-            Some(idempotency_key(&idempotency.source, &idempotency.header, &parts.headers, &body)?)
-        }
+        Some(idempotency) if idempotency.methods.contains(&parts.method) => Some(idempotency_key(
+            &idempotency.source,
+            &idempotency.header,
+            &parts.headers,
+            &body,
+        )?),
         _ => None,
     };
     let id = key
@@ -431,7 +434,8 @@ async fn send(partner: &Partner, call: Prepared, started: Instant) -> Settled {
         };
         attempts += 1;
         let sent = Instant::now();
-        let result = tokio::time::timeout(route.timeout.min(left), partner.client.request(request)).await;
+        let result =
+            tokio::time::timeout(route.timeout.min(left), partner.client.request(request)).await;
         let (attempt, response, failure) = match result {
             Err(_) => (Attempt::Timeout, None, None),
             Ok(Err(error)) if error.is_connect() => {
@@ -448,8 +452,8 @@ async fn send(partner: &Partner, call: Prepared, started: Instant) -> Settled {
             ),
         };
         partner.series.attempt(attempt, sent.elapsed());
-        let again = attempts < retry.max_attempts
-            && retry::retryable(retry, attempt, call.key.is_some());
+        let again =
+            attempts < retry.max_attempts && retry::retryable(retry, attempt, call.key.is_some());
         let wait = again.then(|| {
             let backoff = retry::backoff(retry, attempts + 1, retry::jitter());
             let asked = response
@@ -527,9 +531,10 @@ fn attempt_request(route: &EgressRoute, call: &Prepared) -> Result<Request<Full<
         .map_err(|_| bad("the path cannot be joined to the partner's URL".to_owned()))?;
     let mut unsigned = Unsigned {
         method: call.method.clone(),
-        uri: uri
-            .path_and_query()
-            .map_or_else(|| http::Uri::from_static("/"), |pq| pq.as_str().parse().unwrap_or_default()),
+        uri: uri.path_and_query().map_or_else(
+            || http::Uri::from_static("/"),
+            |pq| pq.as_str().parse().unwrap_or_default(),
+        ),
         headers: call.headers.clone(),
         body: call.body.clone(),
         now: proxy::unix_now(),

@@ -54,7 +54,11 @@ pub fn jitter() -> f64 {
 /// has one (the partner's clock, so that skew between the clocks does not
 /// change the wait), else from `now`. A date in the past is no wait.
 pub fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
         return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
     }
@@ -81,7 +85,10 @@ mod tests {
             on_connect: on.contains(&"connect"),
             on_timeout: on.contains(&"timeout"),
             statuses,
-            backoff: backoff.iter().map(|ms| Duration::from_millis(*ms)).collect(),
+            backoff: backoff
+                .iter()
+                .map(|ms| Duration::from_millis(*ms))
+                .collect(),
             max_attempts: 4,
             max_elapsed: Duration::from_secs(20),
         }

@@ -175,7 +175,10 @@ async fn a_429_with_retry_after_1_is_retried_a_second_later_with_the_same_key_an
     let answer = post_lead(
         egress,
         &[
-            ("authorization", "Bearer app-should-not-have-this".to_owned()),
+            (
+                "authorization",
+                "Bearer app-should-not-have-this".to_owned(),
+            ),
             ("x-signature", "sha256=forged".to_owned()),
             ("x-trace", "t-1".to_owned()),
             ("connection", "x-hop-only".to_owned()),
@@ -286,10 +289,8 @@ max_attempts = 5
 max_elapsed = "2500ms""#;
     let config = both_sides(
         HMAC_VERIFIER,
-        &cartelcrm(&format!("http://{}", partner.addr), "", retry).replace(
-            "timeout = \"2s\"",
-            "timeout = \"1s\"",
-        ),
+        &cartelcrm(&format!("http://{}", partner.addr), "", retry)
+            .replace("timeout = \"2s\"", "timeout = \"1s\""),
     );
     let (egress, _) = start(&config).await;
     let began = Instant::now();
@@ -382,7 +383,7 @@ async fn absolute_form_connect_and_unknown_prefixes_are_refused_and_nothing_leav
             "not_a_proxy",
         ),
         (
-            format!("GET http://127.0.0.1:8001/cartelcrm/v1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"),
+            "GET http://127.0.0.1:8001/cartelcrm/v1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".to_owned(),
             400,
             "not_a_proxy",
         ),
@@ -496,8 +497,8 @@ fn have_reference_library() -> bool {
 }
 
 #[tokio::test]
-async fn over_tls_standard_webhooks_signs_with_both_secrets_and_the_reference_library_accepts_each(
-) {
+async fn over_tls_standard_webhooks_signs_with_both_secrets_and_the_reference_library_accepts_each()
+{
     let dir = TempDir::new("egress-tls");
     let pki = test_pki(&dir.0);
     let ca_file = pki.ca_file.clone();
@@ -630,10 +631,9 @@ async fn verifying_partner(config: Arc<Config>) -> SocketAddr {
                             headers: parts.headers,
                             body,
                         };
-                        let bearer = seen
-                            .headers
-                            .get("authorization")
-                            .is_some_and(|v| v.as_bytes() == format!("Bearer {API_KEY}").as_bytes());
+                        let bearer = seen.headers.get("authorization").is_some_and(|v| {
+                            v.as_bytes() == format!("Bearer {API_KEY}").as_bytes()
+                        });
                         let (status, text) = match (bearer, verifies(&config, &seen)) {
                             (true, Ok(())) if seen.method == "POST" => {
                                 (201, r#"{"id":"lead_1"}"#.to_owned())
@@ -736,7 +736,11 @@ fn no_secret_reaches_the_log_of_a_real_egress_run() {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        post_lead(egress, &[("authorization", "Bearer app-token-9z".to_owned())]).await
+        post_lead(
+            egress,
+            &[("authorization", "Bearer app-token-9z".to_owned())],
+        )
+        .await
     });
     assert_eq!(answer.status, 200);
     let seen = partner.seen();
@@ -796,5 +800,9 @@ async fn a_partner_that_asks_for_a_client_certificate_gets_the_configured_one() 
     assert_eq!(answer.status, 502, "{:?}", answer.body);
     let detail = answer.json()["detail"].as_str().unwrap().to_owned();
     assert!(detail.contains("CertificateRequired"), "{detail}");
-    assert_eq!(partner.seen().len(), 1, "the handshake failed; nothing was served");
+    assert_eq!(
+        partner.seen().len(),
+        1,
+        "the handshake failed; nothing was served"
+    );
 }

@@ -123,9 +123,7 @@ impl Partner {
             .headers_mut()
             .insert("x-partner", "yes".parse().unwrap());
         for (name, value) in scripted.headers {
-            response
-                .headers_mut()
-                .insert(name, value.parse().unwrap());
+            response.headers_mut().insert(name, value.parse().unwrap());
         }
         response
     }
@@ -191,10 +189,12 @@ pub fn test_pki(dir: &Path) -> TestPki {
         .unwrap();
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca_cert.der().clone()).unwrap();
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
     let mutual = builder()
         .with_client_cert_verifier(verifier)
         .with_single_cert(vec![leaf.der().clone()], key())
