@@ -120,6 +120,28 @@ where
     response.into_body().collect().await.expect("body");
 }
 
+/// `iters` POSTs one after the other; the partner forgets them after.
+fn sequential<C>(
+    setup: &Setup,
+    client: &Client<C, Full<Bytes>>,
+    url: &str,
+    body: &Bytes,
+    iters: u64,
+) -> Duration
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
+    setup.runtime.block_on(async {
+        let start = Instant::now();
+        for _ in 0..iters {
+            post(client, url, body).await;
+        }
+        let took = start.elapsed();
+        setup.partner.seen.lock().expect("lock").clear();
+        took
+    })
+}
+
 fn egress_bench(c: &mut Criterion) {
     let setup = setup();
     let body = body();
@@ -142,30 +164,10 @@ fn egress_bench(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(8));
     group.sample_size(30);
     group.bench_function("direct_tls (reference)", |b| {
-        b.iter_custom(|iters| {
-            setup.runtime.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    post(&direct, &direct_url, &body).await;
-                }
-                let took = start.elapsed();
-                setup.partner.seen.lock().expect("lock").clear();
-                took
-            })
-        })
+        b.iter_custom(|iters| sequential(&setup, &direct, &direct_url, &body, iters))
     });
     group.bench_function("through_egress", |b| {
-        b.iter_custom(|iters| {
-            setup.runtime.block_on(async {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    post(&plain, &egress_url, &body).await;
-                }
-                let took = start.elapsed();
-                setup.partner.seen.lock().expect("lock").clear();
-                took
-            })
-        })
+        b.iter_custom(|iters| sequential(&setup, &plain, &egress_url, &body, iters))
     });
     group.throughput(Throughput::Elements(CALLERS));
     group.bench_function("through_egress_32_callers", |b| {

@@ -602,18 +602,13 @@ fn parse_auth(
         }
         "basic" => {
             let username = entry.required_string("username", "the user name", errors);
-            let password_key = entry.key("password");
-            let password = entry.table("password", errors).and_then(|mut p| {
-                let source = read_source(&mut p, errors);
-                p.finish(errors);
-                resolve(source, sources, &password_key, errors)
-            });
-            if !entry.has("password") {
-                errors.push(
-                    password_key,
-                    "missing: e.g. password = { env = \"PARTNER_PASSWORD\" }",
-                );
-            }
+            let password = required_source(
+                &mut entry,
+                "password",
+                "e.g. password = { env = \"PARTNER_PASSWORD\" }",
+                sources,
+                errors,
+            );
             username.zip(password).map(|(user, password)| {
                 use base64::Engine;
                 let mut plain = format!("{user}:").into_bytes();
@@ -629,18 +624,13 @@ fn parse_auth(
                 super::reader::header_name,
                 errors,
             );
-            let value_key = entry.key("value");
-            let value = entry.table("value", errors).and_then(|mut p| {
-                let source = read_source(&mut p, errors);
-                p.finish(errors);
-                resolve(source, sources, &value_key, errors)
-            });
-            if !entry.has("value") {
-                errors.push(
-                    value_key,
-                    "missing: e.g. value = { env = \"PARTNER_API_KEY\" }",
-                );
-            }
+            let value = required_source(
+                &mut entry,
+                "value",
+                "e.g. value = { env = \"PARTNER_API_KEY\" }",
+                sources,
+                errors,
+            );
             name.zip(value)
         }
     };
@@ -660,6 +650,27 @@ fn parse_auth(
             None
         }
     }
+}
+
+/// The secret in the source table under `key` (`{ env | file | value }`),
+/// which must be there; its errors are recorded under `key`, and its
+/// absence as `missing: {hint}`.
+fn required_source(
+    entry: &mut Section<'_>,
+    key: &str,
+    hint: &str,
+    sources: &mut SourceReader<'_>,
+    errors: &mut ConfigErrors,
+) -> Option<Vec<u8>> {
+    let path = entry.key(key);
+    if !entry.has(key) {
+        errors.push(path, format!("missing: {hint}"));
+        return None;
+    }
+    let mut table = entry.table(key, errors)?;
+    let source = read_source(&mut table, errors);
+    table.finish(errors);
+    resolve(source, sources, &path, errors)
 }
 
 /// Resolves a read source, recording its error under `key`.
