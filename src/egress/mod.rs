@@ -144,10 +144,25 @@ pub async fn serve(listener: TcpListener, partners: Arc<Partners>) {
 
 /// What one app call came to, for the answer, the log line and the metric.
 struct Settled {
-    response: Response<EgressBody>,
-    outcome: EgressOutcome,
+    /// The partner's final answer, or hookguard's refusal.
+    answer: Result<Response<EgressBody>, Reject>,
+    /// Attempts sent (0 when refused before sending).
     attempts: u32,
-    reason: Option<Reject>,
+}
+
+impl Settled {
+    /// The `outcome` it is counted under.
+    fn outcome(&self) -> EgressOutcome {
+        match &self.answer {
+            Ok(response) if response.status().as_u16() < 400 => EgressOutcome::Ok,
+            Ok(_) => EgressOutcome::PartnerError,
+            Err(reject) => match reject.reason {
+                Reason::EgressTimeout => EgressOutcome::Timeout,
+                Reason::UpstreamUnavailable => EgressOutcome::Unavailable,
+                _ => EgressOutcome::Refused,
+            },
+        }
+    }
 }
 
 /// One app call, start to answer: the only place an egress call is logged
@@ -170,12 +185,16 @@ async fn call(request: Request<Incoming>, partners: &Partners) -> Response<Egres
     let route = partner.map_or(UNMATCHED_ROUTE, |p| p.route.name.as_str());
     let series = partner.map_or(&partners.unmatched, |p| &p.series);
     let took = started.elapsed();
-    series.request(settled.outcome, took);
-    let mut response = settled.response;
-    if let Some(reject) = &settled.reason {
-        let own = respond::answer_for(reject, partner.map(|p| p.route.name.as_str()));
-        response = own.map(|body| Full::new(body).map_err(|never| match never {}).boxed());
-    }
+    let outcome = settled.outcome();
+    series.request(outcome, took);
+    let (mut response, refusal) = match settled.answer {
+        Ok(response) => (response, None),
+        Err(reject) => {
+            let own = respond::answer_for(&reject, partner.map(|p| p.route.name.as_str()));
+            let own = own.map(|body| Full::new(body).map_err(|never| match never {}).boxed());
+            (own, Some(reject))
+        }
+    };
     let headers = response.headers_mut();
     headers.insert(ATTEMPTS_HEADER, HeaderValue::from(settled.attempts));
     if let Some(value) = key.as_ref().and_then(|k| HeaderValue::from_str(k).ok()) {
@@ -188,10 +207,10 @@ async fn call(request: Request<Incoming>, partners: &Partners) -> Response<Egres
         route,
         method = %method,
         path = %respond::loggable(path.as_bytes()),
-        outcome = settled.outcome.as_str(),
+        outcome = outcome.as_str(),
         status = response.status().as_u16(),
-        reason = settled.reason.as_ref().map(|r| r.reason.as_str()),
-        detail = settled.reason.as_ref().map(|r| r.detail.as_ref()),
+        reason = refusal.as_ref().map(|r| r.reason.as_str()),
+        detail = refusal.as_ref().map(|r| r.detail.as_ref()),
         attempts = settled.attempts,
         idempotency_key = key.as_deref().map(|k| respond::loggable(k.as_bytes())),
         duration_ms = took.as_secs_f64() * 1000.0,
@@ -202,16 +221,9 @@ async fn call(request: Request<Incoming>, partners: &Partners) -> Response<Egres
 
 /// A refusal by hookguard after `attempts` attempts.
 fn refused(reject: Reject, attempts: u32) -> Settled {
-    let outcome = match reject.reason {
-        Reason::EgressTimeout => EgressOutcome::Timeout,
-        Reason::UpstreamUnavailable => EgressOutcome::Unavailable,
-        _ => EgressOutcome::Refused,
-    };
     Settled {
-        response: Response::new(Full::new(Bytes::new()).map_err(|n| match n {}).boxed()),
-        outcome,
+        answer: Err(reject),
         attempts,
-        reason: Some(reject),
     }
 }
 
@@ -563,11 +575,6 @@ fn attempt_request(route: &EgressRoute, call: &Prepared) -> Result<Request<Full<
 /// The partner's final answer for the app: its status, end-to-end headers
 /// and streamed body.
 fn answered(response: Response<Incoming>, attempts: u32) -> Settled {
-    let outcome = if response.status().as_u16() < 400 {
-        EgressOutcome::Ok
-    } else {
-        EgressOutcome::PartnerError
-    };
     let (mut parts, body) = response.into_parts();
     let connection = ConnectionOptions::parse(
         parts
@@ -594,9 +601,7 @@ fn answered(response: Response<Incoming>, attempts: u32) -> Settled {
         parts.headers.remove(name);
     }
     Settled {
-        response: Response::from_parts(parts, body.boxed()),
-        outcome,
+        answer: Ok(Response::from_parts(parts, body.boxed())),
         attempts,
-        reason: None,
     }
 }
