@@ -54,8 +54,7 @@ pub async fn run(
 
 /// Like [`run`], and reloads the config from `source` on SIGHUP and when the
 /// file or its secret files change.
-/// The egress routes are those of the config it starts with (see
-/// [`crate::egress`]).
+/// Reloads reach the egress routes too; the egress listener stays bound.
 pub async fn run_with_reload(
     config: Config,
     source: ReloadSource,
@@ -84,24 +83,6 @@ async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let metrics = Metrics::new();
-    let egress = match (&config.egress, egress_listener) {
-        (Some(settings), Some(listener)) => {
-            tracing::info!(
-                listen = %listener.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()),
-                routes = settings.routes.len(),
-                "egress listener ready"
-            );
-            let partners = Arc::new(egress::Partners::new(settings.clone(), &metrics));
-            Some(tokio::spawn(egress::serve(listener, partners)))
-        }
-        (Some(_), None) => {
-            tracing::warn!(
-                "[egress] is configured but no egress listener was given; egress is off"
-            );
-            None
-        }
-        (None, _) => None,
-    };
     let (store, on_store_error, health) = build_store(&config, &metrics).await;
     let snapshots = store.snapshots.clone();
     let store = store.shared;
@@ -115,6 +96,7 @@ async fn serve(
         metrics,
         captures: Default::default(),
     });
+    let egress = start_egress(&state, egress_listener);
     // Under "reject" a store outage refuses every request: say so to the
     // load balancer. Under "allow" requests still go through.
     let readiness = match (&health, on_store_error) {
@@ -206,6 +188,36 @@ async fn serve(
         snapshots.finish(&state.metrics).await;
     }
     tracing::info!("hookguard stopped");
+}
+
+/// Serves the egress listener, when the config has `[egress]` and the
+/// listener was bound, following the live config (reloads reach it).
+fn start_egress(
+    state: &Arc<State>,
+    listener: Option<TcpListener>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let settings = state.live.load().config.egress.clone();
+    match (settings, listener) {
+        (Some(settings), Some(listener)) => {
+            tracing::info!(
+                listen = %listener.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()),
+                routes = settings.routes.len(),
+                "egress listener ready"
+            );
+            let live = state.clone();
+            let partners = egress::Partners::following(settings, &state.metrics, move || {
+                live.live.load().config.egress.clone()
+            });
+            Some(tokio::spawn(egress::serve(listener, Arc::new(partners))))
+        }
+        (Some(_), None) => {
+            tracing::warn!(
+                "[egress] is configured but no egress listener was given; egress is off"
+            );
+            None
+        }
+        (None, _) => None,
+    }
 }
 
 /// A connection on its way to a worker, with its `max_connections` permit.

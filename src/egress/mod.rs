@@ -28,6 +28,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response};
@@ -64,9 +65,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// own.
 pub type EgressBody = BoxBody<Bytes, hyper::Error>;
 
-/// The partner routes with their pooled clients and series, prepared once
-/// when the listener starts.
+/// The egress routes the listener serves, following the live config: on
+/// each call the `[egress]` in force is read from `source`, and when a
+/// reload has swapped in another, its routes, clients and series are
+/// prepared and used from then on (calls in flight finish with theirs).
 pub struct Partners {
+    /// The live `[egress]`; `None` (a reload dropped the table) keeps the
+    /// routes in force, since the listener stays bound until a restart.
+    source: Box<dyn Fn() -> Option<Arc<Egress>> + Send + Sync>,
+    metrics: Metrics,
+    current: ArcSwap<Routes>,
+}
+
+/// One `[egress]`, prepared: what a call is served by.
+struct Routes {
     /// `[egress]` itself (`max_body`, `on_app_credentials`).
     settings: Arc<Egress>,
     /// One per route, in configuration order.
@@ -85,8 +97,44 @@ struct Partner {
 }
 
 impl Partners {
-    /// Builds each route's client and series.
+    /// Serves `settings`, for good (tests, benches).
     pub fn new(settings: Arc<Egress>, metrics: &Metrics) -> Self {
+        let fixed = settings.clone();
+        Partners::following(settings, metrics, move || Some(fixed.clone()))
+    }
+
+    /// Serves `initial` until `source` gives another `[egress]` (the
+    /// server passes the live config's, so that reloads reach egress).
+    pub fn following(
+        initial: Arc<Egress>,
+        metrics: &Metrics,
+        source: impl Fn() -> Option<Arc<Egress>> + Send + Sync + 'static,
+    ) -> Self {
+        Partners {
+            current: ArcSwap::from_pointee(Routes::new(initial, metrics)),
+            source: Box::new(source),
+            metrics: metrics.clone(),
+        }
+    }
+
+    /// The routes in force now, prepared anew after a reload.
+    fn now(&self) -> Arc<Routes> {
+        let current = self.current.load_full();
+        match (self.source)() {
+            Some(live) if !Arc::ptr_eq(&live, &current.settings) => {
+                let fresh = Arc::new(Routes::new(live, &self.metrics));
+                self.current.store(fresh.clone());
+                tracing::info!(routes = fresh.routes.len(), "egress routes reloaded");
+                fresh
+            }
+            _ => current,
+        }
+    }
+}
+
+impl Routes {
+    /// Builds each route's client and series.
+    fn new(settings: Arc<Egress>, metrics: &Metrics) -> Self {
         let routes = settings
             .routes
             .iter()
@@ -111,7 +159,7 @@ impl Partners {
                 }
             })
             .collect();
-        Partners {
+        Routes {
             settings,
             routes,
             unmatched: metrics.egress_route(UNMATCHED_ROUTE),
@@ -169,6 +217,8 @@ impl Settled {
 /// and counted.
 async fn call(request: Request<Incoming>, partners: &Partners) -> Response<EgressBody> {
     let started = Instant::now();
+    let partners = partners.now();
+    let partners = partners.as_ref();
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let mut key = None;
@@ -229,7 +279,7 @@ fn refused(reject: Reject, attempts: u32) -> Settled {
 
 /// The route serving this call: origin-form targets only, under a
 /// configured prefix at a segment boundary.
-fn find<'p, B>(partners: &'p Partners, request: &Request<B>) -> Result<&'p Partner, Reject> {
+fn find<'p, B>(partners: &'p Routes, request: &Request<B>) -> Result<&'p Partner, Reject> {
     if request.method() == Method::CONNECT {
         return Err(Reject::new(
             Reason::NotAProxy,

@@ -806,3 +806,79 @@ async fn a_partner_that_asks_for_a_client_certificate_gets_the_configured_one() 
         "the handshake failed; nothing was served"
     );
 }
+
+#[test]
+fn a_rotated_egress_secret_file_is_used_after_the_reload_without_a_restart() {
+    let dir = TempDir::new("egress-reload");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let partner = runtime.block_on(Partner::start(None, Vec::new()));
+    let free = || {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        socket.local_addr().unwrap()
+    };
+    let (listen, admin, egress) = (free(), free(), free());
+    let key_file = dir.0.join("api-key");
+    std::fs::write(&key_file, "first-key\n").unwrap();
+    let body = format!(
+        r#"[server]
+listen = "{listen}"
+admin_listen = "{admin}"
+upstream = "http://127.0.0.1:9"
+reload_interval = "200ms"
+
+[[routes]]
+name = "check"
+path = "/check"
+scheme = "github"
+secrets = [{{ value = "s" }}]
+
+[egress]
+listen = "{egress}"
+[[egress.routes]]
+name = "p"
+prefix = "/p"
+upstream = "http://{partner}"
+allow_http = true
+auth = {{ bearer = {{ file = "{key}" }} }}
+"#,
+        partner = partner.addr,
+        key = key_file.display()
+    );
+    let path = dir.0.join("hookguard.toml");
+    std::fs::write(&path, body).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_hookguard"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let bearers = runtime.block_on(async {
+        for _ in 0..100 {
+            if TcpStream::connect(egress).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let first = send(egress, "GET", "/p/x", &[], Bytes::new()).await;
+        assert_eq!(first.status, 200);
+        std::fs::write(&key_file, "second-key\n").unwrap();
+        // Bounded: the reload polls every 200 ms.
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            send(egress, "GET", "/p/x", &[], Bytes::new()).await;
+            let seen = partner.seen();
+            if header(&seen[seen.len() - 1].headers, "authorization") == "Bearer second-key" {
+                break;
+            }
+        }
+        partner
+            .seen()
+            .iter()
+            .map(|s| header(&s.headers, "authorization").to_owned())
+            .collect::<Vec<_>>()
+    });
+    unsafe_free_kill(child.id());
+    let _ = child.wait_with_output();
+    assert_eq!(bearers[0], "Bearer first-key");
+    assert_eq!(bearers.last().unwrap(), "Bearer second-key", "{bearers:?}");
+}
