@@ -294,6 +294,19 @@ fn find<'p, B>(partners: &'p Routes, request: &Request<B>) -> Result<&'p Partner
         ));
     }
     let path = uri.path();
+    // A dot segment would climb out of the route's base path at the
+    // partner (`/crm/../admin` to `{upstream}/../admin`); browsers and
+    // clients resolve them before sending, so one here is deliberate.
+    let dot_segment = path.split('/').any(|segment| {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    });
+    if dot_segment {
+        return Err(Reject::new(
+            Reason::NotAProxy,
+            "the path has a \".\" or \"..\" segment, which would leave the route's base path at the partner",
+        ));
+    }
     partners
         .routes
         .iter()

@@ -398,6 +398,16 @@ async fn absolute_form_connect_and_unknown_prefixes_are_refused_and_nothing_leav
             "no_route",
         ),
         (
+            "GET /cartelcrm/../admin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_owned(),
+            400,
+            "not_a_proxy",
+        ),
+        (
+            "GET /cartelcrm/v1/%2E%2e/admin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_owned(),
+            400,
+            "not_a_proxy",
+        ),
+        (
             "GET /cartelcrmX/v1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_owned(),
             404,
             "no_route",
