@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -718,34 +719,18 @@ fn no_secret_reaches_the_log_of_a_real_egress_run() {
     let dir = TempDir::new("egress-log");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let partner = runtime.block_on(Partner::start(None, vec![scripted(503)]));
-    let free = |_: ()| {
-        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        socket.local_addr().unwrap()
-    };
-    let (listen, admin, egress) = (free(()), free(()), free(()));
+    let (listen, admin, egress) = (free_port(), free_port(), free_port());
     let body = format!(
         "[server]\nlisten = \"{listen}\"\nadmin_listen = \"{admin}\"\nupstream = \"http://127.0.0.1:9\"\n\n[[routes]]\nname = \"check\"\npath = \"/check\"\n{HMAC_VERIFIER}\n\n{}",
         cartelcrm(&format!("http://{}", partner.addr), "", SEED_RETRY)
             .replace("listen = \"127.0.0.1:8001\"", &format!("listen = \"{egress}\""))
     );
-    let path = dir.0.join("hookguard.toml");
-    std::fs::write(&path, body).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_hookguard"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .args(["--log-format", "json"])
-        .env("CARTELCRM_API_KEY", API_KEY)
-        .env("CARTELCRM_HMAC_SECRET", HMAC_SECRET)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let env = [
+        ("CARTELCRM_API_KEY", API_KEY),
+        ("CARTELCRM_HMAC_SECRET", HMAC_SECRET),
+    ];
+    let child = serve_binary(&runtime, &dir.0, &body, &env, egress);
     let answer = runtime.block_on(async {
-        for _ in 0..100 {
-            if TcpStream::connect(egress).await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         post_lead(
             egress,
             &[("authorization", "Bearer app-token-9z".to_owned())],
@@ -771,6 +756,43 @@ fn no_secret_reaches_the_log_of_a_real_egress_run() {
     {
         assert!(!log.contains(&secret), "{secret:?} in the log:\n{log}");
     }
+}
+
+/// A port free on 127.0.0.1 a moment ago, for a real binary's listeners.
+fn free_port() -> SocketAddr {
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    socket.local_addr().unwrap()
+}
+
+/// Runs `hookguard serve` on the config text `body` (written into `dir`)
+/// with `env` set and stderr piped, once `egress` accepts connections
+/// (bounded: 5 s).
+fn serve_binary(
+    runtime: &tokio::runtime::Runtime,
+    dir: &Path,
+    body: &str,
+    env: &[(&str, &str)],
+    egress: SocketAddr,
+) -> std::process::Child {
+    let path = dir.join("hookguard.toml");
+    std::fs::write(&path, body).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_hookguard"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .args(["--log-format", "json"])
+        .envs(env.iter().copied())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    runtime.block_on(async {
+        for _ in 0..100 {
+            if TcpStream::connect(egress).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    child
 }
 
 /// Sends SIGTERM to `pid` with the `kill` command (no libc binding in the
@@ -822,11 +844,7 @@ fn a_rotated_egress_secret_file_is_used_after_the_reload_without_a_restart() {
     let dir = TempDir::new("egress-reload");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let partner = runtime.block_on(Partner::start(None, Vec::new()));
-    let free = || {
-        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        socket.local_addr().unwrap()
-    };
-    let (listen, admin, egress) = (free(), free(), free());
+    let (listen, admin, egress) = (free_port(), free_port(), free_port());
     let key_file = dir.0.join("api-key");
     std::fs::write(&key_file, "first-key\n").unwrap();
     let body = format!(
@@ -854,21 +872,8 @@ auth = {{ bearer = {{ file = "{key}" }} }}
         partner = partner.addr,
         key = key_file.display()
     );
-    let path = dir.0.join("hookguard.toml");
-    std::fs::write(&path, body).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_hookguard"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = serve_binary(&runtime, &dir.0, &body, &[], egress);
     let bearers = runtime.block_on(async {
-        for _ in 0..100 {
-            if TcpStream::connect(egress).await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
         let first = send(egress, "GET", "/p/x", &[], Bytes::new()).await;
         assert_eq!(first.status, 200);
         std::fs::write(&key_file, "second-key\n").unwrap();
