@@ -127,6 +127,11 @@ pub struct Idempotency {
     pub source: KeySource,
     /// The methods that get a key; other requests go without one.
     pub methods: Vec<Method>,
+    /// Send the key as a Structured Field string (`"..."`), as the IETF
+    /// Idempotency-Key draft writes it; most deployed APIs (Stripe, Svix)
+    /// take it bare, the default. A quoted key read from the app is
+    /// unquoted first.
+    pub quoted: bool,
 }
 
 /// Where an idempotency key comes from, once per app request.
@@ -861,11 +866,13 @@ fn parse_idempotency(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<Id
         }
         None => vec![Method::POST, Method::PATCH],
     };
+    let quoted = s.boolean("quoted", errors).unwrap_or(false);
     s.finish(errors);
     Some(Idempotency {
         header: header?,
         source: source?,
         methods,
+        quoted,
     })
 }
 

@@ -42,7 +42,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
-use crate::config::{AppCredentials, Egress, EgressRoute, KeySource, UNMATCHED_ROUTE};
+use crate::config::{AppCredentials, Egress, EgressRoute, Idempotency, KeySource, UNMATCHED_ROUTE};
 use crate::http1::hop::{is_hop_by_hop, ConnectionOptions};
 use crate::metrics::{Attempt, EgressOutcome, EgressSeries, Metrics};
 use crate::proxy::{self, respond};
@@ -389,12 +389,9 @@ async fn prepare(
         }
     };
     let key = match &route.idempotency {
-        Some(idempotency) if idempotency.methods.contains(&parts.method) => Some(idempotency_key(
-            &idempotency.source,
-            &idempotency.header,
-            &parts.headers,
-            &body,
-        )?),
+        Some(idempotency) if idempotency.methods.contains(&parts.method) => {
+            Some(idempotency_key(idempotency, &parts.headers, &body)?)
+        }
         _ => None,
     };
     let id = key
@@ -449,8 +446,7 @@ fn forwardable(app: &HeaderMap, owned: &[HeaderName]) -> HeaderMap {
 
 /// The call's idempotency key from `source`, settled once per call.
 fn idempotency_key(
-    source: &KeySource,
-    header: &HeaderName,
+    idempotency: &Idempotency,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<String, Reject> {
@@ -459,8 +455,11 @@ fn idempotency_key(
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
+            .map(|v| match idempotency.quoted {
+                true => unquote(v),
+                false => v.to_owned(),
+            })
             .filter(|v| !v.is_empty())
-            .map(str::to_owned)
             .ok_or_else(|| {
                 Reject::with(
                     Reason::MissingIdempotencyKey,
@@ -468,9 +467,9 @@ fn idempotency_key(
                 )
             })
     };
-    match source {
+    match &idempotency.source {
         KeySource::Generate => Ok(uuid::Uuid::now_v7().to_string()),
-        KeySource::Passthrough => from_header(header),
+        KeySource::Passthrough => from_header(&idempotency.header),
         KeySource::Header(name) => from_header(name),
         KeySource::Json(pointer) => {
             let missing = || {
@@ -487,6 +486,23 @@ fn idempotency_key(
             }
         }
     }
+}
+
+/// A Structured Field string's content (RFC 8941 §3.3.3: `"..."` with
+/// `\"` and `\\` escapes); text that is not one is returned as it is.
+fn unquote(text: &str) -> String {
+    let Some(inner) = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')) else {
+        return text.to_owned();
+    };
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Sends the attempts and settles on the final answer.
@@ -616,7 +632,11 @@ fn attempt_request(route: &EgressRoute, call: &Prepared) -> Result<Request<Full<
         id: call.id.clone(),
     };
     if let (Some(idempotency), Some(key)) = (&route.idempotency, &call.key) {
-        let value = HeaderValue::from_str(key)
+        let value = match idempotency.quoted {
+            true => format!("\"{}\"", key.replace('\\', "\\\\").replace('"', "\\\"")),
+            false => key.clone(),
+        };
+        let value = HeaderValue::from_str(&value)
             .map_err(|_| bad("the idempotency key is not a valid header value".to_owned()))?;
         unsigned.headers.insert(idempotency.header.clone(), value);
     }
@@ -666,5 +686,18 @@ fn answered(response: Response<Incoming>, attempts: u32) -> Settled {
     Settled {
         answer: Ok(Response::from_parts(parts, body.boxed())),
         attempts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn structured_field_strings_are_unquoted_and_other_text_kept() {
+        assert_eq!(unquote(r#""abc""#), "abc");
+        assert_eq!(unquote(r#""a\"b\\c""#), r#"a"b\c"#);
+        assert_eq!(unquote("abc"), "abc");
+        assert_eq!(unquote(r#""abc"#), r#""abc"#);
     }
 }

@@ -248,15 +248,26 @@ async fn a_429_with_retry_after_1_is_retried_a_second_later_with_the_same_key_an
 #[tokio::test]
 async fn a_503_is_retried_and_400_401_403_404_422_are_not() {
     let partner = Partner::start(None, vec![scripted(503)]).await;
-    let config = both_sides(
-        HMAC_VERIFIER,
-        &cartelcrm(&format!("http://{}", partner.addr), "", SEED_RETRY),
+    // The app's own key, passed through in the IETF draft's quoted form.
+    let quoted = cartelcrm(&format!("http://{}", partner.addr), "", SEED_RETRY).replace(
+        "source = \"generate\"",
+        "source = \"passthrough\"\nquoted = true",
     );
+    let config = both_sides(HMAC_VERIFIER, &quoted);
     let (egress, _) = start(&config).await;
-    let answer = post_lead(egress, &[]).await;
+    let answer = post_lead(egress, &[("idempotency-key", "\"lead-7\"".to_owned())]).await;
     assert_eq!(answer.status, 200);
     assert_eq!(header(&answer.headers, "x-hookguard-egress-attempts"), "2");
-    assert_eq!(partner.seen().len(), 2);
+    assert_eq!(
+        header(&answer.headers, "x-hookguard-idempotency-key"),
+        "lead-7"
+    );
+    let seen = partner.seen();
+    assert_eq!(seen.len(), 2);
+    for attempt in &seen {
+        assert_eq!(header(&attempt.headers, "idempotency-key"), "\"lead-7\"");
+        verifies(&config, attempt).unwrap();
+    }
     for status in [400, 401, 403, 404, 422] {
         let partner = Partner::start(None, vec![scripted(status), scripted(200)]).await;
         let config = config_for(&partner);
