@@ -316,13 +316,19 @@ max_elapsed = "2500ms""#;
         "took {took:?}"
     );
     let seen = partner.seen();
-    assert_eq!(seen.len(), 3, "1 s + 0.1 s + 1 s + 0.1 s + the rest");
+    // 1 s, a wait of 50 to 100 ms, 1 s, another wait, and the third
+    // attempt cut to what is left; a machine slow enough to eat the rest
+    // leaves two.
+    assert!((2..=3).contains(&seen.len()), "{} attempts", seen.len());
     let keys: Vec<&str> = seen
         .iter()
         .map(|s| header(&s.headers, "idempotency-key"))
         .collect();
     assert!(keys.iter().all(|k| *k == keys[0]));
-    assert_eq!(header(&answer.headers, "x-hookguard-egress-attempts"), "3");
+    assert_eq!(
+        header(&answer.headers, "x-hookguard-egress-attempts"),
+        seen.len().to_string()
+    );
 }
 
 #[tokio::test]
