@@ -14,7 +14,7 @@
 //! cli
 //!  └ server, reload
 //!     └ admin, demo
-//!        └ proxy                          (implements http1::Handler)
+//!        └ proxy, egress                  (proxy implements http1::Handler)
 //!           └ limits, replay, metrics, routes
 //!              └ config                   (read, never read back)
 //!                 └ schemes, http1        (http1 uses nothing of the crate)
@@ -31,6 +31,8 @@
 //! - [`proxy`]: the request pipeline (match, admit, read, verify, claim,
 //!   forward, settle, answer), and the one place a rejection becomes a
 //!   response, a log line and a metric.
+//! - [`egress`]: the second listener, where the app's own calls to its
+//!   partners are signed, credentialed and retried (hyper on both sides).
 //! - [`limits`]: admission, judged on the request head alone (method,
 //!   client address, rate, content type, header names). The body's limits
 //!   are applied where it is read ([`http1::Body::read_to_end`]).
@@ -56,6 +58,7 @@ pub mod cli;
 pub mod config;
 pub mod dedupe;
 pub mod demo;
+pub mod egress;
 pub mod http1;
 pub mod limits;
 pub mod logging;

@@ -27,6 +27,11 @@
 //! | `hookguard_connections_closed_total` | cause | connections the wire closed mid-way or timed out |
 //! | `hookguard_log_lines_dropped_total` | | log lines dropped because stderr's reader was slower than the traffic (see [`crate::logging`]) |
 //! | `hookguard_captures_dropped_total` | | captures of refused requests deleted or not written to stay within `capture_max_files` / `capture_max_bytes` |
+//! | `hookguard_egress_requests_total` | route, outcome | app calls through egress, once each: `ok` (the partner's final answer was 1xx-3xx), `partner_error` (its final answer was 4xx/5xx), `timeout` (504 `egress_timeout`), `unavailable` (no connection), `refused` (hookguard refused the call) |
+//! | `hookguard_egress_attempts_total` | route, status_class | attempts sent to partners: `2xx`..`5xx`, `connect_error`, `timeout` |
+//! | `hookguard_egress_duration_seconds` | route | whole app call, retries and waits included, histogram |
+//! | `hookguard_egress_attempt_duration_seconds` | route | one attempt, histogram |
+//! | `hookguard_egress_retry_after_seconds` | route | waits a partner's `Retry-After` asked for and hookguard honoured, histogram |
 //! | `hookguard_build_info` | version | always 1 |
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -109,6 +114,58 @@ pub const SNAPSHOT_RESULTS: &[&str] = &[
     "corrupt",
 ];
 
+/// Outcomes of `hookguard_egress_requests_total`, in [`EgressOutcome`]
+/// order.
+pub const EGRESS_OUTCOMES: &[&str] = &["ok", "partner_error", "timeout", "unavailable", "refused"];
+
+/// What became of one app call through egress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EgressOutcome {
+    /// The partner's final answer was 1xx to 3xx.
+    Ok,
+    /// The partner's final answer was 4xx or 5xx.
+    PartnerError,
+    /// The budget ran out without an answer (504 `egress_timeout`).
+    Timeout,
+    /// No connection could be made (502 `upstream_unavailable`).
+    Unavailable,
+    /// Hookguard refused the call itself.
+    Refused,
+}
+
+impl EgressOutcome {
+    /// The `outcome` label.
+    pub fn as_str(self) -> &'static str {
+        EGRESS_OUTCOMES[self as usize]
+    }
+}
+
+/// Status classes of `hookguard_egress_attempts_total`, in [`Attempt`]
+/// order.
+pub const ATTEMPT_CLASSES: &[&str] = &["2xx", "3xx", "4xx", "5xx", "connect_error", "timeout"];
+
+/// How one attempt to a partner ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// An answer with this status.
+    Status(u16),
+    /// No connection.
+    ConnectError,
+    /// No answer in time, or the connection broke after sending.
+    Timeout,
+}
+
+impl Attempt {
+    /// The `status_class` label's index in [`ATTEMPT_CLASSES`].
+    fn class(self) -> usize {
+        match self {
+            Attempt::Status(status) => usize::from(status.clamp(200, 599) / 100 - 2),
+            Attempt::ConnectError => 4,
+            Attempt::Timeout => 5,
+        }
+    }
+}
+
 /// Results of `hookguard_config_reloads_total`.
 pub const RELOAD_RESULTS: &[&str] = &["success", "error"];
 
@@ -137,6 +194,11 @@ pub struct Metrics {
     /// Copied from [`crate::logging::dropped_lines`] at each scrape; the
     /// lock keeps two scrapes from both adding the same difference.
     log_lines_dropped: Arc<std::sync::Mutex<IntCounter>>,
+    egress_requests: IntCounterVec,
+    egress_attempts: IntCounterVec,
+    egress_duration: HistogramVec,
+    egress_attempt_duration: HistogramVec,
+    egress_retry_after: HistogramVec,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -311,6 +373,41 @@ impl Metrics {
                     .expect("registered once");
                 Arc::new(std::sync::Mutex::new(family))
             },
+            egress_requests: counter(
+                r,
+                "hookguard_egress_requests_total",
+                "App calls through the egress listener by route and outcome (ok, partner_error, \
+                 timeout, unavailable, refused).",
+                &["route", "outcome"],
+            ),
+            egress_attempts: counter(
+                r,
+                "hookguard_egress_attempts_total",
+                "Attempts sent to partners by route and how each ended (2xx..5xx, \
+                 connect_error, timeout).",
+                &["route", "status_class"],
+            ),
+            egress_duration: histogram(
+                r,
+                "hookguard_egress_duration_seconds",
+                "Whole app call through egress, retries and waits included, by route.",
+                &["route"],
+                LATENCY_BUCKETS,
+            ),
+            egress_attempt_duration: histogram(
+                r,
+                "hookguard_egress_attempt_duration_seconds",
+                "One attempt to a partner, from sending to its response head, by route.",
+                &["route"],
+                LATENCY_BUCKETS,
+            ),
+            egress_retry_after: histogram(
+                r,
+                "hookguard_egress_retry_after_seconds",
+                "Waits a partner asked for with Retry-After and hookguard honoured, by route.",
+                &["route"],
+                LATENCY_BUCKETS,
+            ),
             registry,
         };
         let build_info = IntGaugeVec::new(
@@ -415,6 +512,24 @@ impl Metrics {
         self.config_reloads
             .with_label_values(&[if success { "success" } else { "error" }])
             .inc();
+    }
+
+    /// An egress route's series, created at zero (`_unmatched` for calls
+    /// no route serves).
+    pub fn egress_route(&self, route: &str) -> EgressSeries {
+        EgressSeries {
+            requests: EGRESS_OUTCOMES
+                .iter()
+                .map(|o| self.egress_requests.with_label_values(&[route, o]))
+                .collect(),
+            attempts: ATTEMPT_CLASSES
+                .iter()
+                .map(|c| self.egress_attempts.with_label_values(&[route, c]))
+                .collect(),
+            duration: self.egress_duration.with_label_values(&[route]),
+            attempt_duration: self.egress_attempt_duration.with_label_values(&[route]),
+            retry_after: self.egress_retry_after.with_label_values(&[route]),
+        }
     }
 
     /// Counts captures of refused requests dropped by the bounds.
@@ -535,5 +650,36 @@ impl RouteSeries {
         if let Some(counter) = &self.store_bypass {
             counter.inc();
         }
+    }
+}
+
+/// One egress route's series (see [`Metrics::egress_route`]).
+#[derive(Debug, Clone)]
+pub struct EgressSeries {
+    /// By [`EgressOutcome`], in `EGRESS_OUTCOMES` order.
+    requests: Vec<IntCounter>,
+    /// By [`Attempt`] class, in `ATTEMPT_CLASSES` order.
+    attempts: Vec<IntCounter>,
+    duration: Histogram,
+    attempt_duration: Histogram,
+    retry_after: Histogram,
+}
+
+impl EgressSeries {
+    /// Counts one app call under its outcome.
+    pub fn request(&self, outcome: EgressOutcome, took: Duration) {
+        self.requests[outcome as usize].inc();
+        self.duration.observe(took.as_secs_f64());
+    }
+
+    /// Counts one attempt and how long it took.
+    pub fn attempt(&self, attempt: Attempt, took: Duration) {
+        self.attempts[attempt.class()].inc();
+        self.attempt_duration.observe(took.as_secs_f64());
+    }
+
+    /// Records a wait a partner's `Retry-After` asked for.
+    pub fn retry_after(&self, wait: Duration) {
+        self.retry_after.observe(wait.as_secs_f64());
     }
 }

@@ -68,6 +68,19 @@ pub enum Reason {
     UpstreamTimeout,
     /// The replay store could not be asked (shared stores only).
     StoreUnavailable,
+    /// Egress: the request is not for a configured partner route in origin
+    /// form (an absolute-form target, or `CONNECT`): hookguard is not a
+    /// forward proxy.
+    NotAProxy,
+    /// Egress: the app sent credentials or signature headers of its own
+    /// and `egress.on_app_credentials = "reject"`.
+    AppCredentials,
+    /// Egress: the route takes its idempotency key from the request
+    /// (`passthrough`, `header:`, `json:`) and the request has none.
+    MissingIdempotencyKey,
+    /// Egress: the retry budget (`max_elapsed`) ran out with no answer
+    /// from the partner.
+    EgressTimeout,
 }
 
 impl Reason {
@@ -98,6 +111,25 @@ impl Reason {
         Reason::UpstreamUnavailable,
         Reason::UpstreamTimeout,
         Reason::StoreUnavailable,
+        Reason::NotAProxy,
+        Reason::AppCredentials,
+        Reason::MissingIdempotencyKey,
+        Reason::EgressTimeout,
+    ];
+
+    /// The reasons the egress listener answers with: the ones it shares
+    /// with the webhook side (`no_route`, `body_too_large`,
+    /// `upstream_unavailable`) and its own; its metrics are created for
+    /// these only.
+    pub const EGRESS: &'static [Reason] = &[
+        Reason::NoRoute,
+        Reason::BodyTooLarge,
+        Reason::BodyIncomplete,
+        Reason::UpstreamUnavailable,
+        Reason::NotAProxy,
+        Reason::AppCredentials,
+        Reason::MissingIdempotencyKey,
+        Reason::EgressTimeout,
     ];
 
     /// The wire name: header value, JSON `error` and metric label.
@@ -128,6 +160,10 @@ impl Reason {
             Reason::UpstreamUnavailable => "upstream_unavailable",
             Reason::UpstreamTimeout => "upstream_timeout",
             Reason::StoreUnavailable => "store_unavailable",
+            Reason::NotAProxy => "not_a_proxy",
+            Reason::AppCredentials => "app_credentials",
+            Reason::MissingIdempotencyKey => "missing_idempotency_key",
+            Reason::EgressTimeout => "egress_timeout",
         }
     }
 
@@ -173,6 +209,10 @@ impl Reason {
             Reason::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Reason::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Reason::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Reason::NotAProxy => StatusCode::BAD_REQUEST,
+            Reason::AppCredentials => StatusCode::BAD_REQUEST,
+            Reason::MissingIdempotencyKey => StatusCode::BAD_REQUEST,
+            Reason::EgressTimeout => StatusCode::GATEWAY_TIMEOUT,
             // The authenticity reasons, taken by the first arm.
             _ => StatusCode::UNAUTHORIZED,
         }
@@ -193,7 +233,10 @@ impl Reason {
         self.outcome() == Outcome::Rejected
             && !matches!(
                 self,
-                Reason::UpstreamUnavailable | Reason::UpstreamTimeout | Reason::StoreUnavailable
+                Reason::UpstreamUnavailable
+                    | Reason::UpstreamTimeout
+                    | Reason::StoreUnavailable
+                    | Reason::EgressTimeout
             )
     }
 
@@ -378,6 +421,10 @@ mod tests {
             ("upstream_unavailable", 502),
             ("upstream_timeout", 504),
             ("store_unavailable", 503),
+            ("not_a_proxy", 400),
+            ("app_credentials", 400),
+            ("missing_idempotency_key", 400),
+            ("egress_timeout", 504),
         ];
         assert_eq!(expected.len(), Reason::ALL.len());
         for (reason, (name, status)) in Reason::ALL.iter().zip(expected) {

@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::admin::{self, Readiness};
 use crate::config::{Config, OnStoreError, StoreKind};
+use crate::egress;
 use crate::http1;
 use crate::metrics::Metrics;
 use crate::proxy::{Live, State};
@@ -39,26 +40,38 @@ use crate::replay::redis::{self, RedisStore};
 use crate::replay::ReplayStore;
 
 /// Serves `config` until `shutdown` resolves, then drains in-flight
-/// requests for at most `shutdown_grace` and returns.
+/// requests for at most `shutdown_grace` and returns. `egress` is the
+/// bound `egress.listen`, when the config has `[egress]`.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     admin_listener: TcpListener,
+    egress: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) {
-    serve(config, None, listener, admin_listener, shutdown).await;
+    serve(config, None, listener, admin_listener, egress, shutdown).await;
 }
 
 /// Like [`run`], and reloads the config from `source` on SIGHUP and when the
 /// file or its secret files change.
+/// Reloads reach the egress routes too; the egress listener stays bound.
 pub async fn run_with_reload(
     config: Config,
     source: ReloadSource,
     listener: TcpListener,
     admin_listener: TcpListener,
+    egress: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) {
-    serve(config, Some(source), listener, admin_listener, shutdown).await;
+    serve(
+        config,
+        Some(source),
+        listener,
+        admin_listener,
+        egress,
+        shutdown,
+    )
+    .await;
 }
 
 async fn serve(
@@ -66,6 +79,7 @@ async fn serve(
     source: Option<ReloadSource>,
     listener: TcpListener,
     admin_listener: TcpListener,
+    egress_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()>,
 ) {
     let metrics = Metrics::new();
@@ -82,6 +96,7 @@ async fn serve(
         metrics,
         captures: Default::default(),
     });
+    let egress = start_egress(&state, egress_listener);
     // Under "reject" a store outage refuses every request: say so to the
     // load balancer. Under "allow" requests still go through.
     let readiness = match (&health, on_store_error) {
@@ -163,6 +178,9 @@ async fn serve(
     // running past the grace is dropped with them.
     drop(workers);
     admin.abort();
+    if let Some(egress) = egress {
+        egress.abort();
+    }
     if let Some(health) = health {
         health.abort();
     }
@@ -170,6 +188,36 @@ async fn serve(
         snapshots.finish(&state.metrics).await;
     }
     tracing::info!("hookguard stopped");
+}
+
+/// Serves the egress listener, when the config has `[egress]` and the
+/// listener was bound, following the live config (reloads reach it).
+fn start_egress(
+    state: &Arc<State>,
+    listener: Option<TcpListener>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let settings = state.live.load().config.egress.clone();
+    match (settings, listener) {
+        (Some(settings), Some(listener)) => {
+            tracing::info!(
+                listen = %listener.local_addr().map_or_else(|_| "?".into(), |a| a.to_string()),
+                routes = settings.routes.len(),
+                "egress listener ready"
+            );
+            let live = state.clone();
+            let partners = egress::Partners::following(settings, &state.metrics, move || {
+                live.live.load().config.egress.clone()
+            });
+            Some(tokio::spawn(egress::serve(listener, Arc::new(partners))))
+        }
+        (Some(_), None) => {
+            tracing::warn!(
+                "[egress] is configured but no egress listener was given; egress is off"
+            );
+            None
+        }
+        (None, _) => None,
+    }
 }
 
 /// A connection on its way to a worker, with its `max_connections` permit.

@@ -186,10 +186,50 @@ FAKE_FILES = {
     ("discord-app", "public-key"): "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
 }
 
+# The app's calls to a partner through egress: a bearer key and an HMAC
+# secret from one Secret, a client key from another, and an env secret.
+EGRESS: dict[str, Any] = {
+    "app": {
+        "env": [{"name": "CARTELCRM_BASE_URL", "value": "http://127.0.0.1:8001/cartelcrm"}],
+    },
+    "hookguard": {
+        "env": [{"name": "PARTNER_PREVIOUS", "valueFrom": {"secretKeyRef": {"name": "cartelcrm-previous", "key": "hmac"}}}],
+    },
+    "config": {
+        "egress": {
+            "max_body": "1MiB",
+            "on_app_credentials": "reject",
+            "routes": [
+                {
+                    "name": "cartelcrm",
+                    "prefix": "/cartelcrm",
+                    "upstream": "https://cartelcrm.example/api",
+                    "timeout": "10s",
+                    "auth": {"bearer": {"secretName": "cartelcrm-egress", "key": "api-key"}},
+                    "sign": {
+                        "header": "X-Signature",
+                        "prefix": "sha256=",
+                        "message": "{body}",
+                        "timestamp_header": "X-Timestamp",
+                        "secrets": [
+                            {"secretName": "cartelcrm-egress", "key": "hmac-secret", "id": "current"},
+                            {"env": "PARTNER_PREVIOUS", "id": "previous"},
+                        ],
+                    },
+                    "idempotency": {"header": "Idempotency-Key", "source": "generate"},
+                    "retry": {"on": ["429", "5xx", "connect", "timeout"], "backoff": ["200ms", "1s", "3s"], "max_attempts": 4, "max_elapsed": "20s"},
+                },
+            ],
+        },
+    },
+}
+
 SCENARIOS: dict[str, dict[str, Any]] = {
     "default": {},
     "native-sidecar": {"hookguard": {"nativeSidecar": True}},
     "all-on": ALL_ON,
+    "egress": EGRESS,
+    "egress-native-sidecar": {**EGRESS, "hookguard": {**EGRESS["hookguard"], "nativeSidecar": True}},
 }
 
 
@@ -258,6 +298,20 @@ def secret_refs(config: dict[str, Any]) -> tuple[list[str], list[str]]:
                 files.append(source["file"])
             if "env" in source:
                 envs.append(source["env"])
+    def walk(node: Any) -> None:
+        # Egress sources sit at any depth of a route (auth, sign, tls).
+        if isinstance(node, dict):
+            if "file" in node and isinstance(node["file"], str):
+                files.append(node["file"])
+            if "env" in node and isinstance(node["env"], str):
+                envs.append(node["env"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(config.get("egress", {}).get("routes", []))
     password = config.get("replay", {}).get("redis_password")
     if isinstance(password, dict) and "env" in password:
         envs.append(password["env"])
@@ -428,6 +482,38 @@ def scenario_checks(label: str, values: dict[str, Any]) -> None:
 
     check(f"[{label}] hookguard check accepts the rendered config", binary_accepts_config)
 
+    egress = effective["config"].get("egress") or {}
+    if egress:
+
+        def egress_secrets_only_in_hookguard() -> None:
+            names = set(re.findall(r'"secretName": "([^"]+)"', __import__("json").dumps(egress)))
+            names |= {
+                e["valueFrom"]["secretKeyRef"]["name"]
+                for e in hg.get("env", [])
+                if "secretKeyRef" in e.get("valueFrom", {})
+            }
+            assert names, "the scenario names no egress Secret"
+            volumes = {v["name"]: v for v in spec["volumes"]}
+            secret_volumes = {n for n, v in volumes.items() if v.get("secret", {}).get("secretName") in names}
+            mounted = {m["name"] for m in hg["volumeMounts"]}
+            for name in names - {e["valueFrom"]["secretKeyRef"]["name"] for e in hg.get("env", []) if "secretKeyRef" in e.get("valueFrom", {})}:
+                assert any(volumes[v]["secret"]["secretName"] == name for v in mounted & secret_volumes), f"Secret {name} is not mounted into hookguard"
+            others = [c for c in spec["containers"] + spec.get("initContainers", []) if c["name"] != "hookguard"]
+            assert any(c["name"] == effective["app"]["name"] for c in others), "no app container"
+            for container in others:
+                text = yaml.safe_dump(container)
+                for name in names:
+                    assert name not in text, f"container {container['name']} refers to egress Secret {name}:\n{text}"
+                for mount in container.get("volumeMounts", []):
+                    assert mount["name"] not in secret_volumes, f"{container['name']} mounts {mount['name']}"
+                    assert not mount["mountPath"].startswith(SECRETS_DIR), f"{container['name']} mounts under {SECRETS_DIR}"
+                for source in container.get("envFrom", []):
+                    assert source.get("secretRef", {}).get("name") not in names, f"{container['name']} envFrom an egress Secret"
+            listen = config["egress"]["listen"]
+            assert listen == f"127.0.0.1:{effective['hookguard']['ports']['egress']}", listen
+
+        check(f"[{label}] egress Secrets are mounted into hookguard only; the app has no reference to them; egress listens on 127.0.0.1", egress_secrets_only_in_hookguard)
+
     # Switches.
     sm_on = effective["metrics"]["serviceMonitor"]["enabled"]
     rule_on = effective["metrics"]["prometheusRule"]["enabled"]
@@ -592,7 +678,9 @@ def dockerfile_agrees_with_chart() -> None:
     if user.group(2):
         assert int(user.group(2)) == values["hookguard"]["securityContext"]["runAsGroup"], "USER group differs from runAsGroup"
     exposed = {int(p) for p in re.findall(r"\d+", re.search(r"^EXPOSE (.+)$", final, flags=re.M).group(1))}
-    assert exposed == set(values["hookguard"]["ports"].values()), f"EXPOSE {exposed}"
+    # The egress port is bound on 127.0.0.1 inside the pod: not exposed.
+    network_ports = {v for k, v in values["hookguard"]["ports"].items() if k != "egress"}
+    assert exposed == network_ports, f"EXPOSE {exposed}"
     assert "/etc/hookguard/config.toml" in final, "default config path"
     # Every file the build stage copies from the context exists and is not
     # excluded by .dockerignore's allow-list.
@@ -711,6 +799,8 @@ def main() -> int:
     check("terminationGracePeriodSeconds follows shutdown_grace; too short is refused", grace_follows_shutdown_grace)
     check("refuses config.server.listen (the chart owns ports)", refuses({"config": {"server": {"listen": "0.0.0.0:1"}}}, "config.server.listen"))
     check("refuses an empty route list", refuses({"config": {"routes": []}}, "config.routes"))
+    check("refuses config.egress.listen (the chart owns ports)", refuses({"config": {"egress": {"listen": "0.0.0.0:8001", "routes": []}}}, "config.egress.listen"))
+    check("refuses an egress secretName without key", refuses({"config": {"egress": {"routes": [{"name": "p", "prefix": "/p", "upstream": "https://p.example", "auth": {"bearer": {"secretName": "s"}}}]}}}, "key is required"))
     check("refuses a secretName without key", refuses({"config": {"routes": [{"name": "a", "path": "/a", "scheme": "github", "secrets": [{"secretName": "s"}]}]}}, "key is required"))
     check("refuses autoscaling without an app CPU request", refuses({"autoscaling": {"enabled": True}}, "app.resources.requests.cpu"))
     check("files/alerts.yaml is deploy/prometheus/alerts.yaml", alerts_single_source)

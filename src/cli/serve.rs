@@ -47,12 +47,29 @@ async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener, ExitCode> {
 async fn serve(config: Config, path: &Path) -> Result<(), ExitCode> {
     let listener = bind("server.listen", config.server.listen).await?;
     let admin = bind("server.admin_listen", config.server.admin_listen).await?;
+    let egress = bind_egress(&config).await?;
     let source = ReloadSource {
         path: path.to_owned(),
         env: Arc::new(ProcessEnv),
     };
-    server::run_with_reload(config, source, listener, admin, server::shutdown_signal()).await;
+    server::run_with_reload(
+        config,
+        source,
+        listener,
+        admin,
+        egress,
+        server::shutdown_signal(),
+    )
+    .await;
     Ok(())
+}
+
+/// Binds `egress.listen` when the config has `[egress]`.
+async fn bind_egress(config: &Config) -> Result<Option<TcpListener>, ExitCode> {
+    match &config.egress {
+        Some(egress) => bind("egress.listen", egress.listen).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 async fn demo_with_upstream() -> Result<(), ExitCode> {
@@ -74,6 +91,7 @@ async fn demo_with_upstream() -> Result<(), ExitCode> {
     let upstream = bind("the demo upstream on", upstream_addr).await?;
     let listener = bind("server.listen", config.server.listen).await?;
     let admin = bind("server.admin_listen", config.server.admin_listen).await?;
+    let egress = bind_egress(&config).await?;
     eprint!(
         "{}",
         crate::demo::banner(
@@ -83,7 +101,7 @@ async fn demo_with_upstream() -> Result<(), ExitCode> {
         )
     );
     let upstream_task = tokio::spawn(crate::demo::upstream(upstream));
-    server::run(config, listener, admin, server::shutdown_signal()).await;
+    server::run(config, listener, admin, egress, server::shutdown_signal()).await;
     upstream_task.abort();
     Ok(())
 }

@@ -12,9 +12,12 @@
 //! table's validator sits in its own file:
 //! - [`reader`]: the path-tracking reader and its typed getters.
 //! - `server`, `replay`, `route`: `[server]`, `[replay]`, `[[routes]]`.
+//! - `egress`: `[egress]` and `[[egress.routes]]`, the app's signed calls
+//!   to partners.
 //! - `scheme`: a route's scheme and key material, by the scheme registry.
 //! - [`secrets`]: `env`/`file`/`value` sources; [`units`]: sizes, durations.
 
+mod egress;
 pub mod reader;
 mod replay;
 mod route;
@@ -35,6 +38,7 @@ use ipnet::IpNet;
 
 use crate::dedupe::DedupeSource;
 use crate::schemes::Scheme;
+pub use egress::{AppCredentials, Egress, EgressRoute, Idempotency, KeySource, PartnerUrl, Retry};
 pub use reader::ConfigError;
 pub use reader::ConfigErrors;
 use reader::{as_section, Section};
@@ -52,6 +56,8 @@ pub struct Config {
     pub replay: Replay,
     /// Routes in configuration order.
     pub routes: Vec<Arc<Route>>,
+    /// The egress listener and its partner routes, when configured.
+    pub egress: Option<Arc<Egress>>,
     /// The files the key sources read, for [`Config::watched_files`].
     watched: Vec<PathBuf>,
 }
@@ -539,9 +545,14 @@ impl Config {
             _ => errors.push("routes", "at least one [[routes]] entry is required"),
         }
         route::check_unique(&routes, &mut errors);
+        let egress = root
+            .table("egress", &mut errors)
+            .and_then(|section| egress::parse(section, sources, &mut errors))
+            .map(Arc::new);
         root.finish(&mut errors);
         match (server, replay) {
             (Some(server), Some(replay)) if errors.is_empty() => Ok(Config {
+                egress,
                 server,
                 replay,
                 routes: routes
@@ -644,6 +655,9 @@ impl Config {
                     route.name
                 ));
             }
+        }
+        if let Some(egress) = &self.egress {
+            out.push_str(&egress.summary());
         }
         out
     }

@@ -351,7 +351,9 @@ pub(super) fn parse_secrets(
     ok.then_some(secrets)
 }
 
-fn parse_hmac(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<HmacSpec> {
+/// Reads a `[routes.hmac]` table (and the same keys in an egress route's
+/// `[egress.routes.sign]`), finishing it.
+pub(super) fn parse_hmac(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<HmacSpec> {
     let header = s.required(
         "header",
         "the header carrying the signature, e.g. \"X-Signature\"",

@@ -96,7 +96,7 @@ impl CaptureSource<'_> {
 const MAX_LOGGED_ID: usize = 128;
 
 /// A delivery id made safe for a log field: printable ASCII, bounded.
-pub(super) fn loggable(value: &[u8]) -> String {
+pub fn loggable(value: &[u8]) -> String {
     value
         .iter()
         .take(MAX_LOGGED_ID)
@@ -191,7 +191,21 @@ pub fn rejection(reject: &Reject, route: Option<&Route>) -> Response<Bytes> {
         );
         return response;
     }
-    let body = reject.body(route.map(|r| r.name.as_str()));
+    let mut response = answer_for(reject, route.map(|r| r.name.as_str()));
+    if let (Reason::MethodNotAllowed, Some(route)) = (reject.reason, route) {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, route.allow.clone());
+    }
+    response
+}
+
+/// Hookguard's own JSON answer for `reject` on the route named
+/// `route_name`: the status, `X-Hookguard-Reject` and `Retry-After`. The
+/// egress listener answers with it too, so both listeners' refusals look
+/// alike.
+pub fn answer_for(reject: &Reject, route_name: Option<&str>) -> Response<Bytes> {
+    let body = reject.body(route_name);
     let mut response = Response::new(Bytes::from(body));
     *response.status_mut() = reject.status();
     let headers = response.headers_mut();
@@ -205,9 +219,6 @@ pub fn rejection(reject: &Reject, route: Option<&Route>) -> Response<Bytes> {
     );
     if let Some(seconds) = reject.retry_after {
         headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-    }
-    if let (Reason::MethodNotAllowed, Some(route)) = (reject.reason, route) {
-        headers.insert(header::ALLOW, route.allow.clone());
     }
     response
 }

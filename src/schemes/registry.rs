@@ -174,6 +174,19 @@ pub fn names_where(keep: impl Fn(&Entry) -> bool) -> Vec<&'static str> {
 }
 
 impl Entry {
+    /// Whether the egress signer can sign as this scheme: a shared-secret
+    /// HMAC whose signature, timestamp and id all travel in headers, over
+    /// the request as sent (see [`Description::signs_in_headers`]). The
+    /// others sign inside the body, sign a URL, or verify with a public
+    /// key hookguard could not sign with.
+    pub fn signs_egress(&self) -> bool {
+        match self.family {
+            Family::Generic => true,
+            Family::Hmac(describe) => describe().signs_in_headers(),
+            Family::HmacUrl(_) | Family::Own(_) => false,
+        }
+    }
+
     /// Builds this scheme's verifier for one route, preparing every key.
     pub fn build(&self, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
         let desc = match self.family {

@@ -1005,3 +1005,132 @@ fn only_secrets_can_be_optional() {
         "{found:?}"
     );
 }
+
+/// A config with `[egress]` holding `routes`, each naming itself.
+fn with_egress(egress: &str) -> String {
+    format!("{SERVER}{}\n{egress}", route("in", "/in"))
+}
+
+#[test]
+fn egress_errors_name_the_key_and_the_route() {
+    let text = with_egress(
+        r#"
+[egress]
+listen = "0.0.0.0:8001"
+
+[[egress.routes]]
+name = "crm"
+prefix = "/crm"
+upstream = "http://crm.example/api"
+timeout = "10s"
+[egress.routes.retry]
+on = ["429", "4xx", "5xx", "connect", "tiemout"]
+max_elapsed = "5s"
+
+[[egress.routes]]
+name = "crm-v2"
+prefix = "/crm/v2"
+upstream = "https://crm.example"
+[egress.routes.sign]
+header = "X-Signature"
+message = "{timestamp}.{body}"
+secrets = [{ value = "s" }]
+
+[[egress.routes]]
+name = "mail"
+prefix = "/mail"
+upstream = "https://mail.example"
+[egress.routes.sign]
+scheme = "mailgun"
+secrets = [{ value = "s" }]
+"#,
+    );
+    assert_errors(
+        &text,
+        &[
+            "egress.listen: 0.0.0.0:8001 is not a loopback address: whatever reaches the egress listener calls partners with hookguard's credentials; use 127.0.0.1, or set allow_non_loopback = true if a network policy guards it",
+            "egress.routes[0] (\"crm\").upstream: \"http://crm.example/api\" is plain http://: the partner would receive the credentials and signatures unencrypted; use https://, or set allow_http = true for a test or a partner inside the cluster",
+            "egress.routes[0] (\"crm\").retry.on[1]: \"4xx\" is not retried: use \"connect\", \"timeout\", \"429\", \"409\", \"5xx\" or a 5xx code such as \"503\"; other 4xx answers are final (the partner refused this request, sending it again changes nothing)",
+            "egress.routes[0] (\"crm\").retry.on[4]: \"tiemout\" is not retried: use \"connect\", \"timeout\", \"429\", \"409\", \"5xx\" or a 5xx code such as \"503\"; other 4xx answers are final (the partner refused this request, sending it again changes nothing)",
+            "egress.routes[0] (\"crm\").retry.max_elapsed: 5s is shorter than the route's timeout (10s): the first attempt alone may take longer",
+            "egress.routes[1] (\"crm-v2\").sign.message: uses {timestamp} but timestamp_header is not set",
+            "egress.routes[1] (\"crm-v2\").prefix: \"/crm/v2\" overlaps egress.routes[0] (\"crm\")'s prefix \"/crm\": every path must belong to one route",
+            "egress.routes[2] (\"mail\").sign.scheme: hookguard cannot sign as mailgun for a partner (it signs inside the body, signs a URL, or verifies with a public key); one of hmac, stripe, github, slack, shopify, standard-webhooks, paddle, zoom, calendly, bitbucket, typeform, intercom",
+        ],
+    );
+}
+
+#[test]
+fn an_egress_route_reads_every_key_the_issue_shows() {
+    let env = |name: &str| (name == "CRM_KEY").then(|| "k".to_owned());
+    let text = with_egress(
+        r#"
+[egress]
+listen = "127.0.0.1:8001"
+max_body = "1MiB"
+
+[[egress.routes]]
+name = "cartelcrm"
+prefix = "/cartelcrm/"
+upstream = "https://cartelcrm.example/api"
+timeout = "10s"
+auth = { basic = { username = "u", password = { env = "CRM_KEY" } } }
+[egress.routes.sign]
+header = "X-Signature"
+prefix = "sha256="
+message = "{body}"
+timestamp_header = "X-Timestamp"
+secrets = [{ env = "CRM_KEY" }]
+[egress.routes.idempotency]
+header = "Idempotency-Key"
+source = "header:X-Request-Id"
+[egress.routes.retry]
+on = ["429", "5xx", "connect", "timeout"]
+backoff = ["200ms", "1s", "3s"]
+max_attempts = 4
+max_elapsed = "20s"
+"#,
+    );
+    let config = Config::from_toml(&text, &env).unwrap_or_else(|e| panic!("{e}"));
+    let egress = config.egress.clone().expect("[egress]");
+    let route = &egress.routes[0];
+    assert_eq!(route.prefix, "/cartelcrm");
+    assert_eq!(route.upstream.base_path, "/api");
+    assert_eq!(route.retry.max_attempts, 4);
+    assert!(route.retry.on_timeout && route.retry.on_connect);
+    assert!(route.retry.statuses.contains(503) && !route.retry.statuses.contains(404));
+    let (name, value) = route.auth.as_ref().expect("auth");
+    assert_eq!(name, "authorization");
+    assert!(value.is_sensitive());
+    // The app may not send what hookguard sets: the credential and every
+    // header the signer writes.
+    let owned: Vec<&str> = route.owned_headers.iter().map(|h| h.as_str()).collect();
+    assert_eq!(owned, ["authorization", "x-timestamp", "x-signature"]);
+    assert!(!format!("{config:?}").contains("\"k\""));
+    let summary = config.summary();
+    assert!(
+        summary.contains("egress route \"cartelcrm\": /cartelcrm/* -> https://cartelcrm.example/api/*  timeout=10000ms  auth=authorization  sign=hmac keys=[0]  idempotency=idempotency-key from header:x-request-id  retry on [connect, timeout, 429, 5xx] max_attempts=4 max_elapsed=20000ms"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn a_signing_description_verifying_could_not_check_is_refused() {
+    let text = with_egress(
+        r#"
+[egress]
+[[egress.routes]]
+name = "p"
+prefix = "/p"
+upstream = "https://p.example"
+[egress.routes.sign]
+header = "X-Signature"
+message = "{id}.{body}"
+secrets = [{ value = "s" }]
+"#,
+    );
+    assert_errors(
+        &text,
+        &["egress.routes[0] (\"p\").sign.message: uses {id} but id_header is not set"],
+    );
+}

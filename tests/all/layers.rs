@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["cli"],
     &["server", "reload"],
     &["admin", "demo"],
-    &["proxy"],
+    &["proxy", "egress"],
     &["limits", "replay", "metrics", "routes"],
     &["config"],
     &["schemes", "http1"],

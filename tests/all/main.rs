@@ -13,6 +13,7 @@ mod cli;
 mod config_errors;
 mod differential;
 mod docs;
+mod egress;
 mod http1;
 mod layers;
 mod logging;

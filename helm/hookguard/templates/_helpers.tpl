@@ -96,7 +96,45 @@ JSON list (templates return strings).
 {{- end }}
 {{- end }}
 {{- end }}
+{{- /* Egress secrets may sit anywhere under a route (auth, sign, tls). */}}
+{{- range $m := regexFindAll "\"secretName\":\"[^\"]+\"" (toJson (.Values.config.egress | default dict)) -1 }}
+{{- $_ := set $names (trimSuffix "\"" (trimPrefix "\"secretName\":\"" $m)) true }}
+{{- end }}
 {{- keys $names | sortAlpha | toJson }}
+{{- end }}
+
+{{/*
+A value with every `{ secretName, key, id }` map in it, at any depth,
+turned into `{ file = ..., id = ... }` under the Secret's mount; printed as
+JSON `{"v": value}` (templates return strings, and fromJson only maps).
+*/}}
+{{- define "hookguard.withSecretFiles" -}}
+{{- $v := .value }}
+{{- if and (kindIs "map" $v) (hasKey $v "secretName") }}
+{{- range $k := keys $v }}
+{{- if not (has $k (list "secretName" "key" "id")) }}
+{{- fail (printf "%s: %q is not allowed with secretName (secretName, key, id)" $.where $k) }}
+{{- end }}
+{{- end }}
+{{- $key := required (printf "%s: key is required with secretName" .where) $v.key }}
+{{- $src := dict "file" (printf "%s/%s/%s" (include "hookguard.secretsDir" .) $v.secretName $key) }}
+{{- if hasKey $v "id" }}{{ $_ := set $src "id" $v.id }}{{ end }}
+{{- dict "v" $src | toJson }}
+{{- else if kindIs "map" $v }}
+{{- $out := dict }}
+{{- range $k, $e := $v }}
+{{- $_ := set $out $k (include "hookguard.withSecretFiles" (dict "value" $e "where" (printf "%s.%s" $.where $k)) | fromJson).v }}
+{{- end }}
+{{- dict "v" $out | toJson }}
+{{- else if kindIs "slice" $v }}
+{{- $out := list }}
+{{- range $i, $e := $v }}
+{{- $out = append $out (include "hookguard.withSecretFiles" (dict "value" $e "where" (printf "%s[%d]" $.where $i)) | fromJson).v }}
+{{- end }}
+{{- dict "v" $out | toJson }}
+{{- else }}
+{{- dict "v" $v | toJson }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -251,6 +289,35 @@ snapshot_interval = {{ toJson . }}
 {{ $k }} = {{ include "hookguard.secretSources" (dict "entries" (get $route $k) "route" (toString $i) "field" $k "Values" $.Values) }}
 {{- else if not (has $k $first) }}
 {{ include "hookguard.tomlKey" $k }} = {{ include "hookguard.tomlValue" (get $route $k) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- with .Values.config.egress }}
+{{- if hasKey . "listen" }}
+{{- fail "config.egress.listen: set by the chart (127.0.0.1:hookguard.ports.egress); remove it" }}
+{{- end }}
+{{- $egress := (include "hookguard.withSecretFiles" (dict "value" . "where" "config.egress") | fromJson).v }}
+
+[egress]
+listen = "127.0.0.1:{{ int $.Values.hookguard.ports.egress }}"
+{{- range $k := keys $egress | sortAlpha }}
+{{- if ne $k "routes" }}
+{{ include "hookguard.tomlKey" $k }} = {{ include "hookguard.tomlValue" (get $egress $k) }}
+{{- end }}
+{{- end }}
+{{- range $route := $egress.routes | default list }}
+
+[[egress.routes]]
+{{- $first := list "name" "prefix" }}
+{{- range $k := $first }}
+{{- if hasKey $route $k }}
+{{ $k }} = {{ include "hookguard.tomlValue" (get $route $k) }}
+{{- end }}
+{{- end }}
+{{- range $k := keys $route | sortAlpha }}
+{{- if not (has $k $first) }}
+{{ include "hookguard.tomlKey" $k }} = {{ include "hookguard.tomlValue" (get $route $k) }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- end }}

@@ -250,6 +250,21 @@ impl From<HmacSpec> for Description {
     }
 }
 
+impl Description {
+    /// True when everything the sender adds is a header and the signed
+    /// message is made of the request as sent (no JSON field, no public
+    /// URL): a request signed this way keeps its body bytes, which the
+    /// egress signer needs (every attempt sends the same bytes).
+    pub fn signs_in_headers(&self) -> bool {
+        !matches!(self.signature, SignatureSource::Json(_))
+            && !matches!(self.timestamp, Some(TimestampSource::Json(..)))
+            && !matches!(self.id, Some(IdSource::Json(_)))
+            && self.public_url.is_none()
+            && !self.message.uses_json()
+            && !self.message.uses(&Part::Url)
+    }
+}
+
 /// True when the template refers to the timestamp; used by validation.
 pub fn template_needs_timestamp(template: &Template) -> bool {
     template.uses(&Part::Timestamp)

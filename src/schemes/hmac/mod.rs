@@ -299,7 +299,12 @@ impl Scheme for HmacScheme {
     }
 
     fn sign(&self, key: usize, request: &mut Unsigned) -> Result<(), String> {
-        sign::sign(self, key, request)
+        sign::sign(self, &[key], request)
+    }
+
+    fn sign_with_every_key(&self, request: &mut Unsigned) -> Result<(), String> {
+        let keys: Vec<usize> = (0..self.keys.len()).collect();
+        sign::sign(self, &keys, request)
     }
 
     fn key_ids(&self) -> &[String] {

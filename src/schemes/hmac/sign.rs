@@ -26,10 +26,22 @@ impl HmacScheme {
     }
 }
 
-/// Signs `request` with secret `key` as the provider would: adds the
-/// timestamp, id and signature where the description reads them (headers or
-/// the JSON body).
-pub(super) fn sign(scheme: &HmacScheme, key: usize, request: &mut Unsigned) -> Result<(), String> {
+/// Signs `request` with each secret in `keys` as the provider would: adds
+/// the timestamp, id and signature where the description reads them
+/// (headers or the JSON body). With several keys (a rotation) every
+/// signature goes into the one header, in the list syntax verification
+/// reads: `v1,a v1,b`, `t=..,v1=a,v1=b`, `sha256=a,sha256=b`. A signature
+/// inside a JSON body has room for one, so only the first key signs there.
+/// `hookguard sign` (one key) and the egress signer (every key) both come
+/// here.
+pub(super) fn sign(
+    scheme: &HmacScheme,
+    keys: &[usize],
+    request: &mut Unsigned,
+) -> Result<(), String> {
+    if keys.is_empty() {
+        return Err(format!("scheme {} has no secret to sign with", scheme.name));
+    }
     let desc = &scheme.desc;
     let mut json: Option<serde_json::Value> = if scheme.needs_json {
         let doc: serde_json::Value = serde_json::from_slice(&request.body)
@@ -111,29 +123,36 @@ pub(super) fn sign(scheme: &HmacScheme, key: usize, request: &mut Unsigned) -> R
         url: url.as_deref(),
         json: json.as_ref(),
     };
-    let signature = scheme
-        .signature_for(key, &values)
+    let signatures = keys
+        .iter()
+        .map(|&key| scheme.signature_for(key, &values))
+        .collect::<Result<Vec<String>, Reject>>()
         .map_err(|r| r.detail.into_owned())?;
     let wire = match &desc.signature {
-        SignatureSource::Header { names, .. } => (names[0].clone(), signature),
+        SignatureSource::Header { names, .. } => (names[0].clone(), signatures.join(",")),
         SignatureSource::KvList {
             name,
             separator,
             timestamp_key,
             signature_key,
-        } => (
-            name.clone(),
-            format!(
-                "{timestamp_key}={}{separator}{signature_key}={signature}",
-                request.now
-            ),
-        ),
+        } => {
+            let mut text = format!("{timestamp_key}={}", request.now);
+            for signature in &signatures {
+                text.push_str(&format!("{separator}{signature_key}={signature}"));
+            }
+            (name.clone(), text)
+        }
         SignatureSource::Versioned { names, version } => {
-            (names[0].clone(), format!("{version},{signature}"))
+            let entries: Vec<String> = signatures
+                .iter()
+                .map(|signature| format!("{version},{signature}"))
+                .collect();
+            (names[0].clone(), entries.join(" "))
         }
         SignatureSource::Json(pointer) => {
             let mut doc = json.expect("JSON sources parse the body");
-            json_set(&mut doc, pointer, serde_json::Value::from(signature))?;
+            let first = signatures.into_iter().next().unwrap_or_default();
+            json_set(&mut doc, pointer, serde_json::Value::from(first))?;
             request.body = serde_json::to_vec(&doc)
                 .map_err(|e| format!("cannot write the JSON body: {e}"))?
                 .into();

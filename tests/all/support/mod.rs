@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod partner;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
@@ -152,7 +154,7 @@ impl Hookguard {
 
     pub async fn start_config(config: Config) -> Hookguard {
         Self::launch(|listener, admin, shutdown| {
-            hookguard::server::run(config, listener, admin, shutdown)
+            hookguard::server::run(config, listener, admin, None, shutdown)
         })
         .await
     }
@@ -341,7 +343,7 @@ impl Hookguard {
             env,
         };
         Self::launch(|listener, admin, shutdown| {
-            hookguard::server::run_with_reload(config, source, listener, admin, shutdown)
+            hookguard::server::run_with_reload(config, source, listener, admin, None, shutdown)
         })
         .await
     }
