@@ -54,7 +54,9 @@ pub enum Family {
     /// `public_url`).
     HmacUrl(fn(String) -> Description),
     /// A preset with rules of its own module, built by this function.
-    Own(fn(Ingredients) -> Result<Box<dyn Scheme>, BuildError>),
+    ///
+    /// It is given the entry's name, which aliases differ in.
+    Own(fn(&'static str, Ingredients) -> Result<Box<dyn Scheme>, BuildError>),
 }
 
 /// One accepted `scheme` value.
@@ -150,6 +152,95 @@ pub static SCHEMES: &[Entry] = &[
         needs_verify_token: true,
         ..SHARED_SECRET
     },
+    // Standard Webhooks senders, by their own names (each reads the
+    // `webhook-*` and `svix-*` headers alike).
+    hmac("svix", presets::standard_webhooks),
+    hmac("clerk", presets::standard_webhooks),
+    hmac("resend", presets::standard_webhooks),
+    hmac("openai", presets::standard_webhooks),
+    hmac("replicate", presets::standard_webhooks),
+    hmac("render", presets::standard_webhooks),
+    hmac("stytch", presets::standard_webhooks),
+    hmac("lithic", presets::standard_webhooks),
+    hmac("brex", presets::standard_webhooks),
+    hmac("polar", presets::polar),
+    // Meta's products, by their own names and ngrok's ids.
+    meta_alias("whatsapp"),
+    meta_alias("instagram"),
+    meta_alias("facebook"),
+    meta_alias("facebook_messenger"),
+    meta_alias("facebook_graph_api"),
+    // Payments.
+    hmac("razorpay", presets::razorpay),
+    hmac("checkout-com", presets::checkout_com),
+    hmac("gocardless", presets::gocardless),
+    hmac("paystack", presets::paystack),
+    hmac("lemon-squeezy", presets::lemon_squeezy),
+    hmac("coinbase-commerce", presets::coinbase_commerce),
+    hmac("coinbase", presets::coinbase_commerce),
+    hmac("modern-treasury", presets::modern_treasury),
+    hmac("modern_treasury", presets::modern_treasury),
+    hmac("cashfree", presets::cashfree),
+    hmac("recurly", presets::recurly),
+    hmac("coinify", presets::coinify),
+    hmac("chargify", presets::chargify),
+    hmac("alchemy", presets::alchemy),
+    hmac("bolt", presets::bolt),
+    hmac("squarespace", presets::squarespace),
+    hmac("patreon", presets::patreon),
+    // Developer tools.
+    hmac("sentry", presets::sentry),
+    hmac("vercel", presets::vercel),
+    hmac("jira", presets::jira),
+    hmac("circleci", presets::circleci),
+    hmac("pagerduty", presets::pagerduty),
+    hmac("heroku", presets::heroku),
+    hmac("workos", presets::workos),
+    hmac("webflow", presets::webflow),
+    hmac("buildkite", presets::buildkite),
+    hmac("launchdarkly", presets::launchdarkly),
+    hmac("launch_darkly", presets::launchdarkly),
+    hmac("terraform", presets::terraform),
+    hmac("autodesk", presets::autodesk),
+    hmac("frameio", presets::frameio),
+    hmac("mux", presets::mux),
+    hmac("signal-sciences", presets::signal_sciences),
+    hmac("signal_sciences", presets::signal_sciences),
+    hmac("sonatype", presets::sonatype),
+    hmac("trendmicro-conformity", presets::trendmicro_conformity),
+    hmac("trendmicro_conformity", presets::trendmicro_conformity),
+    hmac("mongodb", presets::mongodb),
+    hmac("castle", presets::castle),
+    hmac("clearbit", presets::clearbit),
+    hmac("sanity", presets::sanity),
+    // Communications.
+    hmac("microsoft-teams", presets::microsoft_teams),
+    hmac("microsoft_teams", presets::microsoft_teams),
+    hmac("webex", presets::webex),
+    hmac("x", presets::x),
+    hmac("twitter", presets::x),
+    hmac("tiktok", presets::tiktok),
+    hmac("pusher", presets::pusher),
+    hmac("airship", presets::airship),
+    hmac("customer-io", presets::customer_io),
+    hmac("segment", presets::segment),
+    hmac("twitch", presets::twitch),
+    hmac("elevenlabs", presets::elevenlabs),
+    // Business apps and commerce.
+    hmac("zendesk", presets::zendesk),
+    hmac("asana", presets::asana),
+    hmac_url("trello", presets::trello),
+    hmac("notion", presets::notion),
+    hmac("airtable", presets::airtable),
+    hmac("docusign", presets::docusign),
+    hmac("dropbox", presets::dropbox),
+    hmac("box", presets::box_),
+    hmac("xero", presets::xero),
+    hmac("persona", presets::persona),
+    hmac("woocommerce", presets::woocommerce),
+    hmac("go1", presets::go1),
+    hmac("pandadoc", presets::pandadoc),
+    hmac("aftership", presets::aftership),
     Entry {
         name: "none",
         family: Family::Own(none),
@@ -177,7 +268,7 @@ impl Entry {
     /// Builds this scheme's verifier for one route, preparing every key.
     pub fn build(&self, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
         let desc = match self.family {
-            Family::Own(build) => return build(ingredients),
+            Family::Own(build) => return build(self.name, ingredients),
             Family::Generic => Description::from(need(ingredients.hmac, "hmac")?),
             Family::Hmac(describe) => describe(),
             Family::HmacUrl(describe) => describe(need(ingredients.public_url, "public_url")?),
@@ -216,7 +307,7 @@ const fn hmac_url(name: &'static str, describe: fn(String) -> Description) -> En
 
 const fn own(
     name: &'static str,
-    build: fn(Ingredients) -> Result<Box<dyn Scheme>, BuildError>,
+    build: fn(&'static str, Ingredients) -> Result<Box<dyn Scheme>, BuildError>,
 ) -> Entry {
     Entry {
         name,
@@ -225,9 +316,19 @@ const fn own(
     }
 }
 
+/// Another name for Meta's scheme (its products, and ngrok's ids for them).
+const fn meta_alias(name: &'static str) -> Entry {
+    Entry {
+        name,
+        family: Family::Own(meta),
+        needs_verify_token: true,
+        ..SHARED_SECRET
+    }
+}
+
 const fn public_key(
     name: &'static str,
-    build: fn(Ingredients) -> Result<Box<dyn Scheme>, BuildError>,
+    build: fn(&'static str, Ingredients) -> Result<Box<dyn Scheme>, BuildError>,
 ) -> Entry {
     Entry {
         keys: KeyKind::PublicKeys,
@@ -260,20 +361,20 @@ fn prepare<K>(
     }
 }
 
-fn twilio(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+fn twilio(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     let url = need(ingredients.public_url, "public_url")?;
     Ok(Box::new(TwilioScheme::new(url, ingredients.keys)))
 }
 
-fn none(_: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+fn none(_: &'static str, _: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     Ok(Box::new(NoneScheme::default()))
 }
 
-fn gitlab(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+fn gitlab(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     Ok(Box::new(GitlabScheme::new(ingredients.keys)))
 }
 
-fn tbank(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+fn tbank(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     let passwords = prepare(ingredients.keys, |secret| {
         std::str::from_utf8(secret)
             .map(str::to_owned)
@@ -282,24 +383,24 @@ fn tbank(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     Ok(Box::new(TbankScheme::new(passwords)))
 }
 
-fn discord(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+fn discord(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     let keys = prepare(ingredients.keys, asymmetric::parse_ed25519)?;
     Ok(Box::new(AsymmetricScheme::new(Kind::Discord, keys)))
 }
 
-fn sendgrid(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+fn sendgrid(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     let keys = prepare(ingredients.keys, asymmetric::parse_p256)?;
     Ok(Box::new(AsymmetricScheme::new(Kind::Sendgrid, keys)))
 }
 
-fn tochka(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+fn tochka(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     let keys = prepare(ingredients.keys, jwt::parse_rsa)?;
     Ok(Box::new(JwtScheme::new(keys)))
 }
 
-fn meta(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+fn meta(name: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     let token = need(ingredients.verify_token, "verify_token")?;
-    Ok(Box::new(MetaScheme::new(ingredients.keys, &token)))
+    Ok(Box::new(MetaScheme::new(name, ingredients.keys, &token)))
 }
 
 #[cfg(test)]

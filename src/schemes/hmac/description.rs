@@ -21,6 +21,10 @@ pub enum Algorithm {
     Sha256,
     /// HMAC-SHA512.
     Sha512,
+    /// HMAC-MD5: weak (MD5 collisions are practical; HMAC-MD5 is not yet
+    /// forgeable, but has no margin left). Kept only for the senders that
+    /// still use it (Patreon); never choose it for a new integration.
+    Md5,
 }
 
 impl Algorithm {
@@ -30,17 +34,22 @@ impl Algorithm {
             Algorithm::Sha1 => "sha1",
             Algorithm::Sha256 => "sha256",
             Algorithm::Sha512 => "sha512",
+            Algorithm::Md5 => "md5",
         }
     }
 }
 
-/// Whether a timestamp counts seconds or milliseconds.
+/// How a timestamp is written: a count of seconds or milliseconds, or an
+/// RFC 3339 date-time (Zendesk, Twitch, Box, Orb).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimestampUnit {
     /// Unix seconds.
     Seconds,
     /// Unix milliseconds.
     Millis,
+    /// An RFC 3339 date-time such as `2024-05-01T12:00:00.123456789Z`. The
+    /// text as sent is what was signed; only the window check parses it.
+    Rfc3339,
 }
 
 impl TimestampUnit {
@@ -49,20 +58,42 @@ impl TimestampUnit {
         match self {
             TimestampUnit::Seconds => "seconds",
             TimestampUnit::Millis => "milliseconds",
+            TimestampUnit::Rfc3339 => "an RFC 3339 date-time",
         }
     }
 
-    pub(super) fn to_seconds(self, value: i64) -> i64 {
+    /// The config spelling (`timestamp_unit`).
+    pub fn config_str(self) -> &'static str {
         match self {
-            TimestampUnit::Seconds => value,
-            TimestampUnit::Millis => value.div_euclid(1000),
+            TimestampUnit::Seconds => "s",
+            TimestampUnit::Millis => "ms",
+            TimestampUnit::Rfc3339 => "rfc3339",
         }
     }
 
-    pub(super) fn of_seconds(self, now: i64) -> i64 {
+    /// The timestamp `text` in Unix seconds; `None` when it is not written
+    /// in this unit.
+    pub(super) fn parse(self, text: &str) -> Option<i64> {
         match self {
-            TimestampUnit::Seconds => now,
-            TimestampUnit::Millis => now * 1000,
+            TimestampUnit::Seconds => text.trim().parse().ok(),
+            TimestampUnit::Millis => text.trim().parse::<i64>().ok().map(|v| v.div_euclid(1000)),
+            TimestampUnit::Rfc3339 => {
+                time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+                    .ok()
+                    .map(|t| t.unix_timestamp())
+            }
+        }
+    }
+
+    /// `now` (Unix seconds) written as a sender of this unit writes it.
+    pub(super) fn format(self, now: i64) -> String {
+        match self {
+            TimestampUnit::Seconds => now.to_string(),
+            TimestampUnit::Millis => (now * 1000).to_string(),
+            TimestampUnit::Rfc3339 => time::OffsetDateTime::from_unix_timestamp(now)
+                .ok()
+                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                .unwrap_or_default(),
         }
     }
 }
@@ -100,6 +131,16 @@ pub enum SignatureSource {
         /// Optional prefix such as `sha256=`.
         prefix: Option<Cow<'static, str>>,
     },
+    /// Every present one of these headers: a sender that signs with each
+    /// active key puts each signature in its own header (DocuSign's
+    /// numbered `X-DocuSign-Signature-1..N`, Box's primary and secondary).
+    /// Any signature matching any secret passes.
+    Headers {
+        /// The headers, all read.
+        names: Vec<HeaderName>,
+        /// Optional prefix such as `sha256=`.
+        prefix: Option<Cow<'static, str>>,
+    },
     /// A key-value list in one header, like Stripe's `t=..,v1=..,v1=..` or
     /// Paddle's `ts=..;h1=..`. Entries with other keys (Stripe's `v0`) are
     /// ignored; the timestamp comes from the same list.
@@ -112,6 +153,18 @@ pub enum SignatureSource {
         timestamp_key: &'static str,
         /// The key of signature entries (`v1`, `h1`).
         signature_key: &'static str,
+        /// True when whole lists may be repeated, separated by spaces, while
+        /// the sender rotates secrets (Persona:
+        /// `t=1,v1=aa t=1,v1=bb`); the first group's timestamp is used.
+        groups: bool,
+    },
+    /// A positional list in one header: the timestamp, then one or more
+    /// signatures (Recurly's `1700000000000,ab..,cd..`).
+    Positional {
+        /// The header.
+        name: HeaderName,
+        /// Between elements.
+        separator: char,
     },
     /// Standard Webhooks: space-separated `version,signature` entries in the
     /// first present of these headers; only `version` entries count.
@@ -123,6 +176,9 @@ pub enum SignatureSource {
     },
     /// A string in the JSON body (Mailgun), by JSON pointer.
     Json(&'static str),
+    /// A parameter of the request's query string (PandaDoc's
+    /// `?signature=`), form-decoded.
+    Query(Cow<'static, str>),
 }
 
 /// Where the sender's timestamp is read from.
@@ -130,8 +186,9 @@ pub enum SignatureSource {
 pub enum TimestampSource {
     /// The first present of these headers.
     Header(Vec<HeaderName>, TimestampUnit),
-    /// The timestamp entry of a [`SignatureSource::KvList`] header.
-    List,
+    /// The timestamp entry of a [`SignatureSource::KvList`] header, or the
+    /// first element of a [`SignatureSource::Positional`] one.
+    List(TimestampUnit),
     /// A string or number in the JSON body.
     Json(&'static str, TimestampUnit),
 }
@@ -145,21 +202,48 @@ pub enum IdSource {
     Json(&'static str),
 }
 
-/// How a configured secret becomes the HMAC key.
+/// How a configured secret becomes the HMAC key. The `&'static str` in
+/// the decoding forms says what the provider's dashboard shows, for the
+/// error when a secret is not in that form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyForm {
     /// The secret's bytes as given (Stripe uses the whole `whsec_...` text).
     Raw,
+    /// The secret's bytes as given, but a secret starting with this prefix
+    /// belongs to another provider and is refused (Polar's key is the raw
+    /// `polar_whs_...` text; a `whsec_` secret pasted there is a mistake).
+    RawRefusing {
+        /// The prefix that is refused.
+        prefix: &'static str,
+        /// What the provider's dashboard shows instead.
+        shows: &'static str,
+    },
     /// Standard Webhooks: base64 of what follows an optional `whsec_`.
     WhsecBase64,
+    /// The secret is base64 text, decoded to the key (Airtable's
+    /// `macSecretBase64`, Microsoft Teams' security token).
+    Base64(&'static str),
+    /// The secret is hex text, decoded to the key (Adyen, Squarespace,
+    /// Authorize.Net, Onfleet).
+    Hex(&'static str),
 }
 
 impl KeyForm {
     /// The HMAC key for `secret`; the error says what is wrong, never the
     /// secret.
     pub fn key(self, secret: &[u8]) -> Result<Vec<u8>, String> {
+        let text = || std::str::from_utf8(secret).map(str::trim).unwrap_or("");
         match self {
             KeyForm::Raw => Ok(secret.to_vec()),
+            KeyForm::RawRefusing { prefix, shows } => {
+                if secret.starts_with(prefix.as_bytes()) {
+                    Err(format!(
+                        "this secret starts with {prefix}, which is another provider's form; use {shows}"
+                    ))
+                } else {
+                    Ok(secret.to_vec())
+                }
+            }
             KeyForm::WhsecBase64 => {
                 let text = secret.strip_prefix(b"whsec_").unwrap_or(secret);
                 let text = std::str::from_utf8(text)
@@ -172,6 +256,10 @@ impl KeyForm {
                             .to_owned()
                     })
             }
+            KeyForm::Base64(shows) => encoding::decode(Encoding::Base64, text())
+                .ok_or_else(|| format!("expected base64 text ({shows}); this does not decode")),
+            KeyForm::Hex(shows) => encoding::decode(Encoding::Hex, text())
+                .ok_or_else(|| format!("expected hex text ({shows}); this does not decode")),
         }
     }
 }
@@ -226,6 +314,10 @@ pub struct Description {
     pub dedupe: Vec<DedupeSource>,
     /// The route's window when it sets none.
     pub tolerance: Duration,
+    /// False when the sender signs a timestamp but asks for no window
+    /// (Sanity's own library checks none): the timestamp is then part of
+    /// the message only, and replays are left to the dedupe keys.
+    pub window: bool,
 }
 
 impl From<HmacSpec> for Description {
@@ -246,6 +338,7 @@ impl From<HmacSpec> for Description {
             key_form: KeyForm::Raw,
             dedupe: vec![DedupeSource::Signature],
             tolerance: Duration::from_secs(300),
+            window: true,
         }
     }
 }

@@ -26,6 +26,7 @@ use std::time::Duration;
 use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use http::header::HeaderName;
+use md5::Md5;
 use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 use subtle::ConstantTimeEq;
@@ -47,6 +48,7 @@ enum PreparedKey {
     Sha1(Hmac<Sha1>),
     Sha256(Hmac<Sha256>),
     Sha512(Hmac<Sha512>),
+    Md5(Hmac<Md5>),
 }
 
 impl PreparedKey {
@@ -64,6 +66,9 @@ impl PreparedKey {
             Algorithm::Sha512 => PreparedKey::Sha512(
                 <Hmac<Sha512> as KeyInit>::new_from_slice(secret)
                     .expect("HMAC takes any key length"),
+            ),
+            Algorithm::Md5 => PreparedKey::Md5(
+                <Hmac<Md5> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length"),
             ),
         }
     }
@@ -83,6 +88,7 @@ impl PreparedKey {
             PreparedKey::Sha1(k) => run(k, template, values),
             PreparedKey::Sha256(k) => run(k, template, values),
             PreparedKey::Sha512(k) => run(k, template, values),
+            PreparedKey::Md5(k) => run(k, template, values),
         }
     }
 }
@@ -194,31 +200,46 @@ impl Scheme for HmacScheme {
 
     fn describe(&self) -> String {
         let desc = &self.desc;
+        let names_of = |names: &[HeaderName]| {
+            names
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" or ")
+        };
+        let prefix_of = |prefix: &Option<std::borrow::Cow<'static, str>>| match prefix {
+            Some(prefix) => format!(" (prefix {prefix:?} optional)"),
+            None => String::new(),
+        };
         let where_ = match &desc.signature {
             SignatureSource::Header { names, prefix } => {
-                let names: Vec<String> = names.iter().map(ToString::to_string).collect();
-                let mut text = format!("header {}", names.join(" or "));
-                if let Some(prefix) = prefix {
-                    text.push_str(&format!(" (prefix {prefix:?} optional)"));
-                }
-                text
+                format!("header {}{}", names_of(names), prefix_of(prefix))
             }
+            SignatureSource::Headers { names, prefix } => format!(
+                "every present header of {} .. {}{}",
+                names[0],
+                names[names.len() - 1],
+                prefix_of(prefix)
+            ),
             SignatureSource::KvList {
                 name,
                 separator,
                 timestamp_key,
                 signature_key,
+                groups,
             } => format!(
-                "header {name} as \"{timestamp_key}=..{separator}{signature_key}=..\" (any {signature_key} entry may match)"
+                "header {name} as \"{timestamp_key}=..{separator}{signature_key}=..\"{} (any {signature_key} entry may match)",
+                if *groups { ", space-separated groups" } else { "" }
             ),
-            SignatureSource::Versioned { names, version } => {
-                let names: Vec<String> = names.iter().map(ToString::to_string).collect();
-                format!(
-                    "header {} as space-separated \"{version},<sig>\" entries",
-                    names.join(" or ")
-                )
+            SignatureSource::Positional { name, separator } => {
+                format!("header {name} as \"<timestamp>{separator}<sig>[{separator}<sig>..]\"")
             }
+            SignatureSource::Versioned { names, version } => format!(
+                "header {} as space-separated \"{version},<sig>\" entries",
+                names_of(names)
+            ),
             SignatureSource::Json(pointer) => format!("the JSON body at {pointer}"),
+            SignatureSource::Query(param) => format!("query parameter {param}"),
         };
         let mut text = format!(
             "HMAC-{} of \"{}\", {}-encoded in {where_}",
@@ -228,11 +249,11 @@ impl Scheme for HmacScheme {
         );
         match &desc.timestamp {
             Some(TimestampSource::Header(names, unit)) => {
-                let unit = match unit {
-                    TimestampUnit::Seconds => "s",
-                    TimestampUnit::Millis => "ms",
-                };
-                text.push_str(&format!("; timestamp in {} ({unit})", names[0]));
+                text.push_str(&format!(
+                    "; timestamp in {} ({})",
+                    names[0],
+                    unit.config_str()
+                ));
             }
             Some(TimestampSource::Json(pointer, unit)) => {
                 text.push_str(&format!(
@@ -240,7 +261,13 @@ impl Scheme for HmacScheme {
                     unit.as_str()
                 ));
             }
-            Some(TimestampSource::List) | None => {}
+            Some(TimestampSource::List(TimestampUnit::Millis)) => {
+                text.push_str("; the list's timestamp is in ms");
+            }
+            Some(TimestampSource::List(_)) | None => {}
+        }
+        if desc.timestamp.is_some() && !desc.window {
+            text.push_str("; the timestamp is signed but no window is checked");
         }
         match &desc.id {
             Some(IdSource::Header(names)) => text.push_str(&format!("; id in {}", names[0])),
@@ -267,8 +294,11 @@ impl Scheme for HmacScheme {
 
     fn timestamp_unit(&self) -> Option<TimestampUnit> {
         match &self.desc.timestamp {
-            Some(TimestampSource::Header(_, unit) | TimestampSource::Json(_, unit)) => Some(*unit),
-            Some(TimestampSource::List) => Some(TimestampUnit::Seconds),
+            Some(
+                TimestampSource::Header(_, unit)
+                | TimestampSource::Json(_, unit)
+                | TimestampSource::List(unit),
+            ) => Some(*unit),
             None => None,
         }
     }
@@ -324,7 +354,8 @@ impl Scheme for HmacScheme {
                             .into_iter()
                             .nth(found)
                             .expect("position is in range"),
-                        timestamp: claimed.timestamp,
+                        // Without a window the timestamp is only signed text.
+                        timestamp: claimed.timestamp.filter(|_| self.desc.window),
                     });
                 }
             }

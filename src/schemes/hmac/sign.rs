@@ -20,6 +20,10 @@ impl HmacScheme {
             SignatureSource::Header {
                 prefix: Some(prefix),
                 ..
+            }
+            | SignatureSource::Headers {
+                prefix: Some(prefix),
+                ..
             } => format!("{prefix}{encoded}"),
             _ => encoded,
         })
@@ -44,28 +48,28 @@ pub(super) fn sign(scheme: &HmacScheme, key: usize, request: &mut Unsigned) -> R
     let mut timestamp_text = None;
     match &desc.timestamp {
         Some(TimestampSource::Header(names, unit)) => {
-            let value = unit.of_seconds(request.now).to_string();
+            let value = unit.format(request.now);
             request.headers.insert(
                 names[0].clone(),
-                value.parse().expect("digits are a header"),
+                value.parse().expect("a formatted time is a header"),
             );
             timestamp_text = Some(value);
         }
-        Some(TimestampSource::List) => timestamp_text = Some(request.now.to_string()),
+        Some(TimestampSource::List(unit)) => timestamp_text = Some(unit.format(request.now)),
         Some(TimestampSource::Json(pointer, unit)) => {
             let doc = json.as_mut().expect("JSON sources parse the body");
-            let value = unit.of_seconds(request.now);
+            let value = unit.format(request.now);
             // Mailgun writes its timestamp (seconds) as a string, Linear
             // its (milliseconds) as a number; keep whichever the body
             // already uses, else follow the provider.
-            let new = match (doc.pointer(pointer), unit) {
-                (Some(serde_json::Value::Number(_)), _) | (None, TimestampUnit::Millis) => {
-                    serde_json::Value::from(value)
-                }
-                _ => serde_json::Value::from(value.to_string()),
+            let number = value.parse::<i64>().ok();
+            let new = match (doc.pointer(pointer), unit, number) {
+                (Some(serde_json::Value::Number(_)), _, Some(n))
+                | (None, TimestampUnit::Millis, Some(n)) => serde_json::Value::from(n),
+                _ => serde_json::Value::from(value.clone()),
             };
             json_set(doc, pointer, new)?;
-            timestamp_text = Some(value.to_string());
+            timestamp_text = Some(value);
         }
         None => {}
     }
@@ -114,20 +118,24 @@ pub(super) fn sign(scheme: &HmacScheme, key: usize, request: &mut Unsigned) -> R
     let signature = scheme
         .signature_for(key, &values)
         .map_err(|r| r.detail.into_owned())?;
+    let timestamp = timestamp_text.unwrap_or_default();
     let wire = match &desc.signature {
-        SignatureSource::Header { names, .. } => (names[0].clone(), signature),
+        SignatureSource::Header { names, .. } | SignatureSource::Headers { names, .. } => {
+            (names[0].clone(), signature)
+        }
         SignatureSource::KvList {
             name,
             separator,
             timestamp_key,
             signature_key,
+            ..
         } => (
             name.clone(),
-            format!(
-                "{timestamp_key}={}{separator}{signature_key}={signature}",
-                request.now
-            ),
+            format!("{timestamp_key}={timestamp}{separator}{signature_key}={signature}"),
         ),
+        SignatureSource::Positional { name, separator } => {
+            (name.clone(), format!("{timestamp}{separator}{signature}"))
+        }
         SignatureSource::Versioned { names, version } => {
             (names[0].clone(), format!("{version},{signature}"))
         }
@@ -137,6 +145,19 @@ pub(super) fn sign(scheme: &HmacScheme, key: usize, request: &mut Unsigned) -> R
             request.body = serde_json::to_vec(&doc)
                 .map_err(|e| format!("cannot write the JSON body: {e}"))?
                 .into();
+            return Ok(());
+        }
+        SignatureSource::Query(param) => {
+            let pair: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair(param, &signature)
+                .finish();
+            let target = match request.uri.query() {
+                Some(query) => format!("{}?{query}&{pair}", request.uri.path()),
+                None => format!("{}?{pair}", request.uri.path()),
+            };
+            request.uri = target
+                .parse()
+                .map_err(|_| "the signed target is not a valid URI".to_owned())?;
             return Ok(());
         }
     };
