@@ -8,7 +8,7 @@
 //! what is missing or out of place from the entry's flags, and hands the
 //! rest to [`Entry::build`].
 
-use super::reader::{as_section, header_name, ConfigErrors, Section};
+use super::reader::{as_section, closest_few, header_name, ConfigErrors, Section};
 use super::route::is_label_safe;
 use super::secrets::{read_source, SourceReader};
 use super::Secret;
@@ -27,14 +27,24 @@ pub(super) fn parse(
     skipped: &mut Vec<String>,
     errors: &mut ConfigErrors,
 ) -> Option<Box<dyn Scheme>> {
-    let names = registry::names_where(|_| true);
-    let entry = s.choice("scheme", &names, errors).and_then(registry::find);
-    if !s.has("scheme") {
-        errors.push(
-            s.key("scheme"),
-            format!("missing: one of {}", names.join(", ")),
-        );
-    }
+    let entry = match s.string("scheme", errors) {
+        Some(name) => {
+            let entry = registry::find(name);
+            if entry.is_none() {
+                errors.push(s.key("scheme"), unknown_scheme(name));
+            }
+            entry
+        }
+        None => {
+            if !s.has("scheme") {
+                errors.push(
+                    s.key("scheme"),
+                    "missing: \"hmac\" (described by [routes.hmac]), a provider preset such as \"stripe\" (the README's \"Provider presets\" lists them all), or \"none\"",
+                );
+            }
+            None
+        }
+    };
     let keys = match entry {
         Some(entry) if entry.keys == KeyKind::None => {
             for key in ["secrets", "public_keys"] {
@@ -103,6 +113,24 @@ pub(super) fn parse(
             None
         }
     }
+}
+
+/// The message for a `scheme` hookguard does not know: the closest known
+/// names, or where the full list is when none is close (it is too long to
+/// repeat: more than a hundred names).
+fn unknown_scheme(name: &str) -> String {
+    let names = registry::names_where(|_| true);
+    let near = closest_few(name, names.iter().copied(), 3);
+    let quoted: Vec<String> = near.iter().map(|n| format!("\"{n}\"")).collect();
+    let hint = match quoted.as_slice() {
+        [] => "none is close; the README's \"Provider presets\" lists them all, or use \"hmac\" with a [routes.hmac] table to describe the sender".to_owned(),
+        [one] => format!("did you mean {one}?"),
+        [rest @ .., last] => format!("did you mean {} or {last}?", rest.join(", ")),
+    };
+    format!(
+        "{name:?} is not one of the {} schemes hookguard knows; {hint}",
+        names.len()
+    )
 }
 
 /// Reads `[routes.hmac]`: required by the generic scheme, refused by the

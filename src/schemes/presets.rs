@@ -432,12 +432,30 @@ pub fn mailgun() -> Description {
 // Added for issue 17. Each function cites the page (or SDK file) its facts
 // were read from; the README's vectors table says how each is proven.
 
-fn hex_body(header: &'static str, prefix: Option<&'static str>, dedupe: Vec<DedupeSource>) -> Description {
-    body_hmac(header_sig(&[header], prefix), Algorithm::Sha256, Encoding::Hex, dedupe)
+fn hex_body(
+    header: &'static str,
+    prefix: Option<&'static str>,
+    dedupe: Vec<DedupeSource>,
+) -> Description {
+    body_hmac(
+        header_sig(&[header], prefix),
+        Algorithm::Sha256,
+        Encoding::Hex,
+        dedupe,
+    )
 }
 
-fn base64_body(header: &'static str, prefix: Option<&'static str>, dedupe: Vec<DedupeSource>) -> Description {
-    body_hmac(header_sig(&[header], prefix), Algorithm::Sha256, Encoding::Base64, dedupe)
+fn base64_body(
+    header: &'static str,
+    prefix: Option<&'static str>,
+    dedupe: Vec<DedupeSource>,
+) -> Description {
+    body_hmac(
+        header_sig(&[header], prefix),
+        Algorithm::Sha256,
+        Encoding::Base64,
+        dedupe,
+    )
 }
 
 fn sig() -> DedupeSource {
@@ -462,7 +480,11 @@ pub fn polar() -> Description {
 /// (razorpay.com/docs/webhooks/validate-test/; PyPI `razorpay`
 /// `utility.verify_webhook_signature`).
 pub fn razorpay() -> Description {
-    hex_body("x-razorpay-signature", None, vec![sig(), header("x-razorpay-event-id")])
+    hex_body(
+        "x-razorpay-signature",
+        None,
+        vec![sig(), header("x-razorpay-event-id")],
+    )
 }
 
 /// Checkout.com: `Cko-Signature`, hex HMAC-SHA256 of the body with the
@@ -499,7 +521,11 @@ pub fn lemon_squeezy() -> Description {
 /// (docs.cdp.coinbase.com/commerce/api-architecture/webhooks-security;
 /// PyPI `coinbase-commerce` `webhook.py` `verify_sig`).
 pub fn coinbase_commerce() -> Description {
-    hex_body("x-cc-webhook-signature", None, vec![sig(), json("/event/id")])
+    hex_body(
+        "x-cc-webhook-signature",
+        None,
+        vec![sig(), json("/event/id")],
+    )
 }
 
 /// Modern Treasury: `X-Signature`, hex HMAC-SHA256 of the body
@@ -532,7 +558,14 @@ pub fn recurly() -> Description {
             separator: ',',
         },
         timestamp: Some(TimestampSource::List(TimestampUnit::Millis)),
-        ..kv_list("recurly-signature", "", "", TimestampUnit::Millis, vec![sig(), json("/id")], seconds(300))
+        ..kv_list(
+            "recurly-signature",
+            "",
+            "",
+            TimestampUnit::Millis,
+            vec![sig(), json("/id")],
+            seconds(300),
+        )
     }
 }
 
@@ -570,7 +603,11 @@ pub fn bolt() -> Description {
 /// signed, so no window is built on it
 /// (docs.sentry.io/integrations/integration-platform/webhooks/).
 pub fn sentry() -> Description {
-    hex_body("sentry-hook-signature", None, vec![sig(), header("request-id")])
+    hex_body(
+        "sentry-hook-signature",
+        None,
+        vec![sig(), header("request-id")],
+    )
 }
 
 /// Vercel: `x-vercel-signature`, hex HMAC-SHA1 of the body
@@ -603,20 +640,35 @@ pub fn circleci() -> Description {
 /// PagerDuty (v3): `X-PagerDuty-Signature: v1=<hex>[,v1=<hex>]`, one per
 /// active secret (developer.pagerduty.com, "Verifying Signatures").
 pub fn pagerduty() -> Description {
-    hex_body("x-pagerduty-signature", Some("v1="), vec![sig(), header("x-webhook-id")])
+    hex_body(
+        "x-pagerduty-signature",
+        Some("v1="),
+        vec![sig(), header("x-webhook-id")],
+    )
 }
 
 /// Heroku: `Heroku-Webhook-Hmac-SHA256`, base64 HMAC-SHA256 of the body
 /// (devcenter.heroku.com/articles/app-webhooks).
 pub fn heroku() -> Description {
-    base64_body("heroku-webhook-hmac-sha256", None, vec![sig(), header("heroku-webhook-id")])
+    base64_body(
+        "heroku-webhook-hmac-sha256",
+        None,
+        vec![sig(), header("heroku-webhook-id")],
+    )
 }
 
 /// WorkOS: `WorkOS-Signature: t=<ms>, v1=<hex>` over `{t}.{body}`; its SDK
 /// allows 180 s (workos.com/docs/events/data-syncing/webhooks; npm
 /// `@workos-inc/node` `webhooks.ts`).
 pub fn workos() -> Description {
-    kv_list("workos-signature", "t", "v1", TimestampUnit::Millis, vec![sig(), json("/id")], seconds(180))
+    kv_list(
+        "workos-signature",
+        "t",
+        "v1",
+        TimestampUnit::Millis,
+        vec![sig(), json("/id")],
+        seconds(180),
+    )
 }
 
 /// Webflow: `x-webflow-signature`, hex HMAC-SHA256 of `{timestamp}:{body}`,
@@ -635,7 +687,14 @@ pub fn webflow() -> Description {
 /// Buildkite: `X-Buildkite-Signature: timestamp=<s>,signature=<hex>` over
 /// `{timestamp}.{body}` (buildkite.com/docs/apis/webhooks/pipelines).
 pub fn buildkite() -> Description {
-    kv_list("x-buildkite-signature", "timestamp", "signature", TimestampUnit::Seconds, vec![sig()], seconds(300))
+    kv_list(
+        "x-buildkite-signature",
+        "timestamp",
+        "signature",
+        TimestampUnit::Seconds,
+        vec![sig()],
+        seconds(300),
+    )
 }
 
 /// LaunchDarkly: `X-LD-Signature`, hex HMAC-SHA256 of the body
@@ -761,7 +820,9 @@ pub fn aftership() -> Description {
 /// (learn.microsoft.com, "Create an Outgoing Webhook", authentication).
 pub fn microsoft_teams() -> Description {
     Description {
-        key_form: KeyForm::Base64("the security token Teams shows once when the outgoing webhook is created"),
+        key_form: KeyForm::Base64(
+            "the security token Teams shows once when the outgoing webhook is created",
+        ),
         ..base64_body("authorization", Some("HMAC "), vec![sig(), json("/id")])
     }
 }
@@ -787,7 +848,14 @@ pub fn x() -> Description {
 /// TikTok: `Tiktok-Signature: t=<s>,s=<hex>` over `{t}.{body}`
 /// (developers.tiktok.com/doc/webhooks-verification).
 pub fn tiktok() -> Description {
-    kv_list("tiktok-signature", "t", "s", TimestampUnit::Seconds, vec![sig()], seconds(300))
+    kv_list(
+        "tiktok-signature",
+        "t",
+        "s",
+        TimestampUnit::Seconds,
+        vec![sig()],
+        seconds(300),
+    )
 }
 
 /// Pusher Channels: `X-Pusher-Signature`, hex HMAC-SHA256 of the body with
@@ -856,7 +924,14 @@ pub fn twitch() -> Description {
 /// its docs allow 30 minutes (elevenlabs.io/docs, webhooks; PyPI
 /// `elevenlabs` `webhooks` `construct_event`).
 pub fn elevenlabs() -> Description {
-    kv_list("elevenlabs-signature", "t", "v0", TimestampUnit::Seconds, vec![sig()], seconds(1800))
+    kv_list(
+        "elevenlabs-signature",
+        "t",
+        "v0",
+        TimestampUnit::Seconds,
+        vec![sig()],
+        seconds(1800),
+    )
 }
 
 /// Zendesk: `X-Zendesk-Webhook-Signature`, base64 HMAC-SHA256 of the
@@ -903,7 +978,11 @@ pub fn trello(public_url: String) -> Description {
 /// Notion: `X-Notion-Signature: sha256=<hex>` of the body keyed with the
 /// verification token (developers.notion.com/reference/webhooks).
 pub fn notion() -> Description {
-    hex_body("x-notion-signature", Some("sha256="), vec![sig(), json("/id")])
+    hex_body(
+        "x-notion-signature",
+        Some("sha256="),
+        vec![sig(), json("/id")],
+    )
 }
 
 /// Airtable: `X-Airtable-Content-MAC: hmac-sha256=<hex>` of the body, keyed
@@ -927,7 +1006,10 @@ pub fn docusign() -> Description {
         })
         .collect();
     body_hmac(
-        SignatureSource::Headers { names, prefix: None },
+        SignatureSource::Headers {
+            names,
+            prefix: None,
+        },
         Algorithm::Sha256,
         Encoding::Base64,
         vec![sig()],
@@ -973,7 +1055,11 @@ pub fn xero() -> Description {
 /// several such groups separated by spaces (docs.withpersona.com,
 /// webhooks best practices).
 pub fn persona() -> Description {
-    let mut desc = t_v1_list("persona-signature", vec![sig(), json("/data/id")], seconds(300));
+    let mut desc = t_v1_list(
+        "persona-signature",
+        vec![sig(), json("/data/id")],
+        seconds(300),
+    );
     if let SignatureSource::KvList { groups, .. } = &mut desc.signature {
         *groups = true;
     }
@@ -983,7 +1069,11 @@ pub fn persona() -> Description {
 /// WooCommerce: `X-WC-Webhook-Signature`, base64 HMAC-SHA256 of the body
 /// (woocommerce.github.io/woocommerce-rest-api-docs/#webhooks).
 pub fn woocommerce() -> Description {
-    base64_body("x-wc-webhook-signature", None, vec![sig(), header("x-wc-webhook-delivery-id")])
+    base64_body(
+        "x-wc-webhook-signature",
+        None,
+        vec![sig(), header("x-wc-webhook-delivery-id")],
+    )
 }
 
 /// Go1: `Go1-Signature: t=<s>,v1=<hex>` over `{t}.{body}`

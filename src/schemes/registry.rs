@@ -407,7 +407,7 @@ fn meta(name: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>,
 mod tests {
     use super::*;
     use crate::schemes::encoding::Encoding;
-    use crate::schemes::hmac::{Algorithm, TimestampUnit};
+    use crate::schemes::hmac::{Algorithm, KeyForm, TimestampUnit};
     use crate::schemes::template::Template;
 
     /// Everything any entry may ask for, with keys each kind accepts.
@@ -427,8 +427,15 @@ mod tests {
                     .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
                     .unwrap()
             }
-            "standard-webhooks" => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
-            _ => "secret".to_owned(),
+            _ => match entry.family {
+                Family::Hmac(describe) => match describe().key_form {
+                    KeyForm::WhsecBase64 => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
+                    KeyForm::Base64(_) => "c2VjcmV0".to_owned(),
+                    KeyForm::Hex(_) => "736563726574".to_owned(),
+                    KeyForm::Raw | KeyForm::RawRefusing { .. } => "secret".to_owned(),
+                },
+                _ => "secret".to_owned(),
+            },
         };
         Ingredients {
             keys: vec![("k".to_owned(), key.into_bytes())],

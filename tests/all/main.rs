@@ -16,6 +16,7 @@ mod docs;
 mod http1;
 mod layers;
 mod pipeline;
+mod preset_proofs;
 mod presets;
 mod presets_asymmetric;
 mod properties;

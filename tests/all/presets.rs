@@ -380,13 +380,19 @@ fn stripe_skips_v0_and_foreign_entries_and_refuses_a_header_with_only_v0() {
 // Every symmetric preset through the proxy
 
 /// How a sender of one preset signs: headers, path and body for `secret`.
-struct Signed {
-    path: String,
-    headers: Vec<(&'static str, String)>,
-    body: String,
+pub(crate) struct Signed {
+    pub(crate) path: String,
+    pub(crate) headers: Vec<(&'static str, String)>,
+    pub(crate) body: String,
 }
 
-fn sign_as_provider(scheme: &str, secret: &str, body: &str, ts: i64, id: &str) -> Signed {
+pub(crate) fn sign_as_provider(
+    scheme: &str,
+    secret: &str,
+    body: &str,
+    ts: i64,
+    id: &str,
+) -> Signed {
     let k = secret.as_bytes();
     let b = body.as_bytes();
     let t = ts.to_string();
@@ -575,15 +581,9 @@ fn symmetric() -> impl Iterator<Item = &'static str> {
     .into_iter()
 }
 
-fn secret_for(scheme: &str) -> &'static str {
-    match scheme {
-        "standard-webhooks" => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
-        "stripe" => "whsec_stripe_test_secret",
-        _ => "provider-test-secret",
-    }
-}
+use crate::preset_proofs::{secret_for, sign as sign_as_sender, wrong_secret_for};
 
-fn event_body(scheme: &str, n: u32) -> String {
+pub(crate) fn event_body(scheme: &str, n: u32) -> String {
     match scheme {
         "tbank" => format!(
             r#"{{"TerminalKey":"T1","OrderId":"o{n}","Success":true,"Status":"CONFIRMED","PaymentId":{n},"Amount":1000,"Data":{{"x":1}}}}"#
@@ -607,7 +607,7 @@ async fn every_symmetric_preset_accepts_its_provider_and_refuses_tampering_and_w
     for scheme in &symmetric().collect::<Vec<_>>() {
         let secret = secret_for(scheme);
         let (upstream, hg) = start(&route_for(scheme, secret)).await;
-        let signed = sign_as_provider(scheme, secret, &event_body(scheme, 1), now(), "dlv-1");
+        let signed = sign_as_sender(scheme, secret, &event_body(scheme, 1), now(), "dlv-1");
         let answer = send(
             hg.addr,
             "POST",
@@ -649,12 +649,8 @@ async fn every_symmetric_preset_accepts_its_provider_and_refuses_tampering_and_w
         };
         assert_eq!(answer.reject(), Some(expected), "{scheme}: tampered body");
 
-        let other = if *scheme == "standard-webhooks" {
-            "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-        } else {
-            "wrong-secret"
-        };
-        let forged = sign_as_provider(scheme, other, &event_body(scheme, 2), now(), "dlv-2");
+        let other = wrong_secret_for(scheme);
+        let forged = sign_as_sender(scheme, other, &event_body(scheme, 2), now(), "dlv-2");
         let answer = send(
             hg.addr,
             "POST",
@@ -872,7 +868,7 @@ async fn url_signing_presets_ignore_host_and_forwarded_headers() {
         let secret = "url-secret";
         let (upstream, hg) = start(&route_for(scheme, secret)).await;
         // Signed for a URL the attacker controls, and claimed through headers.
-        let mut forged = sign_as_provider(scheme, secret, &event_body(scheme, 1), now(), "x");
+        let mut forged = sign_as_sender(scheme, secret, &event_body(scheme, 1), now(), "x");
         let evil = scheme.replace(scheme, "evil");
         let _ = evil;
         let body = forged.body.clone();
@@ -912,6 +908,10 @@ async fn url_signing_presets_ignore_host_and_forwarded_headers() {
                     m.push_str(&b);
                 }
                 forged.headers[1].1 = B64.encode(hmac1(k, &[m.as_bytes()]));
+            }
+            "trello" => {
+                forged.headers[0].1 =
+                    B64.encode(hmac1(k, &[body.as_bytes(), b"https://evil.example/hook"]))
             }
             other => panic!("no forger for {other}"),
         }

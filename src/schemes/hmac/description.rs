@@ -77,11 +77,12 @@ impl TimestampUnit {
         match self {
             TimestampUnit::Seconds => text.trim().parse().ok(),
             TimestampUnit::Millis => text.trim().parse::<i64>().ok().map(|v| v.div_euclid(1000)),
-            TimestampUnit::Rfc3339 => {
-                time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
-                    .ok()
-                    .map(|t| t.unix_timestamp())
-            }
+            TimestampUnit::Rfc3339 => time::OffsetDateTime::parse(
+                text.trim(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .ok()
+            .map(|t| t.unix_timestamp()),
         }
     }
 
@@ -92,7 +93,10 @@ impl TimestampUnit {
             TimestampUnit::Millis => (now * 1000).to_string(),
             TimestampUnit::Rfc3339 => time::OffsetDateTime::from_unix_timestamp(now)
                 .ok()
-                .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
                 .unwrap_or_default(),
         }
     }
