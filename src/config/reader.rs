@@ -355,6 +355,12 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// The keys present, in the file's order (for tables whose keys are
+    /// data, such as `algorithms`).
+    pub fn keys(&self) -> Vec<&'a str> {
+        self.table.keys().map(String::as_str).collect()
+    }
+
     /// A nested table, as its own section.
     pub fn table(&mut self, key: &str, errors: &mut ConfigErrors) -> Option<Section<'a>> {
         match self.raw(key)? {

@@ -18,8 +18,8 @@ use http::header::HeaderName;
 
 use super::encoding::Encoding;
 use super::hmac::{
-    Algorithm, Description, IdSource, KeyForm, PublicUrl, SignatureSource, TimestampSource,
-    TimestampUnit,
+    Algorithm, AlgorithmHeader, Description, IdSource, KeyForm, PublicUrl, SignatureSource,
+    TimestampSource, TimestampUnit,
 };
 use super::template::{Part, Template};
 use crate::dedupe::DedupeSource;
@@ -61,6 +61,7 @@ fn body_hmac(
     Description {
         signature,
         algorithm,
+        algorithm_from: None,
         encoding,
         message: parse("{body}"),
         timestamp: None,
@@ -79,6 +80,7 @@ fn v0_hmac(signature: &'static str, timestamp: &'static str) -> Description {
     Description {
         signature: header_sig(&[signature], Some("v0=")),
         algorithm: Algorithm::Sha256,
+        algorithm_from: None,
         encoding: Encoding::Hex,
         message: parse("v0:{timestamp}:{body}"),
         timestamp: Some(TimestampSource::Header(
@@ -115,11 +117,12 @@ fn kv_list(
         signature: SignatureSource::KvList {
             name: h(header),
             separator: ',',
-            timestamp_key,
-            signature_key,
+            timestamp_key: Cow::Borrowed(timestamp_key),
+            signature_key: Cow::Borrowed(signature_key),
             groups: false,
         },
         algorithm: Algorithm::Sha256,
+        algorithm_from: None,
         encoding: Encoding::Hex,
         message: parse("{timestamp}.{body}"),
         timestamp: Some(TimestampSource::List(unit)),
@@ -145,6 +148,7 @@ fn timestamped(
     Description {
         signature,
         algorithm: Algorithm::Sha256,
+        algorithm_from: None,
         encoding,
         message: parse(template),
         timestamp: Some(TimestampSource::Header(vec![h(timestamp)], unit)),
@@ -204,6 +208,7 @@ pub fn standard_webhooks() -> Description {
             version: "v1",
         },
         algorithm: Algorithm::Sha256,
+        algorithm_from: None,
         encoding: Encoding::Base64,
         message: parse("{id}.{timestamp}.{body}"),
         timestamp: Some(TimestampSource::Header(
@@ -229,11 +234,12 @@ pub fn paddle() -> Description {
         signature: SignatureSource::KvList {
             name: h("paddle-signature"),
             separator: ';',
-            timestamp_key: "ts",
-            signature_key: "h1",
+            timestamp_key: Cow::Borrowed("ts"),
+            signature_key: Cow::Borrowed("h1"),
             groups: false,
         },
         algorithm: Algorithm::Sha256,
+        algorithm_from: None,
         encoding: Encoding::Hex,
         message: parse("{timestamp}:{body}"),
         timestamp: Some(TimestampSource::List(TimestampUnit::Seconds)),
@@ -252,6 +258,7 @@ pub fn square(public_url: String) -> Description {
     Description {
         signature: header_sig(&["x-square-hmacsha256-signature"], None),
         algorithm: Algorithm::Sha256,
+        algorithm_from: None,
         encoding: Encoding::Base64,
         message: Template::from_parts("{url}{body}", vec![Part::Url, Part::Body]),
         timestamp: None,
@@ -273,6 +280,7 @@ pub fn hubspot(public_url: String) -> Description {
     Description {
         signature: header_sig(&["x-hubspot-signature-v3"], None),
         algorithm: Algorithm::Sha256,
+        algorithm_from: None,
         encoding: Encoding::Base64,
         message: Template::from_parts(
             "{method}{url}{body}{timestamp}",
@@ -386,6 +394,7 @@ pub fn linear() -> Description {
     Description {
         signature: header_sig(&["linear-signature"], None),
         algorithm: Algorithm::Sha256,
+        algorithm_from: None,
         encoding: Encoding::Hex,
         message: parse("{body}"),
         timestamp: Some(TimestampSource::Json(
@@ -407,6 +416,7 @@ pub fn mailgun() -> Description {
     Description {
         signature: SignatureSource::Json("/signature/signature"),
         algorithm: Algorithm::Sha256,
+        algorithm_from: None,
         encoding: Encoding::Hex,
         message: Template::from_parts(
             "{json:/signature/timestamp}{json:/signature/token}",
@@ -1103,6 +1113,23 @@ pub fn patreon() -> Description {
         Encoding::Hex,
         vec![sig()],
     )
+}
+
+/// Sumsub: `X-Payload-Digest`, hex HMAC of the body with the hash the
+/// request names in `X-Payload-Digest-Alg`, from Sumsub's three
+/// (docs.sumsub.com/docs/webhook-manager#webhook-signature).
+pub fn sumsub() -> Description {
+    Description {
+        algorithm_from: Some(AlgorithmHeader {
+            header: h("x-payload-digest-alg"),
+            values: vec![
+                (Cow::Borrowed("HMAC_SHA1_HEX"), Algorithm::Sha1),
+                (Cow::Borrowed("HMAC_SHA256_HEX"), Algorithm::Sha256),
+                (Cow::Borrowed("HMAC_SHA512_HEX"), Algorithm::Sha512),
+            ],
+        }),
+        ..hex_body("x-payload-digest", None, vec![sig()])
+    }
 }
 
 /// Squarespace: `Squarespace-Signature`, hex HMAC-SHA256 of the body keyed

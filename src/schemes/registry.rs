@@ -241,6 +241,7 @@ pub static SCHEMES: &[Entry] = &[
     hmac("go1", presets::go1),
     hmac("pandadoc", presets::pandadoc),
     hmac("aftership", presets::aftership),
+    hmac("sumsub", presets::sumsub),
     Entry {
         name: "none",
         family: Family::Own(none),
@@ -406,9 +407,7 @@ fn meta(name: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schemes::encoding::Encoding;
-    use crate::schemes::hmac::{Algorithm, KeyForm, TimestampUnit};
-    use crate::schemes::template::Template;
+    use crate::schemes::hmac::KeyForm;
 
     /// Everything any entry may ask for, with keys each kind accepts.
     fn ingredients(entry: &Entry) -> Ingredients {
@@ -443,16 +442,8 @@ mod tests {
                 .signs_url
                 .then(|| "https://hooks.example.com/h".to_owned()),
             verify_token: entry.needs_verify_token.then(|| b"token".to_vec()),
-            hmac: matches!(entry.family, Family::Generic).then(|| HmacSpec {
-                header: http::HeaderName::from_static("x-signature"),
-                prefix: None,
-                algorithm: Algorithm::Sha256,
-                encoding: Encoding::Hex,
-                message: Template::parse("{body}").expect("valid"),
-                timestamp_header: None,
-                timestamp_unit: TimestampUnit::Seconds,
-                id_header: None,
-            }),
+            hmac: matches!(entry.family, Family::Generic)
+                .then(|| HmacSpec::body(http::HeaderName::from_static("x-signature"), None)),
         }
     }
 

@@ -84,14 +84,14 @@ secrets = [{ env = "CARTELCRM_CALLBACK_SECRET" }]
 
 [routes.hmac]
 header = "X-Signature"
-algorithm = "md5"
+algorithm = "crc32"
 "#;
     assert_errors(
         text,
         &[
             r#"server.max_body: "1mb" has unknown size unit "mb": use one of B, KiB, MiB, GiB, KB, MB, GB"#,
             "server.listne: unknown key; did you mean `listen`?",
-            r#"routes[0] ("cartelcrm").hmac.algorithm: "md5" is not one of sha1, sha256, sha512"#,
+            r#"routes[0] ("cartelcrm").hmac.algorithm: "crc32" is not one of sha1, sha256, sha512, md5"#,
             "routes[0] (\"cartelcrm\").secrets[0]: environment variable CARTELCRM_CALLBACK_SECRET is not set",
         ],
     );

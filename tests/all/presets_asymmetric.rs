@@ -461,7 +461,8 @@ async fn meta_subscription_handshake_is_authenticated_by_the_verify_token() {
 fn preset_config_errors_name_the_key_and_what_is_allowed() {
     let e = config_errors("scheme = \"stripes\"\nsecrets = [{ value = \"x\" }]");
     assert!(
-        e.contains("routes[0] (\"p\").scheme: \"stripes\" is not one of hmac, stripe, github"),
+        e.contains("routes[0] (\"p\").scheme: \"stripes\" is not one of the ")
+            && e.contains("did you mean \"stripe\"?"),
         "{e}"
     );
     let e = config_errors("scheme = \"twilio\"\nsecrets = [{ value = \"x\" }]");

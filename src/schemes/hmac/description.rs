@@ -102,25 +102,43 @@ impl TimestampUnit {
     }
 }
 
-/// A validated `[routes.hmac]` table.
+/// A validated `[routes.hmac]` table: the parts of a [`Description`] a
+/// route describes itself (dedupe and window come from the route's own
+/// keys).
 #[derive(Debug, Clone)]
 pub struct HmacSpec {
-    /// Header carrying the signature.
-    pub header: HeaderName,
-    /// Optional prefix such as `sha256=`; accepted with or without it.
-    pub prefix: Option<String>,
+    /// Where the signature is: `header` (with `prefix`), `headers`,
+    /// `query`, or a `list` in `header`.
+    pub signature: SignatureSource,
     /// The hash function.
     pub algorithm: Algorithm,
+    /// When set, the request names its hash in this header, from this
+    /// allow-list (`algorithm_header`, `algorithms`).
+    pub algorithm_from: Option<AlgorithmHeader>,
     /// How the signature is written.
     pub encoding: Encoding,
     /// What was signed.
     pub message: Template,
-    /// When set, the timestamp is required and checked against the window.
-    pub timestamp_header: Option<HeaderName>,
-    /// Unit of the timestamp header.
-    pub timestamp_unit: TimestampUnit,
+    /// When set, the timestamp is required (and checked against the window
+    /// unless `window` is false).
+    pub timestamp: Option<TimestampSource>,
     /// Fills `{id}` in the template.
     pub id_header: Option<HeaderName>,
+    /// How each secret becomes the key (`key_encoding`).
+    pub key_form: KeyForm,
+    /// False when the timestamp is signed but not checked (`window = false`).
+    pub window: bool,
+}
+
+/// A hash the request chooses from an allow-list, by a header (Sumsub's
+/// `X-Payload-Digest-Alg: HMAC_SHA256_HEX`). Only the listed values are
+/// accepted, so a sender cannot pick a weaker hash than the route allows.
+#[derive(Debug, Clone)]
+pub struct AlgorithmHeader {
+    /// The header naming the hash.
+    pub header: HeaderName,
+    /// Each accepted header value and the hash it names.
+    pub values: Vec<(Cow<'static, str>, Algorithm)>,
 }
 
 /// Where the wire signature(s) are read from.
@@ -153,10 +171,11 @@ pub enum SignatureSource {
         name: HeaderName,
         /// Between entries (`,` or `;`).
         separator: char,
-        /// The key of the timestamp entry (`t`, `ts`).
-        timestamp_key: &'static str,
+        /// The key of the timestamp entry (`t`, `ts`); empty when the list
+        /// carries none.
+        timestamp_key: Cow<'static, str>,
         /// The key of signature entries (`v1`, `h1`).
-        signature_key: &'static str,
+        signature_key: Cow<'static, str>,
         /// True when whole lists may be repeated, separated by spaces, while
         /// the sender rotates secrets (Persona:
         /// `t=1,v1=aa t=1,v1=bb`); the first group's timestamp is used.
@@ -302,6 +321,9 @@ pub struct Description {
     pub signature: SignatureSource,
     /// The hash function.
     pub algorithm: Algorithm,
+    /// When set, the request chooses its hash by a header, from an
+    /// allow-list (then `algorithm` is the one `hookguard sign` uses).
+    pub algorithm_from: Option<AlgorithmHeader>,
     /// How the signature is written.
     pub encoding: Encoding,
     /// What was signed.
@@ -327,21 +349,38 @@ pub struct Description {
 impl From<HmacSpec> for Description {
     fn from(spec: HmacSpec) -> Description {
         Description {
-            signature: SignatureSource::Header {
-                names: vec![spec.header],
-                prefix: spec.prefix.map(Cow::Owned),
-            },
+            signature: spec.signature,
             algorithm: spec.algorithm,
+            algorithm_from: spec.algorithm_from,
             encoding: spec.encoding,
             message: spec.message,
-            timestamp: spec
-                .timestamp_header
-                .map(|h| TimestampSource::Header(vec![h], spec.timestamp_unit)),
+            timestamp: spec.timestamp,
             id: spec.id_header.map(|h| IdSource::Header(vec![h])),
             public_url: None,
-            key_form: KeyForm::Raw,
+            key_form: spec.key_form,
             dedupe: vec![DedupeSource::Signature],
             tolerance: Duration::from_secs(300),
+            window: spec.window,
+        }
+    }
+}
+
+impl HmacSpec {
+    /// The plainest table: `header` over `{body}`, SHA-256, hex (tests and
+    /// tools start from it).
+    pub fn body(header: HeaderName, prefix: Option<&str>) -> HmacSpec {
+        HmacSpec {
+            signature: SignatureSource::Header {
+                names: vec![header],
+                prefix: prefix.map(|p| Cow::Owned(p.to_owned())),
+            },
+            algorithm: Algorithm::Sha256,
+            algorithm_from: None,
+            encoding: Encoding::Hex,
+            message: Template::parse("{body}").expect("a valid template"),
+            timestamp: None,
+            id_header: None,
+            key_form: KeyForm::Raw,
             window: true,
         }
     }

@@ -79,7 +79,7 @@ pub(super) fn extract<'r>(
                     name,
                     timestamp_key,
                     ..
-                } => (name, *timestamp_key),
+                } => (name, timestamp_key.as_ref()),
                 SignatureSource::Positional { name, .. } => (name, ""),
                 _ => unreachable!("a list timestamp goes with a list signature header"),
             };
@@ -207,7 +207,7 @@ fn signatures<'r>(
             };
             let timestamp = list
                 .iter()
-                .find(|(k, _)| k == timestamp_key)
+                .find(|(k, _)| !timestamp_key.is_empty() && k == timestamp_key)
                 .map(|(_, v)| *v);
             let candidates: Vec<Vec<u8>> = list
                 .iter()

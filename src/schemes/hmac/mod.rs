@@ -32,8 +32,8 @@ use sha2::{Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
 pub use description::{
-    template_needs_id, template_needs_timestamp, Algorithm, Description, HmacSpec, IdSource,
-    KeyForm, PublicUrl, SignatureSource, TimestampSource, TimestampUnit,
+    template_needs_id, template_needs_timestamp, Algorithm, AlgorithmHeader, Description, HmacSpec,
+    IdSource, KeyForm, PublicUrl, SignatureSource, TimestampSource, TimestampUnit,
 };
 pub use extract::{parse_kv_list, parse_versioned};
 
@@ -106,7 +106,11 @@ pub struct HmacScheme {
     name: &'static str,
     desc: Description,
     key_ids: Vec<String>,
-    keys: Vec<PreparedKey>,
+    /// The hashes this scheme may use: the description's one, or each of
+    /// its allow-list's, in that list's order.
+    algorithms: Vec<Algorithm>,
+    /// Per secret, one prepared state per entry of `algorithms`.
+    keys: Vec<Vec<PreparedKey>>,
     /// True when some part of the scheme reads the JSON body, so that it is
     /// parsed once per request, and only then.
     needs_json: bool,
@@ -128,11 +132,26 @@ impl HmacScheme {
             || matches!(desc.signature, SignatureSource::Json(_))
             || matches!(desc.timestamp, Some(TimestampSource::Json(..)))
             || matches!(desc.id, Some(IdSource::Json(_)));
+        let mut algorithms = vec![desc.algorithm];
+        if let Some(choice) = &desc.algorithm_from {
+            algorithms = Vec::new();
+            for (_, algorithm) in &choice.values {
+                if !algorithms.contains(algorithm) {
+                    algorithms.push(*algorithm);
+                }
+            }
+        }
         HmacScheme {
             keys: keys
                 .iter()
-                .map(|(_, key)| PreparedKey::new(desc.algorithm, key))
+                .map(|(_, key)| {
+                    algorithms
+                        .iter()
+                        .map(|algorithm| PreparedKey::new(*algorithm, key))
+                        .collect()
+                })
                 .collect(),
+            algorithms,
             key_ids: keys.into_iter().map(|(id, _)| id).collect(),
             needs_json,
             name,
@@ -143,6 +162,57 @@ impl HmacScheme {
     /// The description this scheme runs.
     pub fn description(&self) -> &Description {
         &self.desc
+    }
+
+    /// The index into `algorithms` of the hash this request was signed
+    /// with: always the one, or the one its header names from the
+    /// allow-list. A value outside the list is refused, never guessed.
+    fn algorithm_of(&self, request: &RequestView<'_>) -> Result<usize, Reject> {
+        let Some(choice) = &self.desc.algorithm_from else {
+            return Ok(0);
+        };
+        let allowed = || {
+            choice
+                .values
+                .iter()
+                .map(|(v, _)| v.as_ref())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let value = request
+            .headers
+            .get(&choice.header)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                Reject::with(
+                    Reason::MissingSignedHeader,
+                    format!(
+                        "header {} (the hash: one of {}) is missing",
+                        choice.header,
+                        allowed()
+                    ),
+                )
+            })?;
+        let algorithm = choice
+            .values
+            .iter()
+            .find(|(v, _)| v.as_ref() == value.trim())
+            .map(|(_, a)| *a)
+            .ok_or_else(|| {
+                Reject::with(
+                    Reason::MalformedSignature,
+                    format!(
+                        "header {} names a hash this route does not accept; it accepts {}",
+                        choice.header,
+                        allowed()
+                    ),
+                )
+            })?;
+        Ok(self
+            .algorithms
+            .iter()
+            .position(|a| *a == algorithm)
+            .expect("every listed hash is prepared"))
     }
 
     /// Reads everything the signed message is made of (the JSON body once,
@@ -274,6 +344,18 @@ impl Scheme for HmacScheme {
             Some(IdSource::Json(pointer)) => text.push_str(&format!("; id at {pointer}")),
             None => {}
         }
+        if let Some(choice) = &desc.algorithm_from {
+            let values: Vec<String> = choice
+                .values
+                .iter()
+                .map(|(v, a)| format!("{v} = {}", a.as_str()))
+                .collect();
+            text.push_str(&format!(
+                "; the hash is the one {} names, of {}",
+                choice.header,
+                values.join(", ")
+            ));
+        }
         if let Some(url) = &desc.public_url {
             text.push_str(&format!("; {{url}} is {}", url.base));
         }
@@ -337,9 +419,10 @@ impl Scheme for HmacScheme {
     }
 
     fn verify(&self, request: &RequestView<'_>) -> Result<Verified, Reject> {
+        let algorithm = self.algorithm_of(request)?;
         self.read(request, |values, claimed| {
             for (index, key) in self.keys.iter().enumerate() {
-                let expected = key.tag(&self.desc.message, values)?;
+                let expected = key[algorithm].tag(&self.desc.message, values)?;
                 // Length is public (it is the algorithm's output size); the
                 // contents are compared without early exit. A candidate of
                 // the wrong length is simply not a match.
@@ -379,14 +462,8 @@ mod tests {
 
     pub(super) fn scheme(prefix: Option<&str>, encoding: Encoding, secrets: &[&str]) -> HmacScheme {
         let spec = HmacSpec {
-            header: HeaderName::from_static("x-signature"),
-            prefix: prefix.map(str::to_owned),
-            algorithm: Algorithm::Sha256,
             encoding,
-            message: Template::parse("{body}").unwrap(),
-            timestamp_header: None,
-            timestamp_unit: TimestampUnit::Seconds,
-            id_header: None,
+            ..HmacSpec::body(HeaderName::from_static("x-signature"), prefix)
         };
         let keys = secrets
             .iter()

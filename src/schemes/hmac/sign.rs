@@ -14,7 +14,14 @@ impl HmacScheme {
     /// message `values` describe, with the header prefix when the scheme has
     /// one (list syntax is added by [`crate::schemes::Scheme::sign`]).
     pub fn signature_for(&self, key: usize, values: &Values<'_>) -> Result<String, Reject> {
-        let tag = self.keys[key].tag(&self.desc.message, values)?;
+        // `algorithm` is the first prepared hash (see `HmacScheme::new`)
+        // or, with an allow-list, the one `sign` names in its header.
+        let index = self
+            .algorithms
+            .iter()
+            .position(|a| *a == self.desc.algorithm)
+            .unwrap_or(0);
+        let tag = self.keys[key][index].tag(&self.desc.message, values)?;
         let encoded = encoding::encode(self.desc.encoding, &tag);
         Ok(match &self.desc.signature {
             SignatureSource::Header {
@@ -45,6 +52,13 @@ pub(super) fn sign(scheme: &HmacScheme, key: usize, request: &mut Unsigned) -> R
     } else {
         None
     };
+    if let Some(choice) = &desc.algorithm_from {
+        if let Some((value, _)) = choice.values.iter().find(|(_, a)| *a == desc.algorithm) {
+            let value = http::HeaderValue::from_str(value)
+                .map_err(|_| "the algorithm name is not a valid header value".to_owned())?;
+            request.headers.insert(choice.header.clone(), value);
+        }
+    }
     let mut timestamp_text = None;
     match &desc.timestamp {
         Some(TimestampSource::Header(names, unit)) => {
@@ -230,14 +244,15 @@ mod tests {
     #[test]
     fn the_trait_sign_adds_every_header_verify_needs() {
         let spec = HmacSpec {
-            header: HeaderName::from_static("x-sig"),
-            prefix: Some("v1=".into()),
             algorithm: Algorithm::Sha512,
             encoding: Encoding::Base64,
             message: Template::parse("{id}.{timestamp}.{method}.{path}.{body}").unwrap(),
-            timestamp_header: Some(HeaderName::from_static("x-ts")),
-            timestamp_unit: TimestampUnit::Millis,
+            timestamp: Some(TimestampSource::Header(
+                vec![HeaderName::from_static("x-ts")],
+                TimestampUnit::Millis,
+            )),
             id_header: Some(HeaderName::from_static("x-id")),
+            ..HmacSpec::body(HeaderName::from_static("x-sig"), Some("v1="))
         };
         let s = HmacScheme::new("hmac", spec.into(), vec![("a".into(), b"k".to_vec())]);
         let mut unsigned = Unsigned {
