@@ -681,6 +681,7 @@ fn parse_algorithm(
         return (fixed, Err(()));
     };
     let names = table.keys();
+    let listed = names.len();
     let mut values = Vec::new();
     for name in names {
         if let Some(hash) = table.choice(name, ALGORITHMS, errors) {
@@ -688,6 +689,9 @@ fn parse_algorithm(
         }
     }
     table.finish(errors);
+    if values.len() < listed {
+        return (fixed, Err(()));
+    }
     if values.is_empty() {
         errors.push(s.key("algorithms"), "must list at least one value");
         return (fixed, Err(()));

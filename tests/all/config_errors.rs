@@ -1073,3 +1073,76 @@ fn a_secret_of_the_wrong_form_names_the_key_and_what_the_dashboard_shows() {
         );
     }
 }
+
+#[test]
+fn the_hmac_tables_extensions_are_checked_by_name() {
+    let with = |table: &str| {
+        format!(
+            "{SERVER}[[routes]]\nname = \"a\"\npath = \"/a\"\nscheme = \"hmac\"\nsecrets = [{{ value = \"s\" }}]\n[routes.hmac]\n{table}\n"
+        )
+    };
+    for (table, expected) in [
+        (
+            "header = \"X-Sig\"\nquery = \"signature\"",
+            r#"routes[0] ("a").hmac.query: the signature is already read from header; set one of header, headers, query"#,
+        ),
+        (
+            "algorithm = \"sha256\"",
+            r#"routes[0] ("a").hmac.header: missing: the header carrying the signature, e.g. "X-Signature" (or headers = [..] when each key's signature has its own header, or query = "signature")"#,
+        ),
+        (
+            "header = \"X-Sig\"\nlist = \"kv\"",
+            r#"routes[0] ("a").hmac.signature_key: missing: the key of the signature entries, e.g. "v1" for t=..,v1=.."#,
+        ),
+        (
+            "header = \"X-Sig\"\nsignature_key = \"v1\"",
+            r#"routes[0] ("a").hmac.signature_key: only with list = "kv""#,
+        ),
+        (
+            "header = \"X-Sig\"\nlist = \"positional\"\nseparator = \"ab\"",
+            r#"routes[0] ("a").hmac.separator: "ab" must be one punctuation character, e.g. "," or ";""#,
+        ),
+        (
+            "query = \"signature\"\nprefix = \"sha256=\"",
+            r#"routes[0] ("a").hmac.prefix: not with query; a list is read from header"#,
+        ),
+        (
+            "header = \"X-Sig\"\nlist = \"positional\"\ntimestamp_header = \"X-Ts\"",
+            r#"routes[0] ("a").hmac.timestamp_header: the list already carries the timestamp; remove timestamp_header"#,
+        ),
+        (
+            "header = \"X-Sig\"\nwindow = false",
+            r#"routes[0] ("a").hmac.window: only with a timestamp (timestamp_header, or a list's timestamp_key)"#,
+        ),
+        (
+            "header = \"X-Sig\"\nalgorithm_header = \"X-Alg\"",
+            r#"routes[0] ("a").hmac.algorithms: missing: each value of algorithm_header and its hash, e.g. { HMAC_SHA256_HEX = "sha256" }"#,
+        ),
+        (
+            "header = \"X-Sig\"\nalgorithm_header = \"X-Alg\"\nalgorithms = { A = \"crc32\" }",
+            r#"routes[0] ("a").hmac.algorithms.A: "crc32" is not one of sha1, sha256, sha512, md5"#,
+        ),
+        (
+            "header = \"X-Sig\"\nalgorithm = \"sha1\"\nalgorithm_header = \"X-Alg\"\nalgorithms = { A = \"sha256\" }",
+            r#"routes[0] ("a").hmac.algorithm: sha1 is not among algorithms"#,
+        ),
+        (
+            "header = \"X-Sig\"\nkey_encoding = \"base32\"",
+            r#"routes[0] ("a").hmac.key_encoding: "base32" is not one of raw, hex, base64; did you mean "base64"?"#,
+        ),
+        (
+            "header = \"X-Sig\"\ntimestamp_header = \"X-Ts\"\ntimestamp_unit = \"iso\"",
+            r#"routes[0] ("a").hmac.timestamp_unit: "iso" is not one of s, ms, rfc3339"#,
+        ),
+    ] {
+        assert_errors(&with(table), &[expected]);
+    }
+    // A key that does not decode in its key_encoding names the secret.
+    let text = with("header = \"X-Sig\"\nkey_encoding = \"hex\"");
+    assert_errors(
+        &text,
+        &[
+            r#"routes[0] ("a").secrets[0]: expected hex text (hex text, as key_encoding = "hex" says); this does not decode"#,
+        ],
+    );
+}

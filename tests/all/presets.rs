@@ -924,3 +924,193 @@ async fn url_signing_presets_ignore_host_and_forwarded_headers() {
         assert_eq!(upstream.count(), 0);
     }
 }
+
+// ---------------------------------------------------------------------------
+// The generic scheme describes what the presets can: each extension of
+// [routes.hmac] through the proxy, signed here with the hmac crates.
+
+fn hmac_with<M: Mac + hmac::digest::KeyInit>(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut mac = <M as Mac>::new_from_slice(key).unwrap();
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// One `[routes.hmac]` table, and requests for it with what each gets.
+struct Extension {
+    table: &'static str,
+    secret: &'static str,
+    /// (path, headers, body, expected reject) for Unix time `now`.
+    requests: fn(
+        i64,
+    ) -> Vec<(
+        String,
+        Vec<(&'static str, String)>,
+        &'static str,
+        Option<&'static str>,
+    )>,
+}
+
+#[tokio::test]
+async fn each_hmac_table_extension_verifies_through_the_proxy() {
+    const BODY: &str = r#"{"id":"e1"}"#;
+    let b = BODY.as_bytes();
+    let _ = b;
+    let cases = [
+        Extension {
+            // Every listed header is read; any may match (DocuSign, Box).
+            table: "headers = [\"X-Sig-1\", \"X-Sig-2\"]\nencoding = \"base64\"",
+            secret: "k",
+            requests: |_| {
+                let good = B64.encode(hmac256(b"k", &[BODY.as_bytes()]));
+                let other = B64.encode(hmac256(b"other", &[BODY.as_bytes()]));
+                vec![
+                    ("/hook".into(), vec![("x-sig-1", other.clone()), ("x-sig-2", good)], BODY, None),
+                    ("/hook".into(), vec![("x-sig-1", other)], BODY, Some("bad_signature")),
+                ]
+            },
+        },
+        Extension {
+            // A query parameter (PandaDoc).
+            table: "query = \"signature\"",
+            secret: "k",
+            requests: |_| {
+                let good = hex::encode(hmac256(b"k", &[BODY.as_bytes()]));
+                vec![
+                    (format!("/hook?x=1&signature={good}"), vec![], BODY, None),
+                    ("/hook?x=1".into(), vec![], BODY, Some("missing_signature")),
+                ]
+            },
+        },
+        Extension {
+            // Key-value groups while a secret rotates (Persona).
+            table: "header = \"X-Sig\"\nlist = \"kv\"\ntimestamp_key = \"t\"\nsignature_key = \"v1\"\ngroups = true\nmessage = \"{timestamp}.{body}\"",
+            secret: "k",
+            requests: |now| {
+                let t = now.to_string();
+                let sig = |k: &[u8]| hex::encode(hmac256(k, &[t.as_bytes(), b".", BODY.as_bytes()]));
+                vec![(
+                    "/hook".into(),
+                    vec![("x-sig", format!("t={t},v1={} t={t},v1={}", sig(b"old"), sig(b"k")))],
+                    BODY,
+                    None,
+                )]
+            },
+        },
+        Extension {
+            // A positional list, milliseconds (Recurly).
+            table: "header = \"X-Sig\"\nlist = \"positional\"\ntimestamp_unit = \"ms\"\nmessage = \"{timestamp}.{body}\"",
+            secret: "k",
+            requests: |now| {
+                let ms = (now * 1000).to_string();
+                let sig = |k: &[u8]| hex::encode(hmac256(k, &[ms.as_bytes(), b".", BODY.as_bytes()]));
+                let stale = ((now - 3600) * 1000).to_string();
+                let old = hex::encode(hmac256(b"k", &[stale.as_bytes(), b".", BODY.as_bytes()]));
+                vec![
+                    ("/hook".into(), vec![("x-sig", format!("{ms},{},{}", sig(b"old"), sig(b"k")))], BODY, None),
+                    ("/hook".into(), vec![("x-sig", format!("{stale},{old}"))], BODY, Some("stale_timestamp")),
+                ]
+            },
+        },
+        Extension {
+            // HMAC-MD5 (Patreon; weak).
+            table: "header = \"X-Sig\"\nalgorithm = \"md5\"",
+            secret: "k",
+            requests: |_| {
+                let good = hex::encode(hmac_with::<Hmac<md5::Md5>>(b"k", &[BODY.as_bytes()]));
+                vec![("/hook".into(), vec![("x-sig", good)], BODY, None)]
+            },
+        },
+        Extension {
+            // The hash named per request, from an allow-list (Sumsub).
+            table: "header = \"X-Sig\"\nalgorithm_header = \"X-Alg\"\nalgorithms = { S1 = \"sha1\", S512 = \"sha512\" }",
+            secret: "k",
+            requests: |_| {
+                let s512 = hex::encode(hmac_with::<Hmac<sha2::Sha512>>(b"k", &[BODY.as_bytes()]));
+                let s256 = hex::encode(hmac256(b"k", &[BODY.as_bytes()]));
+                vec![
+                    ("/hook".into(), vec![("x-alg", "S512".into()), ("x-sig", s512)], BODY, None),
+                    ("/hook".into(), vec![("x-alg", "S256".into()), ("x-sig", s256.clone())], BODY, Some("malformed_signature")),
+                    ("/hook".into(), vec![("x-sig", s256)], BODY, Some("missing_signed_header")),
+                ]
+            },
+        },
+        Extension {
+            // RFC 3339 timestamps with a fraction and an offset (Twitch, Box).
+            table: "header = \"X-Sig\"\ntimestamp_header = \"X-Ts\"\ntimestamp_unit = \"rfc3339\"\nmessage = \"{timestamp}{body}\"",
+            secret: "k",
+            requests: |now| {
+                let text = |secs: i64| {
+                    let t = time::OffsetDateTime::from_unix_timestamp(secs)
+                        .unwrap()
+                        .to_offset(time::UtcOffset::from_hms(2, 0, 0).unwrap());
+                    format!(
+                        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.5+02:00",
+                        t.year(),
+                        u8::from(t.month()),
+                        t.day(),
+                        t.hour(),
+                        t.minute(),
+                        t.second()
+                    )
+                };
+                let sign = |ts: &str| hex::encode(hmac256(b"k", &[ts.as_bytes(), BODY.as_bytes()]));
+                let (fresh, stale) = (text(now), text(now - 3600));
+                vec![
+                    ("/hook".into(), vec![("x-ts", fresh.clone()), ("x-sig", sign(&fresh))], BODY, None),
+                    ("/hook".into(), vec![("x-ts", stale.clone()), ("x-sig", sign(&stale))], BODY, Some("stale_timestamp")),
+                    ("/hook".into(), vec![("x-ts", now.to_string()), ("x-sig", sign(&now.to_string()))], BODY, Some("malformed_timestamp")),
+                ]
+            },
+        },
+        Extension {
+            // A hex key, decoded (Squarespace, Adyen).
+            table: "header = \"X-Sig\"\nkey_encoding = \"hex\"",
+            secret: "00ff10",
+            requests: |_| {
+                let good = hex::encode(hmac256(&[0x00, 0xff, 0x10], &[BODY.as_bytes()]));
+                let text_key = hex::encode(hmac256(b"00ff10", &[BODY.as_bytes()]));
+                vec![
+                    ("/hook".into(), vec![("x-sig", good)], BODY, None),
+                    ("/hook".into(), vec![("x-sig", text_key)], BODY, Some("bad_signature")),
+                ]
+            },
+        },
+        Extension {
+            // A signed timestamp with no window (Sanity).
+            table: "header = \"X-Sig\"\ntimestamp_header = \"X-Ts\"\nwindow = false\nmessage = \"{timestamp}.{body}\"",
+            secret: "k",
+            requests: |now| {
+                let old = (now - 86_400 * 30).to_string();
+                let sig = hex::encode(hmac256(b"k", &[old.as_bytes(), b".", BODY.as_bytes()]));
+                vec![("/hook".into(), vec![("x-ts", old), ("x-sig", sig)], BODY, None)]
+            },
+        },
+    ];
+    for case in cases {
+        let route = format!(
+            "scheme = \"hmac\"\nsecrets = [{{ value = \"{}\" }}]\ndedupe = []\n[routes.hmac]\n{}",
+            case.secret, case.table
+        );
+        let (upstream, hg) = start(&route).await;
+        let mut forwarded = 0;
+        for (path, headers, body, expected) in (case.requests)(now()) {
+            let answer = send(hg.addr, "POST", &path, &headers, body).await;
+            assert_eq!(
+                answer.reject(),
+                expected,
+                "{}: {path} {headers:?}",
+                case.table
+            );
+            if expected.is_none() {
+                forwarded += 1;
+                // One byte of the body changed is refused.
+                let changed = body.replacen("e1", "e2", 1);
+                let refused = send(hg.addr, "POST", &path, &headers, changed).await;
+                assert_eq!(refused.reject(), Some("bad_signature"), "{}", case.table);
+            }
+        }
+        assert_eq!(upstream.count(), forwarded, "{}", case.table);
+    }
+}
