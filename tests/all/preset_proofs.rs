@@ -12,8 +12,9 @@
 //!   in the past and in the future), and the window is the documented one.
 //!
 //! The independent signer ([`Kind`]) is the provider's official SDK where
-//! one can sign (the Standard Webhooks senders, through
-//! `tests/all/signers/standard_webhooks.py`), else a published vector, else
+//! one can sign (the Standard Webhooks senders, Slack, Coinbase Commerce,
+//! Modern Treasury and Box, through `tests/all/signers/sdk.py`), else a
+//! published vector, else
 //! a second implementation written here from the provider's documentation
 //! with the hmac/sha crates directly, never hookguard's code. The README's
 //! vectors table lists the kind of each.
@@ -65,9 +66,39 @@ const META: &[&str] = &[
     "facebook_graph_api",
 ];
 
+/// Presets whose official SDK signs with a single call, and that call.
+const OTHER_SDKS: &[(&str, &str)] = &[
+    (
+        "slack",
+        "slack_sdk 3.36.0 (PyPI), SignatureVerifier.generate_signature",
+    ),
+    (
+        "coinbase-commerce",
+        "coinbase-commerce 1.0.1 (PyPI), WebhookSignature._compute_signature",
+    ),
+    (
+        "coinbase",
+        "coinbase-commerce 1.0.1 (PyPI), WebhookSignature._compute_signature",
+    ),
+    (
+        "modern-treasury",
+        "modern-treasury 1.80.0 (PyPI), webhooks.get_signature",
+    ),
+    (
+        "modern_treasury",
+        "modern-treasury 1.80.0 (PyPI), webhooks.get_signature",
+    ),
+    (
+        "box",
+        "boxsdk 10.18.0 (PyPI), box_sdk_gen compute_webhook_signature",
+    ),
+];
+
 /// The kind of signer that proves `preset`.
 pub fn kind(preset: &str) -> Kind {
-    if SVIX.contains(&preset) {
+    if let Some((_, sdk)) = OTHER_SDKS.iter().find(|(p, _)| *p == preset) {
+        Kind::Sdk(sdk)
+    } else if SVIX.contains(&preset) {
         Kind::Sdk("svix 1.99.1 (PyPI), Webhook.sign")
     } else if STANDARD.contains(&preset) {
         Kind::Sdk("standardwebhooks 1.0.0 (PyPI), Webhook.sign")
@@ -199,41 +230,34 @@ fn rfc3339(seconds: i64, fraction: &str, offset_hours: i8) -> String {
 /// `.ci/run` installs them and their absence is a failure.
 fn sdks_present() -> bool {
     let ok = Command::new("python3")
-        .args(["-c", "import standardwebhooks, svix"])
+        .args([
+            "-c",
+            "import standardwebhooks, svix, slack_sdk, coinbase_commerce, modern_treasury, box_sdk_gen",
+        ])
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
         assert!(
             std::env::var_os("CI").is_none(),
-            "the standardwebhooks and svix Python packages are missing (.ci/run installs them)"
+            "the SDKs' Python packages are missing (.ci/run installs them)"
         );
-        eprintln!("note: standardwebhooks/svix not installed; SDK proofs skipped");
+        eprintln!("note: the SDKs are not installed; SDK proofs skipped");
     }
     ok
 }
 
-/// `v1,<base64>` from the official SDK.
-fn sdk_sign(preset: &str, secret: &str, id: &str, ts: i64, body: &str) -> String {
-    let sdk = if SVIX.contains(&preset) {
-        "svix"
-    } else {
-        "standardwebhooks"
-    };
-    // Polar's SDK base64-encodes the raw secret before the standard
-    // library decodes it: the key is the secret's own bytes.
-    let form = if preset == "polar" { "raw" } else { "whsec" };
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/all/signers/standard_webhooks.py"
-    );
+/// What `tests/all/signers/sdk.py` prints for `args`: the official SDK's
+/// signature.
+fn sdk(args: &[&str]) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/all/signers/sdk.py");
     let out = Command::new("python3")
         .arg(script)
-        .args([sdk, secret, id, &ts.to_string(), body, form])
+        .args(args)
         .output()
         .expect("python3 runs");
     assert!(
         out.status.success(),
-        "{sdk} failed: {}",
+        "{args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout)
@@ -242,25 +266,69 @@ fn sdk_sign(preset: &str, secret: &str, id: &str, ts: i64, body: &str) -> String
         .to_owned()
 }
 
+/// Signs with the official SDK, for the presets [`kind`] says have one.
+fn sdk_sign(preset: &str, secret: &str, body: &str, ts: i64, id: &str) -> Option<Signed> {
+    let t = ts.to_string();
+    let plain = |headers: Vec<(&'static str, String)>| Signed {
+        path: "/hook".into(),
+        headers,
+        body: body.to_owned(),
+    };
+    Some(match preset {
+        p if SVIX.contains(&p) || STANDARD.contains(&p) => {
+            let svix = SVIX.contains(&p);
+            // Polar's SDK base64-encodes the raw secret before the standard
+            // library decodes it: the key is the secret's own bytes.
+            let form = if p == "polar" { "raw" } else { "whsec" };
+            let library = if svix { "svix" } else { "standardwebhooks" };
+            let signature = sdk(&[library, secret, id, &t, body, form]);
+            let names = if svix {
+                ["svix-id", "svix-timestamp", "svix-signature"]
+            } else {
+                ["webhook-id", "webhook-timestamp", "webhook-signature"]
+            };
+            plain(vec![
+                (names[0], id.to_owned()),
+                (names[1], t),
+                (names[2], signature),
+            ])
+        }
+        "slack" => plain(vec![
+            ("x-slack-request-timestamp", t.clone()),
+            ("x-slack-signature", sdk(&["slack", secret, &t, body])),
+        ]),
+        "coinbase-commerce" | "coinbase" => plain(vec![(
+            "x-cc-webhook-signature",
+            sdk(&["coinbase", secret, body]),
+        )]),
+        "modern-treasury" | "modern_treasury" => plain(vec![
+            ("x-signature", sdk(&["modern-treasury", secret, body])),
+            ("x-webhook-id", id.to_owned()),
+        ]),
+        "box" => {
+            let when = rfc3339(ts, "", -8);
+            plain(vec![
+                ("box-delivery-id", id.to_owned()),
+                ("box-delivery-timestamp", when.clone()),
+                (
+                    "box-signature-primary",
+                    sdk(&["box", "another-active-key", &when, body]),
+                ),
+                (
+                    "box-signature-secondary",
+                    sdk(&["box", secret, &when, body]),
+                ),
+            ])
+        }
+        _ => return None,
+    })
+}
+
 /// Signs as the provider of `preset` would, with `secret`, at `ts` (Unix
 /// seconds), delivery id `id`.
 pub fn sign(preset: &str, secret: &str, body: &str, ts: i64, id: &str) -> Signed {
-    if SVIX.contains(&preset) || STANDARD.contains(&preset) {
-        let signature = sdk_sign(preset, secret, id, ts, body);
-        let names = if SVIX.contains(&preset) {
-            ["svix-id", "svix-timestamp", "svix-signature"]
-        } else {
-            ["webhook-id", "webhook-timestamp", "webhook-signature"]
-        };
-        return Signed {
-            path: "/hook".into(),
-            headers: vec![
-                (names[0], id.to_owned()),
-                (names[1], ts.to_string()),
-                (names[2], signature),
-            ],
-            body: body.to_owned(),
-        };
+    if matches!(kind(preset), Kind::Sdk(_)) {
+        return sdk_sign(preset, secret, body, ts, id).expect("every SDK kind signs");
     }
     match second_implementation(preset, secret, body, ts, id) {
         Some(signed) => signed,

@@ -1,0 +1,57 @@
+"""Signs a webhook as its provider's official SDK does, for
+tests/all/preset_proofs.rs. argv[1] names the SDK; the rest are its inputs.
+Prints the signature (or header value) the SDK produces. The packages are
+pinned in .ci/run.
+
+  standardwebhooks|svix SECRET ID SECONDS BODY whsec|raw -> "v1,<base64>"
+      (raw: the secret's own bytes are the key, as Polar's SDK arranges)
+  slack SECRET SECONDS BODY   -> "v0=<hex>"   slack_sdk SignatureVerifier
+  coinbase SECRET BODY        -> "<hex>"      coinbase_commerce WebhookSignature
+  modern-treasury SECRET BODY -> "<hex>"      modern_treasury webhooks.get_signature
+  box SECRET TIMESTAMP BODY   -> "<base64>"   box_sdk_gen compute_webhook_signature
+"""
+
+import sys
+from datetime import datetime, timezone
+
+sdk, args = sys.argv[1], sys.argv[2:]
+
+if sdk in ("standardwebhooks", "svix"):
+    if sdk == "svix":
+        from svix.webhooks import Webhook
+    else:
+        from standardwebhooks import Webhook
+    secret, msg_id, seconds, body, form = args
+    key = secret.encode() if form == "raw" else secret
+    when = datetime.fromtimestamp(int(seconds), tz=timezone.utc)
+    print(Webhook(key).sign(msg_id, when, body))
+elif sdk == "slack":
+    from slack_sdk.signature import SignatureVerifier
+
+    secret, seconds, body = args
+    print(SignatureVerifier(secret).generate_signature(timestamp=seconds, body=body))
+elif sdk == "coinbase":
+    # The SDK's own signature computation (its verify_sig_header compares
+    # against it); coinbase-commerce has no public signing call.
+    from coinbase_commerce.webhook import WebhookSignature
+
+    secret, body = args
+    print(WebhookSignature._compute_signature(body, secret))
+elif sdk == "modern-treasury":
+    from modern_treasury import ModernTreasury
+
+    secret, body = args
+    client = ModernTreasury(api_key="unused", organization_id="unused")
+    print(client.webhooks.get_signature(body, key=secret))
+elif sdk == "box":
+    from box_sdk_gen.internal.utils import compute_webhook_signature
+
+    secret, timestamp, body = args
+    headers = {
+        "box-signature-version": "1",
+        "box-signature-algorithm": "HmacSHA256",
+        "box-delivery-timestamp": timestamp,
+    }
+    print(compute_webhook_signature(body, headers, secret))
+else:
+    sys.exit(f"unknown sdk {sdk}")
