@@ -56,8 +56,12 @@ pub enum Family {
     /// A preset with rules of its own module, built by this function.
     ///
     /// It is given the entry's name, which aliases differ in.
-    Own(fn(&'static str, Ingredients) -> Result<Box<dyn Scheme>, BuildError>),
+    Own(Builder),
 }
+
+/// Builds a scheme of its own module from the entry's name (aliases differ
+/// only in it) and the route's ingredients.
+pub type Builder = fn(&'static str, Ingredients) -> Result<Box<dyn Scheme>, BuildError>;
 
 /// One accepted `scheme` value.
 #[derive(Debug)]
@@ -308,7 +312,7 @@ const fn hmac_url(name: &'static str, describe: fn(String) -> Description) -> En
 
 const fn own(
     name: &'static str,
-    build: fn(&'static str, Ingredients) -> Result<Box<dyn Scheme>, BuildError>,
+    build: Builder,
 ) -> Entry {
     Entry {
         name,
@@ -329,7 +333,7 @@ const fn meta_alias(name: &'static str) -> Entry {
 
 const fn public_key(
     name: &'static str,
-    build: fn(&'static str, Ingredients) -> Result<Box<dyn Scheme>, BuildError>,
+    build: Builder,
 ) -> Entry {
     Entry {
         keys: KeyKind::PublicKeys,

@@ -937,26 +937,26 @@ fn hmac_with<M: Mac + hmac::digest::KeyInit>(key: &[u8], parts: &[&[u8]]) -> Vec
     mac.finalize().into_bytes().to_vec()
 }
 
+/// A request of an extension's case: path, headers, body, and the reject
+/// expected (`None`: forwarded).
+type Case = (
+    String,
+    Vec<(&'static str, String)>,
+    &'static str,
+    Option<&'static str>,
+);
+
 /// One `[routes.hmac]` table, and requests for it with what each gets.
 struct Extension {
     table: &'static str,
     secret: &'static str,
-    /// (path, headers, body, expected reject) for Unix time `now`.
-    requests: fn(
-        i64,
-    ) -> Vec<(
-        String,
-        Vec<(&'static str, String)>,
-        &'static str,
-        Option<&'static str>,
-    )>,
+    /// The requests, signed for Unix time `now`.
+    requests: fn(i64) -> Vec<Case>,
 }
 
 #[tokio::test]
 async fn each_hmac_table_extension_verifies_through_the_proxy() {
     const BODY: &str = r#"{"id":"e1"}"#;
-    let b = BODY.as_bytes();
-    let _ = b;
     let cases = [
         Extension {
             // Every listed header is read; any may match (DocuSign, Box).
