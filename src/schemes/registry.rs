@@ -310,10 +310,7 @@ const fn hmac_url(name: &'static str, describe: fn(String) -> Description) -> En
     }
 }
 
-const fn own(
-    name: &'static str,
-    build: Builder,
-) -> Entry {
+const fn own(name: &'static str, build: Builder) -> Entry {
     Entry {
         name,
         family: Family::Own(build),
@@ -331,10 +328,7 @@ const fn meta_alias(name: &'static str) -> Entry {
     }
 }
 
-const fn public_key(
-    name: &'static str,
-    build: Builder,
-) -> Entry {
+const fn public_key(name: &'static str, build: Builder) -> Entry {
     Entry {
         keys: KeyKind::PublicKeys,
         ..own(name, build)

@@ -7,6 +7,7 @@
 //!   with `X-Verified-By` naming the preset;
 //! - the same request with one byte of its body changed is refused;
 //! - the same request again is a `duplicate` (the preset's default dedupe);
+//! - a request signed with another secret of the same form is refused;
 //! - where the preset reads a timestamp, its window holds at both edges
 //!   (accepted [`EDGE`] seconds inside, refused [`EDGE`] seconds outside,
 //!   in the past and in the future), and the window is the documented one.
@@ -661,6 +662,11 @@ fn one_byte_changed(body: &str) -> String {
     changed
 }
 
+/// Sends `signed`'s path and headers with `body` to hookguard.
+async fn post(hg: &Hookguard, signed: &Signed, body: String) -> crate::support::Answer {
+    send(hg.addr, "POST", &signed.path, &signed.headers, body).await
+}
+
 /// The generic proof for one preset.
 async fn prove(preset: &'static str) {
     let kind = kind(preset);
@@ -692,14 +698,7 @@ async fn prove(preset: &'static str) {
         },
         None => sign(preset, secret, &body(preset, 1), now(), "dlv-1"),
     };
-    let answer = send(
-        hg.addr,
-        "POST",
-        &first.path,
-        &first.headers,
-        first.body.clone(),
-    )
-    .await;
+    let answer = post(&hg, &first, first.body.clone()).await;
     assert_eq!(
         (answer.status, answer.reject()),
         (200, None),
@@ -717,8 +716,7 @@ async fn prove(preset: &'static str) {
     // One byte of the body changed. GitLab's token and Mailgun's signature
     // do not cover the body: there the change is caught as a replay of the
     // same event UUID or token.
-    let changed = one_byte_changed(&first.body);
-    let answer = send(hg.addr, "POST", &first.path, &first.headers, changed).await;
+    let answer = post(&hg, &first, one_byte_changed(&first.body)).await;
     let expected = if matches!(preset, "gitlab" | "mailgun") {
         "duplicate"
     } else {
@@ -731,18 +729,26 @@ async fn prove(preset: &'static str) {
     );
 
     // The same delivery again.
-    let answer = send(
-        hg.addr,
-        "POST",
-        &first.path,
-        &first.headers,
-        first.body.clone(),
-    )
-    .await;
+    let answer = post(&hg, &first, first.body.clone()).await;
     assert_eq!(
         (answer.status, answer.reject()),
         (200, Some("duplicate")),
         "{preset}: a replay"
+    );
+
+    // Signed the same way with another secret of the same form.
+    let forged = sign(
+        preset,
+        wrong_secret_for(preset),
+        &body(preset, 6),
+        now(),
+        "dlv-6",
+    );
+    let answer = post(&hg, &forged, forged.body.clone()).await;
+    assert_eq!(
+        answer.reject(),
+        Some("bad_signature"),
+        "{preset}: wrong key"
     );
     assert_eq!(
         upstream.count(),
@@ -763,7 +769,7 @@ async fn prove(preset: &'static str) {
             now() - 86_400 * 365,
             "dlv-old",
         );
-        let answer = send(hg.addr, "POST", &old.path, &old.headers, old.body.clone()).await;
+        let answer = post(&hg, &old, old.body.clone()).await;
         assert_eq!(answer.reject(), None, "{preset}: no window");
         return;
     }
@@ -783,14 +789,7 @@ async fn prove(preset: &'static str) {
     ] {
         let id = format!("dlv-{n}");
         let signed = sign(preset, secret, &body(preset, n), now() + skew, &id);
-        let answer = send(
-            hg.addr,
-            "POST",
-            &signed.path,
-            &signed.headers,
-            signed.body.clone(),
-        )
-        .await;
+        let answer = post(&hg, &signed, signed.body.clone()).await;
         assert_eq!(
             answer.reject(),
             expected,

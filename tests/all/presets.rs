@@ -1,9 +1,9 @@
-//! Symmetric provider presets through a real hookguard in front of the
-//! recording upstream: each preset accepts a request signed by an
-//! independent implementation of the provider's rules (the hmac/sha2 crates
-//! used directly, not hookguard's code), forwards the exact bytes, refuses
-//! a tampered body and a wrong key, and applies its default dedupe keys.
-//! Published vectors are checked against the schemes built from config.
+//! Symmetric provider presets: published vectors checked against the
+//! schemes built from config, list and dedupe rules the generic proof
+//! (`preset_proofs.rs`) does not reach, `hookguard sign` against every
+//! preset, and the extensions of `[routes.hmac]` through the proxy. The
+//! signers here (`sign_as_provider`) are the second implementations of the
+//! presets from before issue 17; `preset_proofs.rs` runs them too.
 
 use crate::support;
 
@@ -581,7 +581,7 @@ fn symmetric() -> impl Iterator<Item = &'static str> {
     .into_iter()
 }
 
-use crate::preset_proofs::{secret_for, sign as sign_as_sender, wrong_secret_for};
+use crate::preset_proofs::{secret_for, sign as sign_as_sender};
 
 pub(crate) fn event_body(scheme: &str, n: u32) -> String {
     match scheme {
@@ -591,80 +591,6 @@ pub(crate) fn event_body(scheme: &str, n: u32) -> String {
         _ => format!(
             r#"{{"id":"evt_{n}","event_id":"ev_{n}","type":"thing.happened","amount":{n}}}"#
         ),
-    }
-}
-
-fn tamper(signed: &Signed) -> String {
-    signed
-        .body
-        .replacen("1000", "9000", 1)
-        .replacen("thing.happened", "thing.happenex", 1)
-        .replacen("1800", "1900", 1)
-}
-
-#[tokio::test]
-async fn every_symmetric_preset_accepts_its_provider_and_refuses_tampering_and_wrong_keys() {
-    for scheme in &symmetric().collect::<Vec<_>>() {
-        let secret = secret_for(scheme);
-        let (upstream, hg) = start(&route_for(scheme, secret)).await;
-        let signed = sign_as_sender(scheme, secret, &event_body(scheme, 1), now(), "dlv-1");
-        let answer = send(
-            hg.addr,
-            "POST",
-            &signed.path,
-            &signed.headers,
-            signed.body.clone(),
-        )
-        .await;
-        assert_eq!(
-            (answer.status, answer.reject()),
-            (200, None),
-            "{scheme}: {:?}",
-            answer.body
-        );
-        let seen = upstream.last();
-        assert_eq!(
-            seen.body,
-            signed.body.as_bytes(),
-            "{scheme}: the exact bytes are forwarded"
-        );
-        assert_eq!(
-            seen.headers["x-verified-by"],
-            format!("hookguard; route=p; scheme={scheme}; key=k1"),
-        );
-
-        let tampered = tamper(&signed);
-        assert_ne!(
-            tampered, signed.body,
-            "{scheme}: the tamper changed nothing"
-        );
-        let answer = send(hg.addr, "POST", &signed.path, &signed.headers, tampered).await;
-        // GitLab's token and Mailgun's signature (timestamp and token only)
-        // do not cover the body: the same delivery with another body is
-        // caught only as a replay of its event UUID or token.
-        let expected = if matches!(*scheme, "gitlab" | "mailgun") {
-            "duplicate"
-        } else {
-            "bad_signature"
-        };
-        assert_eq!(answer.reject(), Some(expected), "{scheme}: tampered body");
-
-        let other = wrong_secret_for(scheme);
-        let forged = sign_as_sender(scheme, other, &event_body(scheme, 2), now(), "dlv-2");
-        let answer = send(
-            hg.addr,
-            "POST",
-            &forged.path,
-            &forged.headers,
-            forged.body.clone(),
-        )
-        .await;
-        assert_eq!(
-            answer.reject(),
-            Some("bad_signature"),
-            "{scheme}: wrong key"
-        );
-        assert_eq!(upstream.count(), 1, "{scheme}");
     }
 }
 
