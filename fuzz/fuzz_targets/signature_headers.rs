@@ -44,8 +44,9 @@ fn routes() -> &'static Config {
                 extra.push_str("verify_token = { value = \"token\" }\n");
             }
             let name = scheme.name;
+            let secret = scheme.sample_secret().expect("shared-secret schemes have one");
             text.push_str(&format!(
-                "[[routes]]\nname = \"{name}\"\npath = \"/{name}\"\nscheme = \"{name}\"\nsecrets = [{{ value = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\" }}]\n{extra}"
+                "[[routes]]\nname = \"{name}\"\npath = \"/{name}\"\nscheme = \"{name}\"\nsecrets = [{{ value = \"{secret}\" }}]\n{extra}"
             ));
         }
         Config::from_toml(&text, &|_: &str| None::<String>).expect("the fuzz config is valid")

@@ -12,7 +12,7 @@
 
 use super::asymmetric::{self, AsymmetricScheme, Kind};
 use super::gitlab::GitlabScheme;
-use super::hmac::{Description, HmacScheme, HmacSpec};
+use super::hmac::{Description, HmacScheme, HmacSpec, KeyForm};
 use super::jwt::{self, JwtScheme};
 use super::meta::MetaScheme;
 use super::none::NoneScheme;
@@ -149,6 +149,7 @@ pub static SCHEMES: &[Entry] = &[
     own("tbank", tbank),
     public_key("discord", discord),
     public_key("sendgrid", sendgrid),
+    public_key("telnyx", telnyx),
     public_key("tochka", tochka),
     Entry {
         name: "meta",
@@ -270,6 +271,24 @@ pub fn names_where(keep: impl Fn(&Entry) -> bool) -> Vec<&'static str> {
 }
 
 impl Entry {
+    /// A secret of the form this entry takes (a `whsec_` key, base64, hex,
+    /// or plain text), for tests, fuzz targets and benches that configure
+    /// every scheme; `None` for schemes that take public keys or no keys.
+    pub fn sample_secret(&self) -> Option<&'static str> {
+        if self.keys != KeyKind::Secrets {
+            return None;
+        }
+        Some(match self.family {
+            Family::Hmac(describe) => match describe().key_form {
+                KeyForm::WhsecBase64 => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                KeyForm::Base64(_) => "c2FtcGxlLXNlY3JldA==",
+                KeyForm::Hex(_) => "73616d706c652d736563726574",
+                KeyForm::Raw | KeyForm::RawRefusing { .. } => "sample-secret",
+            },
+            _ => "sample-secret",
+        })
+    }
+
     /// Builds this scheme's verifier for one route, preparing every key.
     pub fn build(&self, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
         let desc = match self.family {
@@ -387,6 +406,11 @@ fn discord(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>,
     Ok(Box::new(AsymmetricScheme::new(Kind::Discord, keys)))
 }
 
+fn telnyx(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+    let keys = prepare(ingredients.keys, asymmetric::parse_ed25519_base64)?;
+    Ok(Box::new(AsymmetricScheme::new(Kind::Telnyx, keys)))
+}
+
 fn sendgrid(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     let keys = prepare(ingredients.keys, asymmetric::parse_p256)?;
     Ok(Box::new(AsymmetricScheme::new(Kind::Sendgrid, keys)))
@@ -405,7 +429,6 @@ fn meta(name: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schemes::hmac::KeyForm;
 
     /// Everything any entry may ask for, with keys each kind accepts.
     fn ingredients(entry: &Entry) -> Ingredients {
@@ -413,6 +436,12 @@ mod tests {
             "discord" => {
                 let signing = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
                 hex::encode(signing.verifying_key().to_bytes())
+            }
+            "telnyx" => {
+                use base64::Engine;
+                let signing = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+                base64::engine::general_purpose::STANDARD
+                    .encode(signing.verifying_key().to_bytes())
             }
             // SendGrid's SDK test key (sendgrid-nodejs eventwebhook.spec.js).
             "sendgrid" => "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==".to_owned(),
@@ -424,15 +453,7 @@ mod tests {
                     .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
                     .unwrap()
             }
-            _ => match entry.family {
-                Family::Hmac(describe) => match describe().key_form {
-                    KeyForm::WhsecBase64 => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
-                    KeyForm::Base64(_) => "c2VjcmV0".to_owned(),
-                    KeyForm::Hex(_) => "736563726574".to_owned(),
-                    KeyForm::Raw | KeyForm::RawRefusing { .. } => "secret".to_owned(),
-                },
-                _ => "secret".to_owned(),
-            },
+            _ => entry.sample_secret().unwrap_or("secret").to_owned(),
         };
         Ingredients {
             keys: vec![("k".to_owned(), key.into_bytes())],
