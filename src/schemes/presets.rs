@@ -1115,6 +1115,65 @@ pub fn patreon() -> Description {
     )
 }
 
+/// Adyen standard notifications: the first `NotificationRequestItem`'s
+/// `additionalData.hmacSignature`, base64 HMAC-SHA256 of eight of its
+/// fields joined by `:` (an absent one is empty), keyed with the
+/// hex-decoded HMAC key (docs.adyen.com, "Verify HMAC signatures"; PyPI
+/// `Adyen` 16.0.0 `Adyen/util.py` `generate_notification_sig`). The
+/// signature covers only those fields, so the default dedupe is the
+/// item's `pspReference` with its `eventCode`.
+pub fn adyen() -> Description {
+    const ITEM: &str = "/notificationItems/0/NotificationRequestItem";
+    let fields = [
+        "pspReference",
+        "originalReference",
+        "merchantAccountCode",
+        "merchantReference",
+        "amount/value",
+        "amount/currency",
+        "eventCode",
+        "success",
+    ];
+    let mut parts = Vec::new();
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            parts.push(Part::Literal(":".into()));
+        }
+        parts.push(Part::JsonOrEmpty(format!("{ITEM}/{field}").into()));
+    }
+    Description {
+        signature: SignatureSource::Json("/notificationItems/0/NotificationRequestItem/additionalData/hmacSignature"),
+        algorithm: Algorithm::Sha256,
+        algorithm_from: None,
+        encoding: Encoding::Base64,
+        message: Template::from_parts(
+            "pspReference:originalReference:merchantAccountCode:merchantReference:amount.value:amount.currency:eventCode:success of the first NotificationRequestItem",
+            parts,
+        ),
+        timestamp: None,
+        id: None,
+        public_url: None,
+        key_form: KeyForm::Hex("the HMAC key shown in the Customer Area's webhook settings"),
+        dedupe: vec![DedupeSource::JsonAll(vec![
+            format!("{ITEM}/pspReference"),
+            format!("{ITEM}/eventCode"),
+        ])],
+        tolerance: seconds(300),
+        window: true,
+    }
+}
+
+/// Adyen Balance Platform and Management API webhooks: header
+/// `HmacSignature`, base64 HMAC-SHA256 of the body keyed with the
+/// hex-decoded HMAC key (PyPI `Adyen` 16.0.0 `Adyen/util.py`
+/// `generate_payload_sig`).
+pub fn adyen_platform() -> Description {
+    Description {
+        key_form: KeyForm::Hex("the HMAC key shown in the Customer Area's webhook settings"),
+        ..base64_body("hmacsignature", None, vec![sig(), json("/data/id")])
+    }
+}
+
 /// Sumsub: `X-Payload-Digest`, hex HMAC of the body with the hash the
 /// request names in `X-Payload-Digest-Alg`, from Sumsub's three
 /// (docs.sumsub.com/docs/webhook-manager#webhook-signature).

@@ -191,6 +191,8 @@ pub static SCHEMES: &[Entry] = &[
     hmac("chargify", presets::chargify),
     hmac("alchemy", presets::alchemy),
     hmac("bolt", presets::bolt),
+    hmac("adyen", presets::adyen),
+    hmac("adyen-platform", presets::adyen_platform),
     hmac("squarespace", presets::squarespace),
     hmac("patreon", presets::patreon),
     // Developer tools.

@@ -33,6 +33,10 @@ pub enum Part {
     /// number's text (Mailgun signs `signature.timestamp` and `.token`).
     /// Presets only.
     Json(Box<str>),
+    /// As [`Part::Json`], but an absent value (or `null`) is the empty
+    /// string: Adyen signs eight fields of a notification item and writes
+    /// a missing `originalReference` as nothing. Presets only.
+    JsonOrEmpty(Box<str>),
 }
 
 /// A parsed message template.
@@ -133,7 +137,9 @@ impl Template {
 
     /// True when any part reads the JSON body.
     pub fn uses_json(&self) -> bool {
-        self.parts.iter().any(|p| matches!(p, Part::Json(_)))
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Json(_) | Part::JsonOrEmpty(_)))
     }
 
     /// True when the template contains `part`.
@@ -170,12 +176,14 @@ impl Template {
                     }
                 },
                 Part::Url => sink(values.url.unwrap_or_default().as_bytes()),
-                Part::Json(pointer) => {
+                Part::Json(pointer) | Part::JsonOrEmpty(pointer) => {
                     match values.json.and_then(|doc| doc.pointer(pointer)) {
                         Some(serde_json::Value::String(text)) => sink(text.as_bytes()),
                         Some(value @ serde_json::Value::Number(_)) => {
                             sink(value.to_string().as_bytes())
                         }
+                        None | Some(serde_json::Value::Null)
+                            if matches!(part, Part::JsonOrEmpty(_)) => {}
                         _ => {
                             return Err(Reject::with(
                                 Reason::MissingSignedHeader,

@@ -93,6 +93,14 @@ const OTHER_SDKS: &[(&str, &str)] = &[
         "box",
         "boxsdk 10.18.0 (PyPI), box_sdk_gen compute_webhook_signature",
     ),
+    (
+        "adyen",
+        "Adyen 16.0.0 (PyPI), Adyen.util.generate_notification_sig",
+    ),
+    (
+        "adyen-platform",
+        "Adyen 16.0.0 (PyPI), Adyen.util.generate_payload_sig",
+    ),
 ];
 
 /// The kind of signer that proves `preset`.
@@ -154,7 +162,7 @@ pub fn secret_for(preset: &str) -> &'static str {
         // base64("provider-test-secret")
         "airtable" | "microsoft-teams" | "microsoft_teams" => "cHJvdmlkZXItdGVzdC1zZWNyZXQ=",
         // hex("provider-test-secret")
-        "squarespace" => "70726f76696465722d746573742d736563726574",
+        "squarespace" | "adyen" | "adyen-platform" => "70726f76696465722d746573742d736563726574",
         _ => "provider-test-secret",
     }
 }
@@ -166,7 +174,7 @@ pub fn wrong_secret_for(preset: &str) -> &'static str {
         "polar" => "polar_whs_wrong",
         p if SVIX.contains(&p) || STANDARD.contains(&p) => "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         "airtable" | "microsoft-teams" | "microsoft_teams" => "d3Jvbmctc2VjcmV0",
-        "squarespace" => "77726f6e672d736563726574",
+        "squarespace" | "adyen" | "adyen-platform" => "77726f6e672d736563726574",
         _ => "wrong-secret",
     }
 }
@@ -233,7 +241,7 @@ fn sdks_present() -> bool {
     let ok = Command::new("python3")
         .args([
             "-c",
-            "import standardwebhooks, svix, slack_sdk, coinbase_commerce, modern_treasury, box_sdk_gen",
+            "import standardwebhooks, svix, slack_sdk, coinbase_commerce, modern_treasury, box_sdk_gen, Adyen",
         ])
         .status()
         .is_ok_and(|s| s.success());
@@ -321,6 +329,15 @@ fn sdk_sign(preset: &str, secret: &str, body: &str, ts: i64, id: &str) -> Option
                 ),
             ])
         }
+        "adyen" => Signed {
+            path: "/hook".into(),
+            headers: vec![("content-type", "application/json".to_owned())],
+            body: sdk(&["adyen", secret, body]),
+        },
+        "adyen-platform" => plain(vec![(
+            "hmacsignature",
+            sdk(&["adyen-platform", secret, body]),
+        )]),
         _ => return None,
     })
 }
@@ -919,6 +936,8 @@ proofs! {
     pandadoc => "pandadoc",
     aftership => "aftership",
     sumsub => "sumsub",
+    adyen => "adyen",
+    adyen_platform => "adyen-platform",
 }
 
 #[test]

@@ -299,6 +299,39 @@ fn square_matches_the_vector_in_squares_sdk_tests() {
 }
 
 #[test]
+fn adyen_matches_the_vectors_in_adyens_sdk_tests() {
+    // Adyen/adyen-ruby-api-library spec/utils/hmac_validator_spec.rb and
+    // Adyen/adyen-php-api-library tests/Adyen/Util/HmacSignatureTest.php:
+    // the same item under two keys; originalReference absent (empty).
+    let body = |sig: &str| {
+        format!(
+            r#"{{"live":"false","notificationItems":[{{"NotificationRequestItem":{{"additionalData":{{"hmacSignature":"{sig}"}},"amount":{{"currency":"EUR","value":1130}},"eventCode":"AUTHORISATION","merchantAccountCode":"TestMerchant","merchantReference":"TestPayment-1407325143704","pspReference":"7914073381342284","success":"true"}}}}]}}"#
+        )
+    };
+    for (key, sig) in [
+        (
+            "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056",
+            "coqCmt/IZ4E3CzPvMY8zTjQVL5hYJUiBRg8UU+iCWo0=",
+        ),
+        (
+            "DFB1EB5485895CFA84146406857104ABB4CBCABDC8AAF103A624C8F6A3EAAB00",
+            "Ny9gS2veKo5E4w8/OL6xz1/wvT/hYkAXy1xNc/QvO4I=",
+        ),
+    ] {
+        let route = route_of(&format!(
+            "scheme = \"adyen\"\nsecrets = [{{ value = \"{key}\" }}]"
+        ));
+        let good: &'static str = Box::leak(body(sig).into_boxed_str());
+        assert!(verify_with(&route, "POST", "/hook", &[], good.as_bytes()).is_ok());
+        let changed: &'static str = Box::leak(body(sig).replace("1130", "1131").into_boxed_str());
+        assert_eq!(
+            verify_with(&route, "POST", "/hook", &[], changed.as_bytes()).unwrap_err(),
+            Reason::BadSignature
+        );
+    }
+}
+
+#[test]
 fn tbank_matches_the_token_example_in_tbanks_docs() {
     // developer.tbank.ru, "Подпись запроса" (request token) worked example:
     // password usaf8fw8fsw21g, token 0024a00a...; notifications use the same rule.
@@ -585,6 +618,11 @@ use crate::preset_proofs::{secret_for, sign as sign_as_sender};
 
 pub(crate) fn event_body(scheme: &str, n: u32) -> String {
     match scheme {
+        // The signed fields are those of the first item; "happened" sits
+        // in one of them, so that the proofs' one-byte change is signed.
+        "adyen" => format!(
+            r#"{{"live":"false","notificationItems":[{{"NotificationRequestItem":{{"additionalData":{{}},"amount":{{"currency":"EUR","value":{n}000}},"eventCode":"AUTHORISATION","eventDate":"2026-01-01T00:00:00+01:00","merchantAccountCode":"TestMerchant","merchantReference":"order-happened-{n}","pspReference":"psp{n}","success":"true"}}}}]}}"#
+        ),
         "tbank" => format!(
             r#"{{"TerminalKey":"T1","OrderId":"o{n}","Success":true,"Status":"CONFIRMED","PaymentId":{n},"Amount":1000,"Data":{{"x":1}}}}"#
         ),

@@ -182,7 +182,8 @@ pub(super) fn sign(scheme: &HmacScheme, key: usize, request: &mut Unsigned) -> R
 }
 
 /// Sets `pointer` in `doc`, creating objects along the way (for signing
-/// body-embedded schemes).
+/// body-embedded schemes); an array on the way is entered by the index the
+/// pointer names, which must exist (Adyen's `/notificationItems/0/..`).
 fn json_set(
     doc: &mut serde_json::Value,
     pointer: &str,
@@ -191,6 +192,15 @@ fn json_set(
     let mut node = doc;
     let mut parts = pointer.split('/').skip(1).peekable();
     while let Some(part) = parts.next() {
+        if let serde_json::Value::Array(items) = node {
+            let item = part
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| items.get_mut(i))
+                .ok_or_else(|| format!("{pointer}: the body's array has no element {part}"))?;
+            node = item;
+            continue;
+        }
         let map = node
             .as_object_mut()
             .ok_or_else(|| format!("{pointer}: the body has a non-object on the way"))?;
@@ -288,5 +298,9 @@ mod tests {
             serde_json::json!({"a": 1, "signature": {"token": "t"}})
         );
         assert!(json_set(&mut doc, "/a/b", 1.into()).is_err());
+        let mut doc = serde_json::json!({"items": [{"x": 1}]});
+        json_set(&mut doc, "/items/0/sig", "s".into()).unwrap();
+        assert_eq!(doc, serde_json::json!({"items": [{"x": 1, "sig": "s"}]}));
+        assert!(json_set(&mut doc, "/items/1/sig", "s".into()).is_err());
     }
 }

@@ -9,6 +9,10 @@ pinned in .ci/run.
   coinbase SECRET BODY        -> "<hex>"      coinbase_commerce WebhookSignature
   modern-treasury SECRET BODY -> "<hex>"      modern_treasury webhooks.get_signature
   box SECRET TIMESTAMP BODY   -> "<base64>"   box_sdk_gen compute_webhook_signature
+  adyen HEXKEY BODY           -> the body with the first item's
+                                 additionalData.hmacSignature set by
+                                 Adyen.util.generate_notification_sig
+  adyen-platform HEXKEY BODY  -> "<base64>"   Adyen.util.generate_payload_sig
 """
 
 import sys
@@ -53,5 +57,22 @@ elif sdk == "box":
         "box-delivery-timestamp": timestamp,
     }
     print(compute_webhook_signature(body, headers, secret))
+elif sdk == "adyen":
+    import json
+
+    from Adyen.util import generate_notification_sig
+
+    key, body = args
+    doc = json.loads(body)
+    item = doc["notificationItems"][0]["NotificationRequestItem"]
+    fields = {k: v for k, v in item.items() if k != "additionalData"}
+    signature = generate_notification_sig(fields, key).decode()
+    item.setdefault("additionalData", {})["hmacSignature"] = signature
+    print(json.dumps(doc))
+elif sdk == "adyen-platform":
+    from Adyen.util import generate_payload_sig
+
+    key, body = args
+    print(generate_payload_sig(body.encode(), key).decode())
 else:
     sys.exit(f"unknown sdk {sdk}")
