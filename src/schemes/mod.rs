@@ -22,8 +22,10 @@
 //!   handshake, authenticated by the verify token.
 //! - [`template`]: the signed-message template (`"{timestamp}.{body}"`).
 //! - [`encoding`]: decoding signatures from hex or base64.
+//! - [`challenge`]: the endpoint challenges hookguard answers itself.
 
 pub mod asymmetric;
+pub mod challenge;
 pub mod encoding;
 pub mod gitlab;
 pub mod hmac;
@@ -140,6 +142,25 @@ pub trait Scheme: Send + Sync + std::fmt::Debug {
     /// handshake): such a request must never be written to a capture.
     fn sends_secret(&self) -> bool {
         false
+    }
+
+    /// When `request` is an endpoint challenge this scheme answers itself,
+    /// the answer (or why the challenge is refused). Asked before
+    /// verification with `verified` `None` (unsigned challenges), and after
+    /// a successful one with the result (signed challenges, which are never
+    /// answered unless validly signed). `None`: not a challenge, go on.
+    fn challenge(
+        &self,
+        request: &RequestView<'_>,
+        verified: Option<&Verified>,
+    ) -> Option<Result<challenge::Reply, Reject>> {
+        let _ = (request, verified);
+        None
+    }
+
+    /// The challenge this scheme answers, if any (for `check` and config).
+    fn challenge_kind(&self) -> Option<challenge::Kind> {
+        None
     }
 
     /// The route's timestamp window when it sets no `tolerance` of its own.

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use http::header::HeaderName;
 
+use super::challenge::Kind as ChallengeKind;
 use super::encoding::Encoding;
 use super::hmac::{
     Algorithm, AlgorithmHeader, Description, IdSource, KeyForm, PublicUrl, SignatureSource,
@@ -71,6 +72,7 @@ fn body_hmac(
         dedupe,
         tolerance: seconds(300),
         window: true,
+        challenge: None,
     }
 }
 
@@ -93,6 +95,7 @@ fn v0_hmac(signature: &'static str, timestamp: &'static str) -> Description {
         dedupe: vec![DedupeSource::Signature],
         tolerance: seconds(300),
         window: true,
+        challenge: None,
     }
 }
 
@@ -132,6 +135,7 @@ fn kv_list(
         dedupe,
         tolerance,
         window: true,
+        challenge: None,
     }
 }
 
@@ -158,6 +162,7 @@ fn timestamped(
         dedupe: vec![DedupeSource::Signature],
         tolerance,
         window: true,
+        challenge: None,
     }
 }
 
@@ -225,6 +230,7 @@ pub fn standard_webhooks() -> Description {
         ],
         tolerance: seconds(300),
         window: true,
+        challenge: None,
     }
 }
 
@@ -249,6 +255,7 @@ pub fn paddle() -> Description {
         dedupe: vec![DedupeSource::Signature, json("/event_id")],
         tolerance: seconds(300),
         window: true,
+        challenge: None,
     }
 }
 
@@ -271,6 +278,7 @@ pub fn square(public_url: String) -> Description {
         dedupe: vec![DedupeSource::Signature, json("/event_id")],
         tolerance: seconds(300),
         window: true,
+        challenge: None,
     }
 }
 
@@ -299,6 +307,7 @@ pub fn hubspot(public_url: String) -> Description {
         dedupe: vec![DedupeSource::Signature],
         tolerance: seconds(300),
         window: true,
+        challenge: None,
     }
 }
 
@@ -344,9 +353,14 @@ fn hubspot_decode(url: &str) -> String {
     out
 }
 
-/// Zoom: Slack's shape with `x-zm-*` headers.
+/// Zoom: Slack's shape with `x-zm-*` headers; hookguard answers its signed
+/// `endpoint.url_validation` (developers.zoom.us, "Using webhooks",
+/// validate your webhook endpoint).
 pub fn zoom() -> Description {
-    v0_hmac("x-zm-signature", "x-zm-request-timestamp")
+    Description {
+        challenge: Some(ChallengeKind::ZoomUrlValidation),
+        ..v0_hmac("x-zm-signature", "x-zm-request-timestamp")
+    }
 }
 
 /// Calendly: Stripe's shape; its docs suggest a three-minute window.
@@ -407,6 +421,7 @@ pub fn linear() -> Description {
         dedupe: vec![DedupeSource::Signature, header("linear-delivery")],
         tolerance: seconds(60),
         window: true,
+        challenge: None,
     }
 }
 
@@ -435,6 +450,7 @@ pub fn mailgun() -> Description {
         dedupe: vec![json("/signature/token")],
         tolerance: seconds(300),
         window: true,
+        challenge: None,
     }
 }
 
@@ -852,7 +868,10 @@ pub fn webex() -> Description {
 /// sha256=<base64>` of the body with the consumer secret
 /// (developer.x.com, account-activity-api, "Securing webhooks").
 pub fn x() -> Description {
-    base64_body("x-twitter-webhooks-signature", Some("sha256="), vec![sig()])
+    Description {
+        challenge: Some(ChallengeKind::XCrc),
+        ..base64_body("x-twitter-webhooks-signature", Some("sha256="), vec![sig()])
+    }
 }
 
 /// TikTok: `Tiktok-Signature: t=<s>,s=<hex>` over `{t}.{body}`
@@ -918,6 +937,7 @@ pub fn segment() -> Description {
 pub fn twitch() -> Description {
     Description {
         id: Some(IdSource::Header(vec![h("twitch-eventsub-message-id")])),
+        challenge: Some(ChallengeKind::TwitchVerification),
         dedupe: vec![sig(), header("twitch-eventsub-message-id")],
         ..timestamped(
             header_sig(&["twitch-eventsub-message-signature"], Some("sha256=")),
@@ -1029,7 +1049,20 @@ pub fn docusign() -> Description {
 /// Dropbox: `X-Dropbox-Signature`, hex HMAC-SHA256 of the body with the app
 /// secret (dropbox.com/developers/reference/webhooks).
 pub fn dropbox() -> Description {
-    hex_body("x-dropbox-signature", None, vec![sig()])
+    Description {
+        challenge: Some(ChallengeKind::EchoQuery("challenge")),
+        ..hex_body("x-dropbox-signature", None, vec![sig()])
+    }
+}
+
+/// Nylas (v3): `X-Nylas-Signature`, hex HMAC-SHA256 of the body with the
+/// webhook secret; the `GET ?challenge=` on creation is echoed
+/// (developer.nylas.com/docs/v3/notifications/webhooks/).
+pub fn nylas() -> Description {
+    Description {
+        challenge: Some(ChallengeKind::EchoQuery("challenge")),
+        ..hex_body("x-nylas-signature", None, vec![sig()])
+    }
 }
 
 /// Box: `BOX-SIGNATURE-PRIMARY` and `BOX-SIGNATURE-SECONDARY`, each a base64
@@ -1160,6 +1193,7 @@ pub fn adyen() -> Description {
         ])],
         tolerance: seconds(300),
         window: true,
+        challenge: None,
     }
 }
 

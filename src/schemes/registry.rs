@@ -241,6 +241,7 @@ pub static SCHEMES: &[Entry] = &[
     hmac("airtable", presets::airtable),
     hmac("docusign", presets::docusign),
     hmac("dropbox", presets::dropbox),
+    hmac("nylas", presets::nylas),
     hmac("box", presets::box_),
     hmac("xero", presets::xero),
     hmac("persona", presets::persona),
@@ -270,6 +271,15 @@ pub fn names_where(keep: impl Fn(&Entry) -> bool) -> Vec<&'static str> {
         .filter(|entry| keep(entry))
         .map(|entry| entry.name)
         .collect()
+}
+
+/// The names of the entries whose scheme answers an endpoint challenge
+/// (for the message refusing `answer_challenges` elsewhere).
+pub fn names_with_challenges() -> Vec<&'static str> {
+    names_where(|entry| match entry.family {
+        Family::Hmac(describe) => describe().challenge.is_some(),
+        _ => false,
+    })
 }
 
 impl Entry {

@@ -9,6 +9,7 @@
 mod support;
 
 mod capture;
+mod challenges;
 mod cli;
 mod config_errors;
 mod differential;

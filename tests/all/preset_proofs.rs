@@ -579,6 +579,7 @@ fn second_implementation(
             ("x-docusign-signature-2", b64_256(&[b])),
         ]),
         "dropbox" => one("x-dropbox-signature", hex256(&[b])),
+        "nylas" => one("x-nylas-signature", hex256(&[b])),
         "box" => {
             let when = rfc3339(ts, "", -8);
             plain(vec![
@@ -928,6 +929,7 @@ proofs! {
     airtable => "airtable",
     docusign => "docusign",
     dropbox => "dropbox",
+    nylas => "nylas",
     box_preset => "box",
     xero => "xero",
     persona => "persona",

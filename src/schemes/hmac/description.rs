@@ -9,6 +9,7 @@ use std::time::Duration;
 use http::header::HeaderName;
 
 use crate::dedupe::DedupeSource;
+use crate::schemes::challenge::Kind as ChallengeKind;
 use crate::schemes::encoding::{self, Encoding};
 use crate::schemes::template::{Part, Template};
 
@@ -344,6 +345,8 @@ pub struct Description {
     /// (Sanity's own library checks none): the timestamp is then part of
     /// the message only, and replays are left to the dedupe keys.
     pub window: bool,
+    /// The endpoint challenge hookguard answers for this sender, if any.
+    pub challenge: Option<ChallengeKind>,
 }
 
 impl From<HmacSpec> for Description {
@@ -361,6 +364,7 @@ impl From<HmacSpec> for Description {
             dedupe: vec![DedupeSource::Signature],
             tolerance: Duration::from_secs(300),
             window: spec.window,
+            challenge: None,
         }
     }
 }

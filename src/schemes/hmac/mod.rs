@@ -37,6 +37,8 @@ pub use description::{
 };
 pub use extract::{parse_kv_list, parse_versioned};
 
+use super::challenge::{self, Kind as ChallengeKind};
+use super::encoding::{self, Encoding};
 use super::template::{Part, Template, Values};
 use super::{RequestView, Scheme, Unsigned, Verified};
 use crate::dedupe::DedupeSource;
@@ -70,6 +72,21 @@ impl PreparedKey {
             Algorithm::Md5 => PreparedKey::Md5(
                 <Hmac<Md5> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length"),
             ),
+        }
+    }
+
+    /// MACs `bytes` alone (a challenge's token).
+    fn mac(&self, bytes: &[u8]) -> Vec<u8> {
+        fn run<M: Mac + Clone>(key: &M, bytes: &[u8]) -> Vec<u8> {
+            let mut mac = key.clone();
+            mac.update(bytes);
+            mac.finalize().into_bytes().to_vec()
+        }
+        match self {
+            PreparedKey::Sha1(k) => run(k, bytes),
+            PreparedKey::Sha256(k) => run(k, bytes),
+            PreparedKey::Sha512(k) => run(k, bytes),
+            PreparedKey::Md5(k) => run(k, bytes),
         }
     }
 
@@ -360,6 +377,100 @@ impl Scheme for HmacScheme {
             text.push_str(&format!("; {{url}} is {}", url.base));
         }
         text
+    }
+
+    fn challenge_kind(&self) -> Option<ChallengeKind> {
+        self.desc.challenge
+    }
+
+    fn challenge(
+        &self,
+        request: &RequestView<'_>,
+        verified: Option<&Verified>,
+    ) -> Option<Result<challenge::Reply, Reject>> {
+        let kind = self.desc.challenge?;
+        // Signed kinds only once verified; unsigned kinds only before.
+        if kind.signed() != verified.is_some() {
+            return None;
+        }
+        let refused = |detail: String| Some(Err(Reject::with(Reason::MalformedRequest, detail)));
+        let query = |name: &str| {
+            form_urlencoded::parse(request.uri.query().unwrap_or("").as_bytes())
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        let json = |pointer: &str| -> Option<String> {
+            let doc: serde_json::Value = serde_json::from_slice(request.body).ok()?;
+            doc.pointer(pointer)?.as_str().map(str::to_owned)
+        };
+        let text = |body: String| challenge::Reply {
+            content_type: "text/plain; charset=utf-8",
+            body: body.into(),
+        };
+        match kind {
+            ChallengeKind::XCrc | ChallengeKind::EchoQuery(_) => {
+                let param = match kind {
+                    ChallengeKind::EchoQuery(param) => param,
+                    _ => "crc_token",
+                };
+                if request.method != http::Method::GET {
+                    return None;
+                }
+                let token = query(param)?;
+                if !challenge::token_shaped(&token) {
+                    return refused(format!(
+                        "the {param} query parameter is not token-shaped (1 to {} base64 or alphanumeric characters); it is not answered",
+                        challenge::MAX_TOKEN
+                    ));
+                }
+                if let ChallengeKind::EchoQuery(_) = kind {
+                    return Some(Ok(text(token)));
+                }
+                // X signs with the consumer secret: the route's first.
+                let tag = self.keys[0][0].mac(token.as_bytes());
+                let answer = serde_json::json!({
+                    "response_token": format!("sha256={}", encoding::encode(Encoding::Base64, &tag)),
+                });
+                Some(Ok(challenge::Reply {
+                    content_type: "application/json",
+                    body: answer.to_string().into(),
+                }))
+            }
+            ChallengeKind::ZoomUrlValidation => {
+                let verified = verified?;
+                if json("/event")? != "endpoint.url_validation" {
+                    return None;
+                }
+                let Some(plain) = json("/payload/plainToken") else {
+                    return refused("endpoint.url_validation has no payload.plainToken".into());
+                };
+                if plain.len() > challenge::MAX_TOKEN {
+                    return refused("payload.plainToken is too long to answer".into());
+                }
+                let tag = self.keys[verified.key][0].mac(plain.as_bytes());
+                let answer = serde_json::json!({
+                    "plainToken": plain,
+                    "encryptedToken": encoding::encode(Encoding::Hex, &tag),
+                });
+                Some(Ok(challenge::Reply {
+                    content_type: "application/json",
+                    body: answer.to_string().into(),
+                }))
+            }
+            ChallengeKind::TwitchVerification => {
+                let kind = request
+                    .headers
+                    .get("twitch-eventsub-message-type")
+                    .and_then(|v| v.to_str().ok())?;
+                if kind != "webhook_callback_verification" {
+                    return None;
+                }
+                match json("/challenge") {
+                    Some(token) if token.len() <= challenge::MAX_TOKEN => Some(Ok(text(token))),
+                    _ => refused("webhook_callback_verification has no usable challenge".into()),
+                }
+            }
+        }
     }
 
     fn signed_headers(&self) -> Vec<HeaderName> {
