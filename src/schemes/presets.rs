@@ -1208,6 +1208,37 @@ pub fn adyen_platform() -> Description {
     }
 }
 
+/// Orb: `X-Orb-Signature: v1=<hex>` (space-separated versions) over
+/// `v1:{timestamp}:{body}`, `X-Orb-Timestamp` an ISO 8601 time without an
+/// offset, meaning UTC; five minutes (npm `orb-billing` 6.11.0
+/// `src/resources/webhooks.ts`).
+pub fn orb() -> Description {
+    Description {
+        dedupe: vec![sig(), json("/id")],
+        ..timestamped(
+            header_sig(&["x-orb-signature"], Some("v1=")),
+            Encoding::Hex,
+            "v1:{timestamp}:{body}",
+            "x-orb-timestamp",
+            TimestampUnit::Rfc3339,
+            seconds(300),
+        )
+    }
+}
+
+/// HostedHooks: `HostedHooks-Signature: t=<s>,s=<hex>` over `{t}.{body}`
+/// (docs.hostedhooks.com/security/security-features/webhook-signatures).
+pub fn hostedhooks() -> Description {
+    kv_list(
+        "hostedhooks-signature",
+        "t",
+        "s",
+        TimestampUnit::Seconds,
+        vec![sig()],
+        seconds(300),
+    )
+}
+
 /// Sumsub: `X-Payload-Digest`, hex HMAC of the body with the hash the
 /// request names in `X-Payload-Digest-Alg`, from Sumsub's three
 /// (docs.sumsub.com/docs/webhook-manager#webhook-signature).

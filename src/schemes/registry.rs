@@ -250,6 +250,8 @@ pub static SCHEMES: &[Entry] = &[
     hmac("pandadoc", presets::pandadoc),
     hmac("aftership", presets::aftership),
     hmac("sumsub", presets::sumsub),
+    hmac("orb", presets::orb),
+    hmac("hostedhooks", presets::hostedhooks),
     Entry {
         name: "none",
         family: Family::Own(none),

@@ -616,6 +616,21 @@ fn second_implementation(
                 hex::encode(mac::<Hmac<sha2::Sha512>>(k, &[b])),
             ),
         ]),
+        "orb" => {
+            // UTC, written without an offset, with microseconds.
+            let when = rfc3339(ts, ".123456", 0).trim_end_matches('Z').to_owned();
+            plain(vec![
+                ("x-orb-timestamp", when.clone()),
+                (
+                    "x-orb-signature",
+                    format!("v1={}", hex256(&[b"v1:", when.as_bytes(), b":", b])),
+                ),
+            ])
+        }
+        "hostedhooks" => one(
+            "hostedhooks-signature",
+            format!("t={t},s={}", hex256(&[t.as_bytes(), b".", b])),
+        ),
         "pandadoc" => Signed {
             path: format!("/hook?signature={}", hex256(&[b])),
             headers: Vec::new(),
@@ -938,6 +953,8 @@ proofs! {
     pandadoc => "pandadoc",
     aftership => "aftership",
     sumsub => "sumsub",
+    orb => "orb",
+    hostedhooks => "hostedhooks",
     adyen => "adyen",
     adyen_platform => "adyen-platform",
 }

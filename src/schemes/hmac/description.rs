@@ -48,8 +48,9 @@ pub enum TimestampUnit {
     Seconds,
     /// Unix milliseconds.
     Millis,
-    /// An RFC 3339 date-time such as `2024-05-01T12:00:00.123456789Z`. The
-    /// text as sent is what was signed; only the window check parses it.
+    /// An RFC 3339 date-time such as `2024-05-01T12:00:00.123456789Z`; one
+    /// without an offset is UTC (Orb). The text as sent is what was signed;
+    /// only the window check parses it.
     Rfc3339,
 }
 
@@ -78,12 +79,21 @@ impl TimestampUnit {
         match self {
             TimestampUnit::Seconds => text.trim().parse().ok(),
             TimestampUnit::Millis => text.trim().parse::<i64>().ok().map(|v| v.div_euclid(1000)),
-            TimestampUnit::Rfc3339 => time::OffsetDateTime::parse(
-                text.trim(),
-                &time::format_description::well_known::Rfc3339,
-            )
-            .ok()
-            .map(|t| t.unix_timestamp()),
+            TimestampUnit::Rfc3339 => {
+                let text = text.trim();
+                let rfc3339 = &time::format_description::well_known::Rfc3339;
+                // Orb writes no offset and means UTC; a text that already
+                // has an offset is never given a second one.
+                let has_offset = text.ends_with(['z', 'Z'])
+                    || text.get(10..).is_some_and(|time| time.contains(['+', '-']));
+                time::OffsetDateTime::parse(text, rfc3339)
+                    .or_else(|e| match has_offset {
+                        true => Err(e),
+                        false => time::OffsetDateTime::parse(&format!("{text}Z"), rfc3339),
+                    })
+                    .ok()
+                    .map(|t| t.unix_timestamp())
+            }
         }
     }
 
@@ -427,6 +437,32 @@ mod tests {
             shouting.for_request(&Uri::from_static("/x?a=1")),
             "HTTPS://HOOKS.EXAMPLE.COM/SQ?A=1"
         );
+    }
+
+    #[test]
+    fn rfc3339_timestamps_parse_with_fractions_offsets_or_none() {
+        let unit = TimestampUnit::Rfc3339;
+        assert_eq!(unit.parse("2024-05-01T12:00:00Z"), Some(1_714_564_800));
+        assert_eq!(
+            unit.parse("2024-05-01T12:00:00.123456789Z"),
+            Some(1_714_564_800)
+        );
+        assert_eq!(unit.parse("2024-05-01T04:00:00-08:00"), Some(1_714_564_800));
+        // Orb's: no offset, UTC.
+        assert_eq!(
+            unit.parse("2024-05-01T12:00:00.123456"),
+            Some(1_714_564_800)
+        );
+        for bad in [
+            "1714564800",
+            "2024-05-01",
+            "2024-05-01T12:00:00+0",
+            "ééééééééééé",
+            "",
+        ] {
+            assert_eq!(unit.parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(unit.format(1_714_564_800), "2024-05-01T12:00:00Z");
     }
 
     #[test]
