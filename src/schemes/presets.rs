@@ -1005,6 +1005,27 @@ pub fn trello(public_url: String) -> Description {
     }
 }
 
+/// Mandrill (Mailchimp Transactional): `X-Mandrill-Signature`, base64
+/// HMAC-SHA1 of the webhook URL followed by the POST parameters sorted by
+/// name, each name then value, keyed with the webhook key
+/// (mailchimp.com/developer/transactional/guides/track-respond-activity-webhooks/,
+/// "Authenticating webhook requests").
+pub fn mandrill(public_url: String) -> Description {
+    Description {
+        message: Template::from_parts("{url}{form}", vec![Part::Url, Part::Form]),
+        public_url: Some(PublicUrl {
+            base: public_url,
+            rewrite: None,
+        }),
+        ..body_hmac(
+            header_sig(&["x-mandrill-signature"], None),
+            Algorithm::Sha1,
+            Encoding::Base64,
+            vec![sig()],
+        )
+    }
+}
+
 /// Notion: `X-Notion-Signature: sha256=<hex>` of the body keyed with the
 /// verification token (developers.notion.com/reference/webhooks).
 pub fn notion() -> Description {

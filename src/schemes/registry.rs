@@ -237,6 +237,8 @@ pub static SCHEMES: &[Entry] = &[
     hmac("zendesk", presets::zendesk),
     hmac("asana", presets::asana),
     hmac_url("trello", presets::trello),
+    hmac_url("mandrill", presets::mandrill),
+    hmac_url("mailchimp", presets::mandrill),
     hmac("notion", presets::notion),
     hmac("airtable", presets::airtable),
     hmac("docusign", presets::docusign),

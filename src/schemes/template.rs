@@ -37,6 +37,10 @@ pub enum Part {
     /// string: Adyen signs eight fields of a notification item and writes
     /// a missing `originalReference` as nothing. Presets only.
     JsonOrEmpty(Box<str>),
+    /// The form body's parameters as Twilio and Mandrill concatenate them:
+    /// decoded, sorted, each name followed by its value
+    /// ([`super::twilio::canonical_params`]). Presets only.
+    Form,
 }
 
 /// A parsed message template.
@@ -176,6 +180,7 @@ impl Template {
                     }
                 },
                 Part::Url => sink(values.url.unwrap_or_default().as_bytes()),
+                Part::Form => sink(super::twilio::canonical_params(values.body).as_bytes()),
                 Part::Json(pointer) | Part::JsonOrEmpty(pointer) => {
                     match values.json.and_then(|doc| doc.pointer(pointer)) {
                         Some(serde_json::Value::String(text)) => sink(text.as_bytes()),

@@ -631,6 +631,29 @@ fn second_implementation(
             "hostedhooks-signature",
             format!("t={t},s={}", hex256(&[t.as_bytes(), b".", b])),
         ),
+        "mandrill" | "mailchimp" => {
+            // A form post of mandrill_events; the URL, then each parameter
+            // as name and value, sorted by name.
+            let form = form_urlencoded::Serializer::new(String::new())
+                .append_pair("mandrill_events", body)
+                .finish();
+            let url = format!("https://shop.example.com/{preset}");
+            let signature = B64.encode(mac::<Hmac<sha1::Sha1>>(
+                k,
+                &[url.as_bytes(), b"mandrill_events", body.as_bytes()],
+            ));
+            Signed {
+                path: "/hook".into(),
+                headers: vec![
+                    (
+                        "content-type",
+                        "application/x-www-form-urlencoded".to_owned(),
+                    ),
+                    ("x-mandrill-signature", signature),
+                ],
+                body: form,
+            }
+        }
         "pandadoc" => Signed {
             path: format!("/hook?signature={}", hex256(&[b])),
             headers: Vec::new(),
@@ -940,6 +963,8 @@ proofs! {
     zendesk => "zendesk",
     asana => "asana",
     trello => "trello",
+    mandrill => "mandrill",
+    mailchimp => "mailchimp",
     notion => "notion",
     airtable => "airtable",
     docusign => "docusign",
