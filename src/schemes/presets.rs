@@ -1026,6 +1026,27 @@ pub fn mandrill(public_url: String) -> Description {
     }
 }
 
+/// Braintree: a form post of `bt_signature` (`public_key|hex` pairs
+/// joined by `&`) and `bt_payload` (base64 text, its newlines included);
+/// hex HMAC-SHA1 of `bt_payload` keyed with the SHA-1 digest of the private
+/// key (PyPI `braintree` 4.48.0 `webhook_notification_gateway.py` and
+/// `util/crypto.py`; developer.paypal.com/braintree/docs/guides/webhooks/parse).
+pub fn braintree() -> Description {
+    Description {
+        message: Template::from_parts(
+            "{form:bt_payload}",
+            vec![Part::FormField("bt_payload".into())],
+        ),
+        key_form: KeyForm::Sha1Digest,
+        ..body_hmac(
+            SignatureSource::FormPairs("bt_signature"),
+            Algorithm::Sha1,
+            Encoding::Hex,
+            vec![sig()],
+        )
+    }
+}
+
 /// Notion: `X-Notion-Signature: sha256=<hex>` of the body keyed with the
 /// verification token (developers.notion.com/reference/webhooks).
 pub fn notion() -> Description {

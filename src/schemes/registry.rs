@@ -191,6 +191,7 @@ pub static SCHEMES: &[Entry] = &[
     hmac("chargify", presets::chargify),
     hmac("alchemy", presets::alchemy),
     hmac("bolt", presets::bolt),
+    hmac("braintree", presets::braintree),
     hmac("adyen", presets::adyen),
     hmac("adyen-platform", presets::adyen_platform),
     hmac("squarespace", presets::squarespace),
@@ -299,7 +300,7 @@ impl Entry {
                 KeyForm::WhsecBase64 => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
                 KeyForm::Base64(_) => "c2FtcGxlLXNlY3JldA==",
                 KeyForm::Hex(_) => "73616d706c652d736563726574",
-                KeyForm::Raw | KeyForm::RawRefusing { .. } => "sample-secret",
+                KeyForm::Raw | KeyForm::RawRefusing { .. } | KeyForm::Sha1Digest => "sample-secret",
             },
             _ => "sample-secret",
         })

@@ -37,6 +37,9 @@ pub enum Part {
     /// string: Adyen signs eight fields of a notification item and writes
     /// a missing `originalReference` as nothing. Presets only.
     JsonOrEmpty(Box<str>),
+    /// One field of a form body, decoded (Braintree signs `bt_payload`).
+    /// Presets only.
+    FormField(Box<str>),
     /// The form body's parameters as Twilio and Mandrill concatenate them:
     /// decoded, sorted, each name followed by its value
     /// ([`super::twilio::canonical_params`]). Presets only.
@@ -181,6 +184,19 @@ impl Template {
                 },
                 Part::Url => sink(values.url.unwrap_or_default().as_bytes()),
                 Part::Form => sink(super::twilio::canonical_params(values.body).as_bytes()),
+                Part::FormField(field) => {
+                    match form_urlencoded::parse(values.body).find(|(k, _)| k == field.as_ref()) {
+                        Some((_, value)) => sink(value.as_bytes()),
+                        None => {
+                            return Err(Reject::with(
+                                Reason::MissingSignedHeader,
+                                format!(
+                                "the form body has no field {field}, which is the signed message"
+                            ),
+                            ))
+                        }
+                    }
+                }
                 Part::Json(pointer) | Part::JsonOrEmpty(pointer) => {
                     match values.json.and_then(|doc| doc.pointer(pointer)) {
                         Some(serde_json::Value::String(text)) => sink(text.as_bytes()),

@@ -98,6 +98,10 @@ const OTHER_SDKS: &[(&str, &str)] = &[
         "Adyen 16.0.0 (PyPI), Adyen.util.generate_notification_sig",
     ),
     (
+        "braintree",
+        "braintree 4.48.0 (PyPI), WebhookTesting.sample_notification",
+    ),
+    (
         "adyen-platform",
         "Adyen 16.0.0 (PyPI), Adyen.util.generate_payload_sig",
     ),
@@ -241,7 +245,7 @@ fn sdks_present() -> bool {
     let ok = Command::new("python3")
         .args([
             "-c",
-            "import standardwebhooks, svix, slack_sdk, coinbase_commerce, modern_treasury, box_sdk_gen, Adyen",
+            "import standardwebhooks, svix, slack_sdk, coinbase_commerce, modern_treasury, box_sdk_gen, Adyen, braintree",
         ])
         .status()
         .is_ok_and(|s| s.success());
@@ -329,6 +333,15 @@ fn sdk_sign(preset: &str, secret: &str, body: &str, ts: i64, id: &str) -> Option
                 ),
             ])
         }
+        // The SDK makes its own sample notification (the id is its subject).
+        "braintree" => Signed {
+            path: "/hook".into(),
+            headers: vec![(
+                "content-type",
+                "application/x-www-form-urlencoded".to_owned(),
+            )],
+            body: sdk(&["braintree", secret, id]),
+        },
         "adyen" => Signed {
             path: "/hook".into(),
             headers: vec![("content-type", "application/json".to_owned())],
@@ -981,6 +994,7 @@ proofs! {
     orb => "orb",
     hostedhooks => "hostedhooks",
     adyen => "adyen",
+    braintree => "braintree",
     adyen_platform => "adyen-platform",
 }
 

@@ -618,6 +618,19 @@ use crate::preset_proofs::{secret_for, sign as sign_as_sender};
 
 pub(crate) fn event_body(scheme: &str, n: u32) -> String {
     match scheme {
+        // A form with Braintree's base64 payload (newline-terminated, as its
+        // SDK writes it); `sign` adds bt_signature.
+        "braintree" => form_urlencoded::Serializer::new(String::new())
+            .append_pair(
+                "bt_payload",
+                &format!(
+                    "{}\n",
+                    B64.encode(format!(
+                        "<notification><kind>thing.happened</kind><id>{n}</id></notification>"
+                    ))
+                ),
+            )
+            .finish(),
         // The signed fields are those of the first item; "happened" sits
         // in one of them, so that the proofs' one-byte change is signed.
         "adyen" => format!(

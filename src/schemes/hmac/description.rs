@@ -213,6 +213,11 @@ pub enum SignatureSource {
     /// A parameter of the request's query string (PandaDoc's
     /// `?signature=`), form-decoded.
     Query(Cow<'static, str>),
+    /// A field of a form body holding `public_key|signature` pairs joined
+    /// by `&` (Braintree's `bt_signature`); every pair's signature is a
+    /// candidate (the public key only says which of the merchant's keys
+    /// signed; the MAC is what is checked).
+    FormPairs(&'static str),
 }
 
 /// Where the sender's timestamp is read from.
@@ -254,6 +259,9 @@ pub enum KeyForm {
     },
     /// Standard Webhooks: base64 of what follows an optional `whsec_`.
     WhsecBase64,
+    /// The SHA-1 digest of the secret's bytes (Braintree keys its HMAC
+    /// with SHA-1 of the private key).
+    Sha1Digest,
     /// The secret is base64 text, decoded to the key (Airtable's
     /// `macSecretBase64`, Microsoft Teams' security token).
     Base64(&'static str),
@@ -289,6 +297,10 @@ impl KeyForm {
                          this one does not decode"
                             .to_owned()
                     })
+            }
+            KeyForm::Sha1Digest => {
+                use sha1::Digest;
+                Ok(sha1::Sha1::digest(secret).to_vec())
             }
             KeyForm::Base64(shows) => encoding::decode(Encoding::Base64, text())
                 .ok_or_else(|| format!("expected base64 text ({shows}); this does not decode")),

@@ -235,6 +235,23 @@ fn signatures<'r>(
             }
             Ok((candidates, timestamp))
         }
+        SignatureSource::FormPairs(field) => {
+            let value = form_urlencoded::parse(request.body)
+                .find(|(k, _)| k == *field)
+                .map(|(_, v)| v)
+                .ok_or_else(|| missing(&format!("form field {field}")))?;
+            let candidates: Vec<Vec<u8>> = value
+                .split('&')
+                .filter_map(|pair| pair.split_once('|'))
+                .filter_map(|(_, sig)| encoding::decode(encoding, sig.trim()))
+                .collect();
+            if candidates.is_empty() {
+                return Err(none_decodes(format!(
+                    "form field {field} (public_key|signature pairs)"
+                )));
+            }
+            Ok((candidates, None))
+        }
         SignatureSource::Query(param) => {
             let query = request.uri.query().unwrap_or("");
             let value = form_urlencoded::parse(query.as_bytes())

@@ -327,6 +327,9 @@ impl Scheme for HmacScheme {
             ),
             SignatureSource::Json(pointer) => format!("the JSON body at {pointer}"),
             SignatureSource::Query(param) => format!("query parameter {param}"),
+            SignatureSource::FormPairs(field) => {
+                format!("form field {field} as public_key|signature pairs joined by &")
+            }
         };
         let mut text = format!(
             "HMAC-{} of \"{}\", {}-encoded in {where_}",

@@ -161,6 +161,17 @@ pub(super) fn sign(scheme: &HmacScheme, key: usize, request: &mut Unsigned) -> R
                 .into();
             return Ok(());
         }
+        SignatureSource::FormPairs(field) => {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            for (name, value) in form_urlencoded::parse(&request.body) {
+                if name != *field {
+                    form.append_pair(&name, &value);
+                }
+            }
+            form.append_pair(field, &format!("hookguard|{signature}"));
+            request.body = form.finish().into();
+            return Ok(());
+        }
         SignatureSource::Query(param) => {
             let pair: String = form_urlencoded::Serializer::new(String::new())
                 .append_pair(param, &signature)

@@ -13,6 +13,8 @@ pinned in .ci/run.
                                  additionalData.hmacSignature set by
                                  Adyen.util.generate_notification_sig
   adyen-platform HEXKEY BODY  -> "<base64>"   Adyen.util.generate_payload_sig
+  braintree PRIVATE_KEY ID    -> a form body (bt_signature, bt_payload) from
+                                 WebhookTesting.sample_notification
 """
 
 import sys
@@ -74,5 +76,27 @@ elif sdk == "adyen-platform":
 
     key, body = args
     print(generate_payload_sig(body.encode(), key).decode())
+elif sdk == "braintree":
+    from urllib.parse import urlencode
+
+    import braintree
+
+    private_key, notification_id = args
+    config = braintree.Configuration(
+        braintree.Environment.Sandbox,
+        merchant_id="merchant",
+        public_key="public-key",
+        private_key=private_key,
+    )
+    gateway = braintree.BraintreeGateway(config)
+    sample = gateway.webhook_testing.sample_notification(
+        braintree.WebhookNotification.Kind.SubscriptionWentPastDue, notification_id
+    )
+    payload = sample["bt_payload"]
+    if isinstance(payload, bytes):
+        payload = payload.decode()
+    # The signature first: the proofs change the last letter of the body,
+    # which must then fall in the signed payload.
+    print(urlencode({"bt_signature": sample["bt_signature"], "bt_payload": payload}))
 else:
     sys.exit(f"unknown sdk {sdk}")
