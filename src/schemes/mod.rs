@@ -13,8 +13,9 @@
 //! - [`presets`]: provider presets that are filled-in HMAC descriptions
 //!   (Stripe, GitHub, Slack, Standard Webhooks, ...; [`registry`] lists
 //!   them all).
-//! - [`twilio`], [`gitlab`], [`tbank`]: presets whose rules differ (signed
-//!   form parameters, a plain token, a hash inside the JSON body).
+//! - [`twilio`], [`plivo`], [`gitlab`], [`tbank`]: presets whose rules
+//!   differ (signed URL and form parameters, a plain token, a hash inside
+//!   the JSON body).
 //! - [`asymmetric`]: public-key presets (Discord Ed25519, SendGrid ECDSA).
 //! - [`jwt`]: Tochka's RS256 JWS bodies.
 //! - [`none`]: no signature; the route accepts by `allow_ips` alone.
@@ -32,6 +33,7 @@ pub mod hmac;
 pub mod jwt;
 pub mod meta;
 pub mod none;
+pub mod plivo;
 pub mod presets;
 pub mod registry;
 pub mod tbank;

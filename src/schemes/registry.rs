@@ -16,6 +16,7 @@ use super::hmac::{Description, HmacScheme, HmacSpec, KeyForm};
 use super::jwt::{self, JwtScheme};
 use super::meta::MetaScheme;
 use super::none::NoneScheme;
+use super::plivo::PlivoScheme;
 use super::presets;
 use super::tbank::TbankScheme;
 use super::twilio::TwilioScheme;
@@ -252,6 +253,12 @@ pub static SCHEMES: &[Entry] = &[
     hmac("go1", presets::go1),
     hmac("pandadoc", presets::pandadoc),
     hmac("aftership", presets::aftership),
+    Entry {
+        name: "plivo",
+        family: Family::Own(plivo),
+        signs_url: true,
+        ..SHARED_SECRET
+    },
     hmac("sumsub", presets::sumsub),
     hmac("orb", presets::orb),
     hmac("hostedhooks", presets::hostedhooks),
@@ -399,6 +406,11 @@ fn prepare<K>(
 fn twilio(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     let url = need(ingredients.public_url, "public_url")?;
     Ok(Box::new(TwilioScheme::new(url, ingredients.keys)))
+}
+
+fn plivo(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+    let url = need(ingredients.public_url, "public_url")?;
+    Ok(Box::new(PlivoScheme::new(url, ingredients.keys)))
 }
 
 fn none(_: &'static str, _: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {

@@ -98,6 +98,10 @@ const OTHER_SDKS: &[(&str, &str)] = &[
         "Adyen 16.0.0 (PyPI), Adyen.util.generate_notification_sig",
     ),
     (
+        "plivo",
+        "plivo 4.63.0 (PyPI), signature_v3.get_signature_v3",
+    ),
+    (
         "braintree",
         "braintree 4.48.0 (PyPI), WebhookTesting.sample_notification",
     ),
@@ -245,7 +249,7 @@ fn sdks_present() -> bool {
     let ok = Command::new("python3")
         .args([
             "-c",
-            "import standardwebhooks, svix, slack_sdk, coinbase_commerce, modern_treasury, box_sdk_gen, Adyen, braintree",
+            "import standardwebhooks, svix, slack_sdk, coinbase_commerce, modern_treasury, box_sdk_gen, Adyen, braintree, plivo",
         ])
         .status()
         .is_ok_and(|s| s.success());
@@ -332,6 +336,25 @@ fn sdk_sign(preset: &str, secret: &str, body: &str, ts: i64, id: &str) -> Option
                     sdk(&["box", secret, &when, body]),
                 ),
             ])
+        }
+        "plivo" => {
+            // A query to sort and a form post; the nonce is the id.
+            let url = "https://shop.example.com/plivo?b=2&a=1";
+            Signed {
+                path: "/hook?b=2&a=1".into(),
+                headers: vec![
+                    (
+                        "content-type",
+                        "application/x-www-form-urlencoded".to_owned(),
+                    ),
+                    ("x-plivo-signature-v3-nonce", id.to_owned()),
+                    (
+                        "x-plivo-signature-v3",
+                        sdk(&["plivo", secret, url, id, "POST", body]),
+                    ),
+                ],
+                body: body.to_owned(),
+            }
         }
         // The SDK makes its own sample notification (the id is its subject).
         "braintree" => Signed {
@@ -990,6 +1013,7 @@ proofs! {
     go1 => "go1",
     pandadoc => "pandadoc",
     aftership => "aftership",
+    plivo => "plivo",
     sumsub => "sumsub",
     orb => "orb",
     hostedhooks => "hostedhooks",

@@ -618,6 +618,7 @@ use crate::preset_proofs::{secret_for, sign as sign_as_sender};
 
 pub(crate) fn event_body(scheme: &str, n: u32) -> String {
     match scheme {
+        "plivo" => format!("CallUUID=uuid-{n}&Event=thing.happened&To=%2B15551234567"),
         // A form with Braintree's base64 payload (newline-terminated, as its
         // SDK writes it); `sign` adds bt_signature.
         "braintree" => form_urlencoded::Serializer::new(String::new())
@@ -887,6 +888,24 @@ async fn url_signing_presets_ignore_host_and_forwarded_headers() {
             "trello" => {
                 forged.headers[0].1 =
                     B64.encode(hmac1(k, &[body.as_bytes(), b"https://evil.example/hook"]))
+            }
+            "plivo" => {
+                let mut form: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+                    .into_owned()
+                    .collect();
+                form.sort();
+                let mut m = "https://evil.example/hook?a=1&b=2.".to_owned();
+                for (name, value) in form {
+                    m.push_str(&name);
+                    m.push_str(&value);
+                }
+                m.push_str(".x");
+                let position = forged
+                    .headers
+                    .iter()
+                    .position(|(name, _)| *name == "x-plivo-signature-v3")
+                    .expect("signed");
+                forged.headers[position].1 = B64.encode(hmac256(k, &[m.as_bytes()]));
             }
             "mandrill" | "mailchimp" => {
                 let events: String = form_urlencoded::parse(body.as_bytes())

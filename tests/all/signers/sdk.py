@@ -13,6 +13,9 @@ pinned in .ci/run.
                                  additionalData.hmacSignature set by
                                  Adyen.util.generate_notification_sig
   adyen-platform HEXKEY BODY  -> "<base64>"   Adyen.util.generate_payload_sig
+  plivo TOKEN URL NONCE METHOD BODY -> "<base64>" plivo.utils.signature_v3
+                                 (construct_get_url/construct_post_url and
+                                 get_signature_v3)
   braintree PRIVATE_KEY ID    -> a form body (bt_signature, bt_payload) from
                                  WebhookTesting.sample_notification
 """
@@ -98,5 +101,21 @@ elif sdk == "braintree":
     # The signature first: the proofs change the last letter of the body,
     # which must then fall in the signed payload.
     print(urlencode({"bt_signature": sample["bt_signature"], "bt_payload": payload}))
+elif sdk == "plivo":
+    from urllib.parse import parse_qs
+
+    from plivo.utils.signature_v3 import (
+        construct_get_url,
+        construct_post_url,
+        get_signature_v3,
+    )
+
+    token, url, nonce, method, body = args
+    params = parse_qs(body, keep_blank_values=True)
+    if method == "GET":
+        base = construct_get_url(url, params)
+    else:
+        base = construct_post_url(url, params)
+    print(get_signature_v3(token, base.decode(), nonce).decode())
 else:
     sys.exit(f"unknown sdk {sdk}")
