@@ -13,9 +13,9 @@
 //! - [`presets`]: provider presets that are filled-in HMAC descriptions
 //!   (Stripe, GitHub, Slack, Standard Webhooks, ...; [`registry`] lists
 //!   them all).
-//! - [`twilio`], [`plivo`], [`gitlab`], [`tbank`]: presets whose rules
-//!   differ (signed URL and form parameters, a plain token, a hash inside
-//!   the JSON body).
+//! - [`twilio`], [`plivo`], [`contentful`], [`gitlab`], [`tbank`]: presets
+//!   whose rules differ (signed URL and form parameters, a canonical
+//!   request, a plain token, a hash inside the JSON body).
 //! - [`asymmetric`]: public-key presets (Discord Ed25519, SendGrid ECDSA).
 //! - [`jwt`]: Tochka's RS256 JWS bodies.
 //! - [`none`]: no signature; the route accepts by `allow_ips` alone.
@@ -27,6 +27,7 @@
 
 pub mod asymmetric;
 pub mod challenge;
+pub mod contentful;
 pub mod encoding;
 pub mod gitlab;
 pub mod hmac;

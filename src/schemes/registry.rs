@@ -11,6 +11,7 @@
 //! HMAC preset.
 
 use super::asymmetric::{self, AsymmetricScheme, Kind};
+use super::contentful::ContentfulScheme;
 use super::gitlab::GitlabScheme;
 use super::hmac::{Description, HmacScheme, HmacSpec, KeyForm};
 use super::jwt::{self, JwtScheme};
@@ -222,6 +223,7 @@ pub static SCHEMES: &[Entry] = &[
     hmac("castle", presets::castle),
     hmac("clearbit", presets::clearbit),
     hmac("sanity", presets::sanity),
+    own("contentful", contentful),
     // Communications.
     hmac("microsoft-teams", presets::microsoft_teams),
     hmac("microsoft_teams", presets::microsoft_teams),
@@ -411,6 +413,10 @@ fn twilio(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, 
 fn plivo(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     let url = need(ingredients.public_url, "public_url")?;
     Ok(Box::new(PlivoScheme::new(url, ingredients.keys)))
+}
+
+fn contentful(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+    Ok(Box::new(ContentfulScheme::new(ingredients.keys)))
 }
 
 fn none(_: &'static str, _: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {

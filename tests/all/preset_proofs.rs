@@ -102,6 +102,10 @@ const OTHER_SDKS: &[(&str, &str)] = &[
         "plivo 4.63.0 (PyPI), signature_v3.get_signature_v3",
     ),
     (
+        "contentful",
+        "@contentful/node-apps-toolkit 3.16.1 (npm), signRequest",
+    ),
+    (
         "braintree",
         "braintree 4.48.0 (PyPI), WebhookTesting.sample_notification",
     ),
@@ -171,6 +175,8 @@ pub fn secret_for(preset: &str) -> &'static str {
         "airtable" | "microsoft-teams" | "microsoft_teams" => "cHJvdmlkZXItdGVzdC1zZWNyZXQ=",
         // hex("provider-test-secret")
         "squarespace" | "adyen" | "adyen-platform" => "70726f76696465722d746573742d736563726574",
+        // Contentful's secrets are 64 characters (its toolkit checks).
+        "contentful" => "contentful-signing-secret-0123456789abcdefghijklmnopqrstuvwxyzAB",
         _ => "provider-test-secret",
     }
 }
@@ -183,6 +189,7 @@ pub fn wrong_secret_for(preset: &str) -> &'static str {
         p if SVIX.contains(&p) || STANDARD.contains(&p) => "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         "airtable" | "microsoft-teams" | "microsoft_teams" => "d3Jvbmctc2VjcmV0",
         "squarespace" | "adyen" | "adyen-platform" => "77726f6e672d736563726574",
+        "contentful" => "another-signing-secret-0123456789abcdefghijklmnopqrstuvwxyzABCDE",
         _ => "wrong-secret",
     }
 }
@@ -192,6 +199,7 @@ pub fn wrong_secret_for(preset: &str) -> &'static str {
 fn documented_window(preset: &str) -> u64 {
     match preset {
         "linear" => 60,
+        "contentful" => 30,
         "calendly" | "workos" => 180,
         "twitch" | "box" => 600,
         "elevenlabs" => 1800,
@@ -246,29 +254,36 @@ fn rfc3339(seconds: i64, fraction: &str, offset_hours: i8) -> String {
 /// proofs are skipped with a note, except in CI (`CI` set), where
 /// `.ci/run` installs them and their absence is a failure.
 fn sdks_present() -> bool {
-    let ok = Command::new("python3")
+    let python = Command::new("python3")
         .args([
             "-c",
             "import standardwebhooks, svix, slack_sdk, coinbase_commerce, modern_treasury, box_sdk_gen, Adyen, braintree, plivo",
         ])
         .status()
         .is_ok_and(|s| s.success());
-    if !ok {
+    let node = Command::new("node")
+        .args(["-e", "require('@contentful/node-apps-toolkit')"])
+        .current_dir(SIGNERS)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !(python && node) {
         assert!(
             std::env::var_os("CI").is_none(),
-            "the SDKs' Python packages are missing (.ci/run installs them)"
+            "the SDKs' Python or npm packages are missing (.ci/run installs them)"
         );
         eprintln!("note: the SDKs are not installed; SDK proofs skipped");
     }
-    ok
+    python && node
 }
+
+/// Where the SDK signers and the Node packages they use are.
+const SIGNERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/all/signers");
 
 /// What `tests/all/signers/sdk.py` prints for `args`: the official SDK's
 /// signature.
 fn sdk(args: &[&str]) -> String {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/all/signers/sdk.py");
     let out = Command::new("python3")
-        .arg(script)
+        .arg(format!("{SIGNERS}/sdk.py"))
         .args(args)
         .output()
         .expect("python3 runs");
@@ -353,6 +368,38 @@ fn sdk_sign(preset: &str, secret: &str, body: &str, ts: i64, id: &str) -> Option
                         sdk(&["plivo", secret, url, id, "POST", body]),
                     ),
                 ],
+                body: body.to_owned(),
+            }
+        }
+        "contentful" => {
+            // A topic header signed beside the toolkit's own two.
+            let topic = ("x-contentful-topic", "ContentManagement.Entry.publish");
+            let extra = serde_json::json!({ topic.0: topic.1 }).to_string();
+            let path = "/hook?space=s1&env=master";
+            let ms = (ts * 1000).to_string();
+            let out = Command::new("node")
+                .arg(format!("{SIGNERS}/contentful.js"))
+                .args([secret, "POST", path, body, &ms, &extra])
+                .output()
+                .expect("node runs");
+            assert!(
+                out.status.success(),
+                "contentful signer failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let signed: std::collections::BTreeMap<String, String> =
+                serde_json::from_slice(&out.stdout).expect("the toolkit's headers");
+            let mut headers = vec![(topic.0, topic.1.to_owned())];
+            for name in [
+                "x-contentful-signature",
+                "x-contentful-signed-headers",
+                "x-contentful-timestamp",
+            ] {
+                headers.push((name, signed[name].clone()));
+            }
+            Signed {
+                path: path.into(),
+                headers,
                 body: body.to_owned(),
             }
         }
@@ -984,6 +1031,7 @@ proofs! {
     castle => "castle",
     clearbit => "clearbit",
     sanity => "sanity",
+    contentful => "contentful",
     microsoft_teams => "microsoft-teams",
     ngrok_microsoft_teams => "microsoft_teams",
     webex => "webex",
