@@ -41,7 +41,7 @@ impl Kind {
         matches!(self, Kind::ZoomUrlValidation | Kind::TwitchVerification)
     }
 
-    /// What the README's table says hookguard does, for `check`.
+    /// What hookguard does with it, for `check` ("answers ...").
     pub fn describe(self) -> &'static str {
         match self {
             Kind::ZoomUrlValidation => {

@@ -379,6 +379,12 @@ impl Scheme for HmacScheme {
         if let Some(url) = &desc.public_url {
             text.push_str(&format!("; {{url}} is {}", url.base));
         }
+        if let Some(kind) = desc.challenge {
+            text.push_str(&format!(
+                "; hookguard {} (unless answer_challenges = false)",
+                kind.describe()
+            ));
+        }
         text
     }
 
