@@ -16,13 +16,12 @@
 
 use std::time::Duration;
 
-use hmac::digest::KeyInit;
-use hmac::{Hmac, Mac};
+use hmac::Hmac;
 use http::header::HeaderName;
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
 use super::encoding::{self, Encoding};
+use super::keys::MacKeys;
 use super::{RequestView, Scheme, Unsigned, Verified};
 use crate::reject::{Reason, Reject};
 
@@ -32,14 +31,13 @@ const TIMESTAMP: HeaderName = HeaderName::from_static("x-contentful-timestamp");
 
 /// Contentful's scheme for one route.
 pub struct ContentfulScheme {
-    key_ids: Vec<String>,
-    keys: Vec<Hmac<Sha256>>,
+    keys: MacKeys<Hmac<Sha256>>,
 }
 
 impl std::fmt::Debug for ContentfulScheme {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ContentfulScheme")
-            .field("key_ids", &self.key_ids)
+            .field("keys", &self.keys)
             .finish_non_exhaustive()
     }
 }
@@ -81,13 +79,7 @@ impl ContentfulScheme {
     /// Prepares one keyed state per signing secret.
     pub fn new(keys: Vec<(String, Vec<u8>)>) -> Self {
         ContentfulScheme {
-            keys: keys
-                .iter()
-                .map(|(_, k)| {
-                    <Hmac<Sha256> as KeyInit>::new_from_slice(k).expect("HMAC takes any key length")
-                })
-                .collect(),
-            key_ids: keys.into_iter().map(|(id, _)| id).collect(),
+            keys: MacKeys::new(keys),
         }
     }
 
@@ -164,12 +156,6 @@ impl ContentfulScheme {
         message.extend_from_slice(request.body);
         Ok((timestamp, message))
     }
-
-    fn tag(&self, key: usize, message: &[u8]) -> Vec<u8> {
-        let mut mac = self.keys[key].clone();
-        mac.update(message);
-        mac.finalize().into_bytes().to_vec()
-    }
 }
 
 impl Scheme for ContentfulScheme {
@@ -178,7 +164,7 @@ impl Scheme for ContentfulScheme {
     }
 
     fn key_ids(&self) -> &[String] {
-        &self.key_ids
+        self.keys.ids()
     }
 
     fn describe(&self) -> String {
@@ -215,15 +201,12 @@ impl Scheme for ContentfulScheme {
                 )
             })?;
         let (timestamp, message) = Self::canonical(request)?;
-        for key in 0..self.keys.len() {
-            let expected = self.tag(key, &message);
-            if candidate.len() == expected.len() && bool::from(expected.ct_eq(&candidate)) {
-                return Ok(Verified {
-                    key,
-                    signature: candidate,
-                    timestamp: Some(timestamp.div_euclid(1000)),
-                });
-            }
+        if let Some((key, signature)) = self.keys.find(&message, &[candidate]) {
+            return Ok(Verified {
+                key,
+                signature,
+                timestamp: Some(timestamp.div_euclid(1000)),
+            });
         }
         Err(Reject::with(
             Reason::BadSignature,
@@ -254,7 +237,7 @@ impl Scheme for ContentfulScheme {
             body: &request.body,
         };
         let (_, message) = Self::canonical(&view).map_err(|r| r.detail.into_owned())?;
-        let signature = encoding::encode(Encoding::Hex, &self.tag(key, &message));
+        let signature = encoding::encode(Encoding::Hex, &self.keys.tag(key, &message));
         request
             .headers
             .insert(SIGNATURE, signature.parse().expect("hex is a header"));

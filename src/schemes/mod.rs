@@ -24,6 +24,8 @@
 //! - [`template`]: the signed-message template (`"{timestamp}.{body}"`).
 //! - [`encoding`]: decoding signatures from hex or base64.
 //! - [`challenge`]: the endpoint challenges hookguard answers itself.
+//! - [`keys`]: shared secrets as prepared MAC states, for the schemes of
+//!   their own module.
 
 pub mod asymmetric;
 pub mod challenge;
@@ -32,6 +34,7 @@ pub mod encoding;
 pub mod gitlab;
 pub mod hmac;
 pub mod jwt;
+pub mod keys;
 pub mod meta;
 pub mod none;
 pub mod plivo;

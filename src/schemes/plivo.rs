@@ -11,13 +11,12 @@
 //! a comma list of base64 signatures (one per auth token during a
 //! rotation); any one matching passes.
 
-use hmac::digest::KeyInit;
-use hmac::{Hmac, Mac};
+use hmac::Hmac;
 use http::header::HeaderName;
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
 use super::encoding::{self, Encoding};
+use super::keys::MacKeys;
 use super::{RequestView, Scheme, Unsigned, Verified};
 use crate::dedupe::DedupeSource;
 use crate::reject::{Reason, Reject};
@@ -27,8 +26,7 @@ const NONCE: HeaderName = HeaderName::from_static("x-plivo-signature-v3-nonce");
 
 /// Plivo's scheme for one route.
 pub struct PlivoScheme {
-    key_ids: Vec<String>,
-    keys: Vec<Hmac<Sha256>>,
+    keys: MacKeys<Hmac<Sha256>>,
     /// The configured URL without query.
     public_url: String,
 }
@@ -36,7 +34,7 @@ pub struct PlivoScheme {
 impl std::fmt::Debug for PlivoScheme {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PlivoScheme")
-            .field("key_ids", &self.key_ids)
+            .field("keys", &self.keys)
             .field("public_url", &self.public_url)
             .finish_non_exhaustive()
     }
@@ -53,13 +51,7 @@ impl PlivoScheme {
     /// Prepares one keyed state per auth token.
     pub fn new(public_url: String, keys: Vec<(String, Vec<u8>)>) -> Self {
         PlivoScheme {
-            keys: keys
-                .iter()
-                .map(|(_, k)| {
-                    <Hmac<Sha256> as KeyInit>::new_from_slice(k).expect("HMAC takes any key length")
-                })
-                .collect(),
-            key_ids: keys.into_iter().map(|(id, _)| id).collect(),
+            keys: MacKeys::new(keys),
             public_url,
         }
     }
@@ -107,12 +99,6 @@ impl PlivoScheme {
                 )
             })
     }
-
-    fn tag(&self, key: usize, message: &[u8]) -> Vec<u8> {
-        let mut mac = self.keys[key].clone();
-        mac.update(message);
-        mac.finalize().into_bytes().to_vec()
-    }
 }
 
 impl Scheme for PlivoScheme {
@@ -121,7 +107,7 @@ impl Scheme for PlivoScheme {
     }
 
     fn key_ids(&self) -> &[String] {
-        &self.key_ids
+        self.keys.ids()
     }
 
     fn describe(&self) -> String {
@@ -155,18 +141,12 @@ impl Scheme for PlivoScheme {
             ));
         }
         let message = self.message(request, Self::nonce(request)?);
-        for key in 0..self.keys.len() {
-            let expected = self.tag(key, &message);
-            let found = candidates.iter().find(|candidate| {
-                candidate.len() == expected.len() && bool::from(expected.ct_eq(candidate))
+        if let Some((key, signature)) = self.keys.find(&message, &candidates) {
+            return Ok(Verified {
+                key,
+                signature,
+                timestamp: None,
             });
-            if let Some(signature) = found {
-                return Ok(Verified {
-                    key,
-                    signature: signature.clone(),
-                    timestamp: None,
-                });
-            }
         }
         Err(Reject::with(
             Reason::BadSignature,
@@ -193,7 +173,7 @@ impl Scheme for PlivoScheme {
             body: &request.body,
         };
         let message = self.message(&view, &request.id);
-        let signature = encoding::encode(Encoding::Base64, &self.tag(key, &message));
+        let signature = encoding::encode(Encoding::Base64, &self.keys.tag(key, &message));
         request.headers.insert(
             SIGNATURE,
             signature.parse().expect("base64 is a valid header value"),

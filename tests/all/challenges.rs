@@ -157,16 +157,7 @@ async fn twitch_verification_is_answered_with_its_challenge_when_signed() {
         start("scheme = \"twitch\"\nsecrets = [{ value = \"twitch-secret-123\" }]").await;
     let body = r#"{"challenge":"pogchamp-kappa-360noscope-vohiyo","subscription":{"id":"f1c2"}}"#;
     let sign = |key: &[u8], id: &str| {
-        let t = time::OffsetDateTime::from_unix_timestamp(now()).unwrap();
-        let when = format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.123456789Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        );
+        let when = crate::preset_proofs::rfc3339(now(), ".123456789", 0);
         let sig = hex::encode(hmac256(
             key,
             &[id.as_bytes(), when.as_bytes(), body.as_bytes()],

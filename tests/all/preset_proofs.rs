@@ -229,7 +229,7 @@ fn sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 
 /// An RFC 3339 text for `seconds`, with `fraction` (".123456789") and
 /// `offset` ("Z", "-08:00") as the provider writes them.
-fn rfc3339(seconds: i64, fraction: &str, offset_hours: i8) -> String {
+pub fn rfc3339(seconds: i64, fraction: &str, offset_hours: i8) -> String {
     let offset = time::UtcOffset::from_hms(offset_hours, 0, 0).expect("an offset");
     let t = time::OffsetDateTime::from_unix_timestamp(seconds)
         .expect("a time")

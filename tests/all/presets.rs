@@ -1049,20 +1049,7 @@ async fn each_hmac_table_extension_verifies_through_the_proxy() {
             table: "header = \"X-Sig\"\ntimestamp_header = \"X-Ts\"\ntimestamp_unit = \"rfc3339\"\nmessage = \"{timestamp}{body}\"",
             secret: "k",
             requests: |now| {
-                let text = |secs: i64| {
-                    let t = time::OffsetDateTime::from_unix_timestamp(secs)
-                        .unwrap()
-                        .to_offset(time::UtcOffset::from_hms(2, 0, 0).unwrap());
-                    format!(
-                        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.5+02:00",
-                        t.year(),
-                        u8::from(t.month()),
-                        t.day(),
-                        t.hour(),
-                        t.minute(),
-                        t.second()
-                    )
-                };
+                let text = |secs: i64| crate::preset_proofs::rfc3339(secs, ".5", 2);
                 let sign = |ts: &str| hex::encode(hmac256(b"k", &[ts.as_bytes(), BODY.as_bytes()]));
                 let (fresh, stale) = (text(now), text(now - 3600));
                 vec![
