@@ -72,6 +72,23 @@ const SIGNATURE_HEADERS: &[&str] = &[
     "typeform-signature",
     "linear-signature",
     "x-gitlab-token",
+    // The list shapes and multi-header sources of issue 17.
+    "recurly-signature",
+    "persona-signature",
+    "workos-signature",
+    "sanity-webhook-signature",
+    "box-signature-primary",
+    "box-signature-secondary",
+    "x-docusign-signature-1",
+    "x-docusign-signature-2",
+    "twitch-eventsub-message-signature",
+    "x-zendesk-webhook-signature",
+    "x-payload-digest",
+    "x-payload-digest-alg",
+    "x-plivo-signature-v3",
+    "x-contentful-signature",
+    "x-contentful-signed-headers",
+    "authorization",
 ];
 const TIMESTAMP_HEADERS: &[&str] = &[
     "x-ts",
@@ -80,6 +97,12 @@ const TIMESTAMP_HEADERS: &[&str] = &[
     "svix-timestamp",
     "x-hubspot-request-timestamp",
     "x-zm-request-timestamp",
+    "twitch-eventsub-message-timestamp",
+    "x-zendesk-webhook-signature-timestamp",
+    "box-delivery-timestamp",
+    "x-orb-timestamp",
+    "x-contentful-timestamp",
+    "x-plivo-signature-v3-nonce",
 ];
 const ID_HEADERS: &[&str] = &["x-id", "webhook-id", "svix-id"];
 
