@@ -46,8 +46,9 @@ fn signed(scheme: &Entry, size: usize) -> (Config, Unsigned) {
     if matches!(scheme.family, Family::Generic) {
         extra.push_str("[routes.hmac]\nheader = \"X-Signature\"\nprefix = \"sha256=\"\ntimestamp_header = \"X-Timestamp\"\nmessage = \"{timestamp}.{body}\"\n");
     }
+    let secret = scheme.sample_secret().unwrap_or(SECRET);
     let text = format!(
-        "[server]\nupstream = \"http://127.0.0.1:1\"\n[[routes]]\nname = \"b\"\npath = \"/hook\"\nscheme = \"{}\"\nsecrets = [{{ value = \"{SECRET}\" }}]\n{extra}",
+        "[server]\nupstream = \"http://127.0.0.1:1\"\n[[routes]]\nname = \"b\"\npath = \"/hook\"\nscheme = \"{}\"\nsecrets = [{{ value = \"{secret}\" }}]\n{extra}",
         scheme.name
     );
     let config = Config::from_toml(&text, &|_: &str| None::<String>).expect("bench config");

@@ -270,6 +270,8 @@ pub enum Outcome {
     Duplicate,
     /// Failed a check on a route in shadow mode, forwarded anyway.
     Shadow,
+    /// An endpoint challenge hookguard answered itself.
+    Challenge,
 }
 
 impl Outcome {
@@ -279,6 +281,7 @@ impl Outcome {
         Outcome::Rejected,
         Outcome::Duplicate,
         Outcome::Shadow,
+        Outcome::Challenge,
     ];
 
     /// The metric label value.
@@ -288,6 +291,7 @@ impl Outcome {
             Outcome::Rejected => "rejected",
             Outcome::Duplicate => "duplicate",
             Outcome::Shadow => "shadow",
+            Outcome::Challenge => "challenge",
         }
     }
 }

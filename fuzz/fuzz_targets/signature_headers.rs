@@ -44,8 +44,9 @@ fn routes() -> &'static Config {
                 extra.push_str("verify_token = { value = \"token\" }\n");
             }
             let name = scheme.name;
+            let secret = scheme.sample_secret().expect("shared-secret schemes have one");
             text.push_str(&format!(
-                "[[routes]]\nname = \"{name}\"\npath = \"/{name}\"\nscheme = \"{name}\"\nsecrets = [{{ value = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\" }}]\n{extra}"
+                "[[routes]]\nname = \"{name}\"\npath = \"/{name}\"\nscheme = \"{name}\"\nsecrets = [{{ value = \"{secret}\" }}]\n{extra}"
             ));
         }
         Config::from_toml(&text, &|_: &str| None::<String>).expect("the fuzz config is valid")
@@ -71,6 +72,23 @@ const SIGNATURE_HEADERS: &[&str] = &[
     "typeform-signature",
     "linear-signature",
     "x-gitlab-token",
+    // The list shapes and multi-header sources of issue 17.
+    "recurly-signature",
+    "persona-signature",
+    "workos-signature",
+    "sanity-webhook-signature",
+    "box-signature-primary",
+    "box-signature-secondary",
+    "x-docusign-signature-1",
+    "x-docusign-signature-2",
+    "twitch-eventsub-message-signature",
+    "x-zendesk-webhook-signature",
+    "x-payload-digest",
+    "x-payload-digest-alg",
+    "x-plivo-signature-v3",
+    "x-contentful-signature",
+    "x-contentful-signed-headers",
+    "authorization",
 ];
 const TIMESTAMP_HEADERS: &[&str] = &[
     "x-ts",
@@ -79,6 +97,12 @@ const TIMESTAMP_HEADERS: &[&str] = &[
     "svix-timestamp",
     "x-hubspot-request-timestamp",
     "x-zm-request-timestamp",
+    "twitch-eventsub-message-timestamp",
+    "x-zendesk-webhook-signature-timestamp",
+    "box-delivery-timestamp",
+    "x-orb-timestamp",
+    "x-contentful-timestamp",
+    "x-plivo-signature-v3-nonce",
 ];
 const ID_HEADERS: &[&str] = &["x-id", "webhook-id", "svix-id"];
 

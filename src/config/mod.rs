@@ -323,6 +323,10 @@ pub struct Route {
     pub require_dedupe: bool,
     /// Write each request this route refuses to `server.capture_dir`.
     pub capture_rejected: bool,
+    /// Whether hookguard answers the scheme's endpoint challenge itself
+    /// (`answer_challenges`, default true where the scheme has one); false
+    /// leaves signed challenges to the app and refuses unsigned ones.
+    pub answer_challenges: bool,
 }
 
 /// A set of HTTP status codes, written as classes (`"2xx"`) and single

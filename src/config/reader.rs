@@ -355,6 +355,12 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// The keys present, in the file's order (for tables whose keys are
+    /// data, such as `algorithms`).
+    pub fn keys(&self) -> Vec<&'a str> {
+        self.table.keys().map(String::as_str).collect()
+    }
+
     /// A nested table, as its own section.
     pub fn table(&mut self, key: &str, errors: &mut ConfigErrors) -> Option<Section<'a>> {
         match self.raw(key)? {
@@ -466,6 +472,33 @@ pub fn closest<'k>(word: &str, known: impl Iterator<Item = &'k str>) -> Option<&
         .filter(|(d, _)| *d <= allowed)
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| k)
+}
+
+/// Up to `n` entries of `known` near `word`, nearest first: typos as
+/// [`closest`] judges them, compared without case, `-` or `_` (so that
+/// `launchdarkly` finds `launchdarkly` and `launch_darkly`, and
+/// `lemonsqueezy` finds `lemon-squeezy`), and names one contains whole.
+pub fn closest_few<'k>(word: &str, known: impl Iterator<Item = &'k str>, n: usize) -> Vec<&'k str> {
+    let plain = |text: &str| -> String {
+        text.chars()
+            .filter(|c| *c != '-' && *c != '_')
+            .map(|c| c.to_ascii_lowercase())
+            .collect()
+    };
+    let word = plain(word);
+    let allowed = (word.chars().count() / 3).clamp(1, 3);
+    let mut near: Vec<(usize, &str)> = known
+        .filter_map(|k| {
+            let name = plain(k);
+            let distance = edit_distance(&word, &name);
+            let contains = name.len() >= 3
+                && word.len() >= 3
+                && (name.contains(&word) || word.contains(&name));
+            (distance <= allowed || contains).then_some((distance, k))
+        })
+        .collect();
+    near.sort_by_key(|(d, _)| *d);
+    near.into_iter().take(n).map(|(_, k)| k).collect()
 }
 
 /// Levenshtein distance with adjacent transpositions counted as one edit

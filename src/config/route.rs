@@ -73,6 +73,20 @@ pub(super) fn parse(
     });
     let dedupe_ttl = s.positive_duration("dedupe_ttl", 24 * 3600, errors);
     let enforce = s.boolean("enforce", errors).unwrap_or(true);
+    let answer_challenges = s.boolean("answer_challenges", errors);
+    if answer_challenges.is_some() {
+        if let Some(scheme) = scheme.as_ref().filter(|s| s.challenge_kind().is_none()) {
+            errors.push(
+                s.key("answer_challenges"),
+                format!(
+                    "scheme {} has no endpoint challenge hookguard answers; answer_challenges is only for {}",
+                    scheme.name(),
+                    crate::schemes::registry::names_with_challenges().join(", ")
+                ),
+            );
+        }
+    }
+    let answer_challenges = answer_challenges.unwrap_or(true);
     let rate_limit = parse_rate(&mut s, "rate_limit", errors).map(|rate| RateLimit {
         limiter: governor::RateLimiter::direct(rate.quota()),
         rate,
@@ -191,6 +205,7 @@ pub(super) fn parse(
         duplicate_answer,
         require_dedupe,
         capture_rejected,
+        answer_challenges,
     })
 }
 

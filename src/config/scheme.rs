@@ -8,12 +8,17 @@
 //! what is missing or out of place from the entry's flags, and hands the
 //! rest to [`Entry::build`].
 
-use super::reader::{as_section, header_name, ConfigErrors, Section};
+use super::reader::{as_section, closest_few, header_name, ConfigErrors, Section};
 use super::route::is_label_safe;
 use super::secrets::{read_source, SourceReader};
 use super::Secret;
 use crate::schemes::encoding::Encoding;
-use crate::schemes::hmac::{self, Algorithm, HmacSpec, TimestampUnit};
+use std::borrow::Cow;
+
+use crate::schemes::hmac::{
+    self, Algorithm, AlgorithmHeader, HmacSpec, KeyForm, SignatureSource, TimestampSource,
+    TimestampUnit,
+};
 use crate::schemes::registry::{self, BuildError, Entry, Family, Ingredients, KeyKind};
 use crate::schemes::template::Template;
 use crate::schemes::Scheme;
@@ -27,14 +32,24 @@ pub(super) fn parse(
     skipped: &mut Vec<String>,
     errors: &mut ConfigErrors,
 ) -> Option<Box<dyn Scheme>> {
-    let names = registry::names_where(|_| true);
-    let entry = s.choice("scheme", &names, errors).and_then(registry::find);
-    if !s.has("scheme") {
-        errors.push(
-            s.key("scheme"),
-            format!("missing: one of {}", names.join(", ")),
-        );
-    }
+    let entry = match s.string("scheme", errors) {
+        Some(name) => {
+            let entry = registry::find(name);
+            if entry.is_none() {
+                errors.push(s.key("scheme"), unknown_scheme(name));
+            }
+            entry
+        }
+        None => {
+            if !s.has("scheme") {
+                errors.push(
+                    s.key("scheme"),
+                    "missing: \"hmac\" (described by [routes.hmac]), a provider preset such as \"stripe\" (the README's \"Provider presets\" lists them all), or \"none\"",
+                );
+            }
+            None
+        }
+    };
     let keys = match entry {
         Some(entry) if entry.keys == KeyKind::None => {
             for key in ["secrets", "public_keys"] {
@@ -103,6 +118,24 @@ pub(super) fn parse(
             None
         }
     }
+}
+
+/// The message for a `scheme` hookguard does not know: the closest known
+/// names, or where the full list is when none is close (it is too long to
+/// repeat: more than a hundred names).
+fn unknown_scheme(name: &str) -> String {
+    let names = registry::names_where(|_| true);
+    let near = closest_few(name, names.iter().copied(), 3);
+    let quoted: Vec<String> = near.iter().map(|n| format!("\"{n}\"")).collect();
+    let hint = match quoted.as_slice() {
+        [] => "none is close; the README's \"Provider presets\" lists them all, or use \"hmac\" with a [routes.hmac] table to describe the sender".to_owned(),
+        [one] => format!("did you mean {one}?"),
+        [rest @ .., last] => format!("did you mean {} or {last}?", rest.join(", ")),
+    };
+    format!(
+        "{name:?} is not one of the {} schemes hookguard knows; {hint}",
+        names.len()
+    )
 }
 
 /// Reads `[routes.hmac]`: required by the generic scheme, refused by the
@@ -351,23 +384,25 @@ pub(super) fn parse_secrets(
     ok.then_some(secrets)
 }
 
+/// The hashes `algorithm` and `algorithms` accept. MD5 is for the senders
+/// that still use it, and documented as weak.
+const ALGORITHMS: &[&str] = &["sha1", "sha256", "sha512", "md5"];
+
+fn algorithm(name: &str) -> Algorithm {
+    match name {
+        "sha1" => Algorithm::Sha1,
+        "sha512" => Algorithm::Sha512,
+        "md5" => Algorithm::Md5,
+        _ => Algorithm::Sha256,
+    }
+}
+
 /// Reads a `[routes.hmac]` table (and the same keys in an egress route's
 /// `[egress.routes.sign]`), finishing it.
 pub(super) fn parse_hmac(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<HmacSpec> {
-    let header = s.required(
-        "header",
-        "the header carrying the signature, e.g. \"X-Signature\"",
-        header_name,
-        errors,
-    );
-    let prefix = s.string("prefix", errors).map(str::to_owned);
-    let algorithm = match s.choice("algorithm", &["sha1", "sha256", "sha512"], errors) {
-        Some("sha1") => Some(Algorithm::Sha1),
-        Some("sha512") => Some(Algorithm::Sha512),
-        Some(_) => Some(Algorithm::Sha256),
-        None if s.has("algorithm") => None,
-        None => Some(Algorithm::Sha256),
-    };
+    let mut ok = true;
+    let signature = parse_signature_source(&mut s, errors);
+    let (algorithm, algorithm_from) = parse_algorithm(&mut s, errors);
     let encoding = match s.choice("encoding", &["hex", "base64"], errors) {
         Some("base64") => Some(Encoding::Base64),
         Some(_) => Some(Encoding::Hex),
@@ -389,13 +424,56 @@ pub(super) fn parse_hmac(mut s: Section<'_>, errors: &mut ConfigErrors) -> Optio
         }
     };
     let timestamp_header = optional_header(&mut s, "timestamp_header", errors);
-    let timestamp_unit = match s.choice("timestamp_unit", &["s", "ms"], errors) {
+    let timestamp_unit = match s.choice("timestamp_unit", &["s", "ms", "rfc3339"], errors) {
         Some("ms") => TimestampUnit::Millis,
+        Some("rfc3339") => TimestampUnit::Rfc3339,
         _ => TimestampUnit::Seconds,
     };
     let id_header = optional_header(&mut s, "id_header", errors);
+    let key_form = match s.choice("key_encoding", &["raw", "hex", "base64"], errors) {
+        Some("hex") => KeyForm::Hex("hex text, as key_encoding = \"hex\" says"),
+        Some("base64") => KeyForm::Base64("base64 text, as key_encoding = \"base64\" says"),
+        _ => KeyForm::Raw,
+    };
+    let window = s.boolean("window", errors).unwrap_or(true);
+    // The timestamp: its own header, or the list's.
+    let list_timestamp = match &signature {
+        Some(SignatureSource::KvList { timestamp_key, .. }) => !timestamp_key.is_empty(),
+        Some(SignatureSource::Positional { .. }) => true,
+        _ => false,
+    };
+    let timestamp = match (&timestamp_header, list_timestamp) {
+        (Ok(Some(_)), true) => {
+            errors.push(
+                s.key("timestamp_header"),
+                "the list already carries the timestamp; remove timestamp_header",
+            );
+            ok = false;
+            None
+        }
+        (Ok(Some(header)), false) => Some(TimestampSource::Header(
+            vec![header.clone()],
+            timestamp_unit,
+        )),
+        (_, true) => Some(TimestampSource::List(timestamp_unit)),
+        _ => None,
+    };
+    if timestamp.is_none() {
+        for key in ["timestamp_unit", "window"] {
+            if s.has(key) {
+                errors.push(
+                    s.key(key),
+                    "only with a timestamp (timestamp_header, or a list's timestamp_key)",
+                );
+                ok = false;
+            }
+        }
+    }
     if let Some(template) = &message {
-        if hmac::template_needs_timestamp(template) && !s.has("timestamp_header") {
+        if hmac::template_needs_timestamp(template)
+            && timestamp.is_none()
+            && timestamp_header.is_ok()
+        {
             errors.push(
                 s.key("message"),
                 "uses {timestamp} but timestamp_header is not set",
@@ -406,14 +484,231 @@ pub(super) fn parse_hmac(mut s: Section<'_>, errors: &mut ConfigErrors) -> Optio
         }
     }
     s.finish(errors);
+    if !ok {
+        return None;
+    }
     Some(HmacSpec {
-        header: header?,
-        prefix,
+        signature: signature?,
         algorithm: algorithm?,
+        algorithm_from: algorithm_from.ok()?,
         encoding: encoding?,
         message: message?,
-        timestamp_header: timestamp_header.ok()?,
-        timestamp_unit,
+        timestamp,
         id_header: id_header.ok()?,
+        key_form,
+        window,
     })
+}
+
+/// Reads where the signature is: `header` (with `prefix`, or a `list`),
+/// `headers` (every one read) or `query`; exactly one of the three.
+fn parse_signature_source(
+    s: &mut Section<'_>,
+    errors: &mut ConfigErrors,
+) -> Option<SignatureSource> {
+    let given: Vec<&str> = ["header", "headers", "query"]
+        .into_iter()
+        .filter(|key| s.has(key))
+        .collect();
+    match given.as_slice() {
+        [] => {
+            errors.push(
+                s.key("header"),
+                "missing: the header carrying the signature, e.g. \"X-Signature\" (or headers = [..] when each key's signature has its own header, or query = \"signature\")",
+            );
+            return None;
+        }
+        [_] => {}
+        [first, rest @ ..] => {
+            for key in rest {
+                errors.push(
+                    s.key(key),
+                    format!("the signature is already read from {first}; set one of header, headers, query"),
+                );
+            }
+            return None;
+        }
+    }
+    let prefix = s.string("prefix", errors).map(|p| Cow::Owned(p.to_owned()));
+    let list = s.choice("list", &["kv", "positional"], errors);
+    let separator = match s.string("separator", errors) {
+        Some(text) => {
+            let mut chars = text.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) if !c.is_ascii_alphanumeric() && c != '=' => Some(c),
+                _ => {
+                    errors.push(
+                        s.key("separator"),
+                        format!("{text:?} must be one punctuation character, e.g. \",\" or \";\""),
+                    );
+                    return None;
+                }
+            }
+        }
+        None => None,
+    };
+    let signature_key = s.string("signature_key", errors).map(str::to_owned);
+    let timestamp_key = s.string("timestamp_key", errors).map(str::to_owned);
+    let groups = s.boolean("groups", errors);
+    let kv_only = [
+        ("signature_key", signature_key.is_some()),
+        ("timestamp_key", timestamp_key.is_some()),
+        ("groups", groups.is_some()),
+    ];
+    for (key, set) in kv_only {
+        if set && list != Some("kv") {
+            errors.push(s.key(key), "only with list = \"kv\"");
+            return None;
+        }
+    }
+    if separator.is_some() && list.is_none() {
+        errors.push(
+            s.key("separator"),
+            "only with list = \"kv\" or \"positional\"",
+        );
+        return None;
+    }
+    let key = given[0];
+    if key != "header" {
+        for (other, set) in [
+            ("list", s.has("list")),
+            ("prefix", key == "query" && prefix.is_some()),
+        ] {
+            if set {
+                errors.push(
+                    s.key(other),
+                    format!("not with {key}; a list is read from header"),
+                );
+                return None;
+            }
+        }
+    }
+    if list.is_some() && prefix.is_some() {
+        errors.push(
+            s.key("prefix"),
+            "not with list; the list's keys say what each entry is",
+        );
+        return None;
+    }
+    match key {
+        "query" => s
+            .string("query", errors)
+            .map(|q| SignatureSource::Query(Cow::Owned(q.to_owned()))),
+        "headers" => {
+            let names = s.strings("headers", errors)?;
+            if names.is_empty() {
+                errors.push(s.key("headers"), "must list at least one header");
+                return None;
+            }
+            let mut parsed = Vec::new();
+            for name in names {
+                match header_name(name) {
+                    Ok(h) => parsed.push(h),
+                    Err(message) => {
+                        errors.push(s.key("headers"), message);
+                        return None;
+                    }
+                }
+            }
+            Some(SignatureSource::Headers {
+                names: parsed,
+                prefix,
+            })
+        }
+        _ => {
+            let header = s.header_name("header", errors)?;
+            match list {
+                Some("kv") => {
+                    let Some(signature_key) = signature_key else {
+                        errors.push(
+                            s.key("signature_key"),
+                            "missing: the key of the signature entries, e.g. \"v1\" for t=..,v1=..",
+                        );
+                        return None;
+                    };
+                    Some(SignatureSource::KvList {
+                        name: header,
+                        separator: separator.unwrap_or(','),
+                        timestamp_key: Cow::Owned(timestamp_key.unwrap_or_default()),
+                        signature_key: Cow::Owned(signature_key),
+                        groups: groups.unwrap_or(false),
+                    })
+                }
+                Some(_) => Some(SignatureSource::Positional {
+                    name: header,
+                    separator: separator.unwrap_or(','),
+                }),
+                None if s.has("list") => None,
+                None => Some(SignatureSource::Header {
+                    names: vec![header],
+                    prefix,
+                }),
+            }
+        }
+    }
+}
+
+/// Reads `algorithm`, or `algorithm_header` with its `algorithms`
+/// allow-list (header value = hash). `Err` when given but invalid.
+fn parse_algorithm(
+    s: &mut Section<'_>,
+    errors: &mut ConfigErrors,
+) -> (Option<Algorithm>, Result<Option<AlgorithmHeader>, ()>) {
+    let chosen = s.choice("algorithm", ALGORITHMS, errors).map(algorithm);
+    let fixed = match chosen {
+        Some(a) => Some(a),
+        None if s.has("algorithm") => None,
+        None => Some(Algorithm::Sha256),
+    };
+    let header = s.header_name("algorithm_header", errors);
+    let Some(mut table) = s.table("algorithms", errors) else {
+        if header.is_some() {
+            errors.push(
+                s.key("algorithms"),
+                "missing: each value of algorithm_header and its hash, e.g. { HMAC_SHA256_HEX = \"sha256\" }",
+            );
+            return (fixed, Err(()));
+        }
+        return (
+            fixed,
+            if s.has("algorithm_header") {
+                Err(())
+            } else {
+                Ok(None)
+            },
+        );
+    };
+    let Some(header) = header else {
+        errors.push(s.key("algorithms"), "only with algorithm_header");
+        return (fixed, Err(()));
+    };
+    let names = table.keys();
+    let listed = names.len();
+    let mut values = Vec::new();
+    for name in names {
+        if let Some(hash) = table.choice(name, ALGORITHMS, errors) {
+            values.push((Cow::Owned(name.to_owned()), algorithm(hash)));
+        }
+    }
+    table.finish(errors);
+    if values.len() < listed {
+        return (fixed, Err(()));
+    }
+    if values.is_empty() {
+        errors.push(s.key("algorithms"), "must list at least one value");
+        return (fixed, Err(()));
+    }
+    // hookguard sign uses `algorithm` when listed, else the first listed.
+    let fixed = match chosen {
+        Some(a) if values.iter().any(|(_, v)| *v == a) => Some(a),
+        Some(a) => {
+            errors.push(
+                s.key("algorithm"),
+                format!("{} is not among algorithms", a.as_str()),
+            );
+            None
+        }
+        None => Some(values[0].1),
+    };
+    (fixed, Ok(Some(AlgorithmHeader { header, values })))
 }

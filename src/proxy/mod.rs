@@ -42,7 +42,7 @@ use crate::reject::{Reason, Reject, Replayed};
 use crate::replay::{self, Claim, ClaimResult, ReplayStore, StoredAnswer};
 use crate::routes::Router;
 use crate::schemes::{RequestView, Verified};
-use respond::{Forwarded, RequestContext};
+use respond::{Done, Forwarded, RequestContext};
 
 /// The part of the state a config reload replaces, swapped as a whole.
 #[derive(Debug)]
@@ -174,7 +174,7 @@ pub async fn handle(state: &State, mut head: RequestHead, body: Body<'_>, peer: 
                 Reason::NoRoute,
                 "no route is configured for this path",
             )),
-            Unmatched::Forward => pass_through(&exchange, &head, body).await,
+            Unmatched::Forward => pass_through(&exchange, &head, body).await.map(Done::from),
         },
     };
     let delivery = route.and_then(|route| delivery(route, &head, &seen));
@@ -319,7 +319,7 @@ async fn verify_and_forward(
     head: &RequestHead,
     body: Body<'_>,
     seen: &mut Seen,
-) -> Result<Forwarded, Reject> {
+) -> Result<Done, Reject> {
     let mut shadow = Shadow::new(route.enforce);
     // Admit, on the head alone, before a byte of the body is read.
     limits::check_header_names(x.server, &head.headers)?;
@@ -343,8 +343,25 @@ async fn verify_and_forward(
         headers: &head.headers,
         body: &body,
     };
+    // An unsigned endpoint challenge the scheme answers (X's CRC, Dropbox's
+    // echo) is answered here; anything else goes on to verification.
+    if route.answer_challenges {
+        if let Some(reply) = route.scheme.challenge(&view, None) {
+            return reply.map(Done::Challenge);
+        }
+    }
     // Verify; only a verified request spends the route's rate.
     let verified = shadow.check(verify(route, x.series, &view))?;
+    // A signed challenge (Zoom's validation, Twitch's verification) is
+    // answered only now, once it has verified, and never in shadow mode
+    // when a check failed.
+    if let Some(verified) = verified.as_ref().filter(|_| route.answer_challenges) {
+        if shadow.failed().is_none() {
+            if let Some(reply) = route.scheme.challenge(&view, Some(verified)) {
+                return reply.map(Done::Challenge);
+            }
+        }
+    }
     if verified.is_some() {
         shadow.check(limits::check_rate(route))?;
     }
@@ -383,11 +400,11 @@ async fn verify_and_forward(
             Err(forward::too_slow(x.server))
         }
     };
-    Ok(Forwarded {
+    Ok(Done::Forwarded(Forwarded {
         response: answered?,
         key,
         shadow: shadow.failed(),
-    })
+    }))
 }
 
 /// `unmatched = "forward"`: read under the server limit, forwarded

@@ -20,6 +20,7 @@ use crate::config::{Capture, Route, UNMATCHED_ROUTE};
 use crate::http1::{Answer, AppResponse, Reply, RequestHead};
 use crate::metrics::{Metrics, RouteSeries};
 use crate::reject::{Outcome, Reason, Reject};
+use crate::schemes::challenge;
 
 /// Header naming the reason on every answer hookguard makes itself.
 pub const REJECT_HEADER: &str = "x-hookguard-reject";
@@ -35,6 +36,25 @@ pub struct Forwarded {
     /// In shadow mode, the check that failed (forwarded anyway).
     pub shadow: Option<Reason>,
 }
+
+/// How a request that was not refused ended.
+#[derive(Debug)]
+pub enum Done {
+    /// The app answered it.
+    Forwarded(Forwarded),
+    /// It was an endpoint challenge, and hookguard answered it.
+    Challenge(challenge::Reply),
+}
+
+impl From<Forwarded> for Done {
+    fn from(forwarded: Forwarded) -> Self {
+        Done::Forwarded(forwarded)
+    }
+}
+
+/// Header on hookguard's own answer to an endpoint challenge, so that an
+/// operator reading the sender's log can tell it from the app's.
+pub const CHALLENGE_HEADER: &str = "x-hookguard-answered";
 
 /// What is known about a request besides its result, for the log line.
 #[derive(Debug)]
@@ -105,14 +125,27 @@ pub fn loggable(value: &[u8]) -> String {
 }
 
 /// Turns a pipeline result into the answer, and logs and counts it.
-pub fn finish(context: &RequestContext<'_>, result: Result<Forwarded, Reject>) -> Reply {
+pub fn finish(context: &RequestContext<'_>, result: Result<Done, Reject>) -> Reply {
     let route = context.route;
     let route_name = route.map_or(UNMATCHED_ROUTE, |r| r.name.as_str());
     let took = context.started.elapsed();
     let duration_ms = took.as_secs_f64() * 1000.0;
     let request_id = context.request_id.to_str().unwrap_or_default();
     let answer = match result {
-        Ok(forwarded) => {
+        Ok(Done::Challenge(reply)) => {
+            context.series.request(Outcome::Challenge, None, took);
+            tracing::info!(
+                request_id,
+                route = route_name,
+                outcome = Outcome::Challenge.as_str(),
+                status = 200,
+                duration_ms,
+                peer = %context.peer,
+                "endpoint challenge answered by hookguard"
+            );
+            Answer::Own(challenge_answer(reply))
+        }
+        Ok(Done::Forwarded(forwarded)) => {
             let status = forwarded.response.head.status.as_u16();
             let key = forwarded
                 .key
@@ -171,6 +204,23 @@ pub fn finish(context: &RequestContext<'_>, result: Result<Forwarded, Reject>) -
         request_id: context.request_id.clone(),
         answer,
     }
+}
+
+/// hookguard's 200 answer to an endpoint challenge: never sniffed as
+/// markup, marked as hookguard's.
+fn challenge_answer(reply: challenge::Reply) -> Response<Bytes> {
+    let mut response = Response::new(reply.body);
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(reply.content_type),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(CHALLENGE_HEADER, HeaderValue::from_static("challenge"));
+    response
 }
 
 /// Builds hookguard's own answer for `reject`. Whether the connection

@@ -1,6 +1,7 @@
-//! Public-key presets: Discord (Ed25519) and SendGrid (ECDSA P-256).
+//! Public-key presets: Discord and Telnyx (Ed25519), SendGrid (ECDSA P-256).
 //!
-//! Both sign the timestamp header's text followed by the body, and both are
+//! All sign the timestamp header's text followed by the body (Telnyx with a
+//! `|` between them), and all are
 //! configured with `public_keys` instead of `secrets`: hookguard holds
 //! nothing that could forge a request, and so cannot sign one either. Keys
 //! are decoded and checked at config load ([`parse_ed25519`],
@@ -40,6 +41,18 @@ pub fn parse_ed25519(text: &[u8]) -> Result<PublicKey, String> {
         .map_err(|_| "not a valid Ed25519 public key (not a curve point)".to_owned())
 }
 
+/// Decodes a Telnyx public key: base64 of the 32 key bytes (as Telnyx's
+/// portal shows it; telnyx-python `lib/webhook_verification.py`).
+pub fn parse_ed25519_base64(text: &[u8]) -> Result<PublicKey, String> {
+    let text = std::str::from_utf8(text).map_err(|_| "not text")?.trim();
+    let bytes: [u8; 32] = encoding::decode(Encoding::Base64, text)
+        .and_then(|b| b.try_into().ok())
+        .ok_or("a Telnyx public key is base64 of 32 bytes (44 characters)")?;
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+        .map(PublicKey::Ed25519)
+        .map_err(|_| "not a valid Ed25519 public key (not a curve point)".to_owned())
+}
+
 /// Decodes a SendGrid verification key: base64 DER SubjectPublicKeyInfo
 /// (as SendGrid's settings page shows it), or the same as PEM.
 pub fn parse_p256(text: &[u8]) -> Result<PublicKey, String> {
@@ -61,17 +74,32 @@ pub fn parse_p256(text: &[u8]) -> Result<PublicKey, String> {
 pub enum Kind {
     /// `X-Signature-Ed25519` (hex) over `{timestamp}{body}`.
     Discord,
+    /// `telnyx-signature-ed25519` (base64) over `{timestamp}|{body}`
+    /// (telnyx-python 4.189.0 `lib/webhook_verification.py`).
+    Telnyx,
     /// `X-Twilio-Email-Event-Webhook-Signature` (base64 DER) over
     /// `{timestamp}{body}`.
     Sendgrid,
 }
 
 impl Kind {
+    /// What goes between the timestamp and the body in the signed message.
+    fn separator(self) -> &'static [u8] {
+        match self {
+            Kind::Telnyx => b"|",
+            Kind::Discord | Kind::Sendgrid => b"",
+        }
+    }
+
     fn headers(self) -> (HeaderName, HeaderName) {
         match self {
             Kind::Discord => (
                 HeaderName::from_static("x-signature-ed25519"),
                 HeaderName::from_static("x-signature-timestamp"),
+            ),
+            Kind::Telnyx => (
+                HeaderName::from_static("telnyx-signature-ed25519"),
+                HeaderName::from_static("telnyx-timestamp"),
             ),
             Kind::Sendgrid => (
                 HeaderName::from_static("x-twilio-email-event-webhook-signature"),
@@ -105,6 +133,7 @@ impl Scheme for AsymmetricScheme {
     fn name(&self) -> &'static str {
         match self.kind {
             Kind::Discord => "discord",
+            Kind::Telnyx => "telnyx",
             Kind::Sendgrid => "sendgrid",
         }
     }
@@ -118,6 +147,9 @@ impl Scheme for AsymmetricScheme {
         match self.kind {
             Kind::Discord => format!(
                 "Ed25519 signature (hex) in header {sig} over \"{{timestamp}}{{body}}\"; timestamp in {ts} (s)"
+            ),
+            Kind::Telnyx => format!(
+                "Ed25519 signature (base64) in header {sig} over \"{{timestamp}}|{{body}}\"; timestamp in {ts} (s)"
             ),
             Kind::Sendgrid => format!(
                 "ECDSA P-256/SHA-256 signature (base64 DER) in header {sig} over \"{{timestamp}}{{body}}\"; timestamp in {ts} (s)"
@@ -133,6 +165,7 @@ impl Scheme for AsymmetricScheme {
         let (_, ts_header) = self.kind.headers();
         Some(timestamp(request, &ts_header).map(|(text, _)| {
             let mut message = text.as_bytes().to_vec();
+            message.extend_from_slice(self.kind.separator());
             message.extend_from_slice(request.body);
             message
         }))
@@ -160,16 +193,28 @@ impl Scheme for AsymmetricScheme {
             )
         };
         let matched = match self.kind {
-            Kind::Discord => {
-                let bytes: [u8; 64] = hex::decode(raw)
-                    .ok()
+            Kind::Discord | Kind::Telnyx => {
+                let (decoded, what) = match self.kind {
+                    Kind::Telnyx => (
+                        encoding::decode(Encoding::Base64, raw),
+                        "a base64 Ed25519 signature (64 bytes)",
+                    ),
+                    _ => (
+                        hex::decode(raw).ok(),
+                        "a hex Ed25519 signature (128 characters)",
+                    ),
+                };
+                let bytes: [u8; 64] = decoded
                     .and_then(|b| b.try_into().ok())
-                    .ok_or_else(|| malformed("a hex Ed25519 signature (128 characters)"))?;
+                    .ok_or_else(|| malformed(what))?;
                 let signature = ed25519_dalek::Signature::from_bytes(&bytes);
                 // Ed25519 hashes R, A and the message in one pass, so the
-                // message is assembled; Discord interactions are small.
-                let mut message = Vec::with_capacity(text.len() + request.body.len());
+                // message is assembled; these bodies are small.
+                let separator = self.kind.separator();
+                let mut message =
+                    Vec::with_capacity(text.len() + separator.len() + request.body.len());
                 message.extend_from_slice(text.as_bytes());
+                message.extend_from_slice(separator);
                 message.extend_from_slice(request.body);
                 self.keys
                     .iter()

@@ -27,12 +27,11 @@ pub struct MetaScheme {
     verify_token: [u8; 32],
 }
 
-const NAME: &str = "meta";
-
 impl MetaScheme {
     /// Prepares the app secrets `keys` for deliveries, and the digest of
-    /// the verify token for the handshake.
-    pub fn new(keys: Vec<(String, Vec<u8>)>, verify_token: &[u8]) -> Self {
+    /// the verify token for the handshake; `name` is the registry's
+    /// (`meta`, or an alias such as `whatsapp`).
+    pub fn new(name: &'static str, keys: Vec<(String, Vec<u8>)>, verify_token: &[u8]) -> Self {
         // Deliveries are signed exactly as GitHub signs; only GitHub's
         // delivery-id header is absent, so the signature alone dedupes.
         let deliveries = Description {
@@ -40,7 +39,7 @@ impl MetaScheme {
             ..presets::github()
         };
         MetaScheme {
-            deliveries: HmacScheme::new(NAME, deliveries, keys),
+            deliveries: HmacScheme::new(name, deliveries, keys),
             verify_token: Sha256::digest(verify_token).into(),
         }
     }
@@ -78,7 +77,7 @@ impl MetaScheme {
 
 impl Scheme for MetaScheme {
     fn name(&self) -> &'static str {
-        NAME
+        self.deliveries.name()
     }
 
     fn key_ids(&self) -> &[String] {

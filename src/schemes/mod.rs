@@ -13,8 +13,9 @@
 //! - [`presets`]: provider presets that are filled-in HMAC descriptions
 //!   (Stripe, GitHub, Slack, Standard Webhooks, ...; [`registry`] lists
 //!   them all).
-//! - [`twilio`], [`gitlab`], [`tbank`]: presets whose rules differ (signed
-//!   form parameters, a plain token, a hash inside the JSON body).
+//! - [`twilio`], [`plivo`], [`contentful`], [`gitlab`], [`tbank`]: presets
+//!   whose rules differ (signed URL and form parameters, a canonical
+//!   request, a plain token, a hash inside the JSON body).
 //! - [`asymmetric`]: public-key presets (Discord Ed25519, SendGrid ECDSA).
 //! - [`jwt`]: Tochka's RS256 JWS bodies.
 //! - [`none`]: no signature; the route accepts by `allow_ips` alone.
@@ -22,14 +23,21 @@
 //!   handshake, authenticated by the verify token.
 //! - [`template`]: the signed-message template (`"{timestamp}.{body}"`).
 //! - [`encoding`]: decoding signatures from hex or base64.
+//! - [`challenge`]: the endpoint challenges hookguard answers itself.
+//! - [`keys`]: shared secrets as prepared MAC states, for the schemes of
+//!   their own module.
 
 pub mod asymmetric;
+pub mod challenge;
+pub mod contentful;
 pub mod encoding;
 pub mod gitlab;
 pub mod hmac;
 pub mod jwt;
+pub mod keys;
 pub mod meta;
 pub mod none;
+pub mod plivo;
 pub mod presets;
 pub mod registry;
 pub mod tbank;
@@ -140,6 +148,25 @@ pub trait Scheme: Send + Sync + std::fmt::Debug {
     /// handshake): such a request must never be written to a capture.
     fn sends_secret(&self) -> bool {
         false
+    }
+
+    /// When `request` is an endpoint challenge this scheme answers itself,
+    /// the answer (or why the challenge is refused). Asked before
+    /// verification with `verified` `None` (unsigned challenges), and after
+    /// a successful one with the result (signed challenges, which are never
+    /// answered unless validly signed). `None`: not a challenge, go on.
+    fn challenge(
+        &self,
+        request: &RequestView<'_>,
+        verified: Option<&Verified>,
+    ) -> Option<Result<challenge::Reply, Reject>> {
+        let _ = (request, verified);
+        None
+    }
+
+    /// The challenge this scheme answers, if any (for `check` and config).
+    fn challenge_kind(&self) -> Option<challenge::Kind> {
+        None
     }
 
     /// The route's timestamp window when it sets no `tolerance` of its own.

@@ -16,10 +16,11 @@ use std::time::Duration;
 
 use http::header::HeaderName;
 
+use super::challenge::Kind as ChallengeKind;
 use super::encoding::Encoding;
 use super::hmac::{
-    Algorithm, Description, IdSource, KeyForm, PublicUrl, SignatureSource, TimestampSource,
-    TimestampUnit,
+    Algorithm, AlgorithmHeader, Description, IdSource, KeyForm, PublicUrl, SignatureSource,
+    TimestampSource, TimestampUnit,
 };
 use super::template::{Part, Template};
 use crate::dedupe::DedupeSource;
@@ -61,6 +62,7 @@ fn body_hmac(
     Description {
         signature,
         algorithm,
+        algorithm_from: None,
         encoding,
         message: parse("{body}"),
         timestamp: None,
@@ -69,6 +71,8 @@ fn body_hmac(
         key_form: KeyForm::Raw,
         dedupe,
         tolerance: seconds(300),
+        window: true,
+        challenge: None,
     }
 }
 
@@ -78,6 +82,7 @@ fn v0_hmac(signature: &'static str, timestamp: &'static str) -> Description {
     Description {
         signature: header_sig(&[signature], Some("v0=")),
         algorithm: Algorithm::Sha256,
+        algorithm_from: None,
         encoding: Encoding::Hex,
         message: parse("v0:{timestamp}:{body}"),
         timestamp: Some(TimestampSource::Header(
@@ -89,27 +94,75 @@ fn v0_hmac(signature: &'static str, timestamp: &'static str) -> Description {
         key_form: KeyForm::Raw,
         dedupe: vec![DedupeSource::Signature],
         tolerance: seconds(300),
+        window: true,
+        challenge: None,
     }
 }
 
-/// Stripe and Calendly: `t=..,v1=..[,v1=..]` over `{t}.{body}`.
+/// Stripe's shape, which many senders copied with their own key names:
+/// `t=..,v1=..[,v1=..]` over `{t}.{body}`.
 fn t_v1_list(header: &'static str, dedupe: Vec<DedupeSource>, tolerance: Duration) -> Description {
+    kv_list(header, "t", "v1", TimestampUnit::Seconds, dedupe, tolerance)
+}
+
+/// A comma-separated key-value list header holding the timestamp
+/// (`timestamp_key`) and hex signatures (`signature_key`) over
+/// `{timestamp}.{body}`.
+fn kv_list(
+    header: &'static str,
+    timestamp_key: &'static str,
+    signature_key: &'static str,
+    unit: TimestampUnit,
+    dedupe: Vec<DedupeSource>,
+    tolerance: Duration,
+) -> Description {
     Description {
         signature: SignatureSource::KvList {
             name: h(header),
             separator: ',',
-            timestamp_key: "t",
-            signature_key: "v1",
+            timestamp_key: Cow::Borrowed(timestamp_key),
+            signature_key: Cow::Borrowed(signature_key),
+            groups: false,
         },
         algorithm: Algorithm::Sha256,
+        algorithm_from: None,
         encoding: Encoding::Hex,
         message: parse("{timestamp}.{body}"),
-        timestamp: Some(TimestampSource::List),
+        timestamp: Some(TimestampSource::List(unit)),
         id: None,
         public_url: None,
         key_form: KeyForm::Raw,
         dedupe,
         tolerance,
+        window: true,
+        challenge: None,
+    }
+}
+
+/// A signature header over a message with the timestamp from its own
+/// header (`template` uses `{timestamp}`).
+fn timestamped(
+    signature: SignatureSource,
+    encoding: Encoding,
+    template: &str,
+    timestamp: &'static str,
+    unit: TimestampUnit,
+    tolerance: Duration,
+) -> Description {
+    Description {
+        signature,
+        algorithm: Algorithm::Sha256,
+        algorithm_from: None,
+        encoding,
+        message: parse(template),
+        timestamp: Some(TimestampSource::Header(vec![h(timestamp)], unit)),
+        id: None,
+        public_url: None,
+        key_form: KeyForm::Raw,
+        dedupe: vec![DedupeSource::Signature],
+        tolerance,
+        window: true,
+        challenge: None,
     }
 }
 
@@ -160,6 +213,7 @@ pub fn standard_webhooks() -> Description {
             version: "v1",
         },
         algorithm: Algorithm::Sha256,
+        algorithm_from: None,
         encoding: Encoding::Base64,
         message: parse("{id}.{timestamp}.{body}"),
         timestamp: Some(TimestampSource::Header(
@@ -175,6 +229,8 @@ pub fn standard_webhooks() -> Description {
             header("svix-id"),
         ],
         tolerance: seconds(300),
+        window: true,
+        challenge: None,
     }
 }
 
@@ -184,18 +240,22 @@ pub fn paddle() -> Description {
         signature: SignatureSource::KvList {
             name: h("paddle-signature"),
             separator: ';',
-            timestamp_key: "ts",
-            signature_key: "h1",
+            timestamp_key: Cow::Borrowed("ts"),
+            signature_key: Cow::Borrowed("h1"),
+            groups: false,
         },
         algorithm: Algorithm::Sha256,
+        algorithm_from: None,
         encoding: Encoding::Hex,
         message: parse("{timestamp}:{body}"),
-        timestamp: Some(TimestampSource::List),
+        timestamp: Some(TimestampSource::List(TimestampUnit::Seconds)),
         id: None,
         public_url: None,
         key_form: KeyForm::Raw,
         dedupe: vec![DedupeSource::Signature, json("/event_id")],
         tolerance: seconds(300),
+        window: true,
+        challenge: None,
     }
 }
 
@@ -205,6 +265,7 @@ pub fn square(public_url: String) -> Description {
     Description {
         signature: header_sig(&["x-square-hmacsha256-signature"], None),
         algorithm: Algorithm::Sha256,
+        algorithm_from: None,
         encoding: Encoding::Base64,
         message: Template::from_parts("{url}{body}", vec![Part::Url, Part::Body]),
         timestamp: None,
@@ -216,6 +277,8 @@ pub fn square(public_url: String) -> Description {
         key_form: KeyForm::Raw,
         dedupe: vec![DedupeSource::Signature, json("/event_id")],
         tolerance: seconds(300),
+        window: true,
+        challenge: None,
     }
 }
 
@@ -225,6 +288,7 @@ pub fn hubspot(public_url: String) -> Description {
     Description {
         signature: header_sig(&["x-hubspot-signature-v3"], None),
         algorithm: Algorithm::Sha256,
+        algorithm_from: None,
         encoding: Encoding::Base64,
         message: Template::from_parts(
             "{method}{url}{body}{timestamp}",
@@ -242,6 +306,8 @@ pub fn hubspot(public_url: String) -> Description {
         key_form: KeyForm::Raw,
         dedupe: vec![DedupeSource::Signature],
         tolerance: seconds(300),
+        window: true,
+        challenge: None,
     }
 }
 
@@ -287,9 +353,14 @@ fn hubspot_decode(url: &str) -> String {
     out
 }
 
-/// Zoom: Slack's shape with `x-zm-*` headers.
+/// Zoom: Slack's shape with `x-zm-*` headers; hookguard answers its signed
+/// `endpoint.url_validation` (developers.zoom.us, "Using webhooks",
+/// validate your webhook endpoint).
 pub fn zoom() -> Description {
-    v0_hmac("x-zm-signature", "x-zm-request-timestamp")
+    Description {
+        challenge: Some(ChallengeKind::ZoomUrlValidation),
+        ..v0_hmac("x-zm-signature", "x-zm-request-timestamp")
+    }
 }
 
 /// Calendly: Stripe's shape; its docs suggest a three-minute window.
@@ -337,6 +408,7 @@ pub fn linear() -> Description {
     Description {
         signature: header_sig(&["linear-signature"], None),
         algorithm: Algorithm::Sha256,
+        algorithm_from: None,
         encoding: Encoding::Hex,
         message: parse("{body}"),
         timestamp: Some(TimestampSource::Json(
@@ -348,6 +420,8 @@ pub fn linear() -> Description {
         key_form: KeyForm::Raw,
         dedupe: vec![DedupeSource::Signature, header("linear-delivery")],
         tolerance: seconds(60),
+        window: true,
+        challenge: None,
     }
 }
 
@@ -357,6 +431,7 @@ pub fn mailgun() -> Description {
     Description {
         signature: SignatureSource::Json("/signature/signature"),
         algorithm: Algorithm::Sha256,
+        algorithm_from: None,
         encoding: Encoding::Hex,
         message: Template::from_parts(
             "{json:/signature/timestamp}{json:/signature/token}",
@@ -374,6 +449,862 @@ pub fn mailgun() -> Description {
         key_form: KeyForm::Raw,
         dedupe: vec![json("/signature/token")],
         tolerance: seconds(300),
+        window: true,
+        challenge: None,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Added for issue 17. Each function cites the page (or SDK file) its facts
+// were read from; the README's vectors table says how each is proven.
+
+fn hex_body(
+    header: &'static str,
+    prefix: Option<&'static str>,
+    dedupe: Vec<DedupeSource>,
+) -> Description {
+    body_hmac(
+        header_sig(&[header], prefix),
+        Algorithm::Sha256,
+        Encoding::Hex,
+        dedupe,
+    )
+}
+
+fn base64_body(
+    header: &'static str,
+    prefix: Option<&'static str>,
+    dedupe: Vec<DedupeSource>,
+) -> Description {
+    body_hmac(
+        header_sig(&[header], prefix),
+        Algorithm::Sha256,
+        Encoding::Base64,
+        dedupe,
+    )
+}
+
+fn sig() -> DedupeSource {
+    DedupeSource::Signature
+}
+
+/// Polar: Standard Webhooks, but its SDK base64-encodes the raw
+/// `polar_whs_...` secret before handing it to the standard library, so the
+/// HMAC key is the secret's own bytes (`@polar-sh/sdk` `webhooks.ts`
+/// `validateEvent`; docs.polar.sh/integrate/webhooks/delivery).
+pub fn polar() -> Description {
+    Description {
+        key_form: KeyForm::RawRefusing {
+            prefix: "whsec_",
+            shows: "the polar_whs_... secret shown in Polar's webhook settings",
+        },
+        ..standard_webhooks()
+    }
+}
+
+/// Razorpay: `X-Razorpay-Signature`, hex HMAC-SHA256 of the body
+/// (razorpay.com/docs/webhooks/validate-test/; PyPI `razorpay`
+/// `utility.verify_webhook_signature`).
+pub fn razorpay() -> Description {
+    hex_body(
+        "x-razorpay-signature",
+        None,
+        vec![sig(), header("x-razorpay-event-id")],
+    )
+}
+
+/// Checkout.com: `Cko-Signature`, hex HMAC-SHA256 of the body with the
+/// webhook's secret key (checkout.com/docs/developer-resources/webhooks).
+pub fn checkout_com() -> Description {
+    hex_body("cko-signature", None, vec![sig(), json("/id")])
+}
+
+/// GoCardless: `Webhook-Signature`, hex HMAC-SHA256 of the body
+/// (developer.gocardless.com, "Staying up to date with webhooks"; PyPI
+/// `gocardless_pro` `webhooks.py`).
+pub fn gocardless() -> Description {
+    hex_body("webhook-signature", None, vec![sig()])
+}
+
+/// Paystack: `x-paystack-signature`, hex HMAC-SHA512 of the body keyed with
+/// the secret API key (paystack.com/docs/payments/webhooks/#verify-event-origin).
+pub fn paystack() -> Description {
+    body_hmac(
+        header_sig(&["x-paystack-signature"], None),
+        Algorithm::Sha512,
+        Encoding::Hex,
+        vec![sig()],
+    )
+}
+
+/// Lemon Squeezy: `X-Signature`, hex HMAC-SHA256 of the body
+/// (docs.lemonsqueezy.com/help/webhooks/signing-requests).
+pub fn lemon_squeezy() -> Description {
+    hex_body("x-signature", None, vec![sig()])
+}
+
+/// Coinbase Commerce: `X-CC-Webhook-Signature`, hex HMAC-SHA256 of the body
+/// (docs.cdp.coinbase.com/commerce/api-architecture/webhooks-security;
+/// PyPI `coinbase-commerce` `webhook.py` `verify_sig`).
+pub fn coinbase_commerce() -> Description {
+    hex_body(
+        "x-cc-webhook-signature",
+        None,
+        vec![sig(), json("/event/id")],
+    )
+}
+
+/// Modern Treasury: `X-Signature`, hex HMAC-SHA256 of the body
+/// (docs.moderntreasury.com/platform/reference/verifying-webhooks).
+pub fn modern_treasury() -> Description {
+    hex_body("x-signature", None, vec![sig(), header("x-webhook-id")])
+}
+
+/// Cashfree: `x-webhook-signature`, base64 HMAC-SHA256 of the timestamp
+/// (ms, `x-webhook-timestamp`) followed by the body
+/// (cashfree.com/docs/payments/online/webhooks/signature-verification).
+pub fn cashfree() -> Description {
+    timestamped(
+        header_sig(&["x-webhook-signature"], None),
+        Encoding::Base64,
+        "{timestamp}{body}",
+        "x-webhook-timestamp",
+        TimestampUnit::Millis,
+        seconds(300),
+    )
+}
+
+/// Recurly: `recurly-signature: <ms>,<hex>[,<hex>]`, one signature per
+/// active secret, over `{timestamp}.{body}`
+/// (recurly.com/developers/guides/signature-verification.html).
+pub fn recurly() -> Description {
+    Description {
+        signature: SignatureSource::Positional {
+            name: h("recurly-signature"),
+            separator: ',',
+        },
+        timestamp: Some(TimestampSource::List(TimestampUnit::Millis)),
+        ..kv_list(
+            "recurly-signature",
+            "",
+            "",
+            TimestampUnit::Millis,
+            vec![sig(), json("/id")],
+            seconds(300),
+        )
+    }
+}
+
+/// Coinify: `X-Coinify-Webhook-Signature`, hex HMAC-SHA256 of the body
+/// (coinify-trade-api.readme.io/reference/webhook-signature, with its
+/// worked example).
+pub fn coinify() -> Description {
+    hex_body("x-coinify-webhook-signature", None, vec![sig()])
+}
+
+/// Maxio (Chargify): `X-Chargify-Webhook-Signature-Hmac-Sha-256`, hex
+/// HMAC-SHA256 of the body (Maxio "Webhooks Reference", webhook signature).
+pub fn chargify() -> Description {
+    hex_body(
+        "x-chargify-webhook-signature-hmac-sha-256",
+        None,
+        vec![sig(), header("x-chargify-webhook-id")],
+    )
+}
+
+/// Alchemy Notify: `X-Alchemy-Signature`, hex HMAC-SHA256 of the body with
+/// the webhook's signing key (alchemy.com/docs/reference/notify-api-quickstart).
+pub fn alchemy() -> Description {
+    hex_body("x-alchemy-signature", None, vec![sig(), json("/id")])
+}
+
+/// Bolt: `X-Bolt-Hmac-Sha256`, base64 HMAC-SHA256 of the body
+/// (help.bolt.com/developers/guides/webhooks/hook-verification/).
+pub fn bolt() -> Description {
+    base64_body("x-bolt-hmac-sha256", None, vec![sig()])
+}
+
+/// Sentry: `Sentry-Hook-Signature`, hex HMAC-SHA256 of the body with the
+/// integration's client secret. `Sentry-Hook-Timestamp` is sent but not
+/// signed, so no window is built on it
+/// (docs.sentry.io/integrations/integration-platform/webhooks/).
+pub fn sentry() -> Description {
+    hex_body(
+        "sentry-hook-signature",
+        None,
+        vec![sig(), header("request-id")],
+    )
+}
+
+/// Vercel: `x-vercel-signature`, hex HMAC-SHA1 of the body
+/// (vercel.com/docs/webhooks/webhooks-api#securing-webhooks).
+pub fn vercel() -> Description {
+    body_hmac(
+        header_sig(&["x-vercel-signature"], None),
+        Algorithm::Sha1,
+        Encoding::Hex,
+        vec![sig(), json("/id")],
+    )
+}
+
+/// Jira (admin webhooks): `X-Hub-Signature: sha256=<hex>` of the body
+/// (developer.atlassian.com/cloud/jira/platform/webhooks/#secure-admin-webhooks).
+pub fn jira() -> Description {
+    hex_body(
+        "x-hub-signature",
+        Some("sha256="),
+        vec![sig(), header("x-atlassian-webhook-identifier")],
+    )
+}
+
+/// CircleCI: `circleci-signature: v1=<hex>[,v2=..]`, HMAC-SHA256 of the
+/// body; only `v1` entries count (circleci.com/docs/webhooks/#validate-webhooks).
+pub fn circleci() -> Description {
+    hex_body("circleci-signature", Some("v1="), vec![sig(), json("/id")])
+}
+
+/// PagerDuty (v3): `X-PagerDuty-Signature: v1=<hex>[,v1=<hex>]`, one per
+/// active secret (developer.pagerduty.com, "Verifying Signatures").
+pub fn pagerduty() -> Description {
+    hex_body(
+        "x-pagerduty-signature",
+        Some("v1="),
+        vec![sig(), header("x-webhook-id")],
+    )
+}
+
+/// Heroku: `Heroku-Webhook-Hmac-SHA256`, base64 HMAC-SHA256 of the body
+/// (devcenter.heroku.com/articles/app-webhooks).
+pub fn heroku() -> Description {
+    base64_body(
+        "heroku-webhook-hmac-sha256",
+        None,
+        vec![sig(), header("heroku-webhook-id")],
+    )
+}
+
+/// WorkOS: `WorkOS-Signature: t=<ms>, v1=<hex>` over `{t}.{body}`; its SDK
+/// allows 180 s (workos.com/docs/events/data-syncing/webhooks; npm
+/// `@workos-inc/node` `webhooks.ts`).
+pub fn workos() -> Description {
+    kv_list(
+        "workos-signature",
+        "t",
+        "v1",
+        TimestampUnit::Millis,
+        vec![sig(), json("/id")],
+        seconds(180),
+    )
+}
+
+/// Webflow: `x-webflow-signature`, hex HMAC-SHA256 of `{timestamp}:{body}`,
+/// `x-webflow-timestamp` in ms (developers.webflow.com/data/docs/working-with-webhooks).
+pub fn webflow() -> Description {
+    timestamped(
+        header_sig(&["x-webflow-signature"], None),
+        Encoding::Hex,
+        "{timestamp}:{body}",
+        "x-webflow-timestamp",
+        TimestampUnit::Millis,
+        seconds(300),
+    )
+}
+
+/// Buildkite: `X-Buildkite-Signature: timestamp=<s>,signature=<hex>` over
+/// `{timestamp}.{body}` (buildkite.com/docs/apis/webhooks/pipelines).
+pub fn buildkite() -> Description {
+    kv_list(
+        "x-buildkite-signature",
+        "timestamp",
+        "signature",
+        TimestampUnit::Seconds,
+        vec![sig()],
+        seconds(300),
+    )
+}
+
+/// LaunchDarkly: `X-LD-Signature`, hex HMAC-SHA256 of the body
+/// (launchdarkly.com/docs/home/infrastructure/webhooks#sign-a-webhook).
+pub fn launchdarkly() -> Description {
+    hex_body("x-ld-signature", None, vec![sig()])
+}
+
+/// HCP Terraform: `X-TFE-Notification-Signature`, hex HMAC-SHA512 of the
+/// body with the notification token (developer.hashicorp.com,
+/// notification-configurations, "Notification Authenticity").
+pub fn terraform() -> Description {
+    body_hmac(
+        header_sig(&["x-tfe-notification-signature"], None),
+        Algorithm::Sha512,
+        Encoding::Hex,
+        vec![sig()],
+    )
+}
+
+/// Autodesk Platform Services: `x-adsk-signature: sha1hash=<hex>`,
+/// HMAC-SHA1 of the body (aps.autodesk.com, "How to verify payload signature").
+pub fn autodesk() -> Description {
+    body_hmac(
+        header_sig(&["x-adsk-signature"], Some("sha1hash=")),
+        Algorithm::Sha1,
+        Encoding::Hex,
+        vec![sig()],
+    )
+}
+
+/// Frame.io: Slack's shape, `X-Frameio-Signature: v0=<hex>` over
+/// `v0:{ts}:{body}` (developer.frame.io, webhooks overview, "Security").
+pub fn frameio() -> Description {
+    v0_hmac("x-frameio-signature", "x-frameio-request-timestamp")
+}
+
+/// Mux: `Mux-Signature: t=<s>,v1=<hex>` over `{t}.{body}`
+/// (docs.mux.com/guides/video/verify-webhook-signatures; npm `@mux/mux-node`
+/// `webhooks.ts`).
+pub fn mux() -> Description {
+    t_v1_list("mux-signature", vec![sig(), json("/id")], seconds(300))
+}
+
+/// Signal Sciences (Fastly NGWAF): `X-SigSci-Signature`, hex HMAC-SHA256 of
+/// the body (docs.fastly.com/signalsciences/integrations/generic-webhooks).
+pub fn signal_sciences() -> Description {
+    hex_body("x-sigsci-signature", None, vec![sig()])
+}
+
+/// Sonatype Nexus: `X-Nexus-Webhook-Signature`, hex HMAC-SHA1 of the body
+/// (help.sonatype.com/en/webhooks.html).
+pub fn sonatype() -> Description {
+    body_hmac(
+        header_sig(&["x-nexus-webhook-signature"], None),
+        Algorithm::Sha1,
+        Encoding::Hex,
+        vec![sig(), header("x-nexus-webhook-delivery")],
+    )
+}
+
+/// Trend Micro Conformity: `X-TrendMicro-Signature`, hex HMAC-SHA256 of the
+/// body (docs.trendmicro.com, Conformity webhook communication).
+pub fn trendmicro_conformity() -> Description {
+    hex_body("x-trendmicro-signature", None, vec![sig()])
+}
+
+/// MongoDB Atlas App Services: `X-Hook-Signature: sha256=<hex>` of the body
+/// (mongodb.com/docs/atlas/app-services/services/webhook-requests-and-responses/).
+pub fn mongodb() -> Description {
+    hex_body("x-hook-signature", Some("sha256="), vec![sig()])
+}
+
+/// Castle: `X-Castle-Signature`, base64 HMAC-SHA256 of the body with the
+/// API secret (docs.castle.io/docs/webhooks).
+pub fn castle() -> Description {
+    base64_body("x-castle-signature", None, vec![sig()])
+}
+
+/// Clearbit: `X-Request-Signature: sha1=<hex>`, HMAC-SHA1 of the body with
+/// the secret API key (clearbit.com/docs#webhooks).
+pub fn clearbit() -> Description {
+    body_hmac(
+        header_sig(&["x-request-signature"], Some("sha1=")),
+        Algorithm::Sha1,
+        Encoding::Hex,
+        vec![sig()],
+    )
+}
+
+/// Sanity: `sanity-webhook-signature: t=<ms>,v1=<base64url>` over
+/// `{t}.{body}`. Sanity's own library checks no window, so none is
+/// checked here either (sanity-io/webhook-toolkit `src/signature.ts`).
+pub fn sanity() -> Description {
+    Description {
+        encoding: Encoding::Base64,
+        window: false,
+        ..kv_list(
+            "sanity-webhook-signature",
+            "t",
+            "v1",
+            TimestampUnit::Millis,
+            vec![sig(), header("idempotency-key")],
+            seconds(300),
+        )
+    }
+}
+
+/// AfterShip: `aftership-hmac-sha256` (Tracking) or
+/// `as-signature-hmac-sha256` (Returns), base64 HMAC-SHA256 of the body
+/// (aftership.com/docs/tracking/webhook/webhook-signature).
+pub fn aftership() -> Description {
+    body_hmac(
+        header_sig(&["aftership-hmac-sha256", "as-signature-hmac-sha256"], None),
+        Algorithm::Sha256,
+        Encoding::Base64,
+        vec![sig()],
+    )
+}
+
+/// Microsoft Teams outgoing webhooks: `Authorization: HMAC <base64>`,
+/// HMAC-SHA256 of the body keyed with the base64-decoded security token
+/// (learn.microsoft.com, "Create an Outgoing Webhook", authentication).
+pub fn microsoft_teams() -> Description {
+    Description {
+        key_form: KeyForm::Base64(
+            "the security token Teams shows once when the outgoing webhook is created",
+        ),
+        ..base64_body("authorization", Some("HMAC "), vec![sig(), json("/id")])
+    }
+}
+
+/// Webex: `X-Spark-Signature`, hex HMAC-SHA1 of the body
+/// (developer.webex.com/docs/receive-and-verify-webhooks).
+pub fn webex() -> Description {
+    body_hmac(
+        header_sig(&["x-spark-signature"], None),
+        Algorithm::Sha1,
+        Encoding::Hex,
+        vec![sig(), json("/id")],
+    )
+}
+
+/// X (Twitter) Account Activity: `x-twitter-webhooks-signature:
+/// sha256=<base64>` of the body with the consumer secret
+/// (developer.x.com, account-activity-api, "Securing webhooks").
+pub fn x() -> Description {
+    Description {
+        challenge: Some(ChallengeKind::XCrc),
+        ..base64_body("x-twitter-webhooks-signature", Some("sha256="), vec![sig()])
+    }
+}
+
+/// TikTok: `Tiktok-Signature: t=<s>,s=<hex>` over `{t}.{body}`
+/// (developers.tiktok.com/doc/webhooks-verification).
+pub fn tiktok() -> Description {
+    kv_list(
+        "tiktok-signature",
+        "t",
+        "s",
+        TimestampUnit::Seconds,
+        vec![sig()],
+        seconds(300),
+    )
+}
+
+/// Pusher Channels: `X-Pusher-Signature`, hex HMAC-SHA256 of the body with
+/// the app secret (pusher.com/docs/channels/server_api/webhooks/).
+pub fn pusher() -> Description {
+    hex_body("x-pusher-signature", None, vec![sig()])
+}
+
+/// Airship: `X-UA-Signature`, hex HMAC-SHA256 of `{timestamp}:{body}`,
+/// `X-UA-Timestamp` in seconds (support.airship.com, article 360032501831).
+pub fn airship() -> Description {
+    timestamped(
+        header_sig(&["x-ua-signature"], None),
+        Encoding::Hex,
+        "{timestamp}:{body}",
+        "x-ua-timestamp",
+        TimestampUnit::Seconds,
+        seconds(300),
+    )
+}
+
+/// Customer.io reporting webhooks: `X-CIO-Signature`, hex HMAC-SHA256 of
+/// `v0:{timestamp}:{body}`, `X-CIO-Timestamp` in seconds
+/// (customer.io/docs/api/webhooks/#section/Securely-verifying-requests).
+pub fn customer_io() -> Description {
+    timestamped(
+        header_sig(&["x-cio-signature"], None),
+        Encoding::Hex,
+        "v0:{timestamp}:{body}",
+        "x-cio-timestamp",
+        TimestampUnit::Seconds,
+        seconds(300),
+    )
+}
+
+/// Segment webhook destination: `X-Signature`, hex HMAC-SHA1 of the body
+/// (segment.com/docs/connections/destinations/catalog/webhooks/).
+pub fn segment() -> Description {
+    body_hmac(
+        header_sig(&["x-signature"], None),
+        Algorithm::Sha1,
+        Encoding::Hex,
+        vec![sig(), json("/messageId")],
+    )
+}
+
+/// Twitch EventSub: `Twitch-Eventsub-Message-Signature: sha256=<hex>` over
+/// the message id, the RFC 3339 timestamp (nanoseconds) and the body, with
+/// no separators; ten minutes (dev.twitch.tv/docs/eventsub/handling-webhook-events).
+pub fn twitch() -> Description {
+    Description {
+        id: Some(IdSource::Header(vec![h("twitch-eventsub-message-id")])),
+        challenge: Some(ChallengeKind::TwitchVerification),
+        dedupe: vec![sig(), header("twitch-eventsub-message-id")],
+        ..timestamped(
+            header_sig(&["twitch-eventsub-message-signature"], Some("sha256=")),
+            Encoding::Hex,
+            "{id}{timestamp}{body}",
+            "twitch-eventsub-message-timestamp",
+            TimestampUnit::Rfc3339,
+            seconds(600),
+        )
+    }
+}
+
+/// ElevenLabs: `ElevenLabs-Signature: t=<s>,v0=<hex>` over `{t}.{body}`;
+/// its docs allow 30 minutes (elevenlabs.io/docs, webhooks; PyPI
+/// `elevenlabs` `webhooks` `construct_event`).
+pub fn elevenlabs() -> Description {
+    kv_list(
+        "elevenlabs-signature",
+        "t",
+        "v0",
+        TimestampUnit::Seconds,
+        vec![sig()],
+        seconds(1800),
+    )
+}
+
+/// Zendesk: `X-Zendesk-Webhook-Signature`, base64 HMAC-SHA256 of the
+/// RFC 3339 timestamp (`X-Zendesk-Webhook-Signature-Timestamp`) followed by
+/// the body (developer.zendesk.com/documentation/webhooks/verifying/).
+pub fn zendesk() -> Description {
+    Description {
+        dedupe: vec![sig(), header("x-zendesk-webhook-invocation-id")],
+        ..timestamped(
+            header_sig(&["x-zendesk-webhook-signature"], None),
+            Encoding::Base64,
+            "{timestamp}{body}",
+            "x-zendesk-webhook-signature-timestamp",
+            TimestampUnit::Rfc3339,
+            seconds(300),
+        )
+    }
+}
+
+/// Asana: `X-Hook-Signature`, hex HMAC-SHA256 of the body keyed with the
+/// `X-Hook-Secret` of the handshake (developers.asana.com/docs/webhooks-guide).
+pub fn asana() -> Description {
+    hex_body("x-hook-signature", None, vec![sig()])
+}
+
+/// Trello: `X-Trello-Webhook`, base64 HMAC-SHA1 of the body followed by the
+/// callback URL (developer.atlassian.com/cloud/trello/guides/rest-api/webhooks/).
+pub fn trello(public_url: String) -> Description {
+    Description {
+        message: Template::from_parts("{body}{url}", vec![Part::Body, Part::Url]),
+        public_url: Some(PublicUrl {
+            base: public_url,
+            rewrite: None,
+        }),
+        ..body_hmac(
+            header_sig(&["x-trello-webhook"], None),
+            Algorithm::Sha1,
+            Encoding::Base64,
+            vec![sig(), json("/action/id")],
+        )
+    }
+}
+
+/// Mandrill (Mailchimp Transactional): `X-Mandrill-Signature`, base64
+/// HMAC-SHA1 of the webhook URL followed by the POST parameters sorted by
+/// name, each name then value, keyed with the webhook key
+/// (mailchimp.com/developer/transactional/guides/track-respond-activity-webhooks/,
+/// "Authenticating webhook requests").
+pub fn mandrill(public_url: String) -> Description {
+    Description {
+        message: Template::from_parts("{url}{form}", vec![Part::Url, Part::Form]),
+        public_url: Some(PublicUrl {
+            base: public_url,
+            rewrite: None,
+        }),
+        ..body_hmac(
+            header_sig(&["x-mandrill-signature"], None),
+            Algorithm::Sha1,
+            Encoding::Base64,
+            vec![sig()],
+        )
+    }
+}
+
+/// Braintree: a form post of `bt_signature` (`public_key|hex` pairs
+/// joined by `&`) and `bt_payload` (base64 text, its newlines included);
+/// hex HMAC-SHA1 of `bt_payload` keyed with the SHA-1 digest of the private
+/// key (PyPI `braintree` 4.48.0 `webhook_notification_gateway.py` and
+/// `util/crypto.py`; developer.paypal.com/braintree/docs/guides/webhooks/parse).
+pub fn braintree() -> Description {
+    Description {
+        message: Template::from_parts(
+            "{form:bt_payload}",
+            vec![Part::FormField("bt_payload".into())],
+        ),
+        key_form: KeyForm::Sha1Digest,
+        ..body_hmac(
+            SignatureSource::FormPairs("bt_signature"),
+            Algorithm::Sha1,
+            Encoding::Hex,
+            vec![sig()],
+        )
+    }
+}
+
+/// Notion: `X-Notion-Signature: sha256=<hex>` of the body keyed with the
+/// verification token (developers.notion.com/reference/webhooks).
+pub fn notion() -> Description {
+    hex_body(
+        "x-notion-signature",
+        Some("sha256="),
+        vec![sig(), json("/id")],
+    )
+}
+
+/// Airtable: `X-Airtable-Content-MAC: hmac-sha256=<hex>` of the body, keyed
+/// with the base64-decoded `macSecretBase64`
+/// (airtable.com/developers/web/api/webhooks-overview).
+pub fn airtable() -> Description {
+    Description {
+        key_form: KeyForm::Base64("the macSecretBase64 returned when the webhook is created"),
+        ..hex_body("x-airtable-content-mac", Some("hmac-sha256="), vec![sig()])
+    }
+}
+
+/// DocuSign Connect: one `X-DocuSign-Signature-N` header per active key
+/// (N up to 100), base64 HMAC-SHA256 of the body
+/// (developers.docusign.com/platform/webhooks/connect/validate/).
+pub fn docusign() -> Description {
+    let names = (1..=100)
+        .map(|n| {
+            HeaderName::from_bytes(format!("x-docusign-signature-{n}").as_bytes())
+                .expect("a valid header name")
+        })
+        .collect();
+    body_hmac(
+        SignatureSource::Headers {
+            names,
+            prefix: None,
+        },
+        Algorithm::Sha256,
+        Encoding::Base64,
+        vec![sig()],
+    )
+}
+
+/// Dropbox: `X-Dropbox-Signature`, hex HMAC-SHA256 of the body with the app
+/// secret (dropbox.com/developers/reference/webhooks).
+pub fn dropbox() -> Description {
+    Description {
+        challenge: Some(ChallengeKind::EchoQuery("challenge")),
+        ..hex_body("x-dropbox-signature", None, vec![sig()])
+    }
+}
+
+/// Nylas (v3): `X-Nylas-Signature`, hex HMAC-SHA256 of the body with the
+/// webhook secret; the `GET ?challenge=` on creation is echoed
+/// (developer.nylas.com/docs/v3/notifications/webhooks/).
+pub fn nylas() -> Description {
+    Description {
+        challenge: Some(ChallengeKind::EchoQuery("challenge")),
+        ..hex_body("x-nylas-signature", None, vec![sig()])
+    }
+}
+
+/// Box: `BOX-SIGNATURE-PRIMARY` and `BOX-SIGNATURE-SECONDARY`, each a base64
+/// HMAC-SHA256 of the body followed by `BOX-DELIVERY-TIMESTAMP` (RFC 3339)
+/// with its own key; ten minutes. `BOX-DELIVERY-ID` changes on each retry,
+/// so the body's `id` is the dedupe key
+/// (developer.box.com/guides/webhooks/v2/signatures-v2).
+pub fn box_() -> Description {
+    Description {
+        signature: SignatureSource::Headers {
+            names: vec![h("box-signature-primary"), h("box-signature-secondary")],
+            prefix: None,
+        },
+        dedupe: vec![sig(), json("/id")],
+        ..timestamped(
+            header_sig(&["box-signature-primary"], None),
+            Encoding::Base64,
+            "{body}{timestamp}",
+            "box-delivery-timestamp",
+            TimestampUnit::Rfc3339,
+            seconds(600),
+        )
+    }
+}
+
+/// Xero: `x-xero-signature`, base64 HMAC-SHA256 of the body with the
+/// webhook key (developer.xero.com/documentation/guides/webhooks/configuring-your-server).
+pub fn xero() -> Description {
+    base64_body("x-xero-signature", None, vec![sig()])
+}
+
+/// Persona: `Persona-Signature: t=<s>,v1=<hex>`; while a secret rotates,
+/// several such groups separated by spaces (docs.withpersona.com,
+/// webhooks best practices).
+pub fn persona() -> Description {
+    let mut desc = t_v1_list(
+        "persona-signature",
+        vec![sig(), json("/data/id")],
+        seconds(300),
+    );
+    if let SignatureSource::KvList { groups, .. } = &mut desc.signature {
+        *groups = true;
+    }
+    desc
+}
+
+/// WooCommerce: `X-WC-Webhook-Signature`, base64 HMAC-SHA256 of the body
+/// (woocommerce.github.io/woocommerce-rest-api-docs/#webhooks).
+pub fn woocommerce() -> Description {
+    base64_body(
+        "x-wc-webhook-signature",
+        None,
+        vec![sig(), header("x-wc-webhook-delivery-id")],
+    )
+}
+
+/// Go1: `Go1-Signature: t=<s>,v1=<hex>` over `{t}.{body}`
+/// (developers.go1.com/docs/developer-tools/webhooks/security).
+pub fn go1() -> Description {
+    t_v1_list("go1-signature", vec![sig()], seconds(300))
+}
+
+/// PandaDoc: the signature is the `signature` query parameter, hex
+/// HMAC-SHA256 of the body with the shared key
+/// (developers.pandadoc.com/reference/webhooks-verification).
+pub fn pandadoc() -> Description {
+    body_hmac(
+        SignatureSource::Query(Cow::Borrowed("signature")),
+        Algorithm::Sha256,
+        Encoding::Hex,
+        vec![sig()],
+    )
+}
+
+/// Patreon: `X-Patreon-Signature`, hex HMAC-MD5 of the body. MD5 is weak;
+/// it is here only because Patreon still signs with it (docs.patreon.com/#webhooks).
+pub fn patreon() -> Description {
+    body_hmac(
+        header_sig(&["x-patreon-signature"], None),
+        Algorithm::Md5,
+        Encoding::Hex,
+        vec![sig()],
+    )
+}
+
+/// Adyen standard notifications: the first `NotificationRequestItem`'s
+/// `additionalData.hmacSignature`, base64 HMAC-SHA256 of eight of its
+/// fields joined by `:` (an absent one is empty), keyed with the
+/// hex-decoded HMAC key (docs.adyen.com, "Verify HMAC signatures"; PyPI
+/// `Adyen` 16.0.0 `Adyen/util.py` `generate_notification_sig`). The
+/// signature covers only those fields, so the default dedupe is the
+/// item's `pspReference` with its `eventCode`.
+pub fn adyen() -> Description {
+    const ITEM: &str = "/notificationItems/0/NotificationRequestItem";
+    let fields = [
+        "pspReference",
+        "originalReference",
+        "merchantAccountCode",
+        "merchantReference",
+        "amount/value",
+        "amount/currency",
+        "eventCode",
+        "success",
+    ];
+    let mut parts = Vec::new();
+    for (i, field) in fields.iter().enumerate() {
+        if i > 0 {
+            parts.push(Part::Literal(":".into()));
+        }
+        parts.push(Part::JsonOrEmpty(format!("{ITEM}/{field}").into()));
+    }
+    Description {
+        signature: SignatureSource::Json("/notificationItems/0/NotificationRequestItem/additionalData/hmacSignature"),
+        algorithm: Algorithm::Sha256,
+        algorithm_from: None,
+        encoding: Encoding::Base64,
+        message: Template::from_parts(
+            "pspReference:originalReference:merchantAccountCode:merchantReference:amount.value:amount.currency:eventCode:success of the first NotificationRequestItem",
+            parts,
+        ),
+        timestamp: None,
+        id: None,
+        public_url: None,
+        key_form: KeyForm::Hex("the HMAC key shown in the Customer Area's webhook settings"),
+        dedupe: vec![DedupeSource::JsonAll(vec![
+            format!("{ITEM}/pspReference"),
+            format!("{ITEM}/eventCode"),
+        ])],
+        tolerance: seconds(300),
+        window: true,
+        challenge: None,
+    }
+}
+
+/// Adyen Balance Platform and Management API webhooks: header
+/// `HmacSignature`, base64 HMAC-SHA256 of the body keyed with the
+/// hex-decoded HMAC key (PyPI `Adyen` 16.0.0 `Adyen/util.py`
+/// `generate_payload_sig`).
+pub fn adyen_platform() -> Description {
+    Description {
+        key_form: KeyForm::Hex("the HMAC key shown in the Customer Area's webhook settings"),
+        ..base64_body("hmacsignature", None, vec![sig(), json("/data/id")])
+    }
+}
+
+/// Orb: `X-Orb-Signature: v1=<hex>` (space-separated versions) over
+/// `v1:{timestamp}:{body}`, `X-Orb-Timestamp` an ISO 8601 time without an
+/// offset, meaning UTC; five minutes (npm `orb-billing` 6.11.0
+/// `src/resources/webhooks.ts`).
+pub fn orb() -> Description {
+    Description {
+        dedupe: vec![sig(), json("/id")],
+        ..timestamped(
+            header_sig(&["x-orb-signature"], Some("v1=")),
+            Encoding::Hex,
+            "v1:{timestamp}:{body}",
+            "x-orb-timestamp",
+            TimestampUnit::Rfc3339,
+            seconds(300),
+        )
+    }
+}
+
+/// HostedHooks: `HostedHooks-Signature: t=<s>,s=<hex>` over `{t}.{body}`
+/// (docs.hostedhooks.com/security/security-features/webhook-signatures).
+pub fn hostedhooks() -> Description {
+    kv_list(
+        "hostedhooks-signature",
+        "t",
+        "s",
+        TimestampUnit::Seconds,
+        vec![sig()],
+        seconds(300),
+    )
+}
+
+/// Sumsub: `X-Payload-Digest`, hex HMAC of the body with the hash the
+/// request names in `X-Payload-Digest-Alg`, from Sumsub's three
+/// (docs.sumsub.com/docs/webhook-manager#webhook-signature).
+pub fn sumsub() -> Description {
+    Description {
+        algorithm_from: Some(AlgorithmHeader {
+            header: h("x-payload-digest-alg"),
+            values: vec![
+                (Cow::Borrowed("HMAC_SHA1_HEX"), Algorithm::Sha1),
+                (Cow::Borrowed("HMAC_SHA256_HEX"), Algorithm::Sha256),
+                (Cow::Borrowed("HMAC_SHA512_HEX"), Algorithm::Sha512),
+            ],
+        }),
+        ..hex_body("x-payload-digest", None, vec![sig()])
+    }
+}
+
+/// Squarespace: `Squarespace-Signature`, hex HMAC-SHA256 of the body keyed
+/// with the hex-decoded subscription secret
+/// (developers.squarespace.com/commerce-apis/webhook-subscriptions-api).
+pub fn squarespace() -> Description {
+    Description {
+        key_form: KeyForm::Hex("the secret returned when the webhook subscription is created"),
+        ..hex_body("squarespace-signature", None, vec![sig(), json("/id")])
     }
 }
 

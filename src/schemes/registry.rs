@@ -11,11 +11,13 @@
 //! HMAC preset.
 
 use super::asymmetric::{self, AsymmetricScheme, Kind};
+use super::contentful::ContentfulScheme;
 use super::gitlab::GitlabScheme;
-use super::hmac::{Description, HmacScheme, HmacSpec};
+use super::hmac::{Description, HmacScheme, HmacSpec, KeyForm};
 use super::jwt::{self, JwtScheme};
 use super::meta::MetaScheme;
 use super::none::NoneScheme;
+use super::plivo::PlivoScheme;
 use super::presets;
 use super::tbank::TbankScheme;
 use super::twilio::TwilioScheme;
@@ -54,8 +56,14 @@ pub enum Family {
     /// `public_url`).
     HmacUrl(fn(String) -> Description),
     /// A preset with rules of its own module, built by this function.
-    Own(fn(Ingredients) -> Result<Box<dyn Scheme>, BuildError>),
+    ///
+    /// It is given the entry's name, which aliases differ in.
+    Own(Builder),
 }
+
+/// Builds a scheme of its own module from the entry's name (aliases differ
+/// only in it) and the route's ingredients.
+pub type Builder = fn(&'static str, Ingredients) -> Result<Box<dyn Scheme>, BuildError>;
 
 /// One accepted `scheme` value.
 #[derive(Debug)]
@@ -143,6 +151,7 @@ pub static SCHEMES: &[Entry] = &[
     own("tbank", tbank),
     public_key("discord", discord),
     public_key("sendgrid", sendgrid),
+    public_key("telnyx", telnyx),
     public_key("tochka", tochka),
     Entry {
         name: "meta",
@@ -150,6 +159,111 @@ pub static SCHEMES: &[Entry] = &[
         needs_verify_token: true,
         ..SHARED_SECRET
     },
+    // Standard Webhooks senders, by their own names (each reads the
+    // `webhook-*` and `svix-*` headers alike).
+    hmac("svix", presets::standard_webhooks),
+    hmac("clerk", presets::standard_webhooks),
+    hmac("resend", presets::standard_webhooks),
+    hmac("openai", presets::standard_webhooks),
+    hmac("replicate", presets::standard_webhooks),
+    hmac("render", presets::standard_webhooks),
+    hmac("stytch", presets::standard_webhooks),
+    hmac("lithic", presets::standard_webhooks),
+    hmac("brex", presets::standard_webhooks),
+    hmac("polar", presets::polar),
+    // Meta's products, by their own names and ngrok's ids.
+    meta_alias("whatsapp"),
+    meta_alias("instagram"),
+    meta_alias("facebook"),
+    meta_alias("facebook_messenger"),
+    meta_alias("facebook_graph_api"),
+    // Payments.
+    hmac("razorpay", presets::razorpay),
+    hmac("checkout-com", presets::checkout_com),
+    hmac("gocardless", presets::gocardless),
+    hmac("paystack", presets::paystack),
+    hmac("lemon-squeezy", presets::lemon_squeezy),
+    hmac("coinbase-commerce", presets::coinbase_commerce),
+    hmac("coinbase", presets::coinbase_commerce),
+    hmac("modern-treasury", presets::modern_treasury),
+    hmac("modern_treasury", presets::modern_treasury),
+    hmac("cashfree", presets::cashfree),
+    hmac("recurly", presets::recurly),
+    hmac("coinify", presets::coinify),
+    hmac("chargify", presets::chargify),
+    hmac("alchemy", presets::alchemy),
+    hmac("bolt", presets::bolt),
+    hmac("braintree", presets::braintree),
+    hmac("adyen", presets::adyen),
+    hmac("adyen-platform", presets::adyen_platform),
+    hmac("squarespace", presets::squarespace),
+    hmac("patreon", presets::patreon),
+    // Developer tools.
+    hmac("sentry", presets::sentry),
+    hmac("vercel", presets::vercel),
+    hmac("jira", presets::jira),
+    hmac("circleci", presets::circleci),
+    hmac("pagerduty", presets::pagerduty),
+    hmac("heroku", presets::heroku),
+    hmac("workos", presets::workos),
+    hmac("webflow", presets::webflow),
+    hmac("buildkite", presets::buildkite),
+    hmac("launchdarkly", presets::launchdarkly),
+    hmac("launch_darkly", presets::launchdarkly),
+    hmac("terraform", presets::terraform),
+    hmac("autodesk", presets::autodesk),
+    hmac("frameio", presets::frameio),
+    hmac("mux", presets::mux),
+    hmac("signal-sciences", presets::signal_sciences),
+    hmac("signal_sciences", presets::signal_sciences),
+    hmac("sonatype", presets::sonatype),
+    hmac("trendmicro-conformity", presets::trendmicro_conformity),
+    hmac("trendmicro_conformity", presets::trendmicro_conformity),
+    hmac("mongodb", presets::mongodb),
+    hmac("castle", presets::castle),
+    hmac("clearbit", presets::clearbit),
+    hmac("sanity", presets::sanity),
+    own("contentful", contentful),
+    // Communications.
+    hmac("microsoft-teams", presets::microsoft_teams),
+    hmac("microsoft_teams", presets::microsoft_teams),
+    hmac("webex", presets::webex),
+    hmac("x", presets::x),
+    hmac("twitter", presets::x),
+    hmac("tiktok", presets::tiktok),
+    hmac("pusher", presets::pusher),
+    hmac("airship", presets::airship),
+    hmac("customer-io", presets::customer_io),
+    hmac("segment", presets::segment),
+    hmac("twitch", presets::twitch),
+    hmac("elevenlabs", presets::elevenlabs),
+    // Business apps and commerce.
+    hmac("zendesk", presets::zendesk),
+    hmac("asana", presets::asana),
+    hmac_url("trello", presets::trello),
+    hmac_url("mandrill", presets::mandrill),
+    hmac_url("mailchimp", presets::mandrill),
+    hmac("notion", presets::notion),
+    hmac("airtable", presets::airtable),
+    hmac("docusign", presets::docusign),
+    hmac("dropbox", presets::dropbox),
+    hmac("nylas", presets::nylas),
+    hmac("box", presets::box_),
+    hmac("xero", presets::xero),
+    hmac("persona", presets::persona),
+    hmac("woocommerce", presets::woocommerce),
+    hmac("go1", presets::go1),
+    hmac("pandadoc", presets::pandadoc),
+    hmac("aftership", presets::aftership),
+    Entry {
+        name: "plivo",
+        family: Family::Own(plivo),
+        signs_url: true,
+        ..SHARED_SECRET
+    },
+    hmac("sumsub", presets::sumsub),
+    hmac("orb", presets::orb),
+    hmac("hostedhooks", presets::hostedhooks),
     Entry {
         name: "none",
         family: Family::Own(none),
@@ -173,6 +287,15 @@ pub fn names_where(keep: impl Fn(&Entry) -> bool) -> Vec<&'static str> {
         .collect()
 }
 
+/// The names of the entries whose scheme answers an endpoint challenge
+/// (for the message refusing `answer_challenges` elsewhere).
+pub fn names_with_challenges() -> Vec<&'static str> {
+    names_where(|entry| match entry.family {
+        Family::Hmac(describe) => describe().challenge.is_some(),
+        _ => false,
+    })
+}
+
 impl Entry {
     /// Whether the egress signer can sign as this scheme: a shared-secret
     /// HMAC whose signature, timestamp and id all travel in headers, over
@@ -187,10 +310,28 @@ impl Entry {
         }
     }
 
+    /// A secret of the form this entry takes (a `whsec_` key, base64, hex,
+    /// or plain text), for tests, fuzz targets and benches that configure
+    /// every scheme; `None` for schemes that take public keys or no keys.
+    pub fn sample_secret(&self) -> Option<&'static str> {
+        if self.keys != KeyKind::Secrets {
+            return None;
+        }
+        Some(match self.family {
+            Family::Hmac(describe) => match describe().key_form {
+                KeyForm::WhsecBase64 => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                KeyForm::Base64(_) => "c2FtcGxlLXNlY3JldA==",
+                KeyForm::Hex(_) => "73616d706c652d736563726574",
+                KeyForm::Raw | KeyForm::RawRefusing { .. } | KeyForm::Sha1Digest => "sample-secret",
+            },
+            _ => "sample-secret",
+        })
+    }
+
     /// Builds this scheme's verifier for one route, preparing every key.
     pub fn build(&self, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
         let desc = match self.family {
-            Family::Own(build) => return build(ingredients),
+            Family::Own(build) => return build(self.name, ingredients),
             Family::Generic => Description::from(need(ingredients.hmac, "hmac")?),
             Family::Hmac(describe) => describe(),
             Family::HmacUrl(describe) => describe(need(ingredients.public_url, "public_url")?),
@@ -227,10 +368,7 @@ const fn hmac_url(name: &'static str, describe: fn(String) -> Description) -> En
     }
 }
 
-const fn own(
-    name: &'static str,
-    build: fn(Ingredients) -> Result<Box<dyn Scheme>, BuildError>,
-) -> Entry {
+const fn own(name: &'static str, build: Builder) -> Entry {
     Entry {
         name,
         family: Family::Own(build),
@@ -238,10 +376,17 @@ const fn own(
     }
 }
 
-const fn public_key(
-    name: &'static str,
-    build: fn(Ingredients) -> Result<Box<dyn Scheme>, BuildError>,
-) -> Entry {
+/// Another name for Meta's scheme (its products, and ngrok's ids for them).
+const fn meta_alias(name: &'static str) -> Entry {
+    Entry {
+        name,
+        family: Family::Own(meta),
+        needs_verify_token: true,
+        ..SHARED_SECRET
+    }
+}
+
+const fn public_key(name: &'static str, build: Builder) -> Entry {
     Entry {
         keys: KeyKind::PublicKeys,
         ..own(name, build)
@@ -273,20 +418,29 @@ fn prepare<K>(
     }
 }
 
-fn twilio(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+fn twilio(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     let url = need(ingredients.public_url, "public_url")?;
     Ok(Box::new(TwilioScheme::new(url, ingredients.keys)))
 }
 
-fn none(_: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+fn plivo(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+    let url = need(ingredients.public_url, "public_url")?;
+    Ok(Box::new(PlivoScheme::new(url, ingredients.keys)))
+}
+
+fn contentful(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+    Ok(Box::new(ContentfulScheme::new(ingredients.keys)))
+}
+
+fn none(_: &'static str, _: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     Ok(Box::new(NoneScheme::default()))
 }
 
-fn gitlab(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+fn gitlab(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     Ok(Box::new(GitlabScheme::new(ingredients.keys)))
 }
 
-fn tbank(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+fn tbank(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     let passwords = prepare(ingredients.keys, |secret| {
         std::str::from_utf8(secret)
             .map(str::to_owned)
@@ -295,32 +449,34 @@ fn tbank(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     Ok(Box::new(TbankScheme::new(passwords)))
 }
 
-fn discord(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+fn discord(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     let keys = prepare(ingredients.keys, asymmetric::parse_ed25519)?;
     Ok(Box::new(AsymmetricScheme::new(Kind::Discord, keys)))
 }
 
-fn sendgrid(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+fn telnyx(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+    let keys = prepare(ingredients.keys, asymmetric::parse_ed25519_base64)?;
+    Ok(Box::new(AsymmetricScheme::new(Kind::Telnyx, keys)))
+}
+
+fn sendgrid(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     let keys = prepare(ingredients.keys, asymmetric::parse_p256)?;
     Ok(Box::new(AsymmetricScheme::new(Kind::Sendgrid, keys)))
 }
 
-fn tochka(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+fn tochka(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     let keys = prepare(ingredients.keys, jwt::parse_rsa)?;
     Ok(Box::new(JwtScheme::new(keys)))
 }
 
-fn meta(ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+fn meta(name: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     let token = need(ingredients.verify_token, "verify_token")?;
-    Ok(Box::new(MetaScheme::new(ingredients.keys, &token)))
+    Ok(Box::new(MetaScheme::new(name, ingredients.keys, &token)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schemes::encoding::Encoding;
-    use crate::schemes::hmac::{Algorithm, TimestampUnit};
-    use crate::schemes::template::Template;
 
     /// Everything any entry may ask for, with keys each kind accepts.
     fn ingredients(entry: &Entry) -> Ingredients {
@@ -328,6 +484,12 @@ mod tests {
             "discord" => {
                 let signing = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
                 hex::encode(signing.verifying_key().to_bytes())
+            }
+            "telnyx" => {
+                use base64::Engine;
+                let signing = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+                base64::engine::general_purpose::STANDARD
+                    .encode(signing.verifying_key().to_bytes())
             }
             // SendGrid's SDK test key (sendgrid-nodejs eventwebhook.spec.js).
             "sendgrid" => "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==".to_owned(),
@@ -339,8 +501,7 @@ mod tests {
                     .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
                     .unwrap()
             }
-            "standard-webhooks" => "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_owned(),
-            _ => "secret".to_owned(),
+            _ => entry.sample_secret().unwrap_or("secret").to_owned(),
         };
         Ingredients {
             keys: vec![("k".to_owned(), key.into_bytes())],
@@ -348,16 +509,8 @@ mod tests {
                 .signs_url
                 .then(|| "https://hooks.example.com/h".to_owned()),
             verify_token: entry.needs_verify_token.then(|| b"token".to_vec()),
-            hmac: matches!(entry.family, Family::Generic).then(|| HmacSpec {
-                header: http::HeaderName::from_static("x-signature"),
-                prefix: None,
-                algorithm: Algorithm::Sha256,
-                encoding: Encoding::Hex,
-                message: Template::parse("{body}").expect("valid"),
-                timestamp_header: None,
-                timestamp_unit: TimestampUnit::Seconds,
-                id_header: None,
-            }),
+            hmac: matches!(entry.family, Family::Generic)
+                .then(|| HmacSpec::body(http::HeaderName::from_static("x-signature"), None)),
         }
     }
 

@@ -33,6 +33,17 @@ pub enum Part {
     /// number's text (Mailgun signs `signature.timestamp` and `.token`).
     /// Presets only.
     Json(Box<str>),
+    /// As [`Part::Json`], but an absent value (or `null`) is the empty
+    /// string: Adyen signs eight fields of a notification item and writes
+    /// a missing `originalReference` as nothing. Presets only.
+    JsonOrEmpty(Box<str>),
+    /// One field of a form body, decoded (Braintree signs `bt_payload`).
+    /// Presets only.
+    FormField(Box<str>),
+    /// The form body's parameters as Twilio and Mandrill concatenate them:
+    /// decoded, sorted, each name followed by its value
+    /// ([`super::twilio::canonical_params`]). Presets only.
+    Form,
 }
 
 /// A parsed message template.
@@ -133,7 +144,9 @@ impl Template {
 
     /// True when any part reads the JSON body.
     pub fn uses_json(&self) -> bool {
-        self.parts.iter().any(|p| matches!(p, Part::Json(_)))
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Json(_) | Part::JsonOrEmpty(_)))
     }
 
     /// True when the template contains `part`.
@@ -170,12 +183,28 @@ impl Template {
                     }
                 },
                 Part::Url => sink(values.url.unwrap_or_default().as_bytes()),
-                Part::Json(pointer) => {
+                Part::Form => sink(super::twilio::canonical_params(values.body).as_bytes()),
+                Part::FormField(field) => {
+                    match form_urlencoded::parse(values.body).find(|(k, _)| k == field.as_ref()) {
+                        Some((_, value)) => sink(value.as_bytes()),
+                        None => {
+                            return Err(Reject::with(
+                                Reason::MissingSignedHeader,
+                                format!(
+                                "the form body has no field {field}, which is the signed message"
+                            ),
+                            ))
+                        }
+                    }
+                }
+                Part::Json(pointer) | Part::JsonOrEmpty(pointer) => {
                     match values.json.and_then(|doc| doc.pointer(pointer)) {
                         Some(serde_json::Value::String(text)) => sink(text.as_bytes()),
                         Some(value @ serde_json::Value::Number(_)) => {
                             sink(value.to_string().as_bytes())
                         }
+                        None | Some(serde_json::Value::Null)
+                            if matches!(part, Part::JsonOrEmpty(_)) => {}
                         _ => {
                             return Err(Reject::with(
                                 Reason::MissingSignedHeader,

@@ -108,7 +108,7 @@ secrets = [{ value = "cli-broken-literal-secret" }]
 
 [routes.hmac]
 header = "X-Signature"
-algorithm = "md5"
+algorithm = "crc32"
 "#,
     );
     let output = check(&config.0, None);
@@ -118,7 +118,7 @@ algorithm = "md5"
     for line in [
         r#"server.upstream: "https://127.0.0.1:8443": only http:// upstreams are supported"#,
         "server.listne: unknown key",
-        r#"routes[0] ("hook").hmac.algorithm: "md5" is not one of sha1, sha256, sha512"#,
+        r#"routes[0] ("hook").hmac.algorithm: "crc32" is not one of sha1, sha256, sha512, md5"#,
     ] {
         assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
     }

@@ -84,14 +84,14 @@ secrets = [{ env = "CARTELCRM_CALLBACK_SECRET" }]
 
 [routes.hmac]
 header = "X-Signature"
-algorithm = "md5"
+algorithm = "crc32"
 "#;
     assert_errors(
         text,
         &[
             r#"server.max_body: "1mb" has unknown size unit "mb": use one of B, KiB, MiB, GiB, KB, MB, GB"#,
             "server.listne: unknown key; did you mean `listen`?",
-            r#"routes[0] ("cartelcrm").hmac.algorithm: "md5" is not one of sha1, sha256, sha512"#,
+            r#"routes[0] ("cartelcrm").hmac.algorithm: "crc32" is not one of sha1, sha256, sha512, md5"#,
             "routes[0] (\"cartelcrm\").secrets[0]: environment variable CARTELCRM_CALLBACK_SECRET is not set",
         ],
     );
@@ -425,9 +425,10 @@ fn an_unknown_scheme_lists_the_known_ones() {
     );
     assert_errors(
         &text,
-        &[
-            r#"routes[0] ("a").scheme: "strype" is not one of hmac, stripe, github, slack, shopify, standard-webhooks, twilio, paddle, square, hubspot, zoom, calendly, bitbucket, typeform, intercom, linear, gitlab, mailgun, tbank, discord, sendgrid, tochka, meta, none; did you mean "stripe"?"#,
-        ],
+        &[&format!(
+            r#"routes[0] ("a").scheme: "strype" is not one of the {} schemes hookguard knows; did you mean "stripe"?"#,
+            hookguard::schemes::registry::SCHEMES.len()
+        )],
     );
 }
 
@@ -489,7 +490,29 @@ fn a_scheme_typo_gets_the_closest_scheme_and_a_far_one_none() {
         route("a", "/a").replace(r#"scheme = "hmac""#, r#"scheme = "salesforce""#)
     );
     let found = errors(&text);
-    assert!(found[0].ends_with(", meta, none"), "{found:?}");
+    assert!(
+        found[0].ends_with(r#"none is close; the README's "Provider presets" lists them all, or use "hmac" with a [routes.hmac] table to describe the sender"#),
+        "{found:?}"
+    );
+    // ngrok's spellings and the names without punctuation find the preset,
+    // and a name close to several offers them all, nearest first.
+    for (typed, expected) in [
+        (
+            "launch-darkly",
+            r#"did you mean "launchdarkly" or "launch_darkly"?"#,
+        ),
+        ("lemonsqueezy", r#"did you mean "lemon-squeezy"?"#),
+        ("checkout", r#"did you mean "checkout-com"?"#),
+        ("facebok", r#"did you mean "facebook""#),
+        ("coinbase_commerce", r#"did you mean "coinbase-commerce""#),
+    ] {
+        let text = format!(
+            "{SERVER}{}",
+            route("a", "/a").replace(r#"scheme = "hmac""#, &format!("scheme = \"{typed}\""))
+        );
+        let found = errors(&text);
+        assert!(found[0].contains(expected), "{typed}: {found:?}");
+    }
 }
 
 #[test]
@@ -1132,5 +1155,123 @@ secrets = [{ value = "s" }]
     assert_errors(
         &text,
         &["egress.routes[0] (\"p\").sign.message: uses {id} but id_header is not set"],
+    );
+}
+
+#[test]
+fn a_secret_of_the_wrong_form_names_the_key_and_what_the_dashboard_shows() {
+    let with = |scheme: &str, secret: &str| {
+        format!(
+            "{SERVER}[[routes]]\nname = \"a\"\npath = \"/a\"\nscheme = \"{scheme}\"\nsecrets = [{{ value = \"{secret}\" }}]\n"
+        )
+    };
+    assert_errors(
+        &with("airtable", "not base64!"),
+        &[
+            r#"routes[0] ("a").secrets[0]: expected base64 text (the macSecretBase64 returned when the webhook is created); this does not decode"#,
+        ],
+    );
+    assert_errors(
+        &with("squarespace", "xyz"),
+        &[
+            r#"routes[0] ("a").secrets[0]: expected hex text (the secret returned when the webhook subscription is created); this does not decode"#,
+        ],
+    );
+    assert_errors(
+        &with("polar", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        &[
+            r#"routes[0] ("a").secrets[0]: this secret starts with whsec_, which is another provider's form; use the polar_whs_... secret shown in Polar's webhook settings"#,
+        ],
+    );
+    assert_errors(
+        &with("clerk", "polar_whs_abc"),
+        &[
+            r#"routes[0] ("a").secrets[0]: a Standard Webhooks secret is whsec_ followed by base64; this one does not decode"#,
+        ],
+    );
+    // The right forms load.
+    for (scheme, secret) in [
+        ("airtable", "c2VjcmV0"),
+        ("squarespace", "736563726574"),
+        ("polar", "polar_whs_abc"),
+        ("brex", "c2VjcmV0"),
+    ] {
+        assert!(
+            Config::from_toml(&with(scheme, secret), &no_env).is_ok(),
+            "{scheme}"
+        );
+    }
+}
+
+#[test]
+fn the_hmac_tables_extensions_are_checked_by_name() {
+    let with = |table: &str| {
+        format!(
+            "{SERVER}[[routes]]\nname = \"a\"\npath = \"/a\"\nscheme = \"hmac\"\nsecrets = [{{ value = \"s\" }}]\n[routes.hmac]\n{table}\n"
+        )
+    };
+    for (table, expected) in [
+        (
+            "header = \"X-Sig\"\nquery = \"signature\"",
+            r#"routes[0] ("a").hmac.query: the signature is already read from header; set one of header, headers, query"#,
+        ),
+        (
+            "algorithm = \"sha256\"",
+            r#"routes[0] ("a").hmac.header: missing: the header carrying the signature, e.g. "X-Signature" (or headers = [..] when each key's signature has its own header, or query = "signature")"#,
+        ),
+        (
+            "header = \"X-Sig\"\nlist = \"kv\"",
+            r#"routes[0] ("a").hmac.signature_key: missing: the key of the signature entries, e.g. "v1" for t=..,v1=.."#,
+        ),
+        (
+            "header = \"X-Sig\"\nsignature_key = \"v1\"",
+            r#"routes[0] ("a").hmac.signature_key: only with list = "kv""#,
+        ),
+        (
+            "header = \"X-Sig\"\nlist = \"positional\"\nseparator = \"ab\"",
+            r#"routes[0] ("a").hmac.separator: "ab" must be one punctuation character, e.g. "," or ";""#,
+        ),
+        (
+            "query = \"signature\"\nprefix = \"sha256=\"",
+            r#"routes[0] ("a").hmac.prefix: not with query; a list is read from header"#,
+        ),
+        (
+            "header = \"X-Sig\"\nlist = \"positional\"\ntimestamp_header = \"X-Ts\"",
+            r#"routes[0] ("a").hmac.timestamp_header: the list already carries the timestamp; remove timestamp_header"#,
+        ),
+        (
+            "header = \"X-Sig\"\nwindow = false",
+            r#"routes[0] ("a").hmac.window: only with a timestamp (timestamp_header, or a list's timestamp_key)"#,
+        ),
+        (
+            "header = \"X-Sig\"\nalgorithm_header = \"X-Alg\"",
+            r#"routes[0] ("a").hmac.algorithms: missing: each value of algorithm_header and its hash, e.g. { HMAC_SHA256_HEX = "sha256" }"#,
+        ),
+        (
+            "header = \"X-Sig\"\nalgorithm_header = \"X-Alg\"\nalgorithms = { A = \"crc32\" }",
+            r#"routes[0] ("a").hmac.algorithms.A: "crc32" is not one of sha1, sha256, sha512, md5"#,
+        ),
+        (
+            "header = \"X-Sig\"\nalgorithm = \"sha1\"\nalgorithm_header = \"X-Alg\"\nalgorithms = { A = \"sha256\" }",
+            r#"routes[0] ("a").hmac.algorithm: sha1 is not among algorithms"#,
+        ),
+        (
+            "header = \"X-Sig\"\nkey_encoding = \"base32\"",
+            r#"routes[0] ("a").hmac.key_encoding: "base32" is not one of raw, hex, base64; did you mean "base64"?"#,
+        ),
+        (
+            "header = \"X-Sig\"\ntimestamp_header = \"X-Ts\"\ntimestamp_unit = \"iso\"",
+            r#"routes[0] ("a").hmac.timestamp_unit: "iso" is not one of s, ms, rfc3339"#,
+        ),
+    ] {
+        assert_errors(&with(table), &[expected]);
+    }
+    // A key that does not decode in its key_encoding names the secret.
+    let text = with("header = \"X-Sig\"\nkey_encoding = \"hex\"");
+    assert_errors(
+        &text,
+        &[
+            r#"routes[0] ("a").secrets[0]: expected hex text (hex text, as key_encoding = "hex" says); this does not decode"#,
+        ],
     );
 }

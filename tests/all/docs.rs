@@ -1,6 +1,7 @@
 //! The README against the scheme registry: every scheme hookguard accepts
 //! has its row in the provider presets table and is named where the route
-//! keys are explained, and the table names no scheme hookguard lacks.
+//! keys are explained, the table names no scheme hookguard lacks, and the
+//! table of proofs says for each preset the kind of signer its proof uses.
 
 use hookguard::schemes::registry::{self, Family, KeyKind, SCHEMES};
 
@@ -76,4 +77,38 @@ fn the_route_keys_table_names_the_schemes_the_registry_says() {
     assert!(route_key_row("public_keys").contains(&quoted(&public_keys)));
     let verify_token = registry::names_where(|e| e.needs_verify_token);
     assert!(route_key_row("verify_token").contains(&quoted(&verify_token)));
+}
+
+#[test]
+fn the_proofs_table_lists_every_preset_with_the_kind_of_signer_its_proof_uses() {
+    use crate::preset_proofs::{kind, Kind};
+    let lines = section("## Provider presets");
+    let table: Vec<&str> = lines
+        .iter()
+        .skip_while(|line| **line != "### How each preset is proven")
+        .filter(|line| line.starts_with("| `"))
+        .copied()
+        .collect();
+    let presets: Vec<&str> =
+        registry::names_where(|e| !matches!(e.family, Family::Generic) && e.keys != KeyKind::None);
+    assert_eq!(
+        first_cells(&table),
+        presets,
+        "one row per preset, in registry order"
+    );
+    for (row, preset) in table.iter().zip(&presets) {
+        let signer = row.split('|').nth(2).expect("a second cell").trim();
+        let expected = match registry::find(preset).expect("listed").keys {
+            KeyKind::PublicKeys => "fresh key pair",
+            _ => match kind(preset) {
+                Kind::Sdk(_) => "SDK: ",
+                Kind::Vector(_) => "published vector: ",
+                Kind::Doc => "second implementation",
+            },
+        };
+        assert!(
+            signer.starts_with(expected),
+            "{preset}: the README says {signer:?}, the proof uses {expected:?}"
+        );
+    }
 }

@@ -9,6 +9,7 @@
 mod support;
 
 mod capture;
+mod challenges;
 mod cli;
 mod config_errors;
 mod differential;
@@ -18,6 +19,7 @@ mod http1;
 mod layers;
 mod logging;
 mod pipeline;
+mod preset_proofs;
 mod presets;
 mod presets_asymmetric;
 mod properties;

@@ -105,6 +105,78 @@ async fn discord_verifies_ed25519_from_a_fresh_key_pair() {
     assert_eq!(upstream.count(), 2);
 }
 
+#[tokio::test]
+async fn telnyx_verifies_ed25519_over_timestamp_bar_body_from_a_fresh_key_pair() {
+    // The rule from telnyx-python 4.189.0 lib/webhook_verification.py:
+    // base64 Ed25519 over "{telnyx-timestamp}|{body}", base64 public key,
+    // five minutes either way; signed here with ed25519-dalek directly.
+    use base64::Engine;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let signing = ed25519_dalek::SigningKey::generate(&mut OsRng);
+    let public = b64(signing.verifying_key().as_bytes());
+    let other = ed25519_dalek::SigningKey::generate(&mut OsRng);
+    let (upstream, hg) = start(&format!(
+        "scheme = \"telnyx\"\npublic_keys = [{{ id = \"portal\", value = \"{public}\" }}]"
+    ))
+    .await;
+    let sign = |key: &ed25519_dalek::SigningKey, ts: i64, body: &str| {
+        let sig = key.sign(format!("{ts}|{body}").as_bytes());
+        vec![
+            ("telnyx-signature-ed25519", b64(&sig.to_bytes())),
+            ("telnyx-timestamp", ts.to_string()),
+        ]
+    };
+    let body = |n: u32| format!(r#"{{"data":{{"id":"ev-{n}","event_type":"call.initiated"}}}}"#);
+    let first = sign(&signing, now(), &body(1));
+    let answer = send(hg.addr, "POST", "/hook", &first, body(1)).await;
+    assert_eq!((answer.status, answer.reject()), (200, None));
+    assert_eq!(
+        upstream.last().headers["x-verified-by"],
+        "hookguard; route=p; scheme=telnyx; key=portal"
+    );
+    // One byte changed; the same request again; another key.
+    let changed = body(1).replacen("initiated", "initiatee", 1);
+    let answer = send(hg.addr, "POST", "/hook", &first, changed).await;
+    assert_eq!(answer.reject(), Some("bad_signature"));
+    let answer = send(hg.addr, "POST", "/hook", &first, body(1)).await;
+    assert_eq!(answer.reject(), Some("duplicate"));
+    let answer = send(
+        hg.addr,
+        "POST",
+        "/hook",
+        &sign(&other, now(), &body(2)),
+        body(2),
+    )
+    .await;
+    assert_eq!(answer.reject(), Some("bad_signature"));
+    // Discord's rule (no bar) is not Telnyx's.
+    let no_bar = signing.sign(format!("{}{}", now(), body(3)).as_bytes());
+    let headers = vec![
+        ("telnyx-signature-ed25519", b64(&no_bar.to_bytes())),
+        ("telnyx-timestamp", now().to_string()),
+    ];
+    let answer = send(hg.addr, "POST", "/hook", &headers, body(3)).await;
+    assert_eq!(answer.reject(), Some("bad_signature"));
+    // The window at both edges.
+    for (n, skew, expected) in [
+        (4, -290, None),
+        (5, 290, None),
+        (6, -310, Some("stale_timestamp")),
+        (7, 310, Some("future_timestamp")),
+    ] {
+        let headers = sign(&signing, now() + skew, &body(n));
+        let answer = send(hg.addr, "POST", "/hook", &headers, body(n)).await;
+        assert_eq!(answer.reject(), expected, "{skew}");
+    }
+    assert_eq!(upstream.count(), 3);
+    // A key that is not base64 of 32 bytes is a config error naming it.
+    let e = config_errors("scheme = \"telnyx\"\npublic_keys = [{ value = \"00ff\" }]");
+    assert!(
+        e.contains("routes[0] (\"p\").public_keys[0]: a Telnyx public key is base64 of 32 bytes"),
+        "{e}"
+    );
+}
+
 #[test]
 fn sendgrid_matches_the_vector_in_sendgrids_sdk_tests() {
     // sendgrid/sendgrid-nodejs packages/eventwebhook/src/eventwebhook.spec.js.
@@ -380,9 +452,12 @@ async fn slack_url_verification_is_signed_and_forwarded_verified() {
 }
 
 #[tokio::test]
-async fn zoom_url_validation_is_signed_and_forwarded_verified() {
-    let (upstream, hg) =
-        start("scheme = \"zoom\"\nsecrets = [{ value = \"zoom-secret-token\" }]").await;
+async fn zoom_url_validation_left_to_the_app_is_signed_and_forwarded_verified() {
+    // hookguard answers it itself by default (tests/all/challenges.rs).
+    let (upstream, hg) = start(
+        "scheme = \"zoom\"\nsecrets = [{ value = \"zoom-secret-token\" }]\nanswer_challenges = false",
+    )
+    .await;
     let body = r#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#;
     let ts = now().to_string();
     let headers = vec![
@@ -461,7 +536,8 @@ async fn meta_subscription_handshake_is_authenticated_by_the_verify_token() {
 fn preset_config_errors_name_the_key_and_what_is_allowed() {
     let e = config_errors("scheme = \"stripes\"\nsecrets = [{ value = \"x\" }]");
     assert!(
-        e.contains("routes[0] (\"p\").scheme: \"stripes\" is not one of hmac, stripe, github"),
+        e.contains("routes[0] (\"p\").scheme: \"stripes\" is not one of the ")
+            && e.contains("did you mean \"stripe\"?"),
         "{e}"
     );
     let e = config_errors("scheme = \"twilio\"\nsecrets = [{ value = \"x\" }]");

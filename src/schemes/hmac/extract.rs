@@ -35,6 +35,8 @@ enum Place<'a> {
     Header(&'a HeaderName),
     /// One `key=` entry of a key-value list header.
     ListEntry(&'a str, &'a HeaderName),
+    /// The first element of a positional list header.
+    ListHead(&'a HeaderName),
     /// A value in the JSON body, by pointer.
     Json(&'a str),
 }
@@ -44,6 +46,7 @@ impl fmt::Display for Place<'_> {
         match self {
             Place::Header(name) => write!(f, "{name}"),
             Place::ListEntry(key, header) => write!(f, "the {key}= entry of {header}"),
+            Place::ListHead(header) => write!(f, "the first element of {header}"),
             Place::Json(pointer) => write!(f, "the JSON body's {pointer}"),
         }
     }
@@ -70,26 +73,25 @@ pub(super) fn extract<'r>(
             let text = text.ok_or_else(|| malformed_timestamp(place, *unit))?;
             Some(parse_timestamp(Cow::Borrowed(text), *unit, place)?)
         }
-        Some(TimestampSource::List) => {
-            let SignatureSource::KvList {
-                name,
-                timestamp_key,
-                ..
-            } = &desc.signature
-            else {
-                unreachable!("a list timestamp goes with a list signature header")
+        Some(TimestampSource::List(unit)) => {
+            let (name, key) = match &desc.signature {
+                SignatureSource::KvList {
+                    name,
+                    timestamp_key,
+                    ..
+                } => (name, timestamp_key.as_ref()),
+                SignatureSource::Positional { name, .. } => (name, ""),
+                _ => unreachable!("a list timestamp goes with a list signature header"),
+            };
+            let place = if key.is_empty() {
+                Place::ListHead(name)
+            } else {
+                Place::ListEntry(key, name)
             };
             let text = list_timestamp.ok_or_else(|| {
-                Reject::with(
-                    Reason::MissingTimestamp,
-                    format!("header {name} has no {timestamp_key}= entry"),
-                )
+                Reject::with(Reason::MissingTimestamp, format!("{place} is missing"))
             })?;
-            Some(parse_timestamp(
-                Cow::Borrowed(text),
-                TimestampUnit::Seconds,
-                Place::ListEntry(timestamp_key, name),
-            )?)
+            Some(parse_timestamp(Cow::Borrowed(text), *unit, place)?)
         }
         Some(TimestampSource::Json(pointer, unit)) => {
             let place = Place::Json(pointer);
@@ -163,28 +165,27 @@ fn signatures<'r>(
                 .iter()
                 .find(|n| request.headers.contains_key(*n))
                 .ok_or_else(|| missing(&format!("header {}", names[0])))?;
-            let candidates: Vec<Vec<u8>> = request
-                .headers
-                .get_all(header)
-                .iter()
-                .filter_map(|value| value.to_str().ok())
-                .flat_map(|text| text.split(|c: char| c == ',' || c.is_ascii_whitespace()))
-                .filter(|token| !token.is_empty())
-                .filter_map(|token| {
-                    let token = match prefix {
-                        Some(prefix) => strip_prefix_ignore_case(token, prefix),
-                        None => token,
-                    };
-                    encoding::decode(encoding, token)
-                })
-                .collect();
+            let candidates =
+                header_candidates(request, std::slice::from_ref(header), prefix, encoding);
             if candidates.is_empty() {
                 return Err(none_decodes(format!(
                     "header {header}{}",
-                    match prefix {
-                        Some(p) => format!(" (optionally prefixed with {p:?})"),
-                        None => String::new(),
-                    }
+                    prefix_note(prefix)
+                )));
+            }
+            Ok((candidates, None))
+        }
+        SignatureSource::Headers { names, prefix } => {
+            if !names.iter().any(|n| request.headers.contains_key(n)) {
+                return Err(missing(&format!("header {}", names[0])));
+            }
+            let candidates = header_candidates(request, names, prefix, encoding);
+            if candidates.is_empty() {
+                return Err(none_decodes(format!(
+                    "every present header of {} .. {}{}",
+                    names[0],
+                    names[names.len() - 1],
+                    prefix_note(prefix)
                 )));
             }
             Ok((candidates, None))
@@ -194,18 +195,19 @@ fn signatures<'r>(
             separator,
             timestamp_key,
             signature_key,
+            groups,
         } => {
-            let value = request
-                .headers
-                .get(name)
-                .ok_or_else(|| missing(&format!("header {name}")))?;
-            let text = value
-                .to_str()
-                .map_err(|_| none_decodes(format!("header {name}")))?;
-            let list = parse_kv_list(text, *separator);
+            let text = header_text(request, name, &missing, &none_decodes)?;
+            let list: Vec<(&str, &str)> = if *groups {
+                text.split_ascii_whitespace()
+                    .flat_map(|group| parse_kv_list(group, *separator))
+                    .collect()
+            } else {
+                parse_kv_list(text, *separator)
+            };
             let timestamp = list
                 .iter()
-                .find(|(k, _)| k == timestamp_key)
+                .find(|(k, _)| !timestamp_key.is_empty() && k == timestamp_key)
                 .map(|(_, v)| *v);
             let candidates: Vec<Vec<u8>> = list
                 .iter()
@@ -218,6 +220,47 @@ fn signatures<'r>(
                 )));
             }
             Ok((candidates, timestamp))
+        }
+        SignatureSource::Positional { name, separator } => {
+            let text = header_text(request, name, &missing, &none_decodes)?;
+            let mut elements = text.split(*separator).map(str::trim);
+            let timestamp = elements.next().filter(|t| !t.is_empty());
+            let candidates: Vec<Vec<u8>> = elements
+                .filter_map(|sig| encoding::decode(encoding, sig))
+                .collect();
+            if candidates.is_empty() {
+                return Err(none_decodes(format!(
+                    "header {name} (a timestamp, then signatures, separated by {separator:?})"
+                )));
+            }
+            Ok((candidates, timestamp))
+        }
+        SignatureSource::FormPairs(field) => {
+            let value = form_urlencoded::parse(request.body)
+                .find(|(k, _)| k == *field)
+                .map(|(_, v)| v)
+                .ok_or_else(|| missing(&format!("form field {field}")))?;
+            let candidates: Vec<Vec<u8>> = value
+                .split('&')
+                .filter_map(|pair| pair.split_once('|'))
+                .filter_map(|(_, sig)| encoding::decode(encoding, sig.trim()))
+                .collect();
+            if candidates.is_empty() {
+                return Err(none_decodes(format!(
+                    "form field {field} (public_key|signature pairs)"
+                )));
+            }
+            Ok((candidates, None))
+        }
+        SignatureSource::Query(param) => {
+            let query = request.uri.query().unwrap_or("");
+            let value = form_urlencoded::parse(query.as_bytes())
+                .find(|(k, _)| k == param.as_ref())
+                .map(|(_, v)| v)
+                .ok_or_else(|| missing(&format!("query parameter {param}")))?;
+            let candidate = encoding::decode(encoding, value.trim())
+                .ok_or_else(|| none_decodes(format!("query parameter {param}")))?;
+            Ok((vec![candidate], None))
         }
         SignatureSource::Versioned { names, version } => {
             let (header, text) = first_header(request, names)
@@ -248,6 +291,53 @@ fn signatures<'r>(
     }
 }
 
+/// The text of header `name`, or why there is none.
+fn header_text<'r>(
+    request: &RequestView<'r>,
+    name: &HeaderName,
+    missing: &dyn Fn(&dyn fmt::Display) -> Reject,
+    none_decodes: &dyn Fn(String) -> Reject,
+) -> Result<&'r str, Reject> {
+    request
+        .headers
+        .get(name)
+        .ok_or_else(|| missing(&format!("header {name}")))?
+        .to_str()
+        .map_err(|_| none_decodes(format!("header {name}")))
+}
+
+/// Every decoded signature in the values of `headers` (each value may hold
+/// several, separated by commas or spaces, each optionally prefixed).
+fn header_candidates(
+    request: &RequestView<'_>,
+    headers: &[HeaderName],
+    prefix: &Option<Cow<'static, str>>,
+    encoding: encoding::Encoding,
+) -> Vec<Vec<u8>> {
+    headers
+        .iter()
+        .flat_map(|header| request.headers.get_all(header))
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|text| text.split(|c: char| c == ',' || c.is_ascii_whitespace()))
+        .filter(|token| !token.is_empty())
+        .filter_map(|token| {
+            let token = match prefix {
+                Some(prefix) => strip_prefix_ignore_case(token, prefix),
+                None => token,
+            };
+            encoding::decode(encoding, token)
+        })
+        .collect()
+}
+
+/// `" (optionally prefixed with "sha256=")"` when there is a prefix.
+fn prefix_note(prefix: &Option<Cow<'static, str>>) -> String {
+    match prefix {
+        Some(p) => format!(" (optionally prefixed with {p:?})"),
+        None => String::new(),
+    }
+}
+
 /// The first of `names` present: its name, and its text when it is valid.
 fn first_header<'r, 'n>(
     request: &RequestView<'r>,
@@ -273,13 +363,14 @@ fn id_role(desc: &Description) -> &'static str {
 }
 
 fn malformed_timestamp(place: Place<'_>, unit: TimestampUnit) -> Reject {
-    Reject::with(
-        Reason::MalformedTimestamp,
-        format!(
+    let detail = match unit {
+        TimestampUnit::Rfc3339 => format!("{place} must be an RFC 3339 date-time"),
+        _ => format!(
             "{place} must be an integer number of Unix {}",
             unit.as_str()
         ),
-    )
+    };
+    Reject::with(Reason::MalformedTimestamp, detail)
 }
 
 fn parse_timestamp<'t>(
@@ -287,11 +378,10 @@ fn parse_timestamp<'t>(
     unit: TimestampUnit,
     place: Place<'_>,
 ) -> Result<(Cow<'t, str>, i64), Reject> {
-    let value: i64 = text
-        .trim()
-        .parse()
-        .map_err(|_| malformed_timestamp(place, unit))?;
-    Ok((text, unit.to_seconds(value)))
+    let seconds = unit
+        .parse(&text)
+        .ok_or_else(|| malformed_timestamp(place, unit))?;
+    Ok((text, seconds))
 }
 
 /// Splits `t=1,v1=ab,v0=cd` (or `ts=1;h1=ab`) into trimmed key-value pairs;

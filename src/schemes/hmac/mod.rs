@@ -26,16 +26,19 @@ use std::time::Duration;
 use hmac::digest::KeyInit;
 use hmac::{Hmac, Mac};
 use http::header::HeaderName;
+use md5::Md5;
 use sha1::Sha1;
 use sha2::{Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
 pub use description::{
-    template_needs_id, template_needs_timestamp, Algorithm, Description, HmacSpec, IdSource,
-    KeyForm, PublicUrl, SignatureSource, TimestampSource, TimestampUnit,
+    template_needs_id, template_needs_timestamp, Algorithm, AlgorithmHeader, Description, HmacSpec,
+    IdSource, KeyForm, PublicUrl, SignatureSource, TimestampSource, TimestampUnit,
 };
 pub use extract::{parse_kv_list, parse_versioned};
 
+use super::challenge::{self, Kind as ChallengeKind};
+use super::encoding::{self, Encoding};
 use super::template::{Part, Template, Values};
 use super::{RequestView, Scheme, Unsigned, Verified};
 use crate::dedupe::DedupeSource;
@@ -47,6 +50,7 @@ enum PreparedKey {
     Sha1(Hmac<Sha1>),
     Sha256(Hmac<Sha256>),
     Sha512(Hmac<Sha512>),
+    Md5(Hmac<Md5>),
 }
 
 impl PreparedKey {
@@ -65,6 +69,24 @@ impl PreparedKey {
                 <Hmac<Sha512> as KeyInit>::new_from_slice(secret)
                     .expect("HMAC takes any key length"),
             ),
+            Algorithm::Md5 => PreparedKey::Md5(
+                <Hmac<Md5> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length"),
+            ),
+        }
+    }
+
+    /// MACs `bytes` alone (a challenge's token).
+    fn mac(&self, bytes: &[u8]) -> Vec<u8> {
+        fn run<M: Mac + Clone>(key: &M, bytes: &[u8]) -> Vec<u8> {
+            let mut mac = key.clone();
+            mac.update(bytes);
+            mac.finalize().into_bytes().to_vec()
+        }
+        match self {
+            PreparedKey::Sha1(k) => run(k, bytes),
+            PreparedKey::Sha256(k) => run(k, bytes),
+            PreparedKey::Sha512(k) => run(k, bytes),
+            PreparedKey::Md5(k) => run(k, bytes),
         }
     }
 
@@ -83,6 +105,7 @@ impl PreparedKey {
             PreparedKey::Sha1(k) => run(k, template, values),
             PreparedKey::Sha256(k) => run(k, template, values),
             PreparedKey::Sha512(k) => run(k, template, values),
+            PreparedKey::Md5(k) => run(k, template, values),
         }
     }
 }
@@ -100,7 +123,11 @@ pub struct HmacScheme {
     name: &'static str,
     desc: Description,
     key_ids: Vec<String>,
-    keys: Vec<PreparedKey>,
+    /// The hashes this scheme may use: the description's one, or each of
+    /// its allow-list's, in that list's order.
+    algorithms: Vec<Algorithm>,
+    /// Per secret, one prepared state per entry of `algorithms`.
+    keys: Vec<Vec<PreparedKey>>,
     /// True when some part of the scheme reads the JSON body, so that it is
     /// parsed once per request, and only then.
     needs_json: bool,
@@ -122,11 +149,26 @@ impl HmacScheme {
             || matches!(desc.signature, SignatureSource::Json(_))
             || matches!(desc.timestamp, Some(TimestampSource::Json(..)))
             || matches!(desc.id, Some(IdSource::Json(_)));
+        let mut algorithms = vec![desc.algorithm];
+        if let Some(choice) = &desc.algorithm_from {
+            algorithms = Vec::new();
+            for (_, algorithm) in &choice.values {
+                if !algorithms.contains(algorithm) {
+                    algorithms.push(*algorithm);
+                }
+            }
+        }
         HmacScheme {
             keys: keys
                 .iter()
-                .map(|(_, key)| PreparedKey::new(desc.algorithm, key))
+                .map(|(_, key)| {
+                    algorithms
+                        .iter()
+                        .map(|algorithm| PreparedKey::new(*algorithm, key))
+                        .collect()
+                })
                 .collect(),
+            algorithms,
             key_ids: keys.into_iter().map(|(id, _)| id).collect(),
             needs_json,
             name,
@@ -137,6 +179,57 @@ impl HmacScheme {
     /// The description this scheme runs.
     pub fn description(&self) -> &Description {
         &self.desc
+    }
+
+    /// The index into `algorithms` of the hash this request was signed
+    /// with: always the one, or the one its header names from the
+    /// allow-list. A value outside the list is refused, never guessed.
+    fn algorithm_of(&self, request: &RequestView<'_>) -> Result<usize, Reject> {
+        let Some(choice) = &self.desc.algorithm_from else {
+            return Ok(0);
+        };
+        let allowed = || {
+            choice
+                .values
+                .iter()
+                .map(|(v, _)| v.as_ref())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let value = request
+            .headers
+            .get(&choice.header)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                Reject::with(
+                    Reason::MissingSignedHeader,
+                    format!(
+                        "header {} (the hash: one of {}) is missing",
+                        choice.header,
+                        allowed()
+                    ),
+                )
+            })?;
+        let algorithm = choice
+            .values
+            .iter()
+            .find(|(v, _)| v.as_ref() == value.trim())
+            .map(|(_, a)| *a)
+            .ok_or_else(|| {
+                Reject::with(
+                    Reason::MalformedSignature,
+                    format!(
+                        "header {} names a hash this route does not accept; it accepts {}",
+                        choice.header,
+                        allowed()
+                    ),
+                )
+            })?;
+        Ok(self
+            .algorithms
+            .iter()
+            .position(|a| *a == algorithm)
+            .expect("every listed hash is prepared"))
     }
 
     /// Reads everything the signed message is made of (the JSON body once,
@@ -194,31 +287,49 @@ impl Scheme for HmacScheme {
 
     fn describe(&self) -> String {
         let desc = &self.desc;
+        let names_of = |names: &[HeaderName]| {
+            names
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" or ")
+        };
+        let prefix_of = |prefix: &Option<std::borrow::Cow<'static, str>>| match prefix {
+            Some(prefix) => format!(" (prefix {prefix:?} optional)"),
+            None => String::new(),
+        };
         let where_ = match &desc.signature {
             SignatureSource::Header { names, prefix } => {
-                let names: Vec<String> = names.iter().map(ToString::to_string).collect();
-                let mut text = format!("header {}", names.join(" or "));
-                if let Some(prefix) = prefix {
-                    text.push_str(&format!(" (prefix {prefix:?} optional)"));
-                }
-                text
+                format!("header {}{}", names_of(names), prefix_of(prefix))
             }
+            SignatureSource::Headers { names, prefix } => format!(
+                "every present header of {} .. {}{}",
+                names[0],
+                names[names.len() - 1],
+                prefix_of(prefix)
+            ),
             SignatureSource::KvList {
                 name,
                 separator,
                 timestamp_key,
                 signature_key,
+                groups,
             } => format!(
-                "header {name} as \"{timestamp_key}=..{separator}{signature_key}=..\" (any {signature_key} entry may match)"
+                "header {name} as \"{timestamp_key}=..{separator}{signature_key}=..\"{} (any {signature_key} entry may match)",
+                if *groups { ", space-separated groups" } else { "" }
             ),
-            SignatureSource::Versioned { names, version } => {
-                let names: Vec<String> = names.iter().map(ToString::to_string).collect();
-                format!(
-                    "header {} as space-separated \"{version},<sig>\" entries",
-                    names.join(" or ")
-                )
+            SignatureSource::Positional { name, separator } => {
+                format!("header {name} as \"<timestamp>{separator}<sig>[{separator}<sig>..]\"")
             }
+            SignatureSource::Versioned { names, version } => format!(
+                "header {} as space-separated \"{version},<sig>\" entries",
+                names_of(names)
+            ),
             SignatureSource::Json(pointer) => format!("the JSON body at {pointer}"),
+            SignatureSource::Query(param) => format!("query parameter {param}"),
+            SignatureSource::FormPairs(field) => {
+                format!("form field {field} as public_key|signature pairs joined by &")
+            }
         };
         let mut text = format!(
             "HMAC-{} of \"{}\", {}-encoded in {where_}",
@@ -228,11 +339,11 @@ impl Scheme for HmacScheme {
         );
         match &desc.timestamp {
             Some(TimestampSource::Header(names, unit)) => {
-                let unit = match unit {
-                    TimestampUnit::Seconds => "s",
-                    TimestampUnit::Millis => "ms",
-                };
-                text.push_str(&format!("; timestamp in {} ({unit})", names[0]));
+                text.push_str(&format!(
+                    "; timestamp in {} ({})",
+                    names[0],
+                    unit.config_str()
+                ));
             }
             Some(TimestampSource::Json(pointer, unit)) => {
                 text.push_str(&format!(
@@ -240,17 +351,135 @@ impl Scheme for HmacScheme {
                     unit.as_str()
                 ));
             }
-            Some(TimestampSource::List) | None => {}
+            Some(TimestampSource::List(TimestampUnit::Millis)) => {
+                text.push_str("; the list's timestamp is in ms");
+            }
+            Some(TimestampSource::List(_)) | None => {}
+        }
+        if desc.timestamp.is_some() && !desc.window {
+            text.push_str("; the timestamp is signed but no window is checked");
         }
         match &desc.id {
             Some(IdSource::Header(names)) => text.push_str(&format!("; id in {}", names[0])),
             Some(IdSource::Json(pointer)) => text.push_str(&format!("; id at {pointer}")),
             None => {}
         }
+        if let Some(choice) = &desc.algorithm_from {
+            let values: Vec<String> = choice
+                .values
+                .iter()
+                .map(|(v, a)| format!("{v} = {}", a.as_str()))
+                .collect();
+            text.push_str(&format!(
+                "; the hash is the one {} names, of {}",
+                choice.header,
+                values.join(", ")
+            ));
+        }
         if let Some(url) = &desc.public_url {
             text.push_str(&format!("; {{url}} is {}", url.base));
         }
+        if let Some(kind) = desc.challenge {
+            text.push_str(&format!(
+                "; hookguard {} (unless answer_challenges = false)",
+                kind.describe()
+            ));
+        }
         text
+    }
+
+    fn challenge_kind(&self) -> Option<ChallengeKind> {
+        self.desc.challenge
+    }
+
+    fn challenge(
+        &self,
+        request: &RequestView<'_>,
+        verified: Option<&Verified>,
+    ) -> Option<Result<challenge::Reply, Reject>> {
+        let kind = self.desc.challenge?;
+        // Signed kinds only once verified; unsigned kinds only before.
+        if kind.signed() != verified.is_some() {
+            return None;
+        }
+        let refused = |detail: String| Some(Err(Reject::with(Reason::MalformedRequest, detail)));
+        let query = |name: &str| {
+            form_urlencoded::parse(request.uri.query().unwrap_or("").as_bytes())
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        let json = |pointer: &str| -> Option<String> {
+            let doc: serde_json::Value = serde_json::from_slice(request.body).ok()?;
+            doc.pointer(pointer)?.as_str().map(str::to_owned)
+        };
+        let text = |body: String| challenge::Reply {
+            content_type: "text/plain; charset=utf-8",
+            body: body.into(),
+        };
+        match kind {
+            ChallengeKind::XCrc | ChallengeKind::EchoQuery(_) => {
+                let param = match kind {
+                    ChallengeKind::EchoQuery(param) => param,
+                    _ => "crc_token",
+                };
+                if request.method != http::Method::GET {
+                    return None;
+                }
+                let token = query(param)?;
+                if !challenge::token_shaped(&token) {
+                    return refused(format!(
+                        "the {param} query parameter is not token-shaped (1 to {} base64 or alphanumeric characters); it is not answered",
+                        challenge::MAX_TOKEN
+                    ));
+                }
+                if let ChallengeKind::EchoQuery(_) = kind {
+                    return Some(Ok(text(token)));
+                }
+                // X signs with the consumer secret: the route's first.
+                let tag = self.keys[0][0].mac(token.as_bytes());
+                let answer = serde_json::json!({
+                    "response_token": format!("sha256={}", encoding::encode(Encoding::Base64, &tag)),
+                });
+                Some(Ok(challenge::Reply {
+                    content_type: "application/json",
+                    body: answer.to_string().into(),
+                }))
+            }
+            ChallengeKind::ZoomUrlValidation => {
+                let verified = verified?;
+                if json("/event")? != "endpoint.url_validation" {
+                    return None;
+                }
+                let Some(plain) = json("/payload/plainToken") else {
+                    return refused("endpoint.url_validation has no payload.plainToken".into());
+                };
+                if plain.len() > challenge::MAX_TOKEN {
+                    return refused("payload.plainToken is too long to answer".into());
+                }
+                let tag = self.keys[verified.key][0].mac(plain.as_bytes());
+                let answer = serde_json::json!({
+                    "plainToken": plain,
+                    "encryptedToken": encoding::encode(Encoding::Hex, &tag),
+                });
+                Some(Ok(challenge::Reply {
+                    content_type: "application/json",
+                    body: answer.to_string().into(),
+                }))
+            }
+            ChallengeKind::TwitchVerification => {
+                let kind = request
+                    .headers
+                    .get("twitch-eventsub-message-type")
+                    .and_then(|v| v.to_str().ok())?;
+                if kind != "webhook_callback_verification" {
+                    return None;
+                }
+                match json("/challenge") {
+                    Some(token) if token.len() <= challenge::MAX_TOKEN => Some(Ok(text(token))),
+                    _ => refused("webhook_callback_verification has no usable challenge".into()),
+                }
+            }
+        }
     }
 
     fn signed_headers(&self) -> Vec<HeaderName> {
@@ -267,8 +496,11 @@ impl Scheme for HmacScheme {
 
     fn timestamp_unit(&self) -> Option<TimestampUnit> {
         match &self.desc.timestamp {
-            Some(TimestampSource::Header(_, unit) | TimestampSource::Json(_, unit)) => Some(*unit),
-            Some(TimestampSource::List) => Some(TimestampUnit::Seconds),
+            Some(
+                TimestampSource::Header(_, unit)
+                | TimestampSource::Json(_, unit)
+                | TimestampSource::List(unit),
+            ) => Some(*unit),
             None => None,
         }
     }
@@ -312,9 +544,10 @@ impl Scheme for HmacScheme {
     }
 
     fn verify(&self, request: &RequestView<'_>) -> Result<Verified, Reject> {
+        let algorithm = self.algorithm_of(request)?;
         self.read(request, |values, claimed| {
             for (index, key) in self.keys.iter().enumerate() {
-                let expected = key.tag(&self.desc.message, values)?;
+                let expected = key[algorithm].tag(&self.desc.message, values)?;
                 // Length is public (it is the algorithm's output size); the
                 // contents are compared without early exit. A candidate of
                 // the wrong length is simply not a match.
@@ -329,7 +562,8 @@ impl Scheme for HmacScheme {
                             .into_iter()
                             .nth(found)
                             .expect("position is in range"),
-                        timestamp: claimed.timestamp,
+                        // Without a window the timestamp is only signed text.
+                        timestamp: claimed.timestamp.filter(|_| self.desc.window),
                     });
                 }
             }
@@ -353,14 +587,8 @@ mod tests {
 
     pub(super) fn scheme(prefix: Option<&str>, encoding: Encoding, secrets: &[&str]) -> HmacScheme {
         let spec = HmacSpec {
-            header: HeaderName::from_static("x-signature"),
-            prefix: prefix.map(str::to_owned),
-            algorithm: Algorithm::Sha256,
             encoding,
-            message: Template::parse("{body}").unwrap(),
-            timestamp_header: None,
-            timestamp_unit: TimestampUnit::Seconds,
-            id_header: None,
+            ..HmacSpec::body(HeaderName::from_static("x-signature"), prefix)
         };
         let keys = secrets
             .iter()

@@ -14,10 +14,21 @@ impl HmacScheme {
     /// message `values` describe, with the header prefix when the scheme has
     /// one (list syntax is added by [`crate::schemes::Scheme::sign`]).
     pub fn signature_for(&self, key: usize, values: &Values<'_>) -> Result<String, Reject> {
-        let tag = self.keys[key].tag(&self.desc.message, values)?;
+        // `algorithm` is the first prepared hash (see `HmacScheme::new`)
+        // or, with an allow-list, the one `sign` names in its header.
+        let index = self
+            .algorithms
+            .iter()
+            .position(|a| *a == self.desc.algorithm)
+            .unwrap_or(0);
+        let tag = self.keys[key][index].tag(&self.desc.message, values)?;
         let encoded = encoding::encode(self.desc.encoding, &tag);
         Ok(match &self.desc.signature {
             SignatureSource::Header {
+                prefix: Some(prefix),
+                ..
+            }
+            | SignatureSource::Headers {
                 prefix: Some(prefix),
                 ..
             } => format!("{prefix}{encoded}"),
@@ -53,31 +64,38 @@ pub(super) fn sign(
     } else {
         None
     };
+    if let Some(choice) = &desc.algorithm_from {
+        if let Some((value, _)) = choice.values.iter().find(|(_, a)| *a == desc.algorithm) {
+            let value = http::HeaderValue::from_str(value)
+                .map_err(|_| "the algorithm name is not a valid header value".to_owned())?;
+            request.headers.insert(choice.header.clone(), value);
+        }
+    }
     let mut timestamp_text = None;
     match &desc.timestamp {
         Some(TimestampSource::Header(names, unit)) => {
-            let value = unit.of_seconds(request.now).to_string();
+            let value = unit.format(request.now);
             request.headers.insert(
                 names[0].clone(),
-                value.parse().expect("digits are a header"),
+                value.parse().expect("a formatted time is a header"),
             );
             timestamp_text = Some(value);
         }
-        Some(TimestampSource::List) => timestamp_text = Some(request.now.to_string()),
+        Some(TimestampSource::List(unit)) => timestamp_text = Some(unit.format(request.now)),
         Some(TimestampSource::Json(pointer, unit)) => {
             let doc = json.as_mut().expect("JSON sources parse the body");
-            let value = unit.of_seconds(request.now);
+            let value = unit.format(request.now);
             // Mailgun writes its timestamp (seconds) as a string, Linear
             // its (milliseconds) as a number; keep whichever the body
             // already uses, else follow the provider.
-            let new = match (doc.pointer(pointer), unit) {
-                (Some(serde_json::Value::Number(_)), _) | (None, TimestampUnit::Millis) => {
-                    serde_json::Value::from(value)
-                }
-                _ => serde_json::Value::from(value.to_string()),
+            let number = value.parse::<i64>().ok();
+            let new = match (doc.pointer(pointer), unit, number) {
+                (Some(serde_json::Value::Number(_)), _, Some(n))
+                | (None, TimestampUnit::Millis, Some(n)) => serde_json::Value::from(n),
+                _ => serde_json::Value::from(value.clone()),
             };
             json_set(doc, pointer, new)?;
-            timestamp_text = Some(value.to_string());
+            timestamp_text = Some(value);
         }
         None => {}
     }
@@ -128,17 +146,30 @@ pub(super) fn sign(
         .map(|&key| scheme.signature_for(key, &values))
         .collect::<Result<Vec<String>, Reject>>()
         .map_err(|r| r.detail.into_owned())?;
+    let timestamp = timestamp_text.unwrap_or_default();
     let wire = match &desc.signature {
         SignatureSource::Header { names, .. } => (names[0].clone(), signatures.join(",")),
+        // A signature spread over several headers is sent in the first:
+        // with several keys, the first key's (hookguard's verifier reads
+        // the first header it finds).
+        SignatureSource::Headers { names, .. } => (names[0].clone(), signatures[0].clone()),
         SignatureSource::KvList {
             name,
             separator,
             timestamp_key,
             signature_key,
+            ..
         } => {
-            let mut text = format!("{timestamp_key}={}", request.now);
+            let mut text = format!("{timestamp_key}={timestamp}");
             for signature in &signatures {
                 text.push_str(&format!("{separator}{signature_key}={signature}"));
+            }
+            (name.clone(), text)
+        }
+        SignatureSource::Positional { name, separator } => {
+            let mut text = timestamp.to_owned();
+            for signature in &signatures {
+                text.push_str(&format!("{separator}{signature}"));
             }
             (name.clone(), text)
         }
@@ -158,6 +189,30 @@ pub(super) fn sign(
                 .into();
             return Ok(());
         }
+        SignatureSource::FormPairs(field) => {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            for (name, value) in form_urlencoded::parse(&request.body) {
+                if name != *field {
+                    form.append_pair(&name, &value);
+                }
+            }
+            form.append_pair(field, &format!("hookguard|{}", signatures[0]));
+            request.body = form.finish().into();
+            return Ok(());
+        }
+        SignatureSource::Query(param) => {
+            let pair: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair(param, &signatures[0])
+                .finish();
+            let target = match request.uri.query() {
+                Some(query) => format!("{}?{query}&{pair}", request.uri.path()),
+                None => format!("{}?{pair}", request.uri.path()),
+            };
+            request.uri = target
+                .parse()
+                .map_err(|_| "the signed target is not a valid URI".to_owned())?;
+            return Ok(());
+        }
     };
     let value = http::HeaderValue::from_str(&wire.1)
         .map_err(|_| "the signature prefix is not a valid header value".to_owned())?;
@@ -166,7 +221,8 @@ pub(super) fn sign(
 }
 
 /// Sets `pointer` in `doc`, creating objects along the way (for signing
-/// body-embedded schemes).
+/// body-embedded schemes); an array on the way is entered by the index the
+/// pointer names, which must exist (Adyen's `/notificationItems/0/..`).
 fn json_set(
     doc: &mut serde_json::Value,
     pointer: &str,
@@ -175,6 +231,15 @@ fn json_set(
     let mut node = doc;
     let mut parts = pointer.split('/').skip(1).peekable();
     while let Some(part) = parts.next() {
+        if let serde_json::Value::Array(items) = node {
+            let item = part
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| items.get_mut(i))
+                .ok_or_else(|| format!("{pointer}: the body's array has no element {part}"))?;
+            node = item;
+            continue;
+        }
         let map = node
             .as_object_mut()
             .ok_or_else(|| format!("{pointer}: the body has a non-object on the way"))?;
@@ -228,14 +293,15 @@ mod tests {
     #[test]
     fn the_trait_sign_adds_every_header_verify_needs() {
         let spec = HmacSpec {
-            header: HeaderName::from_static("x-sig"),
-            prefix: Some("v1=".into()),
             algorithm: Algorithm::Sha512,
             encoding: Encoding::Base64,
             message: Template::parse("{id}.{timestamp}.{method}.{path}.{body}").unwrap(),
-            timestamp_header: Some(HeaderName::from_static("x-ts")),
-            timestamp_unit: TimestampUnit::Millis,
+            timestamp: Some(TimestampSource::Header(
+                vec![HeaderName::from_static("x-ts")],
+                TimestampUnit::Millis,
+            )),
             id_header: Some(HeaderName::from_static("x-id")),
+            ..HmacSpec::body(HeaderName::from_static("x-sig"), Some("v1="))
         };
         let s = HmacScheme::new("hmac", spec.into(), vec![("a".into(), b"k".to_vec())]);
         let mut unsigned = Unsigned {
@@ -271,5 +337,9 @@ mod tests {
             serde_json::json!({"a": 1, "signature": {"token": "t"}})
         );
         assert!(json_set(&mut doc, "/a/b", 1.into()).is_err());
+        let mut doc = serde_json::json!({"items": [{"x": 1}]});
+        json_set(&mut doc, "/items/0/sig", "s".into()).unwrap();
+        assert_eq!(doc, serde_json::json!({"items": [{"x": 1, "sig": "s"}]}));
+        assert!(json_set(&mut doc, "/items/1/sig", "s".into()).is_err());
     }
 }

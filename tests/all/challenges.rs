@@ -1,0 +1,235 @@
+//! Endpoint challenges hookguard answers itself, through a real hookguard in
+//! front of the recording upstream: each answer is computed here
+//! independently (hmac/sha2 directly) from the provider's documented rule;
+//! a challenge that is not validly signed (Zoom, Twitch) or not
+//! token-shaped (X, Dropbox, Nylas) is never answered; none reaches the
+//! app; `answer_challenges = false` restores the app's turn; and the
+//! answers are counted under `outcome="challenge"`.
+
+use crate::support::{admin_get, metric, now, send, Hookguard, Upstream};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+fn hmac256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
+async fn start(route: &str) -> (Upstream, Hookguard) {
+    let upstream = Upstream::start().await;
+    let text = format!(
+        "[server]\nupstream = \"{{upstream}}\"\n\n[[routes]]\nname = \"c\"\npath = \"/hook\"\nmethods = [\"POST\", \"GET\"]\n{route}\n"
+    );
+    let hg = Hookguard::start(&text, &upstream.url()).await;
+    (upstream, hg)
+}
+
+fn zoom_headers(secret: &[u8], body: &str) -> Vec<(&'static str, String)> {
+    let ts = now().to_string();
+    let sig = hex::encode(hmac256(
+        secret,
+        &[b"v0:", ts.as_bytes(), b":", body.as_bytes()],
+    ));
+    vec![
+        ("x-zm-request-timestamp", ts),
+        ("x-zm-signature", format!("v0={sig}")),
+    ]
+}
+
+#[tokio::test]
+async fn zoom_url_validation_is_answered_only_when_validly_signed() {
+    // developers.zoom.us, "Using webhooks": the answer is plainToken and
+    // encryptedToken = hex HMAC-SHA256(secret token, plainToken).
+    let (upstream, hg) = start("scheme = \"zoom\"\nsecrets = [{ value = \"zoom-token\" }]").await;
+    let body = r#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#;
+    let answer = send(
+        hg.addr,
+        "POST",
+        "/hook",
+        &zoom_headers(b"zoom-token", body),
+        body,
+    )
+    .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.headers["x-hookguard-answered"], "challenge");
+    assert_eq!(answer.headers["x-content-type-options"], "nosniff");
+    let expected = hex::encode(hmac256(b"zoom-token", &[b"qgg8vlvZRS6UYooatFL8Aw"]));
+    assert_eq!(
+        answer.json(),
+        serde_json::json!({"plainToken": "qgg8vlvZRS6UYooatFL8Aw", "encryptedToken": expected})
+    );
+    // Not validly signed: refused, never answered (no signing oracle).
+    for headers in [zoom_headers(b"another-secret", body), Vec::new()] {
+        let answer = send(hg.addr, "POST", "/hook", &headers, body).await;
+        assert_ne!(answer.status, 200);
+        assert!(answer.reject().is_some());
+        assert!(!answer.body.windows(14).any(|w| w == b"encryptedToken"));
+    }
+    // An ordinary signed event still goes to the app.
+    let event = r#"{"event":"meeting.started","payload":{}}"#;
+    let answer = send(
+        hg.addr,
+        "POST",
+        "/hook",
+        &zoom_headers(b"zoom-token", event),
+        event,
+    )
+    .await;
+    assert_eq!((answer.status, answer.reject()), (200, None));
+    assert_eq!(
+        upstream.count(),
+        1,
+        "only the ordinary event reached the app"
+    );
+    let (_, page) = admin_get(hg.admin, "/metrics").await;
+    assert_eq!(
+        metric(
+            &page,
+            "hookguard_requests_total{outcome=\"challenge\",route=\"c\"}"
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test]
+async fn x_crc_is_answered_for_token_shaped_values_and_never_for_bodies() {
+    // developer.x.com, Account Activity API, "Securing webhooks": the answer
+    // to GET ?crc_token=T is {"response_token":"sha256=" + base64 HMAC-SHA256
+    // (consumer secret, T)}.
+    for scheme in ["x", "twitter"] {
+        let (upstream, hg) = start(&format!(
+            "scheme = \"{scheme}\"\nsecrets = [{{ value = \"consumer-secret\" }}]"
+        ))
+        .await;
+        let token = "Zm9vYmFyLXRva2VuLTEyMw==";
+        let answer = send(
+            hg.addr,
+            "GET",
+            &format!(
+                "/hook?crc_token={}",
+                token.replace('=', "%3D").replace('+', "%2B")
+            ),
+            &[],
+            "",
+        )
+        .await;
+        assert_eq!(answer.status, 200, "{scheme}");
+        let expected = format!(
+            "sha256={}",
+            B64.encode(hmac256(b"consumer-secret", &[token.as_bytes()]))
+        );
+        assert_eq!(
+            answer.json(),
+            serde_json::json!({ "response_token": expected })
+        );
+        // A JSON body as the token would make the answer a valid signature
+        // of a POST with that body: refused, like anything not token-shaped.
+        for evil in [r#"{"id":"evt_1"}"#, "<b>x</b>", &"a".repeat(300)] {
+            let path = format!(
+                "/hook?{}",
+                form_urlencoded::Serializer::new(String::new())
+                    .append_pair("crc_token", evil)
+                    .finish()
+            );
+            let answer = send(hg.addr, "GET", &path, &[], "").await;
+            assert_eq!(answer.reject(), Some("malformed_request"), "{evil}");
+            assert!(!answer.body.windows(14).any(|w| w == b"response_token"));
+        }
+        // A GET that is not a CRC is an unsigned request, refused.
+        let answer = send(hg.addr, "GET", "/hook", &[], "").await;
+        assert_eq!(answer.reject(), Some("missing_signature"));
+        assert_eq!(upstream.count(), 0);
+    }
+}
+
+#[tokio::test]
+async fn twitch_verification_is_answered_with_its_challenge_when_signed() {
+    // dev.twitch.tv/docs/eventsub/handling-webhook-events: the reply to a
+    // webhook_callback_verification is the challenge, as text/plain.
+    let secret = b"twitch-secret-123";
+    let (upstream, hg) =
+        start("scheme = \"twitch\"\nsecrets = [{ value = \"twitch-secret-123\" }]").await;
+    let body = r#"{"challenge":"pogchamp-kappa-360noscope-vohiyo","subscription":{"id":"f1c2"}}"#;
+    let sign = |key: &[u8], id: &str| {
+        let when = crate::preset_proofs::rfc3339(now(), ".123456789", 0);
+        let sig = hex::encode(hmac256(
+            key,
+            &[id.as_bytes(), when.as_bytes(), body.as_bytes()],
+        ));
+        vec![
+            ("twitch-eventsub-message-id", id.to_owned()),
+            ("twitch-eventsub-message-timestamp", when),
+            (
+                "twitch-eventsub-message-type",
+                "webhook_callback_verification".to_owned(),
+            ),
+            ("twitch-eventsub-message-signature", format!("sha256={sig}")),
+        ]
+    };
+    let answer = send(hg.addr, "POST", "/hook", &sign(secret, "m-1"), body).await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(&answer.body[..], b"pogchamp-kappa-360noscope-vohiyo");
+    assert!(answer.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let answer = send(
+        hg.addr,
+        "POST",
+        "/hook",
+        &sign(b"not-the-secret", "m-2"),
+        body,
+    )
+    .await;
+    assert_eq!(answer.reject(), Some("bad_signature"));
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn dropbox_and_nylas_challenges_are_echoed_as_text_and_only_when_token_shaped() {
+    for scheme in ["dropbox", "nylas"] {
+        let (upstream, hg) = start(&format!(
+            "scheme = \"{scheme}\"\nsecrets = [{{ value = \"app-secret\" }}]"
+        ))
+        .await;
+        let answer = send(hg.addr, "GET", "/hook?challenge=a1B2c3-d4_e5", &[], "").await;
+        assert_eq!(
+            (answer.status, &answer.body[..]),
+            (200, &b"a1B2c3-d4_e5"[..]),
+            "{scheme}"
+        );
+        assert_eq!(answer.headers["x-content-type-options"], "nosniff");
+        let answer = send(hg.addr, "GET", "/hook?challenge=%3Cscript%3E", &[], "").await;
+        assert_eq!(answer.reject(), Some("malformed_request"), "{scheme}");
+        assert_eq!(upstream.count(), 0);
+    }
+}
+
+#[tokio::test]
+async fn answer_challenges_false_leaves_them_to_the_app_as_before() {
+    let (upstream, hg) = start(
+        "scheme = \"dropbox\"\nsecrets = [{ value = \"app-secret\" }]\nanswer_challenges = false",
+    )
+    .await;
+    let answer = send(hg.addr, "GET", "/hook?challenge=abc", &[], "").await;
+    assert_eq!(answer.reject(), Some("missing_signature"));
+    assert_eq!(upstream.count(), 0);
+}
+
+#[test]
+fn answer_challenges_is_refused_where_the_scheme_has_none() {
+    let text = "[server]\nupstream = \"http://127.0.0.1:9\"\n[[routes]]\nname = \"c\"\npath = \"/c\"\nscheme = \"stripe\"\nsecrets = [{ value = \"s\" }]\nanswer_challenges = true\n";
+    let errors = hookguard::config::Config::from_toml(text, &|_: &str| None::<String>)
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        errors.contains(r#"routes[0] ("c").answer_challenges: scheme stripe has no endpoint challenge hookguard answers; answer_challenges is only for zoom, x, twitter, twitch, dropbox, nylas"#),
+        "{errors}"
+    );
+}

@@ -1,0 +1,121 @@
+"""Signs a webhook as its provider's official SDK does, for
+tests/all/preset_proofs.rs. argv[1] names the SDK; the rest are its inputs.
+Prints the signature (or header value) the SDK produces. The packages are
+pinned in .ci/run.
+
+  standardwebhooks|svix SECRET ID SECONDS BODY whsec|raw -> "v1,<base64>"
+      (raw: the secret's own bytes are the key, as Polar's SDK arranges)
+  slack SECRET SECONDS BODY   -> "v0=<hex>"   slack_sdk SignatureVerifier
+  coinbase SECRET BODY        -> "<hex>"      coinbase_commerce WebhookSignature
+  modern-treasury SECRET BODY -> "<hex>"      modern_treasury webhooks.get_signature
+  box SECRET TIMESTAMP BODY   -> "<base64>"   box_sdk_gen compute_webhook_signature
+  adyen HEXKEY BODY           -> the body with the first item's
+                                 additionalData.hmacSignature set by
+                                 Adyen.util.generate_notification_sig
+  adyen-platform HEXKEY BODY  -> "<base64>"   Adyen.util.generate_payload_sig
+  plivo TOKEN URL NONCE METHOD BODY -> "<base64>" plivo.utils.signature_v3
+                                 (construct_get_url/construct_post_url and
+                                 get_signature_v3)
+  braintree PRIVATE_KEY ID    -> a form body (bt_signature, bt_payload) from
+                                 WebhookTesting.sample_notification
+"""
+
+import sys
+from datetime import datetime, timezone
+
+sdk, args = sys.argv[1], sys.argv[2:]
+
+if sdk in ("standardwebhooks", "svix"):
+    if sdk == "svix":
+        from svix.webhooks import Webhook
+    else:
+        from standardwebhooks import Webhook
+    secret, msg_id, seconds, body, form = args
+    key = secret.encode() if form == "raw" else secret
+    when = datetime.fromtimestamp(int(seconds), tz=timezone.utc)
+    print(Webhook(key).sign(msg_id, when, body))
+elif sdk == "slack":
+    from slack_sdk.signature import SignatureVerifier
+
+    secret, seconds, body = args
+    print(SignatureVerifier(secret).generate_signature(timestamp=seconds, body=body))
+elif sdk == "coinbase":
+    # The SDK's own signature computation (its verify_sig_header compares
+    # against it); coinbase-commerce has no public signing call.
+    from coinbase_commerce.webhook import WebhookSignature
+
+    secret, body = args
+    print(WebhookSignature._compute_signature(body, secret))
+elif sdk == "modern-treasury":
+    from modern_treasury import ModernTreasury
+
+    secret, body = args
+    client = ModernTreasury(api_key="unused", organization_id="unused")
+    print(client.webhooks.get_signature(body, key=secret))
+elif sdk == "box":
+    from box_sdk_gen.internal.utils import compute_webhook_signature
+
+    secret, timestamp, body = args
+    headers = {
+        "box-signature-version": "1",
+        "box-signature-algorithm": "HmacSHA256",
+        "box-delivery-timestamp": timestamp,
+    }
+    print(compute_webhook_signature(body, headers, secret))
+elif sdk == "adyen":
+    import json
+
+    from Adyen.util import generate_notification_sig
+
+    key, body = args
+    doc = json.loads(body)
+    item = doc["notificationItems"][0]["NotificationRequestItem"]
+    fields = {k: v for k, v in item.items() if k != "additionalData"}
+    signature = generate_notification_sig(fields, key).decode()
+    item.setdefault("additionalData", {})["hmacSignature"] = signature
+    print(json.dumps(doc))
+elif sdk == "adyen-platform":
+    from Adyen.util import generate_payload_sig
+
+    key, body = args
+    print(generate_payload_sig(body.encode(), key).decode())
+elif sdk == "braintree":
+    from urllib.parse import urlencode
+
+    import braintree
+
+    private_key, notification_id = args
+    config = braintree.Configuration(
+        braintree.Environment.Sandbox,
+        merchant_id="merchant",
+        public_key="public-key",
+        private_key=private_key,
+    )
+    gateway = braintree.BraintreeGateway(config)
+    sample = gateway.webhook_testing.sample_notification(
+        braintree.WebhookNotification.Kind.SubscriptionWentPastDue, notification_id
+    )
+    payload = sample["bt_payload"]
+    if isinstance(payload, bytes):
+        payload = payload.decode()
+    # The signature first: the proofs change the last letter of the body,
+    # which must then fall in the signed payload.
+    print(urlencode({"bt_signature": sample["bt_signature"], "bt_payload": payload}))
+elif sdk == "plivo":
+    from urllib.parse import parse_qs
+
+    from plivo.utils.signature_v3 import (
+        construct_get_url,
+        construct_post_url,
+        get_signature_v3,
+    )
+
+    token, url, nonce, method, body = args
+    params = parse_qs(body, keep_blank_values=True)
+    if method == "GET":
+        base = construct_get_url(url, params)
+    else:
+        base = construct_post_url(url, params)
+    print(get_signature_v3(token, base.decode(), nonce).decode())
+else:
+    sys.exit(f"unknown sdk {sdk}")
