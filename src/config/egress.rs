@@ -709,8 +709,8 @@ fn parse_sign(
                 errors.push(
                     s.key("scheme"),
                     format!(
-                        "hookguard cannot sign as {name} for a partner (it signs inside the body, signs a URL, or verifies with a public key); one of {}",
-                        names.join(", ")
+                        "hookguard cannot sign as {name} for a partner (it signs inside the body, signs a URL, or verifies with a public key); use \"hmac\" with a description, or a preset that signs in headers, such as {}",
+                        names.iter().filter(|n| **n != "hmac").take(6).copied().collect::<Vec<_>>().join(", ")
                     ),
                 );
                 None

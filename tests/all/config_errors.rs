@@ -1078,7 +1078,7 @@ secrets = [{ value = "s" }]
             "egress.routes[0] (\"crm\").retry.max_elapsed: 5s is shorter than the route's timeout (10s): the first attempt alone may take longer",
             "egress.routes[1] (\"crm-v2\").sign.message: uses {timestamp} but timestamp_header is not set",
             "egress.routes[1] (\"crm-v2\").prefix: \"/crm/v2\" overlaps egress.routes[0] (\"crm\")'s prefix \"/crm\": every path must belong to one route",
-            "egress.routes[2] (\"mail\").sign.scheme: hookguard cannot sign as mailgun for a partner (it signs inside the body, signs a URL, or verifies with a public key); one of hmac, stripe, github, slack, shopify, standard-webhooks, paddle, zoom, calendly, bitbucket, typeform, intercom",
+            "egress.routes[2] (\"mail\").sign.scheme: hookguard cannot sign as mailgun for a partner (it signs inside the body, signs a URL, or verifies with a public key); use \"hmac\" with a description, or a preset that signs in headers, such as stripe, github, slack, shopify, standard-webhooks, paddle",
         ],
     );
 }
