@@ -12,9 +12,11 @@
 //! table's validator sits in its own file:
 //! - [`reader`]: the path-tracking reader and its typed getters.
 //! - `server`, `replay`, `route`: `[server]`, `[replay]`, `[[routes]]`.
+//! - `queue`: `[queue]` and each route's `[routes.delivery]`.
 //! - `scheme`: a route's scheme and key material, by the scheme registry.
 //! - [`secrets`]: `env`/`file`/`value` sources; [`units`]: sizes, durations.
 
+mod queue;
 pub mod reader;
 mod replay;
 mod route;
@@ -52,6 +54,9 @@ pub struct Config {
     pub replay: Replay,
     /// Routes in configuration order.
     pub routes: Vec<Arc<Route>>,
+    /// Where durable routes keep their deliveries; `None` without a
+    /// `[queue]` table (then no route is durable).
+    pub queue: Option<Queue>,
     /// The files the key sources read, for [`Config::watched_files`].
     watched: Vec<PathBuf>,
 }
@@ -181,6 +186,47 @@ pub struct Snapshot {
     pub path: PathBuf,
     /// How often it is written (and once more on a graceful shutdown).
     pub interval: Duration,
+}
+
+/// `[queue]`: the store durable routes keep their deliveries in.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    /// Which store, with where it is.
+    pub store: QueueStoreKind,
+    /// Past this many stored bytes, new deliveries are refused (503 with
+    /// `Retry-After`) until deliveries and purges free room.
+    pub max_bytes: u64,
+    /// How long dead items are kept for an operator to see and redeliver.
+    pub retain_dead: Duration,
+    /// How long delivered items are kept for an operator to look at.
+    pub retain_delivered: Duration,
+}
+
+/// The queue store backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueStoreKind {
+    /// One redb file on a volume this process alone writes.
+    Embedded(PathBuf),
+}
+
+/// A durable route's `[routes.delivery]`: how its queued deliveries reach
+/// the app.
+#[derive(Debug, Clone)]
+pub struct Durable {
+    /// Waits between message-level retries, never decreasing; the last
+    /// repeats. Each is jittered by up to 20 % either way.
+    pub backoff: Vec<Duration>,
+    /// Past this age (from receipt) an item is dead.
+    pub max_age: Duration,
+    /// Attempts that failed for the message (not the app being down) after
+    /// which an item is dead; 0 for no limit but `max_age`.
+    pub max_attempts: u32,
+    /// Time allowed for one attempt, the app's whole answer included.
+    pub timeout: Duration,
+    /// Deliveries in flight to the app at once for this route.
+    pub concurrency: usize,
+    /// The app's answers that make an item dead at once.
+    pub dead_on: StatusSet,
 }
 
 /// What a copy of a delivery the app already took is answered with.
@@ -317,6 +363,10 @@ pub struct Route {
     pub require_dedupe: bool,
     /// Write each request this route refuses to `server.capture_dir`.
     pub capture_rejected: bool,
+    /// With `[routes.delivery] mode = "durable"`: the sender is answered
+    /// 202 once the request is stored, and the queue delivers it; `None`
+    /// for synchronous forwarding.
+    pub delivery: Option<Durable>,
 }
 
 /// A set of HTTP status codes, written as classes (`"2xx"`) and single
@@ -353,6 +403,15 @@ impl StatusSet {
             self.bits[usize::from(code / 64)] |= 1 << (code % 64);
         }
         Ok(())
+    }
+
+    /// Takes `codes` out of the set.
+    pub fn remove(&mut self, codes: &[u16]) {
+        for code in codes {
+            if let Some(word) = self.bits.get_mut(usize::from(code / 64)) {
+                *word &= !(1 << (code % 64));
+            }
+        }
     }
 
     /// Whether `status` is in the set.
@@ -539,6 +598,10 @@ impl Config {
             _ => errors.push("routes", "at least one [[routes]] entry is required"),
         }
         route::check_unique(&routes, &mut errors);
+        let queue = root
+            .table("queue", &mut errors)
+            .and_then(|section| queue::parse(section, &mut errors));
+        queue::check_durable_routes(root.has("queue"), queue.as_ref(), &routes, &mut errors);
         root.finish(&mut errors);
         match (server, replay) {
             (Some(server), Some(replay)) if errors.is_empty() => Ok(Config {
@@ -548,6 +611,7 @@ impl Config {
                     .into_iter()
                     .map(|(_, route)| Arc::new(route))
                     .collect(),
+                queue,
                 watched: sources.files().to_vec(),
             }),
             _ => Err(errors),

@@ -72,6 +72,9 @@ pub(super) fn parse(
         )
     });
     let dedupe_ttl = s.positive_duration("dedupe_ttl", 24 * 3600, errors);
+    let delivery = s
+        .table("delivery", errors)
+        .and_then(|section| super::queue::parse_delivery(section, dedupe_ttl, errors));
     let enforce = s.boolean("enforce", errors).unwrap_or(true);
     let rate_limit = parse_rate(&mut s, "rate_limit", errors).map(|rate| RateLimit {
         limiter: governor::RateLimiter::direct(rate.quota()),
@@ -191,6 +194,7 @@ pub(super) fn parse(
         duplicate_answer,
         require_dedupe,
         capture_rejected,
+        delivery,
     })
 }
 
