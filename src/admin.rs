@@ -21,7 +21,7 @@
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -36,6 +36,7 @@ use tokio::net::TcpListener;
 use crate::config::Route;
 use crate::dedupe::DedupeSource;
 use crate::proxy::State;
+use crate::queue::QueueStore;
 use crate::replay::{self, ReplayStore};
 use crate::routes;
 
@@ -55,6 +56,9 @@ pub struct Readiness {
     /// A store whose outage makes the proxy unready; `None` when the store
     /// cannot fail or its failures do not stop requests.
     store: Option<Arc<dyn ReplayStore>>,
+    /// The durable queue, which must be open (and recovered) before the
+    /// proxy is ready; `None` without `[queue]`.
+    queue: Option<Arc<OnceLock<Arc<dyn QueueStore>>>>,
 }
 
 impl Readiness {
@@ -63,7 +67,21 @@ impl Readiness {
         Readiness {
             serving: Arc::default(),
             store: Some(store),
+            queue: None,
         }
+    }
+
+    /// The same readiness, also waiting for the queue to be open.
+    pub fn with_queue(self, queue: Arc<OnceLock<Arc<dyn QueueStore>>>) -> Self {
+        Readiness {
+            queue: Some(queue),
+            ..self
+        }
+    }
+
+    /// True while a queue is configured and not open yet.
+    fn queue_closed(&self) -> bool {
+        self.queue.as_ref().is_some_and(|q| q.get().is_none())
     }
 
     /// Marks the proxy ready or not.
@@ -73,7 +91,7 @@ impl Readiness {
 
     /// True while ready.
     pub fn is_ready(&self) -> bool {
-        self.serving.load(Ordering::SeqCst) && !self.store_down()
+        self.serving.load(Ordering::SeqCst) && !self.store_down() && !self.queue_closed()
     }
 
     /// True while the gating store fails its health check.
@@ -130,7 +148,7 @@ async fn route(
     match path {
         "/healthz" => healthz(),
         "/readyz" => readyz(readiness),
-        "/metrics" => metrics_page(state),
+        "/metrics" => metrics_page(state).await,
         _ => text(
             StatusCode::NOT_FOUND,
             "not found: try /healthz, /readyz, /metrics or POST /replay/forget\n",
@@ -145,6 +163,11 @@ fn healthz() -> Response<Full<Bytes>> {
 fn readyz(readiness: &Readiness) -> Response<Full<Bytes>> {
     if readiness.is_ready() {
         text(StatusCode::OK, "ready\n")
+    } else if readiness.serving.load(Ordering::SeqCst) && readiness.queue_closed() {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the delivery queue is not open yet\n",
+        )
     } else if readiness.serving.load(Ordering::SeqCst) {
         text(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -155,7 +178,28 @@ fn readyz(readiness: &Readiness) -> Response<Full<Bytes>> {
     }
 }
 
-fn metrics_page(state: &State) -> Response<Full<Bytes>> {
+async fn metrics_page(state: &State) -> Response<Full<Bytes>> {
+    if let Some(queue) = state.queue.get() {
+        let live = state.live.load();
+        let routes: Vec<String> = live
+            .config
+            .routes
+            .iter()
+            .filter(|r| r.delivery.is_some())
+            .map(|r| r.name.clone())
+            .collect();
+        let now = crate::queue::now_ms();
+        let mut oldest = Vec::with_capacity(routes.len());
+        for route in &routes {
+            let received = queue.oldest_due(route, now).await.ok().flatten();
+            let age = received.map_or(0, |at| now.saturating_sub(at) / 1000);
+            oldest.push((route.clone(), age));
+        }
+        state
+            .metrics
+            .queue()
+            .sample(&queue.counts(), &routes, queue.bytes(), &oldest);
+    }
     let page = state.metrics.render(state.store.entries());
     let mut response = Response::new(Full::new(Bytes::from(page)));
     response.headers_mut().insert(

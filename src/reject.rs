@@ -68,6 +68,12 @@ pub enum Reason {
     UpstreamTimeout,
     /// The replay store could not be asked (shared stores only).
     StoreUnavailable,
+    /// A durable route's queue is at `queue.max_bytes`: nothing was
+    /// stored, and the sender is asked to retry later.
+    QueueFull,
+    /// A durable route's queue could not store the request (an I/O error,
+    /// a full disk): nothing was stored.
+    QueueUnavailable,
 }
 
 impl Reason {
@@ -98,6 +104,8 @@ impl Reason {
         Reason::UpstreamUnavailable,
         Reason::UpstreamTimeout,
         Reason::StoreUnavailable,
+        Reason::QueueFull,
+        Reason::QueueUnavailable,
     ];
 
     /// The wire name: header value, JSON `error` and metric label.
@@ -128,6 +136,8 @@ impl Reason {
             Reason::UpstreamUnavailable => "upstream_unavailable",
             Reason::UpstreamTimeout => "upstream_timeout",
             Reason::StoreUnavailable => "store_unavailable",
+            Reason::QueueFull => "queue_full",
+            Reason::QueueUnavailable => "queue_unavailable",
         }
     }
 
@@ -173,6 +183,7 @@ impl Reason {
             Reason::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Reason::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Reason::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Reason::QueueFull | Reason::QueueUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             // The authenticity reasons, taken by the first arm.
             _ => StatusCode::UNAUTHORIZED,
         }
@@ -193,7 +204,11 @@ impl Reason {
         self.outcome() == Outcome::Rejected
             && !matches!(
                 self,
-                Reason::UpstreamUnavailable | Reason::UpstreamTimeout | Reason::StoreUnavailable
+                Reason::UpstreamUnavailable
+                    | Reason::UpstreamTimeout
+                    | Reason::StoreUnavailable
+                    | Reason::QueueFull
+                    | Reason::QueueUnavailable
             )
     }
 
@@ -227,6 +242,10 @@ pub enum Outcome {
     Duplicate,
     /// Failed a check on a route in shadow mode, forwarded anyway.
     Shadow,
+    /// Stored by a durable route, to be delivered by its queue (in shadow
+    /// mode, perhaps having failed a check: then counted under its reason
+    /// too, as `shadow` requests are).
+    Queued,
 }
 
 impl Outcome {
@@ -236,6 +255,7 @@ impl Outcome {
         Outcome::Rejected,
         Outcome::Duplicate,
         Outcome::Shadow,
+        Outcome::Queued,
     ];
 
     /// The metric label value.
@@ -245,6 +265,7 @@ impl Outcome {
             Outcome::Rejected => "rejected",
             Outcome::Duplicate => "duplicate",
             Outcome::Shadow => "shadow",
+            Outcome::Queued => "queued",
         }
     }
 }
@@ -378,6 +399,8 @@ mod tests {
             ("upstream_unavailable", 502),
             ("upstream_timeout", 504),
             ("store_unavailable", 503),
+            ("queue_full", 503),
+            ("queue_unavailable", 503),
         ];
         assert_eq!(expected.len(), Reason::ALL.len());
         for (reason, (name, status)) in Reason::ALL.iter().zip(expected) {

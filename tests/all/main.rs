@@ -13,6 +13,7 @@ mod cli;
 mod config_errors;
 mod differential;
 mod docs;
+mod durable;
 mod durable_store;
 mod http1;
 mod layers;

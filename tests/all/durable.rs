@@ -1,0 +1,421 @@
+//! Durable delivery through the real proxy: the sender's 202 only once the
+//! request is stored, the app's copy with the delivery headers, pauses that
+//! spend no attempts, dead items, duplicates of queued deliveries, a full
+//! queue, and redelivery after a `SIGKILL`.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::support::{self, hmac_hex, send, wait_ready_status, Hookguard, TempDir, Upstream};
+
+const SECRET: &str = "durable-secret";
+
+/// A durable route deduping on `X-Delivery`, with short backoff steps so
+/// that retries and pauses happen within a test; `{extra}` goes into
+/// `[routes.delivery]`.
+fn config(dir: &TempDir, extra: &str) -> String {
+    let extra = if extra.contains("timeout") {
+        extra.to_owned()
+    } else {
+        format!("timeout = \"1s\"\n{extra}")
+    };
+    format!(
+        r#"
+[server]
+upstream = "{{upstream}}"
+
+[queue]
+path = "{}/queue.db"
+max_bytes = "1MiB"
+
+[[routes]]
+name = "vendor"
+path = "/vendor"
+scheme = "hmac"
+secrets = [{{ value = "{SECRET}" }}]
+dedupe = ["header:X-Delivery"]
+max_body = "400KiB"
+
+[routes.hmac]
+header = "X-Signature"
+
+[routes.delivery]
+mode = "durable"
+backoff = ["50ms", "100ms"]
+max_age = "1h"
+{extra}
+"#,
+        dir.0.display()
+    )
+}
+
+async fn start(config: &str, upstream: &str) -> Hookguard {
+    let hg = Hookguard::start(config, upstream).await;
+    wait_ready_status(hg.admin, 200, Duration::from_secs(10))
+        .await
+        .expect("ready once the queue is open");
+    hg
+}
+
+fn signed(body: &[u8], delivery: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("x-signature", hmac_hex(SECRET, body)),
+        ("x-delivery", delivery.to_owned()),
+        ("content-type", "application/json".to_owned()),
+    ]
+}
+
+async fn post(addr: std::net::SocketAddr, body: &[u8], delivery: &str) -> support::Answer {
+    send(
+        addr,
+        "POST",
+        "/vendor",
+        &signed(body, delivery),
+        body.to_vec(),
+    )
+    .await
+}
+
+/// Waits until the upstream has recorded `n` requests (at most 10 s).
+async fn wait_count(upstream: &Upstream, n: usize) {
+    for _ in 0..400 {
+        if upstream.count() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the app received {} of {n} requests", upstream.count());
+}
+
+/// A port nothing listens on, and a way to listen on it later.
+async fn closed_port() -> (std::net::SocketAddr, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    (addr, format!("http://{addr}"))
+}
+
+async fn metrics(hg: &Hookguard) -> String {
+    support::admin_get(hg.admin, "/metrics").await.1
+}
+
+#[tokio::test]
+async fn the_sender_gets_202_once_stored_and_the_app_the_exact_bytes_with_the_delivery_headers() {
+    let dir = TempDir::new("durable-basic");
+    let upstream = Upstream::start().await;
+    let hg = start(&config(&dir, ""), &upstream.url()).await;
+    let body = b"{\"id\":\"evt_1\",\"amount\":100}\r\n";
+    let answer = post(hg.addr, body, "d-1").await;
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+    let json = answer.json();
+    assert_eq!(json["status"], "queued");
+    let id = json["id"].as_str().unwrap().to_owned();
+    assert_eq!(answer.headers["x-hookguard-delivery-id"], id.as_str());
+    wait_count(&upstream, 1).await;
+    let got = upstream.last();
+    assert_eq!(&got.body[..], body);
+    assert_eq!(got.path, "/vendor");
+    assert_eq!(got.headers["x-hookguard-delivery-id"], id.as_str());
+    assert_eq!(got.headers["x-hookguard-attempt"], "1");
+    assert!(
+        httpdate::parse_http_date(got.headers["x-hookguard-received-at"].to_str().unwrap()).is_ok()
+    );
+    assert!(
+        got.headers["x-verified-by"]
+            .to_str()
+            .unwrap()
+            .starts_with("hookguard; route=vendor"),
+        "{:?}",
+        got.headers
+    );
+    assert_eq!(got.headers["x-delivery"], "d-1");
+    assert_eq!(got.headers["x-forwarded-for"], "127.0.0.1");
+    // Delivered, not sent again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(upstream.count(), 1);
+    let page = metrics(&hg).await;
+    assert_eq!(
+        support::metric(
+            &page,
+            r#"hookguard_requests_total{outcome="queued",route="vendor"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        support::metric(
+            &page,
+            r#"hookguard_queue_items{route="vendor",state="delivered"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        support::metric(
+            &page,
+            r#"hookguard_delivery_attempts_total{outcome="delivered",route="vendor"}"#
+        ),
+        Some(1.0)
+    );
+    support::promtool_check_metrics(&page);
+}
+
+#[tokio::test]
+async fn with_the_app_down_senders_get_202_and_the_app_gets_everything_once_it_is_up() {
+    let dir = TempDir::new("durable-down");
+    let (addr, url) = closed_port().await;
+    let hg = start(&config(&dir, ""), &url).await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let body = format!("{{\"n\":{n}}}");
+        let answer = post(hg.addr, body.as_bytes(), &format!("d-{n}")).await;
+        assert_eq!(answer.status, 202);
+        ids.push(answer.json()["id"].as_str().unwrap().to_owned());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let page = metrics(&hg).await;
+    assert_eq!(
+        support::metric(&page, r#"hookguard_queue_route_paused{route="vendor"}"#),
+        Some(1.0)
+    );
+    let upstream = Upstream::serve(TcpListener::bind(addr).await.unwrap());
+    wait_count(&upstream, 5).await;
+    let mut got: Vec<String> = upstream
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.headers["x-hookguard-delivery-id"]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    got.sort();
+    ids.sort();
+    assert_eq!(got, ids);
+}
+
+#[tokio::test]
+async fn an_app_shedding_load_pauses_the_route_without_spending_attempts() {
+    let dir = TempDir::new("durable-shed");
+    let upstream = Upstream::start().await;
+    upstream.status.store(503, Ordering::SeqCst);
+    // One attempt allowed: a 503 that spent it would make the item dead.
+    let hg = start(&config(&dir, "max_attempts = 1"), &upstream.url()).await;
+    assert_eq!(post(hg.addr, b"{}", "d-1").await.status, 202);
+    wait_count(&upstream, 3).await;
+    upstream.status.store(200, Ordering::SeqCst);
+    let before = upstream.count();
+    wait_count(&upstream, before + 1).await;
+    let last = upstream.last();
+    assert_eq!(
+        last.headers["x-hookguard-attempt"].to_str().unwrap(),
+        (before + 1).to_string(),
+        "each send counts as a try"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let page = metrics(&hg).await;
+    assert_eq!(
+        support::metric(
+            &page,
+            r#"hookguard_queue_items{route="vendor",state="delivered"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        support::metric(
+            &page,
+            r#"hookguard_queue_dead_total{reason="max_attempts",route="vendor"}"#
+        ),
+        Some(0.0)
+    );
+    assert!(
+        support::metric(
+            &page,
+            r#"hookguard_delivery_attempts_total{outcome="shed",route="vendor"}"#
+        )
+        .unwrap()
+            >= 3.0
+    );
+}
+
+#[tokio::test]
+async fn a_4xx_is_dead_at_once_and_other_failures_die_at_max_attempts() {
+    let dir = TempDir::new("durable-dead");
+    let upstream = Upstream::start().await;
+    upstream.status.store(404, Ordering::SeqCst);
+    let hg = start(&config(&dir, "max_attempts = 3"), &upstream.url()).await;
+    assert_eq!(post(hg.addr, b"{\"a\":1}", "d-404").await.status, 202);
+    wait_count(&upstream, 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(upstream.count(), 1, "a 404 is not retried");
+    upstream.status.store(500, Ordering::SeqCst);
+    assert_eq!(post(hg.addr, b"{\"a\":2}", "d-500").await.status, 202);
+    wait_count(&upstream, 4).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(upstream.count(), 4, "three attempts for the 500, then dead");
+    let page = metrics(&hg).await;
+    assert_eq!(
+        support::metric(
+            &page,
+            r#"hookguard_queue_dead_total{reason="status",route="vendor"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        support::metric(
+            &page,
+            r#"hookguard_queue_dead_total{reason="max_attempts",route="vendor"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        support::metric(
+            &page,
+            r#"hookguard_queue_items{route="vendor",state="dead"}"#
+        ),
+        Some(2.0)
+    );
+}
+
+#[tokio::test]
+async fn a_copy_of_a_queued_delivery_is_a_duplicate() {
+    let dir = TempDir::new("durable-dup");
+    let (_, url) = closed_port().await;
+    let hg = start(&config(&dir, ""), &url).await;
+    let first = post(hg.addr, b"{\"x\":1}", "d-same").await;
+    assert_eq!(first.status, 202);
+    let id = first.json()["id"].as_str().unwrap().to_owned();
+    let copy = post(hg.addr, b"{\"x\":1}", "d-same").await;
+    assert_eq!((copy.status, copy.reject()), (200, Some("duplicate")));
+    assert!(
+        copy.json()["detail"].as_str().unwrap().contains(&id),
+        "{:?}",
+        copy.body
+    );
+}
+
+#[tokio::test]
+async fn a_full_queue_answers_503_with_retry_after_and_stores_nothing() {
+    let dir = TempDir::new("durable-full");
+    let (addr, url) = closed_port().await;
+    let hg = start(&config(&dir, ""), &url).await;
+    let big = vec![b'7'; 400 * 1024];
+    assert_eq!(post(hg.addr, &big, "f-1").await.status, 202);
+    assert_eq!(post(hg.addr, &big, "f-2").await.status, 202);
+    let full = post(hg.addr, &big, "f-3").await;
+    assert_eq!((full.status, full.reject()), (503, Some("queue_full")));
+    assert_eq!(full.headers["retry-after"], "30");
+    let page = metrics(&hg).await;
+    assert_eq!(
+        support::metric(&page, r#"hookguard_queue_store_errors_total{kind="full"}"#),
+        Some(1.0)
+    );
+    let upstream = Upstream::serve(TcpListener::bind(addr).await.unwrap());
+    wait_count(&upstream, 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(upstream.count(), 2, "the refused request was not stored");
+}
+
+/// `hookguard serve` on `config`, returning the child and its addresses
+/// once it logged that it is ready.
+fn serve(
+    config: &std::path::Path,
+) -> (
+    std::process::Child,
+    std::net::SocketAddr,
+    std::net::SocketAddr,
+) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hookguard"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the hookguard binary starts");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let Ok(parsed) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if parsed["message"] == "hookguard is ready" {
+            let listen = parsed["listen"].as_str().unwrap().parse().unwrap();
+            let admin = parsed["admin"].as_str().unwrap().parse().unwrap();
+            // Keep draining stderr so the child never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return (child, listen, admin);
+        }
+    }
+    panic!("hookguard exited before it was ready");
+}
+
+#[tokio::test]
+async fn items_in_flight_at_a_sigkill_are_delivered_again_after_the_restart() {
+    let dir = TempDir::new("durable-kill");
+    let upstream = Upstream::start().await;
+    // The app holds every request past the kill.
+    upstream.delay_ms.store(5_000, Ordering::SeqCst);
+    let text = config(&dir, "timeout = \"10s\"")
+        .replace("{upstream}", &upstream.url())
+        .replace(
+            "[server]\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n",
+        );
+    let path = dir.0.join("hookguard.toml");
+    std::fs::write(&path, text).unwrap();
+    let (mut child, listen, admin) = serve(&path);
+    wait_ready_status(admin, 200, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let answer = post(
+            listen,
+            format!("{{\"n\":{n}}}").as_bytes(),
+            &format!("k-{n}"),
+        )
+        .await;
+        assert_eq!(answer.status, 202);
+        ids.push(answer.json()["id"].as_str().unwrap().to_owned());
+    }
+    wait_count(&upstream, 3).await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    upstream.delay_ms.store(0, Ordering::SeqCst);
+    let (mut child, _, admin) = serve(&path);
+    let ready = wait_ready_status(admin, 200, Duration::from_secs(10)).await;
+    assert!(ready.is_some(), "ready after recovery");
+    wait_count(&upstream, 6).await;
+    let again: Vec<(String, String)> = upstream.requests.lock().unwrap()[3..]
+        .iter()
+        .map(|r| {
+            (
+                r.headers["x-hookguard-delivery-id"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned(),
+                r.headers["x-hookguard-attempt"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    for id in &ids {
+        assert!(
+            again.contains(&(id.clone(), "2".to_owned())),
+            "{id} not redelivered: {again:?}"
+        );
+    }
+    let page = support::admin_get(admin, "/metrics").await.1;
+    assert_eq!(
+        support::metric(&page, "hookguard_queue_recovered_items"),
+        Some(3.0)
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
