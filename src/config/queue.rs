@@ -6,8 +6,9 @@
 //! `[queue]`. The checks here are the "bad input" list: an empty or
 //! unordered `backoff`, a `max_age` shorter than its first step, a `path`
 //! hookguard cannot write, a `max_bytes` too small to hold a delivery; a
-//! `dedupe_ttl` shorter than `max_age` only warns (a sender's late retry of
-//! an item still queued would then be queued again).
+//! `dedupe_ttl` set shorter than `max_age` only warns (a sender's late
+//! retry of an item still queued would then be queued again); an unset one
+//! is raised to `max_age`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -130,10 +131,11 @@ const DURABLE_KEYS: [&str; 6] = [
 
 /// Validates a route's `[routes.delivery]`: `None` for synchronous
 /// delivery (the default), the durable settings otherwise. Errors are
-/// recorded under the route's own path.
+/// recorded under the route's own path. `dedupe_ttl` is the route's when
+/// the file sets one (an unset one follows `max_age`, see `route`).
 pub(super) fn parse_delivery(
     mut s: Section<'_>,
-    dedupe_ttl: Duration,
+    dedupe_ttl: Option<Duration>,
     errors: &mut ConfigErrors,
 ) -> Option<Durable> {
     let durable = s.choice("mode", &["sync", "durable"], errors) == Some("durable");
@@ -172,7 +174,7 @@ pub(super) fn parse_delivery(
         s.finish(errors);
         return None;
     }
-    if dedupe_ttl < max_age {
+    if let Some(dedupe_ttl) = dedupe_ttl.filter(|ttl| *ttl < max_age) {
         tracing::warn!(
             key = %s.key("max_age"),
             dedupe_ttl_s = dedupe_ttl.as_secs(),
