@@ -18,6 +18,10 @@
 //!   the field at fault (`body`, `route`, `source` or `value`); a store
 //!   that cannot answer, 503 with `{"error": "..."}`. Routes are those of
 //!   the live config.
+//! - `/queue...`: the durable queue's operator endpoints (list, show,
+//!   redeliver, purge, pause, resume, stats), in [`queue`].
+
+pub mod queue;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -132,6 +136,9 @@ async fn route(
     state: &State,
 ) -> Response<Full<Bytes>> {
     let path = request.uri().path();
+    if path == queue::QUEUE_PATH || path.starts_with("/queue/") {
+        return queue::serve(request, state).await;
+    }
     if path == FORGET_PATH {
         return if request.method() == Method::POST {
             forget(request, state).await
@@ -151,7 +158,7 @@ async fn route(
         "/metrics" => metrics_page(state).await,
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /healthz, /readyz, /metrics or POST /replay/forget\n",
+            "not found: try /healthz, /readyz, /metrics, /queue or POST /replay/forget\n",
         ),
     }
 }

@@ -1,5 +1,5 @@
-//! The command line: `serve`, `check`, `sign`, `verify`, `replay` and
-//! `demo`.
+//! The command line: `serve`, `check`, `sign`, `verify`, `replay`,
+//! `queue` and `demo`.
 //!
 //! This file holds the flags and sends each subcommand to the file that
 //! does its work (mini-redis's `cmd/` shape); `main.rs` only calls
@@ -11,8 +11,11 @@
 //! - [`sign`]: build a correctly signed test request for a route.
 //! - [`verify`]: explain what hookguard would do with a captured request.
 //! - [`replay`]: ask a running hookguard to forget a delivery's key.
+//! - [`queue`]: list, show, redeliver, purge, pause and resume a running
+//!   hookguard's durable deliveries.
 
 pub mod check;
+pub mod queue;
 pub mod replay;
 pub mod serve;
 pub mod sign;
@@ -105,8 +108,88 @@ pub enum Command {
         #[command(subcommand)]
         command: ReplayCommand,
     },
+    /// Look at and act on a running hookguard's durable delivery queue,
+    /// through its admin listener.
+    Queue {
+        /// Path to the TOML config (for server.admin_listen).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        /// Print the admin listener's JSON answer as it came.
+        #[arg(long, global = true)]
+        json: bool,
+        /// What to do.
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
     /// Run the embedded example config with demo secrets and a demo upstream.
     Demo,
+}
+
+/// The `queue` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// List items, oldest first.
+    Ls {
+        /// Only this route's.
+        #[arg(long)]
+        route: Option<String>,
+        /// Only items in this state: ready, waiting, in_flight, delivered, dead.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only items finished (or received) longer ago than this, e.g. 7d.
+        #[arg(long)]
+        older_than: Option<String>,
+        /// At most this many [default: 100].
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Show one item (credential-bearing header values redacted).
+    Show {
+        /// The delivery id.
+        id: String,
+        /// Print the body too.
+        #[arg(long)]
+        body: bool,
+    },
+    /// Make items ready again now (same id): the ids given, or every item
+    /// of --route in --state.
+    Redeliver {
+        /// Delivery ids.
+        ids: Vec<String>,
+        /// With --state: this route's items.
+        #[arg(long)]
+        route: Option<String>,
+        /// Redeliver every item in this state (e.g. dead).
+        #[arg(long)]
+        state: Option<String>,
+    },
+    /// Delete items: the ids given, or every item in --state older than
+    /// --older-than (of --route).
+    Purge {
+        /// Delivery ids.
+        ids: Vec<String>,
+        /// Only this route's.
+        #[arg(long)]
+        route: Option<String>,
+        /// Purge items in this state (required without ids).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only items finished (or received) longer ago than this, e.g. 7d.
+        #[arg(long)]
+        older_than: Option<String>,
+    },
+    /// Stop delivering a route's items (they keep being accepted), until resumed.
+    Pause {
+        /// The durable route.
+        route: String,
+    },
+    /// Deliver a paused route's items again.
+    Resume {
+        /// The durable route.
+        route: String,
+    },
+    /// Items by route and state, bytes stored, paused routes.
+    Stats,
 }
 
 /// The `replay` subcommands.
@@ -178,6 +261,58 @@ pub fn main() -> ExitCode {
                 values: value,
             },
         ),
+        Command::Queue {
+            config,
+            json,
+            command,
+        } => {
+            let Some(config) = config else {
+                eprintln!("hookguard queue: --config is required (for server.admin_listen)");
+                return ExitCode::from(2);
+            };
+            queue::run(&config, queue_action(command), json)
+        }
+    }
+}
+
+/// What a `queue` subcommand asks of the admin listener.
+fn queue_action(command: QueueCommand) -> queue::Action {
+    match command {
+        QueueCommand::Ls {
+            route,
+            state,
+            older_than,
+            limit,
+        } => queue::Action::List {
+            route,
+            state,
+            older_than,
+            limit,
+        },
+        QueueCommand::Show { id, body } => queue::Action::Show { id, body },
+        QueueCommand::Redeliver { ids, route, state } => {
+            queue::Action::Redeliver { ids, route, state }
+        }
+        QueueCommand::Purge {
+            ids,
+            route,
+            state,
+            older_than,
+        } => queue::Action::Purge {
+            ids,
+            route,
+            state,
+            older_than,
+        },
+        QueueCommand::Pause { route } => queue::Action::Pause {
+            route,
+            paused: true,
+        },
+        QueueCommand::Resume { route } => queue::Action::Pause {
+            route,
+            paused: false,
+        },
+        QueueCommand::Stats => queue::Action::Stats,
     }
 }
 

@@ -419,3 +419,141 @@ async fn items_in_flight_at_a_sigkill_are_delivered_again_after_the_restart() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// An admin request with an optional JSON body; status and JSON answer.
+async fn admin(
+    hg: &Hookguard,
+    method: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let body = if body.is_null() {
+        String::new()
+    } else {
+        body.to_string()
+    };
+    let answer = send(hg.admin, method, path, &[], body).await;
+    (
+        answer.status,
+        serde_json::from_slice(&answer.body).unwrap_or_default(),
+    )
+}
+
+#[tokio::test]
+async fn operators_list_show_redeliver_purge_and_pause_through_the_admin_listener_and_the_cli() {
+    let dir = TempDir::new("durable-ops");
+    let upstream = Upstream::start().await;
+    upstream.status.store(410, Ordering::SeqCst);
+    let hg = start(&config(&dir, ""), &upstream.url()).await;
+    let answer = post(hg.addr, b"{\"op\":1}", "o-1").await;
+    let id = answer.json()["id"].as_str().unwrap().to_owned();
+    wait_count(&upstream, 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, listed) = admin(
+        &hg,
+        "GET",
+        "/queue?state=dead&route=vendor",
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["items"][0]["id"], id.as_str());
+    assert_eq!(listed["items"][0]["last"], "410");
+    // Shown without any credential: the signature header is redacted.
+    let (status, shown) = admin(
+        &hg,
+        "GET",
+        &format!("/queue/{id}?body=1"),
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["body"], "{\"op\":1}");
+    let headers = shown["headers"].to_string();
+    assert!(
+        headers.contains(r#"["x-signature","<redacted>"]"#),
+        "{headers}"
+    );
+    assert!(
+        !headers.contains(&hmac_hex(SECRET, b"{\"op\":1}")),
+        "{headers}"
+    );
+    // Redelivered (same id, next try) once the app takes it.
+    upstream.status.store(200, Ordering::SeqCst);
+    let (status, redelivered) = admin(
+        &hg,
+        "POST",
+        "/queue/redeliver",
+        serde_json::json!({"route": "vendor", "state": "dead"}),
+    )
+    .await;
+    assert_eq!(
+        (status, redelivered["redelivered"].as_u64()),
+        (200, Some(1))
+    );
+    wait_count(&upstream, 2).await;
+    assert_eq!(
+        upstream.last().headers["x-hookguard-delivery-id"],
+        id.as_str()
+    );
+    assert_eq!(upstream.last().headers["x-hookguard-attempt"], "2");
+    // Paused: accepted, not delivered, until resumed.
+    assert_eq!(
+        admin(&hg, "POST", "/queue/pause/vendor", serde_json::Value::Null)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(post(hg.addr, b"{\"op\":2}", "o-2").await.status, 202);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(upstream.count(), 2);
+    let (_, stats) = admin(&hg, "GET", "/queue/stats", serde_json::Value::Null).await;
+    assert_eq!(stats["routes"]["vendor"]["paused"], true);
+    assert_eq!(stats["routes"]["vendor"]["ready"], 1);
+
+    // The same through the CLI, pointed at this admin listener.
+    let file = dir.0.join("cli.toml");
+    let text = config(&dir, "")
+        .replace("{upstream}", &upstream.url())
+        .replace(
+            "[server]\n",
+            &format!("[server]\nadmin_listen = \"{}\"\n", hg.admin),
+        );
+    std::fs::write(&file, text).unwrap();
+    let cli = |args: &'static [&'static str]| {
+        let file = file.clone();
+        tokio::task::spawn_blocking(move || {
+            let output = std::process::Command::new(env!("CARGO_BIN_EXE_hookguard"))
+                .arg("queue")
+                .args(args)
+                .arg("--config")
+                .arg(&file)
+                .output()
+                .unwrap();
+            (
+                output.status.code(),
+                String::from_utf8_lossy(&output.stdout).into_owned(),
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+            )
+        })
+    };
+    let (code, out, err) = cli(&["resume", "vendor"]).await.unwrap();
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "vendor resumed\n");
+    wait_count(&upstream, 3).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (code, out, _) = cli(&["ls", "--state", "delivered"]).await.unwrap();
+    assert_eq!(code, Some(0));
+    assert_eq!(out.lines().count(), 3, "a header and two items:\n{out}");
+    let (code, out, _) = cli(&["stats", "--json"]).await.unwrap();
+    assert_eq!(code, Some(0));
+    let stats: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stats["routes"]["vendor"]["delivered"], 2);
+    let (code, _, err) = cli(&["purge"]).await.unwrap();
+    assert_eq!(code, Some(2), "purging everything at once is refused");
+    assert!(err.contains("state"), "{err}");
+    let (code, out, _) = cli(&["purge", "--state", "delivered"]).await.unwrap();
+    assert_eq!((code, out.as_str()), (Some(0), "purged 2\n"));
+    let (status, _) = admin(&hg, "GET", &format!("/queue/{id}"), serde_json::Value::Null).await;
+    assert_eq!(status, 404);
+}
