@@ -684,6 +684,22 @@ impl Config {
                 route.complete_on,
                 route.in_flight_status.as_u16()
             ));
+            if let Some(durable) = &route.delivery {
+                let backoff: Vec<String> = durable
+                    .backoff
+                    .iter()
+                    .map(|step| format!("{}ms", step.as_millis()))
+                    .collect();
+                refuses.push(format!(
+                    "delivery=durable backoff=[{}] max_age={}s max_attempts={} timeout={}ms concurrency={} dead_on=[{}]",
+                    backoff.join(", "),
+                    durable.max_age.as_secs(),
+                    durable.max_attempts,
+                    durable.timeout.as_millis(),
+                    durable.concurrency,
+                    durable.dead_on
+                ));
+            }
             if route.capture_rejected {
                 if let Some(capture) = &self.server.capture {
                     refuses.push(format!("capture_rejected -> {}", capture.dir.display()));
