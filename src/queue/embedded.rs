@@ -9,7 +9,10 @@
 //! takes everything queued while the previous commit ran and commits it as
 //! one transaction (group commit): concurrent requests share a flush.
 //! Reads (listings, the worker's next-due lookups) use redb's MVCC read
-//! transactions and never wait for the writer.
+//! transactions and never wait for the writer. A batch holding only
+//! settled attempts commits without a flush (`Durability::None`): it
+//! becomes durable with the next flushed commit, and a crash before that
+//! only means an item is delivered again.
 //!
 //! Tables: `items` (id → record), `due` ((route, due ms, id) for ready and
 //! waiting items), `in_flight` (id), `done` ((state, finished ms, id) for
@@ -24,7 +27,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
 use tokio::sync::oneshot;
 
 use super::{
@@ -348,8 +353,17 @@ fn write_loop(db: &Database, shared: &Shared, max_bytes: u64, commands: &mpsc::R
             }
         }
         let mut answers = Vec::with_capacity(batch.len());
+        // A batch of only settled attempts need not wait for the disk:
+        // losing them in a crash only means an item is tried again (with
+        // the next attempt number, as its take was durable), which
+        // at-least-once allows; they become durable with the next flushed
+        // commit.
+        let only_transitions = batch.iter().all(|c| matches!(c, Command::Settle(..)));
         let committed = (|| -> Result<(), redb::Error> {
-            let txn = db.begin_write()?;
+            let mut txn = db.begin_write()?;
+            if only_transitions {
+                txn.set_durability(Durability::None)?;
+            }
             {
                 let mut tables = Tables::open(&txn)?;
                 let mut bytes = tables.meta.get(BYTES)?.map_or(0, |v| v.value());

@@ -319,15 +319,27 @@ async fn a_full_queue_answers_503_with_retry_after_and_stores_nothing() {
     assert_eq!(upstream.count(), 2, "the refused request was not stored");
 }
 
+/// A `hookguard serve` child, killed when dropped (a failed test leaves no
+/// process behind).
+struct Served(std::process::Child);
+
+impl Served {
+    /// SIGKILL, and reaped.
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// `hookguard serve` on `config`, returning the child and its addresses
 /// once it logged that it is ready.
-fn serve(
-    config: &std::path::Path,
-) -> (
-    std::process::Child,
-    std::net::SocketAddr,
-    std::net::SocketAddr,
-) {
+fn serve(config: &std::path::Path) -> (Served, std::net::SocketAddr, std::net::SocketAddr) {
     use std::io::{BufRead, BufReader};
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hookguard"))
         .args(["serve", "--config"])
@@ -347,7 +359,7 @@ fn serve(
             let admin = parsed["admin"].as_str().unwrap().parse().unwrap();
             // Keep draining stderr so the child never blocks on a full pipe.
             std::thread::spawn(move || for _ in lines {});
-            return (child, listen, admin);
+            return (Served(child), listen, admin);
         }
     }
     panic!("hookguard exited before it was ready");
@@ -383,10 +395,9 @@ async fn items_in_flight_at_a_sigkill_are_delivered_again_after_the_restart() {
         ids.push(answer.json()["id"].as_str().unwrap().to_owned());
     }
     wait_count(&upstream, 3).await;
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    child.kill(); // SIGKILL
     upstream.delay_ms.store(0, Ordering::SeqCst);
-    let (mut child, _, admin) = serve(&path);
+    let (_child, _, admin) = serve(&path);
     let ready = wait_ready_status(admin, 200, Duration::from_secs(10)).await;
     assert!(ready.is_some(), "ready after recovery");
     wait_count(&upstream, 6).await;
@@ -416,8 +427,6 @@ async fn items_in_flight_at_a_sigkill_are_delivered_again_after_the_restart() {
         support::metric(&page, "hookguard_queue_recovered_items"),
         Some(3.0)
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 /// An admin request with an optional JSON body; status and JSON answer.
