@@ -215,7 +215,7 @@ async fn open_queue(state: Arc<State>, settings: QueueSettings, stop: watch::Rec
             }
             Err(error) => {
                 // Logged at once, then every half minute while it lasts.
-                if failures % 30 == 0 {
+                if failures.is_multiple_of(30) {
                     tracing::error!(%error, "the delivery queue cannot be opened; durable routes answer 503 and /readyz is not ready until it can");
                 }
                 failures += 1;

@@ -92,7 +92,7 @@ pub async fn serve(request: Request<Incoming>, state: &State) -> Response<Full<B
     };
     route(state, &*store, &method, &rest, &query, &body)
         .await
-        .unwrap_or_else(|refusal| refusal)
+        .unwrap_or_else(|refusal| *refusal)
 }
 
 /// Dispatches on the method and the path after [`QUEUE_PATH`].
@@ -121,7 +121,7 @@ async fn route(
         (&Method::POST, [action @ ("pause" | "resume"), route]) => {
             pause(state, store, route, *action == "pause").await
         }
-        _ => Err(refused(
+        _ => Err(no(
             StatusCode::NOT_FOUND,
             "path",
             "not a queue endpoint: GET /queue, /queue/stats, /queue/{id}; POST /queue/{id}/redeliver, /queue/redeliver, /queue/purge, /queue/pause/{route}, /queue/resume/{route}; DELETE /queue/{id}",
@@ -129,18 +129,26 @@ async fn route(
     }
 }
 
-type Answer = Result<Response<Full<Bytes>>, Response<Full<Bytes>>>;
+type Answer = Result<Response<Full<Bytes>>, Refusal>;
 
-fn parse_id(text: &str) -> Result<Id, Response<Full<Bytes>>> {
-    text.parse()
-        .map_err(|message: String| refused(StatusCode::BAD_REQUEST, "id", message))
+/// An answer that ends a request early (boxed: a response is large).
+type Refusal = Box<Response<Full<Bytes>>>;
+
+/// A 4xx naming the field at fault, as a [`Refusal`].
+fn no(status: StatusCode, field: &'static str, message: impl Into<String>) -> Refusal {
+    Box::new(refused(status, field, message))
 }
 
-fn unavailable(error: &queue::QueueError) -> Response<Full<Bytes>> {
-    json_answer(
+fn parse_id(text: &str) -> Result<Id, Refusal> {
+    text.parse()
+        .map_err(|message: String| no(StatusCode::BAD_REQUEST, "id", message))
+}
+
+fn unavailable(error: &queue::QueueError) -> Refusal {
+    Box::new(json_answer(
         StatusCode::SERVICE_UNAVAILABLE,
         &json!({ "error": error.to_string() }),
-    )
+    ))
 }
 
 /// The query's `key=value` pairs (values are not percent-decoded: route
@@ -154,12 +162,12 @@ fn params(query: &str) -> impl Iterator<Item = (&str, &str)> {
 
 /// A filter from `route`, `state`, `older_than` and `limit`, given as
 /// query parameters or JSON fields.
-fn filter(fields: &Map<String, Value>) -> Result<Filter, Response<Full<Bytes>>> {
-    let text = |name: &'static str| -> Result<Option<&str>, Response<Full<Bytes>>> {
+fn filter(fields: &Map<String, Value>) -> Result<Filter, Refusal> {
+    let text = |name: &'static str| -> Result<Option<&str>, Refusal> {
         match fields.get(name) {
             None => Ok(None),
             Some(Value::String(text)) => Ok(Some(text.as_str())),
-            Some(_) => Err(refused(
+            Some(_) => Err(no(
                 StatusCode::BAD_REQUEST,
                 name,
                 format!("{name} must be a string"),
@@ -168,7 +176,7 @@ fn filter(fields: &Map<String, Value>) -> Result<Filter, Response<Full<Bytes>>> 
     };
     let state = match text("state")? {
         Some(name) => Some(ItemState::parse(name).ok_or_else(|| {
-            refused(
+            no(
                 StatusCode::BAD_REQUEST,
                 "state",
                 format!("{name:?} is not one of ready, waiting, in_flight, delivered, dead"),
@@ -179,7 +187,7 @@ fn filter(fields: &Map<String, Value>) -> Result<Filter, Response<Full<Bytes>>> 
     let before_ms = match text("older_than")? {
         Some(age) => {
             let age: Duration = parse_duration(age)
-                .map_err(|message| refused(StatusCode::BAD_REQUEST, "older_than", message))?;
+                .map_err(|message| no(StatusCode::BAD_REQUEST, "older_than", message))?;
             Some(queue::now_ms().saturating_sub(age.as_millis() as u64))
         }
         None => None,
@@ -191,7 +199,7 @@ fn filter(fields: &Map<String, Value>) -> Result<Filter, Response<Full<Bytes>>> 
             .or_else(|| value.as_str().and_then(|t| t.parse().ok()))
             .filter(|n| (1..=MAX_BULK as u64).contains(n))
             .ok_or_else(|| {
-                refused(
+                no(
                     StatusCode::BAD_REQUEST,
                     "limit",
                     format!("limit must be a number from 1 to {MAX_BULK}"),
@@ -249,11 +257,7 @@ fn stats(store: &dyn QueueStore) -> Response<Full<Bytes>> {
 async fn show(state: &State, store: &dyn QueueStore, id: &str, query: &str) -> Answer {
     let id = parse_id(id)?;
     let Some(item) = store.get(id).await.map_err(|e| unavailable(&e))? else {
-        return Err(refused(
-            StatusCode::NOT_FOUND,
-            "id",
-            format!("no item {id}"),
-        ));
+        return Err(no(StatusCode::NOT_FOUND, "id", format!("no item {id}")));
     };
     let verified = state.live.load().config.server.verified_header.clone();
     let mut shown = summary(&item);
@@ -282,20 +286,16 @@ async fn show(state: &State, store: &dyn QueueStore, id: &str, query: &str) -> A
 
 /// The ids a bulk action names: `{"ids": [...]}`, or a filter (`route`,
 /// `state`, `older_than`), which must name a state when `purging`.
-async fn selected(
-    store: &dyn QueueStore,
-    body: &[u8],
-    purging: bool,
-) -> Result<Vec<Id>, Response<Full<Bytes>>> {
+async fn selected(store: &dyn QueueStore, body: &[u8], purging: bool) -> Result<Vec<Id>, Refusal> {
     let document: Value = serde_json::from_slice(body).map_err(|e| {
-        refused(
+        no(
             StatusCode::BAD_REQUEST,
             "body",
             format!("the body is not JSON: {e}"),
         )
     })?;
     let Some(fields) = document.as_object() else {
-        return Err(refused(
+        return Err(no(
             StatusCode::BAD_REQUEST,
             "body",
             "the body is not a JSON object",
@@ -304,7 +304,7 @@ async fn selected(
     if let Some(ids) = fields.get("ids") {
         let ids = ids
             .as_array()
-            .ok_or_else(|| refused(StatusCode::BAD_REQUEST, "ids", "ids must be a list of ids"))?;
+            .ok_or_else(|| no(StatusCode::BAD_REQUEST, "ids", "ids must be a list of ids"))?;
         return ids
             .iter()
             .take(MAX_BULK)
@@ -313,7 +313,7 @@ async fn selected(
     }
     let mut filter = filter(fields)?;
     if filter.state.is_none() {
-        return Err(refused(
+        return Err(no(
             StatusCode::BAD_REQUEST,
             "state",
             if purging {
@@ -357,7 +357,7 @@ async fn pause(state: &State, store: &dyn QueueStore, route: &str, paused: bool)
         .iter()
         .any(|r| r.name == route && r.delivery.is_some());
     if !known {
-        return Err(refused(
+        return Err(no(
             StatusCode::BAD_REQUEST,
             "route",
             format!("no durable route named {route:?}"),

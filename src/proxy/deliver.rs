@@ -307,7 +307,7 @@ async fn settle(
         } => {
             metrics.attempt(route, outcome);
             if let Some(durable) = durable {
-                if !circuit.until.is_some_and(|until| until > now) {
+                if circuit.until.is_none_or(|until| until <= now) {
                     tracing::info!(route, id = %item.id, %last, "the app is not taking deliveries: the route pauses");
                 }
                 circuit.open(now, retry_after, &durable.backoff);

@@ -341,14 +341,16 @@ impl Drop for Served {
 /// once it logged that it is ready.
 fn serve(config: &std::path::Path) -> (Served, std::net::SocketAddr, std::net::SocketAddr) {
     use std::io::{BufRead, BufReader};
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hookguard"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "info")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the hookguard binary starts");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut child = Served(
+        std::process::Command::new(env!("CARGO_BIN_EXE_hookguard"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the hookguard binary starts"),
+    );
+    let mut lines = BufReader::new(child.0.stderr.take().unwrap()).lines();
     for line in lines.by_ref() {
         let line = line.unwrap();
         let Ok(parsed) = serde_json::from_str::<serde_json::Value>(&line) else {
@@ -359,7 +361,7 @@ fn serve(config: &std::path::Path) -> (Served, std::net::SocketAddr, std::net::S
             let admin = parsed["admin"].as_str().unwrap().parse().unwrap();
             // Keep draining stderr so the child never blocks on a full pipe.
             std::thread::spawn(move || for _ in lines {});
-            return (Served(child), listen, admin);
+            return (child, listen, admin);
         }
     }
     panic!("hookguard exited before it was ready");
