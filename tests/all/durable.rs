@@ -568,3 +568,195 @@ async fn operators_list_show_redeliver_purge_and_pause_through_the_admin_listene
     let (status, _) = admin(&hg, "GET", &format!("/queue/{id}"), serde_json::Value::Null).await;
     assert_eq!(status, 404);
 }
+
+/// One attempt to send a signed delivery; `None` when the connection
+/// failed (hookguard being killed or restarting).
+async fn try_post(
+    addr: std::net::SocketAddr,
+    body: &[u8],
+    delivery: &str,
+) -> Option<(u16, serde_json::Value)> {
+    use http_body_util::BodyExt;
+    let attempt = async {
+        let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .ok()?;
+        tokio::spawn(conn);
+        let mut request = http::Request::builder()
+            .method("POST")
+            .uri("/vendor")
+            .header("host", "hooks.example.com");
+        for (name, value) in signed(body, delivery) {
+            request = request.header(name, value);
+        }
+        let request = request
+            .body(http_body_util::Full::new(bytes::Bytes::copy_from_slice(
+                body,
+            )))
+            .ok()?;
+        let response = sender.send_request(request).await.ok()?;
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.ok()?.to_bytes();
+        Some((status, serde_json::from_slice(&body).unwrap_or_default()))
+    };
+    tokio::time::timeout(Duration::from_secs(5), attempt)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// A port free now, for a listener hookguard binds after each restart.
+fn free_port() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// The soak: deliveries at a steady rate while hookguard is killed with
+/// `SIGKILL` and restarted several times and the app is stopped for a
+/// while. From the app's own record: every request that got 202 (or, after
+/// a lost answer, `duplicate`) was delivered at least once, and every
+/// repeated delivery carries the id of the first.
+///
+/// Ignored by default; `.ci/run`'s soak line runs it briefly:
+/// `SOAK_SECONDS=8 cargo test --test all soak -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn sigkill_soak_every_acknowledged_delivery_arrives_with_a_stable_id() {
+    let seconds: u64 = std::env::var("SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8);
+    let dir = TempDir::new("durable-soak");
+    let app_addr = free_port();
+    let apps = std::sync::Arc::new(std::sync::Mutex::new(vec![Upstream::serve(
+        TcpListener::bind(app_addr).await.unwrap(),
+    )]));
+    let (listen, admin_listen) = (free_port(), free_port());
+    let text = config(&dir, "timeout = \"2s\"")
+        .replace("{upstream}", &format!("http://{app_addr}"))
+        .replace("max_bytes = \"1MiB\"", "max_bytes = \"256MiB\"")
+        .replace(
+            "[server]\n",
+            &format!("[server]\nlisten = \"{listen}\"\nadmin_listen = \"{admin_listen}\"\n"),
+        );
+    let path = dir.0.join("hookguard.toml");
+    std::fs::write(&path, text).unwrap();
+    let (first, _, _) = serve(&path);
+    let served = std::sync::Arc::new(std::sync::Mutex::new(first));
+    let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+
+    // The sender: one delivery every 5 ms, each retried until acknowledged.
+    let sender = tokio::spawn(async move {
+        let mut acked: Vec<(u64, String)> = Vec::new();
+        let mut n = 0u64;
+        while std::time::Instant::now() < deadline {
+            let body = format!("{{\"n\":{n}}}");
+            let delivery = format!("s-{n}");
+            loop {
+                match try_post(listen, body.as_bytes(), &delivery).await {
+                    Some((202, json)) => {
+                        acked.push((n, json["id"].as_str().unwrap().to_owned()));
+                        break;
+                    }
+                    Some((200, json)) if json["error"] == "duplicate" => {
+                        // The first copy was stored, its answer lost.
+                        let detail = json["detail"].as_str().unwrap();
+                        let id = detail
+                            .rsplit("delivery id ")
+                            .next()
+                            .unwrap()
+                            .trim_end_matches(')');
+                        acked.push((n, id.to_owned()));
+                        break;
+                    }
+                    _ => tokio::time::sleep(Duration::from_millis(50)).await,
+                }
+            }
+            n += 1;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        (n, acked)
+    });
+
+    // The harness: SIGKILL and restart every ~1.5 s; once, the app stops
+    // for a second.
+    let mut kills = 0;
+    let mut stopped_app = false;
+    while std::time::Instant::now() + Duration::from_millis(1500) < deadline {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        served.lock().unwrap().kill();
+        kills += 1;
+        if !stopped_app {
+            apps.lock().unwrap().last().unwrap().stop();
+            stopped_app = true;
+        }
+        let (next, _, admin) = serve(&path);
+        *served.lock().unwrap() = next;
+        wait_ready_status(admin, 200, Duration::from_secs(10))
+            .await
+            .unwrap();
+        if kills == 1 {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            let again = Upstream::serve(TcpListener::bind(app_addr).await.unwrap());
+            apps.lock().unwrap().push(again);
+        }
+    }
+    let (sent, acked) = sender.await.unwrap();
+
+    // Every acknowledged delivery reaches the app, within 30 s.
+    let delivered = |apps: &[Upstream]| {
+        let mut seen: std::collections::HashMap<String, Vec<String>> = Default::default();
+        for app in apps {
+            for request in app.requests.lock().unwrap().iter() {
+                let n = request.headers["x-delivery"].to_str().unwrap().to_owned();
+                let id = request.headers["x-hookguard-delivery-id"]
+                    .to_str()
+                    .unwrap()
+                    .to_owned();
+                seen.entry(n).or_default().push(id);
+            }
+        }
+        seen
+    };
+    let mut seen = delivered(&apps.lock().unwrap());
+    for _ in 0..300 {
+        if acked
+            .iter()
+            .all(|(n, _)| seen.contains_key(&format!("s-{n}")))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        seen = delivered(&apps.lock().unwrap());
+    }
+    let missing: Vec<u64> = acked
+        .iter()
+        .filter(|(n, _)| !seen.contains_key(&format!("s-{n}")))
+        .map(|(n, _)| *n)
+        .collect();
+    let copies: usize = seen.values().map(Vec::len).sum();
+    println!(
+        "durable soak: {seconds} s, {sent} sent, {} acknowledged, {kills} SIGKILLs, app stopped once; {} delivered, {} copies ({} repeated), {} missing",
+        acked.len(),
+        seen.len(),
+        copies,
+        copies - seen.len(),
+        missing.len()
+    );
+    assert!(kills >= 2, "the run was too short to kill hookguard twice");
+    assert!(
+        missing.is_empty(),
+        "acknowledged but never delivered: {missing:?}"
+    );
+    for (n, id) in &acked {
+        let ids = &seen[&format!("s-{n}")];
+        assert!(
+            ids.iter().all(|got| got == id),
+            "s-{n}: acknowledged as {id}, delivered as {ids:?}"
+        );
+    }
+}
