@@ -227,7 +227,11 @@ async fn route_worker(
                 } else {
                     durable.concurrency
                 };
-                if running < limit {
+                // Slots are refilled once half are free (or none is
+                // busy): a take is a flushed commit, so taking one item
+                // per finished attempt would make the disk the limit.
+                let refill = running == 0 || limit - running >= limit.div_ceil(2);
+                if running < limit && refill {
                     match store.take(&name, now, limit - running).await {
                         Ok(items) => {
                             for item in items {
@@ -255,7 +259,7 @@ async fn route_worker(
                         }
                     }
                 }
-                if running < limit {
+                if running < limit && refill {
                     if let Ok(Some(next)) = store.next_due(&name).await {
                         let until = Duration::from_millis(next.saturating_sub(queue::now_ms()));
                         wait = until.clamp(Duration::from_millis(5), IDLE_POLL);
@@ -264,10 +268,17 @@ async fn route_worker(
             }
         }
         tokio::select! {
-            Some((item, verdict)) = finished.recv() => {
-                running -= 1;
+            Some(first) = finished.recv() => {
+                // Every attempt that ended meanwhile, before the next take.
+                let mut ended = vec![first];
+                while let Ok(more) = finished.try_recv() {
+                    ended.push(more);
+                }
+                running -= ended.len();
                 let durable = durable.as_ref().or(live.config.route(&name).and_then(|r| r.delivery.as_ref()));
-                settle(&*store, &metrics, &name, durable, &mut circuit, item, verdict).await;
+                for (item, verdict) in ended {
+                    settle(&*store, &metrics, &name, durable, &mut circuit, item, verdict).await;
+                }
             }
             () = wake.notified() => {}
             () = tokio::time::sleep(wait) => {}
