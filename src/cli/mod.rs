@@ -125,20 +125,29 @@ pub enum Command {
     Demo,
 }
 
+/// Which queue items a `queue` subcommand means.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct QueueFilter {
+    /// Only this route's.
+    #[arg(long)]
+    pub route: Option<String>,
+    /// Only items in this state: ready, waiting, in_flight, delivered, dead.
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Only items finished (or received, when not finished) longer ago
+    /// than this, e.g. 7d.
+    #[arg(long)]
+    pub older_than: Option<String>,
+}
+
 /// The `queue` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum QueueCommand {
     /// List items, oldest first.
     Ls {
-        /// Only this route's.
-        #[arg(long)]
-        route: Option<String>,
-        /// Only items in this state: ready, waiting, in_flight, delivered, dead.
-        #[arg(long)]
-        state: Option<String>,
-        /// Only items finished (or received) longer ago than this, e.g. 7d.
-        #[arg(long)]
-        older_than: Option<String>,
+        /// Which items.
+        #[command(flatten)]
+        filter: QueueFilter,
         /// At most this many [default: 100].
         #[arg(long)]
         limit: Option<usize>,
@@ -152,31 +161,22 @@ pub enum QueueCommand {
         body: bool,
     },
     /// Make items ready again now (same id): the ids given, or every item
-    /// of --route in --state.
+    /// in --state (of --route).
     Redeliver {
         /// Delivery ids.
         ids: Vec<String>,
-        /// With --state: this route's items.
-        #[arg(long)]
-        route: Option<String>,
-        /// Redeliver every item in this state (e.g. dead).
-        #[arg(long)]
-        state: Option<String>,
+        /// Which items, without ids (--state is then required).
+        #[command(flatten)]
+        filter: QueueFilter,
     },
     /// Delete items: the ids given, or every item in --state older than
     /// --older-than (of --route).
     Purge {
         /// Delivery ids.
         ids: Vec<String>,
-        /// Only this route's.
-        #[arg(long)]
-        route: Option<String>,
-        /// Purge items in this state (required without ids).
-        #[arg(long)]
-        state: Option<String>,
-        /// Only items finished (or received) longer ago than this, e.g. 7d.
-        #[arg(long)]
-        older_than: Option<String>,
+        /// Which items, without ids (--state is then required).
+        #[command(flatten)]
+        filter: QueueFilter,
     },
     /// Stop delivering a route's items (they keep being accepted), until resumed.
     Pause {
@@ -278,32 +278,10 @@ pub fn main() -> ExitCode {
 /// What a `queue` subcommand asks of the admin listener.
 fn queue_action(command: QueueCommand) -> queue::Action {
     match command {
-        QueueCommand::Ls {
-            route,
-            state,
-            older_than,
-            limit,
-        } => queue::Action::List {
-            route,
-            state,
-            older_than,
-            limit,
-        },
+        QueueCommand::Ls { filter, limit } => queue::Action::List { filter, limit },
         QueueCommand::Show { id, body } => queue::Action::Show { id, body },
-        QueueCommand::Redeliver { ids, route, state } => {
-            queue::Action::Redeliver { ids, route, state }
-        }
-        QueueCommand::Purge {
-            ids,
-            route,
-            state,
-            older_than,
-        } => queue::Action::Purge {
-            ids,
-            route,
-            state,
-            older_than,
-        },
+        QueueCommand::Redeliver { ids, filter } => queue::Action::Redeliver { ids, filter },
+        QueueCommand::Purge { ids, filter } => queue::Action::Purge { ids, filter },
         QueueCommand::Pause { route } => queue::Action::Pause {
             route,
             paused: true,

@@ -13,7 +13,7 @@ use http::{header, Method, Request, StatusCode};
 use http_body_util::Full;
 use serde_json::{json, Value};
 
-use super::{exchange, output, run_async, with_config};
+use super::{exchange, output, run_async, with_config, QueueFilter};
 use crate::admin::queue::QUEUE_PATH;
 
 /// One `queue` subcommand, as the command line gave it.
@@ -21,9 +21,7 @@ use crate::admin::queue::QUEUE_PATH;
 pub enum Action {
     /// `ls`: list items.
     List {
-        route: Option<String>,
-        state: Option<String>,
-        older_than: Option<String>,
+        filter: QueueFilter,
         limit: Option<usize>,
     },
     /// `show ID`: one item, its body with `body`.
@@ -31,15 +29,12 @@ pub enum Action {
     /// `redeliver ID... | --route R --state S`.
     Redeliver {
         ids: Vec<String>,
-        route: Option<String>,
-        state: Option<String>,
+        filter: QueueFilter,
     },
     /// `purge ID... | --state S --older-than D [--route R]`.
     Purge {
         ids: Vec<String>,
-        route: Option<String>,
-        state: Option<String>,
-        older_than: Option<String>,
+        filter: QueueFilter,
     },
     /// `pause R` / `resume R`.
     Pause { route: String, paused: bool },
@@ -88,7 +83,7 @@ pub fn run(path: &Path, action: Action, json: bool) -> ExitCode {
 
 /// The admin request an action is.
 fn request(action: &Action) -> (Method, String, Option<Value>) {
-    let query = |pairs: &[(&str, Option<String>)]| {
+    let query = |pairs: &[(&'static str, Option<String>)]| {
         let set: Vec<String> = pairs
             .iter()
             .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
@@ -99,9 +94,13 @@ fn request(action: &Action) -> (Method, String, Option<Value>) {
             format!("?{}", set.join("&"))
         }
     };
-    let filter = |route: &Option<String>, state: &Option<String>, older: &Option<String>| {
+    // The ids given, else the filter's fields.
+    let chosen = |ids: &[String], filter: &QueueFilter| {
+        if !ids.is_empty() {
+            return json!({ "ids": ids });
+        }
         let mut fields = serde_json::Map::new();
-        for (key, value) in [("route", route), ("state", state), ("older_than", older)] {
+        for (key, value) in fields_of(filter) {
             if let Some(value) = value {
                 fields.insert(key.into(), json!(value));
             }
@@ -109,51 +108,25 @@ fn request(action: &Action) -> (Method, String, Option<Value>) {
         Value::Object(fields)
     };
     match action {
-        Action::List {
-            route,
-            state,
-            older_than,
-            limit,
-        } => (
-            Method::GET,
-            format!(
-                "{QUEUE_PATH}{}",
-                query(&[
-                    ("route", route.clone()),
-                    ("state", state.clone()),
-                    ("older_than", older_than.clone()),
-                    ("limit", limit.map(|n| n.to_string())),
-                ])
-            ),
-            None,
-        ),
+        Action::List { filter, limit } => {
+            let mut pairs = fields_of(filter).to_vec();
+            pairs.push(("limit", limit.map(|n| n.to_string())));
+            (Method::GET, format!("{QUEUE_PATH}{}", query(&pairs)), None)
+        }
         Action::Show { id, body } => (
             Method::GET,
             format!("{QUEUE_PATH}/{id}{}", if *body { "?body=1" } else { "" }),
             None,
         ),
-        Action::Redeliver { ids, route, state } => (
+        Action::Redeliver { ids, filter } => (
             Method::POST,
             format!("{QUEUE_PATH}/redeliver"),
-            Some(if ids.is_empty() {
-                filter(route, state, &None)
-            } else {
-                json!({ "ids": ids })
-            }),
+            Some(chosen(ids, filter)),
         ),
-        Action::Purge {
-            ids,
-            route,
-            state,
-            older_than,
-        } => (
+        Action::Purge { ids, filter } => (
             Method::POST,
             format!("{QUEUE_PATH}/purge"),
-            Some(if ids.is_empty() {
-                filter(route, state, older_than)
-            } else {
-                json!({ "ids": ids })
-            }),
+            Some(chosen(ids, filter)),
         ),
         Action::Pause { route, paused } => (
             Method::POST,
@@ -165,6 +138,15 @@ fn request(action: &Action) -> (Method, String, Option<Value>) {
         ),
         Action::Stats => (Method::GET, format!("{QUEUE_PATH}/stats"), None),
     }
+}
+
+/// A filter's fields by the names the admin listener reads.
+fn fields_of(filter: &QueueFilter) -> [(&'static str, Option<String>); 3] {
+    [
+        ("route", filter.route.clone()),
+        ("state", filter.state.clone()),
+        ("older_than", filter.older_than.clone()),
+    ]
 }
 
 /// Sends one admin request; the status and the answer as JSON (`null`

@@ -370,26 +370,54 @@ async fn verify_and_forward(
     let key = verified
         .filter(|_| shadow.failed().is_none())
         .map(|v| v.key);
-    let marker = key.map(|k| &route.verified_values[k]);
+    let out = Outgoing {
+        head,
+        body: &body,
+        marker: key.map(|k| &route.verified_values[k]),
+        shadow: shadow.failed(),
+    };
     let response = match held {
-        Held::Keys(keys) => {
-            Handed::Queued(enqueue(x, route, head, &body, marker, shadow.failed(), keys).await?)
+        Held::Keys(keys) => Handed::Queued(enqueue(x, route, &out, keys).await?),
+        Held::Claim(claim) => Handed::App(forward_and_settle(x, route, &out, Some(claim)).await?),
+        Held::Nothing if route.delivery.is_some() => {
+            Handed::Queued(enqueue(x, route, &out, Vec::new()).await?)
         }
-        Held::Claim(claim) => Handed::App(
-            forward_and_settle(x, route, head, &body, marker, shadow.failed(), Some(claim)).await?,
-        ),
-        Held::Nothing if route.delivery.is_some() => Handed::Queued(
-            enqueue(x, route, head, &body, marker, shadow.failed(), Vec::new()).await?,
-        ),
-        Held::Nothing => Handed::App(
-            forward_and_settle(x, route, head, &body, marker, shadow.failed(), None).await?,
-        ),
+        Held::Nothing => Handed::App(forward_and_settle(x, route, &out, None).await?),
     };
     Ok(Forwarded {
         response,
         key,
         shadow: shadow.failed(),
     })
+}
+
+/// A request on its way out: what the forward (or enqueue) step sends.
+struct Outgoing<'r> {
+    /// The head as received.
+    head: &'r RequestHead,
+    /// The exact body that was verified.
+    body: &'r Bytes,
+    /// The verified header's value, for a request that passed every check.
+    marker: Option<&'r HeaderValue>,
+    /// In shadow mode, the check it failed.
+    shadow: Option<Reason>,
+}
+
+impl Outgoing<'_> {
+    /// The head for the app ([`forward::build`]), its dropped headers
+    /// counted.
+    fn build(&self, x: &Exchange<'_>) -> Vec<u8> {
+        let built = forward::build(
+            x.server,
+            self.head,
+            self.body.len(),
+            &x.peer.ip,
+            self.marker,
+            self.shadow,
+        );
+        count_dropped(x.series, built.spoofed, built.underscored);
+        built.head
+    }
 }
 
 /// What the claim step holds for the steps after it.
@@ -412,13 +440,10 @@ enum Held {
 async fn forward_and_settle(
     x: &Exchange<'_>,
     route: &Route,
-    head: &RequestHead,
-    body: &Bytes,
-    marker: Option<&HeaderValue>,
-    shadow: Option<Reason>,
+    out: &Outgoing<'_>,
     claim: Option<Claim>,
 ) -> Result<crate::http1::AppResponse, Reject> {
-    let mut exchange = forward(x, head, body, marker, shadow);
+    let mut exchange = forward(x, out);
     let sent = Instant::now();
     let answered = tokio::time::timeout(x.server.upstream_timeout, &mut exchange).await;
     match answered {
@@ -448,10 +473,7 @@ async fn forward_and_settle(
 async fn enqueue(
     x: &Exchange<'_>,
     route: &Route,
-    head: &RequestHead,
-    body: &Bytes,
-    marker: Option<&HeaderValue>,
-    shadow: Option<Reason>,
+    out: &Outgoing<'_>,
     keys: Vec<replay::Key>,
 ) -> Result<queue::Id, Reject> {
     let Some(store) = x.state.queue.get() else {
@@ -461,16 +483,14 @@ async fn enqueue(
         )
         .retry_after(QUEUE_UNAVAILABLE_RETRY_AFTER));
     };
-    let built = forward::build(x.server, head, body.len(), &x.peer.ip, marker, shadow);
-    count_dropped(x.series, built.spoofed, built.underscored);
-    let mut request = built.head;
+    let mut request = out.build(x);
     // The blank line ends the head; delivery writes its own headers first.
     request.truncate(request.len().saturating_sub(2));
     let now = queue::now_ms();
     let item = NewItem {
         route: route.name.clone(),
         head: request,
-        body: body.clone(),
+        body: out.body.clone(),
         keys,
         dedupe_ttl: route.dedupe_ttl,
         received_ms: now,
@@ -529,7 +549,15 @@ async fn pass_through(
     let sent = Instant::now();
     let answered = tokio::time::timeout(
         x.server.upstream_timeout,
-        forward(x, head, &body, None, None),
+        forward(
+            x,
+            &Outgoing {
+                head,
+                body: &body,
+                marker: None,
+                shadow: None,
+            },
+        ),
     )
     .await
     .unwrap_or_else(|_elapsed| Err(forward::too_slow(x.server)));
@@ -672,15 +700,16 @@ async fn claim(
 /// caller waits for within `upstream_timeout`.
 fn forward(
     x: &Exchange<'_>,
-    head: &RequestHead,
-    body: &Bytes,
-    marker: Option<&HeaderValue>,
-    shadow: Option<Reason>,
+    out: &Outgoing<'_>,
 ) -> Pin<Box<dyn Future<Output = Result<AppResponse, Reject>> + Send>> {
-    let built = forward::build(x.server, head, body.len(), &x.peer.ip, marker, shadow);
-    count_dropped(x.series, built.spoofed, built.underscored);
+    let head = out.build(x);
     // Boxed so that a late exchange can be handed to its own task.
-    Box::pin(forward::exchange(x.server, head, built.head, body.clone()))
+    Box::pin(forward::exchange(
+        x.server,
+        out.head,
+        head,
+        out.body.clone(),
+    ))
 }
 
 /// Counts the app's answer and the time it took.

@@ -97,6 +97,14 @@ async fn closed_port() -> (std::net::SocketAddr, String) {
     (addr, format!("http://{addr}"))
 }
 
+/// Asserts that each series reads its value on a scraped page.
+#[track_caller]
+fn expect_metrics(page: &str, expected: &[(&str, f64)]) {
+    for (series, want) in expected {
+        assert_eq!(support::metric(page, series), Some(*want), "{series}");
+    }
+}
+
 async fn metrics(hg: &Hookguard) -> String {
     support::admin_get(hg.admin, "/metrics").await.1
 }
@@ -136,26 +144,22 @@ async fn the_sender_gets_202_once_stored_and_the_app_the_exact_bytes_with_the_de
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(upstream.count(), 1);
     let page = metrics(&hg).await;
-    assert_eq!(
-        support::metric(
-            &page,
-            r#"hookguard_requests_total{outcome="queued",route="vendor"}"#
-        ),
-        Some(1.0)
-    );
-    assert_eq!(
-        support::metric(
-            &page,
-            r#"hookguard_queue_items{route="vendor",state="delivered"}"#
-        ),
-        Some(1.0)
-    );
-    assert_eq!(
-        support::metric(
-            &page,
-            r#"hookguard_delivery_attempts_total{outcome="delivered",route="vendor"}"#
-        ),
-        Some(1.0)
+    expect_metrics(
+        &page,
+        &[
+            (
+                r#"hookguard_requests_total{outcome="queued",route="vendor"}"#,
+                1.0,
+            ),
+            (
+                r#"hookguard_queue_items{route="vendor",state="delivered"}"#,
+                1.0,
+            ),
+            (
+                r#"hookguard_delivery_attempts_total{outcome="delivered",route="vendor"}"#,
+                1.0,
+            ),
+        ],
     );
     support::promtool_check_metrics(&page);
 }
@@ -174,9 +178,9 @@ async fn with_the_app_down_senders_get_202_and_the_app_gets_everything_once_it_i
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let page = metrics(&hg).await;
-    assert_eq!(
-        support::metric(&page, r#"hookguard_queue_route_paused{route="vendor"}"#),
-        Some(1.0)
+    expect_metrics(
+        &page,
+        &[(r#"hookguard_queue_route_paused{route="vendor"}"#, 1.0)],
     );
     let upstream = Upstream::serve(TcpListener::bind(addr).await.unwrap());
     wait_count(&upstream, 5).await;
@@ -217,19 +221,18 @@ async fn an_app_shedding_load_pauses_the_route_without_spending_attempts() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let page = metrics(&hg).await;
-    assert_eq!(
-        support::metric(
-            &page,
-            r#"hookguard_queue_items{route="vendor",state="delivered"}"#
-        ),
-        Some(1.0)
-    );
-    assert_eq!(
-        support::metric(
-            &page,
-            r#"hookguard_queue_dead_total{reason="max_attempts",route="vendor"}"#
-        ),
-        Some(0.0)
+    expect_metrics(
+        &page,
+        &[
+            (
+                r#"hookguard_queue_items{route="vendor",state="delivered"}"#,
+                1.0,
+            ),
+            (
+                r#"hookguard_queue_dead_total{reason="max_attempts",route="vendor"}"#,
+                0.0,
+            ),
+        ],
     );
     assert!(
         support::metric(
@@ -257,26 +260,19 @@ async fn a_4xx_is_dead_at_once_and_other_failures_die_at_max_attempts() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(upstream.count(), 4, "three attempts for the 500, then dead");
     let page = metrics(&hg).await;
-    assert_eq!(
-        support::metric(
-            &page,
-            r#"hookguard_queue_dead_total{reason="status",route="vendor"}"#
-        ),
-        Some(1.0)
-    );
-    assert_eq!(
-        support::metric(
-            &page,
-            r#"hookguard_queue_dead_total{reason="max_attempts",route="vendor"}"#
-        ),
-        Some(1.0)
-    );
-    assert_eq!(
-        support::metric(
-            &page,
-            r#"hookguard_queue_items{route="vendor",state="dead"}"#
-        ),
-        Some(2.0)
+    expect_metrics(
+        &page,
+        &[
+            (
+                r#"hookguard_queue_dead_total{reason="status",route="vendor"}"#,
+                1.0,
+            ),
+            (
+                r#"hookguard_queue_dead_total{reason="max_attempts",route="vendor"}"#,
+                1.0,
+            ),
+            (r#"hookguard_queue_items{route="vendor",state="dead"}"#, 2.0),
+        ],
     );
 }
 
@@ -309,9 +305,9 @@ async fn a_full_queue_answers_503_with_retry_after_and_stores_nothing() {
     assert_eq!((full.status, full.reject()), (503, Some("queue_full")));
     assert_eq!(full.headers["retry-after"], "30");
     let page = metrics(&hg).await;
-    assert_eq!(
-        support::metric(&page, r#"hookguard_queue_store_errors_total{kind="full"}"#),
-        Some(1.0)
+    expect_metrics(
+        &page,
+        &[(r#"hookguard_queue_store_errors_total{kind="full"}"#, 1.0)],
     );
     let upstream = Upstream::serve(TcpListener::bind(addr).await.unwrap());
     wait_count(&upstream, 2).await;
@@ -425,10 +421,7 @@ async fn items_in_flight_at_a_sigkill_are_delivered_again_after_the_restart() {
         );
     }
     let page = support::admin_get(admin, "/metrics").await.1;
-    assert_eq!(
-        support::metric(&page, "hookguard_queue_recovered_items"),
-        Some(3.0)
-    );
+    expect_metrics(&page, &[("hookguard_queue_recovered_items", 3.0)]);
 }
 
 /// An admin request with an optional JSON body; status and JSON answer.
