@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use redb::{
@@ -60,8 +60,9 @@ const CACHE_BYTES: usize = 32 << 20;
 
 /// The embedded store (see the module doc).
 pub struct EmbeddedStore {
-    /// For read transactions.
-    db: Arc<Database>,
+    /// The open database, for read transactions; the writer empties it
+    /// after a failed commit and opens the file again (see [`write_loop`]).
+    db: Arc<Slot>,
     /// To the writer thread.
     writer: Mutex<mpsc::Sender<Command>>,
     /// What is counted, mirrored from the `counts` table after each commit.
@@ -100,26 +101,33 @@ enum Command {
 
 type Reply<T> = oneshot::Sender<Result<T, QueueError>>;
 
+/// The database, shared by the writer and readers; `None` while the writer
+/// reopens it.
+type Slot = RwLock<Option<Arc<Database>>>;
+
+/// Opens the file with hookguard's settings.
+fn open_file(path: &Path) -> Result<Database, redb::DatabaseError> {
+    Database::builder().set_cache_size(CACHE_BYTES).create(path)
+}
+
 impl EmbeddedStore {
     /// Opens (or creates) the store at `path`, recovering items left in
     /// flight, and starts its writer thread. Blocks for the open (redb
     /// repairs a file not closed cleanly here).
     pub fn open(path: &Path, max_bytes: u64) -> Result<EmbeddedStore, String> {
         let shown = path.display();
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)
-            .map_err(|e| format!("cannot open the queue at {shown}: {e}"))?;
+        let db = open_file(path).map_err(|e| format!("cannot open the queue at {shown}: {e}"))?;
         let shared = Arc::new(Shared::default());
         let recovered = recover(&db, &shared)
             .map_err(|e| format!("cannot recover the queue at {shown}: {e}"))?;
         shared.recovered.store(recovered, Ordering::Relaxed);
-        let db = Arc::new(db);
+        let db = Arc::new(RwLock::new(Some(Arc::new(db))));
         let (sender, receiver) = mpsc::channel();
         let (writer_db, writer_shared) = (db.clone(), shared.clone());
+        let file = path.to_owned();
         std::thread::Builder::new()
             .name("hookguard-queue".into())
-            .spawn(move || write_loop(&writer_db, &writer_shared, max_bytes, &receiver))
+            .spawn(move || write_loop(&writer_db, &file, &writer_shared, max_bytes, &receiver))
             .map_err(|e| format!("cannot start the queue's writer thread: {e}"))?;
         Ok(EmbeddedStore {
             db,
@@ -147,7 +155,12 @@ impl EmbeddedStore {
         &self,
         f: impl FnOnce(&Database) -> Result<T, redb::Error> + Send + 'static,
     ) -> Result<T, QueueError> {
-        let db = self.db.clone();
+        let db = self
+            .db
+            .read()
+            .map_err(|_| closed())?
+            .clone()
+            .ok_or_else(|| QueueError::Io("the queue's file is being reopened".into()))?;
         tokio::task::spawn_blocking(move || f(&db))
             .await
             .map_err(|e| QueueError::Io(e.to_string()))?
@@ -343,7 +356,20 @@ fn recover(db: &Database, shared: &Shared) -> Result<u64, redb::Error> {
 /// The writer thread: takes the first command, then everything else
 /// already queued (up to [`MAX_BATCH`]), applies them in one transaction,
 /// commits once and answers each.
-fn write_loop(db: &Database, shared: &Shared, max_bytes: u64, commands: &mpsc::Receiver<Command>) {
+///
+/// After a failed commit (an I/O error, a full disk) redb refuses every
+/// later write until the file is opened again ("Previous I/O error
+/// occurred. Please close and re-open the database.", its `PreviousIo`),
+/// so the writer lets go of the database and opens the file again before
+/// its next batch; until that works, each batch is refused whole. Items in
+/// flight stay in flight for their worker: nothing is recovered here.
+fn write_loop(
+    slot: &Slot,
+    path: &Path,
+    shared: &Shared,
+    max_bytes: u64,
+    commands: &mpsc::Receiver<Command>,
+) {
     while let Ok(first) = commands.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -359,6 +385,16 @@ fn write_loop(db: &Database, shared: &Shared, max_bytes: u64, commands: &mpsc::R
         // at-least-once allows; they become durable with the next flushed
         // commit.
         let only_transitions = batch.iter().all(|c| matches!(c, Command::Settle(..)));
+        let db = match current(slot, path) {
+            Ok(db) => db,
+            Err(error) => {
+                let error = QueueError::Io(format!("cannot reopen the queue's file: {error}"));
+                for command in batch {
+                    command.fail(error.clone());
+                }
+                continue;
+            }
+        };
         let committed = (|| -> Result<(), redb::Error> {
             let mut txn = db.begin_write()?;
             if only_transitions {
@@ -382,12 +418,51 @@ fn write_loop(db: &Database, shared: &Shared, max_bytes: u64, commands: &mpsc::R
             Err(error) => {
                 // Nothing of the batch is stored: every caller hears so.
                 // Answers made before the failure were not committed.
-                tracing::warn!(%error, "the queue could not commit");
+                tracing::warn!(%error, "the queue could not commit; its file is reopened before the next write");
                 let error = io(&error);
                 for answer in answers {
                     answer.fail(error.clone());
                 }
+                if let Ok(mut held) = slot.write() {
+                    *held = None;
+                }
             }
+        }
+    }
+}
+
+/// The open database, opening the file again when a failed commit let go
+/// of it. Readers may still hold the old one for a moment (redb then says
+/// the file is open), so the open is retried for up to a second.
+fn current(slot: &Slot, path: &Path) -> Result<Arc<Database>, String> {
+    if let Some(db) = slot.read().map_err(|e| e.to_string())?.clone() {
+        return Ok(db);
+    }
+    let mut last = String::new();
+    for _ in 0..100 {
+        match open_file(path) {
+            Ok(db) => {
+                let db = Arc::new(db);
+                *slot.write().map_err(|e| e.to_string())? = Some(db.clone());
+                tracing::info!(path = %path.display(), "the queue's file is open again");
+                return Ok(db);
+            }
+            Err(error) => last = error.to_string(),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Err(last)
+}
+
+impl Command {
+    /// Answers with `error` without doing anything.
+    fn fail(self, error: QueueError) {
+        match self {
+            Command::Enqueue(_, _, tx) => drop(tx.send(Err(error))),
+            Command::Take(_, _, _, tx) => drop(tx.send(Err(error))),
+            Command::Settle(_, _, _, tx) | Command::Pause(_, _, tx) => drop(tx.send(Err(error))),
+            Command::Redeliver(_, _, tx) => drop(tx.send(Err(error))),
+            Command::Purge(_, tx) | Command::Expire(_, _, tx) => drop(tx.send(Err(error))),
         }
     }
 }

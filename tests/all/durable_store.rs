@@ -300,3 +300,79 @@ async fn concurrent_enqueues_share_commits() {
     let commits = store.commits() - before;
     assert!(commits < 200, "200 enqueues took {commits} commits");
 }
+
+/// A small tmpfs mounted for one test, unmounted when dropped; `None`
+/// where this process may not mount (not root, or no mount namespace).
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &std::path::Path, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(at).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then(|| SmallDisk(at.to_owned()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        // Lazily: the store's writer thread may still hold its file for a
+        // moment after the store is dropped.
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_refuses_cleanly_keeps_what_it_acknowledged_and_writes_again_once_space_is_freed(
+) {
+    let dir = TempDir::new("queue-enospc");
+    let Some(disk) = SmallDisk::mount(&dir.0.join("disk"), "6m") else {
+        eprintln!("note: cannot mount a tmpfs here (not root?); the full-disk check is skipped");
+        return;
+    };
+    let filler = disk.0.join("filler");
+    std::fs::write(&filler, vec![0u8; 2 << 20]).unwrap();
+    let store = EmbeddedStore::open(&disk.0.join("queue.db"), 1 << 30).unwrap();
+    let body = vec![b'x'; 64 * 1024];
+    let mut acknowledged = Vec::new();
+    let mut refused = None;
+    for n in 0..200u8 {
+        match store.enqueue(item("a", n, &body), T0).await {
+            Ok(Enqueued::Queued(id)) => acknowledged.push(id),
+            Ok(other) => panic!("{other:?}"),
+            Err(error) => {
+                refused = Some(error);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("a 6 MiB disk took 12 MiB");
+    assert!(matches!(refused, QueueError::Io(_)), "{refused:?}");
+    assert!(!acknowledged.is_empty());
+    // Room again: the store opens its file again and takes writes.
+    std::fs::remove_file(&filler).unwrap();
+    let mut again = None;
+    for _ in 0..5 {
+        match store.enqueue(item("a", 250, b"small"), T0).await {
+            Ok(result) => {
+                again = Some(result);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    assert!(matches!(again, Some(Enqueued::Queued(_))), "{again:?}");
+    // Everything acknowledged before the disk filled is still there.
+    for id in &acknowledged {
+        assert!(store.get(*id).await.unwrap().is_some(), "{id} lost");
+    }
+    drop(store);
+    drop(disk);
+}
