@@ -432,6 +432,13 @@ impl std::fmt::Display for StatusSet {
                 .collect();
             if codes.len() == 100 {
                 parts.push(format!("{class}xx"));
+            } else if codes.len() >= 90 {
+                // A class with a few taken out (dead_on's default).
+                let missing: Vec<String> = (class * 100..class * 100 + 100)
+                    .filter(|c| !self.contains(*c))
+                    .map(|c| c.to_string())
+                    .collect();
+                parts.push(format!("{class}xx but {}", missing.join(" ")));
             } else {
                 parts.extend(codes.iter().map(u16::to_string));
             }
@@ -640,6 +647,16 @@ impl Config {
                 Unmatched::Forward => "forward",
             }
         );
+        if let Some(queue) = &self.queue {
+            let QueueStoreKind::Embedded(path) = &queue.store;
+            out.push_str(&format!(
+                "queue embedded {}  max_bytes={}  retain_delivered={}s  retain_dead={}s (one process: run one replica)\n",
+                path.display(),
+                queue.max_bytes,
+                queue.retain_delivered.as_secs(),
+                queue.retain_dead.as_secs()
+            ));
+        }
         for route in &self.routes {
             let methods: Vec<&str> = route.methods.iter().map(Method::as_str).collect();
             let dedupe: Vec<String> = route.dedupe.iter().map(ToString::to_string).collect();
