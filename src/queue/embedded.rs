@@ -395,6 +395,7 @@ fn write_loop(
                 continue;
             }
         };
+        let mut pending = batch.into_iter();
         let committed = (|| -> Result<(), redb::Error> {
             let mut txn = db.begin_write()?;
             if only_transitions {
@@ -403,7 +404,7 @@ fn write_loop(
             {
                 let mut tables = Tables::open(&txn)?;
                 let mut bytes = tables.meta.get(BYTES)?.map_or(0, |v| v.value());
-                for command in batch {
+                for command in pending.by_ref() {
                     answers.push(apply(&mut tables, command, &mut bytes, max_bytes)?);
                 }
                 tables.meta.insert(BYTES, bytes)?;
@@ -422,6 +423,9 @@ fn write_loop(
                 let error = io(&error);
                 for answer in answers {
                     answer.fail(error.clone());
+                }
+                for command in pending {
+                    command.fail(error.clone());
                 }
                 if let Ok(mut held) = slot.write() {
                     *held = None;
