@@ -18,10 +18,14 @@
 //!   the field at fault (`body`, `route`, `source` or `value`); a store
 //!   that cannot answer, 503 with `{"error": "..."}`. Routes are those of
 //!   the live config.
+//! - `/queue...`: the durable queue's operator endpoints (list, show,
+//!   redeliver, purge, pause, resume, stats), in [`queue`].
+
+pub mod queue;
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -36,6 +40,7 @@ use tokio::net::TcpListener;
 use crate::config::Route;
 use crate::dedupe::DedupeSource;
 use crate::proxy::State;
+use crate::queue::QueueStore;
 use crate::replay::{self, ReplayStore};
 use crate::routes;
 
@@ -55,6 +60,9 @@ pub struct Readiness {
     /// A store whose outage makes the proxy unready; `None` when the store
     /// cannot fail or its failures do not stop requests.
     store: Option<Arc<dyn ReplayStore>>,
+    /// The durable queue, which must be open (and recovered) before the
+    /// proxy is ready; `None` without `[queue]`.
+    queue: Option<Arc<OnceLock<Arc<dyn QueueStore>>>>,
 }
 
 impl Readiness {
@@ -63,7 +71,21 @@ impl Readiness {
         Readiness {
             serving: Arc::default(),
             store: Some(store),
+            queue: None,
         }
+    }
+
+    /// The same readiness, also waiting for the queue to be open.
+    pub fn with_queue(self, queue: Arc<OnceLock<Arc<dyn QueueStore>>>) -> Self {
+        Readiness {
+            queue: Some(queue),
+            ..self
+        }
+    }
+
+    /// True while a queue is configured and not open yet.
+    fn queue_closed(&self) -> bool {
+        self.queue.as_ref().is_some_and(|q| q.get().is_none())
     }
 
     /// Marks the proxy ready or not.
@@ -73,7 +95,7 @@ impl Readiness {
 
     /// True while ready.
     pub fn is_ready(&self) -> bool {
-        self.serving.load(Ordering::SeqCst) && !self.store_down()
+        self.serving.load(Ordering::SeqCst) && !self.store_down() && !self.queue_closed()
     }
 
     /// True while the gating store fails its health check.
@@ -114,6 +136,9 @@ async fn route(
     state: &State,
 ) -> Response<Full<Bytes>> {
     let path = request.uri().path();
+    if path == queue::QUEUE_PATH || path.starts_with("/queue/") {
+        return queue::serve(request, state).await;
+    }
     if path == FORGET_PATH {
         return if request.method() == Method::POST {
             forget(request, state).await
@@ -130,10 +155,10 @@ async fn route(
     match path {
         "/healthz" => healthz(),
         "/readyz" => readyz(readiness),
-        "/metrics" => metrics_page(state),
+        "/metrics" => metrics_page(state).await,
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /healthz, /readyz, /metrics or POST /replay/forget\n",
+            "not found: try /healthz, /readyz, /metrics, /queue or POST /replay/forget\n",
         ),
     }
 }
@@ -145,6 +170,11 @@ fn healthz() -> Response<Full<Bytes>> {
 fn readyz(readiness: &Readiness) -> Response<Full<Bytes>> {
     if readiness.is_ready() {
         text(StatusCode::OK, "ready\n")
+    } else if readiness.serving.load(Ordering::SeqCst) && readiness.queue_closed() {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the delivery queue is not open yet\n",
+        )
     } else if readiness.serving.load(Ordering::SeqCst) {
         text(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -155,7 +185,28 @@ fn readyz(readiness: &Readiness) -> Response<Full<Bytes>> {
     }
 }
 
-fn metrics_page(state: &State) -> Response<Full<Bytes>> {
+async fn metrics_page(state: &State) -> Response<Full<Bytes>> {
+    if let Some(queue) = state.queue.get() {
+        let live = state.live.load();
+        let routes: Vec<String> = live
+            .config
+            .routes
+            .iter()
+            .filter(|r| r.delivery.is_some())
+            .map(|r| r.name.clone())
+            .collect();
+        let now = crate::queue::now_ms();
+        let mut oldest = Vec::with_capacity(routes.len());
+        for route in &routes {
+            let received = queue.oldest_due(route, now).await.ok().flatten();
+            let age = received.map_or(0, |at| now.saturating_sub(at) / 1000);
+            oldest.push((route.clone(), age));
+        }
+        state
+            .metrics
+            .queue()
+            .sample(&queue.counts(), &routes, queue.bytes(), &oldest);
+    }
     let page = state.metrics.render(state.store.entries());
     let mut response = Response::new(Full::new(Bytes::from(page)));
     response.headers_mut().insert(

@@ -15,7 +15,7 @@
 //!  └ server, reload
 //!     └ admin, demo
 //!        └ proxy, egress                  (proxy implements http1::Handler)
-//!           └ limits, replay, metrics, routes
+//!           └ limits, replay, queue, metrics, routes
 //!              └ config                   (read, never read back)
 //!                 └ schemes, http1        (http1 uses nothing of the crate)
 //!                    └ dedupe, reject, logging (leaves)
@@ -38,6 +38,9 @@
 //!   are applied where it is read ([`http1::Body::read_to_end`]).
 //! - [`replay`]: dedupe keys and the stores that remember them (memory,
 //!   with its snapshots; redis), with the app's answers when kept.
+//! - [`queue`]: durable delivery's store (the deliveries durable routes
+//!   accepted, with their dedupe keys): a trait and the embedded redb
+//!   backend.
 //! - [`metrics`]: the Prometheus families.
 //! - [`routes`]: which route serves a path.
 //! - [`config`]: the TOML file, validated once into types that cannot be
@@ -64,6 +67,7 @@ pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod proxy;
+pub mod queue;
 pub mod reject;
 pub mod reload;
 pub mod replay;

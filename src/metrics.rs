@@ -32,6 +32,15 @@
 //! | `hookguard_egress_duration_seconds` | route | whole app call, retries and waits included, histogram |
 //! | `hookguard_egress_attempt_duration_seconds` | route | one attempt, histogram |
 //! | `hookguard_egress_retry_after_seconds` | route | waits a partner's `Retry-After` asked for and hookguard honoured, histogram |
+//! | `hookguard_queue_items` | route, state | durable deliveries stored, by state (`ready`, `waiting`, `in_flight`, `delivered`, `dead`) |
+//! | `hookguard_queue_bytes` | | bytes the stored deliveries take (bounded by `queue.max_bytes`) |
+//! | `hookguard_queue_oldest_ready_age_seconds` | route | age of the oldest delivery due now (0 when none) |
+//! | `hookguard_queue_enqueue_duration_seconds` | | from the body's last byte to the durable commit (the fsync included), histogram |
+//! | `hookguard_queue_store_errors_total` | kind | enqueues refused: `full` (`max_bytes`) or `io` |
+//! | `hookguard_delivery_attempts_total` | route, outcome | attempts to deliver a queued item: `delivered`, `refused` (connect), `shed` (429, 502, 503, 504), `error` (other answers retried), `timeout`, `broken`, `rejected` (a `dead_on` status) |
+//! | `hookguard_queue_dead_total` | route, reason | items given up on: `status`, `max_age`, `max_attempts` |
+//! | `hookguard_queue_route_paused` | route | 1 while a durable route is paused (the app shedding, or an operator) |
+//! | `hookguard_queue_recovered_items` | | items found in flight when the store was opened, delivered again |
 //! | `hookguard_build_info` | version | always 1 |
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -199,6 +208,188 @@ pub struct Metrics {
     egress_duration: HistogramVec,
     egress_attempt_duration: HistogramVec,
     egress_retry_after: HistogramVec,
+    queue: QueueMetrics,
+}
+
+/// The durable queue's families (see the table in the module doc).
+#[derive(Debug, Clone)]
+pub struct QueueMetrics {
+    items: IntGaugeVec,
+    bytes: IntGauge,
+    oldest_ready: IntGaugeVec,
+    enqueue_duration: Histogram,
+    store_errors: IntCounterVec,
+    attempts: IntCounterVec,
+    dead: IntCounterVec,
+    paused: IntGaugeVec,
+    recovered: IntGauge,
+}
+
+/// Outcomes of `hookguard_delivery_attempts_total`.
+pub const ATTEMPT_OUTCOMES: &[&str] = &[
+    "delivered",
+    "refused",
+    "shed",
+    "error",
+    "timeout",
+    "broken",
+    "rejected",
+];
+
+/// Reasons of `hookguard_queue_dead_total`.
+pub const DEAD_REASONS: &[&str] = &["status", "max_age", "max_attempts"];
+
+/// Enqueue buckets: a commit is a disk flush, 0.1 ms quiet to tens of ms
+/// on a busy shared disk.
+const ENQUEUE_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+impl QueueMetrics {
+    fn new(r: &Registry) -> Self {
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            let family = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid definition");
+            r.register(Box::new(family.clone()))
+                .expect("registered once");
+            family
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid definition");
+            r.register(Box::new(g.clone())).expect("registered once");
+            g
+        };
+        let enqueue_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "hookguard_queue_enqueue_duration_seconds",
+                "Time to store a durable route's request: from the body's last byte to the durable commit (fsync included).",
+            )
+            .buckets(ENQUEUE_BUCKETS.to_vec()),
+        )
+        .expect("valid definition");
+        r.register(Box::new(enqueue_duration.clone()))
+            .expect("registered once");
+        let store_errors = counter(
+            r,
+            "hookguard_queue_store_errors_total",
+            "Requests a durable route could not store, by kind (full: queue.max_bytes; io: the store failed).",
+            &["kind"],
+        );
+        for kind in ["full", "io"] {
+            store_errors.with_label_values(&[kind]);
+        }
+        QueueMetrics {
+            items: gauge_vec(
+                "hookguard_queue_items",
+                "Durable deliveries stored, by route and state.",
+                &["route", "state"],
+            ),
+            bytes: gauge(
+                "hookguard_queue_bytes",
+                "Bytes the stored durable deliveries take (bounded by queue.max_bytes).",
+            ),
+            oldest_ready: gauge_vec(
+                "hookguard_queue_oldest_ready_age_seconds",
+                "Age of the route's oldest delivery due now; 0 when none is due.",
+                &["route"],
+            ),
+            enqueue_duration,
+            store_errors,
+            attempts: counter(
+                r,
+                "hookguard_delivery_attempts_total",
+                "Attempts to deliver queued items to the app, by route and outcome.",
+                &["route", "outcome"],
+            ),
+            dead: counter(
+                r,
+                "hookguard_queue_dead_total",
+                "Queued items given up on, by route and reason.",
+                &["route", "reason"],
+            ),
+            paused: gauge_vec(
+                "hookguard_queue_route_paused",
+                "1 while a durable route's deliveries are paused (the app not taking them, or an operator).",
+                &["route"],
+            ),
+            recovered: gauge(
+                "hookguard_queue_recovered_items",
+                "Items found in flight when the queue was opened (interrupted by a restart), delivered again.",
+            ),
+        }
+    }
+
+    /// Creates a durable route's series at zero.
+    pub fn route(&self, route: &str) {
+        for outcome in ATTEMPT_OUTCOMES {
+            self.attempts.with_label_values(&[route, outcome]);
+        }
+        for reason in DEAD_REASONS {
+            self.dead.with_label_values(&[route, reason]);
+        }
+        self.paused.with_label_values(&[route]);
+        self.oldest_ready.with_label_values(&[route]);
+    }
+
+    /// Records one enqueue's duration.
+    pub fn enqueued(&self, took: Duration) {
+        self.enqueue_duration.observe(took.as_secs_f64());
+    }
+
+    /// Counts an enqueue the store refused.
+    pub fn store_error(&self, kind: &str) {
+        self.store_errors.with_label_values(&[kind]).inc();
+    }
+
+    /// Counts one delivery attempt's outcome (one of [`ATTEMPT_OUTCOMES`]).
+    pub fn attempt(&self, route: &str, outcome: &str) {
+        self.attempts.with_label_values(&[route, outcome]).inc();
+    }
+
+    /// Counts an item given up on (one of [`DEAD_REASONS`]).
+    pub fn dead(&self, route: &str, reason: &str) {
+        self.dead.with_label_values(&[route, reason]).inc();
+    }
+
+    /// Says whether a route is paused.
+    pub fn paused(&self, route: &str, paused: bool) {
+        self.paused
+            .with_label_values(&[route])
+            .set(i64::from(paused));
+    }
+
+    /// Records the items recovered at open.
+    pub fn recovered(&self, items: u64) {
+        self.recovered.set(i64::try_from(items).unwrap_or(i64::MAX));
+    }
+
+    /// Samples the store's gauges before a scrape: items by route and
+    /// state (every state of every `routes` at zero first, so that emptied
+    /// states read 0), bytes, and each route's oldest ready age.
+    pub fn sample(
+        &self,
+        counts: &crate::queue::Counts,
+        routes: &[String],
+        bytes: u64,
+        oldest: &[(String, u64)],
+    ) {
+        self.items.reset();
+        for route in routes {
+            for state in crate::queue::ItemState::ALL {
+                self.items.with_label_values(&[route, state.as_str()]);
+            }
+        }
+        for ((route, state), n) in counts {
+            self.items
+                .with_label_values(&[route, state.as_str()])
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+        self.bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        for (route, age) in oldest {
+            self.oldest_ready
+                .with_label_values(&[route])
+                .set(i64::try_from(*age).unwrap_or(i64::MAX));
+        }
+    }
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -408,6 +599,7 @@ impl Metrics {
                 &["route"],
                 LATENCY_BUCKETS,
             ),
+            queue: QueueMetrics::new(r),
             registry,
         };
         let build_info = IntGaugeVec::new(
@@ -443,6 +635,11 @@ impl Metrics {
                 .with_label_values(&[cause.as_str()]);
         }
         metrics
+    }
+
+    /// The durable queue's families.
+    pub fn queue(&self) -> &QueueMetrics {
+        &self.queue
     }
 
     /// Counts a snapshot loaded or written (`op`), by result.

@@ -81,6 +81,12 @@ pub enum Reason {
     /// Egress: the retry budget (`max_elapsed`) ran out with no answer
     /// from the partner.
     EgressTimeout,
+    /// A durable route's queue is at `queue.max_bytes`: nothing was
+    /// stored, and the sender is asked to retry later.
+    QueueFull,
+    /// A durable route's queue could not store the request (an I/O error,
+    /// a full disk): nothing was stored.
+    QueueUnavailable,
 }
 
 impl Reason {
@@ -115,6 +121,8 @@ impl Reason {
         Reason::AppCredentials,
         Reason::MissingIdempotencyKey,
         Reason::EgressTimeout,
+        Reason::QueueFull,
+        Reason::QueueUnavailable,
     ];
 
     /// The reasons the egress listener answers with: the ones it shares
@@ -164,6 +172,8 @@ impl Reason {
             Reason::AppCredentials => "app_credentials",
             Reason::MissingIdempotencyKey => "missing_idempotency_key",
             Reason::EgressTimeout => "egress_timeout",
+            Reason::QueueFull => "queue_full",
+            Reason::QueueUnavailable => "queue_unavailable",
         }
     }
 
@@ -213,6 +223,7 @@ impl Reason {
             Reason::AppCredentials => StatusCode::BAD_REQUEST,
             Reason::MissingIdempotencyKey => StatusCode::BAD_REQUEST,
             Reason::EgressTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Reason::QueueFull | Reason::QueueUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             // The authenticity reasons, taken by the first arm.
             _ => StatusCode::UNAUTHORIZED,
         }
@@ -237,6 +248,8 @@ impl Reason {
                     | Reason::UpstreamTimeout
                     | Reason::StoreUnavailable
                     | Reason::EgressTimeout
+                    | Reason::QueueFull
+                    | Reason::QueueUnavailable
             )
     }
 
@@ -272,6 +285,10 @@ pub enum Outcome {
     Shadow,
     /// An endpoint challenge hookguard answered itself.
     Challenge,
+    /// Stored by a durable route, to be delivered by its queue (in shadow
+    /// mode, perhaps having failed a check: then counted under its reason
+    /// too, as `shadow` requests are).
+    Queued,
 }
 
 impl Outcome {
@@ -282,6 +299,7 @@ impl Outcome {
         Outcome::Duplicate,
         Outcome::Shadow,
         Outcome::Challenge,
+        Outcome::Queued,
     ];
 
     /// The metric label value.
@@ -292,6 +310,7 @@ impl Outcome {
             Outcome::Duplicate => "duplicate",
             Outcome::Shadow => "shadow",
             Outcome::Challenge => "challenge",
+            Outcome::Queued => "queued",
         }
     }
 }
@@ -429,6 +448,8 @@ mod tests {
             ("app_credentials", 400),
             ("missing_idempotency_key", 400),
             ("egress_timeout", 504),
+            ("queue_full", 503),
+            ("queue_unavailable", 503),
         ];
         assert_eq!(expected.len(), Reason::ALL.len());
         for (reason, (name, status)) in Reason::ALL.iter().zip(expected) {

@@ -29,11 +29,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::admin::{self, Readiness};
-use crate::config::{Config, OnStoreError, StoreKind};
+use crate::config::{Config, OnStoreError, Queue as QueueSettings, QueueStoreKind, StoreKind};
 use crate::egress;
 use crate::http1;
 use crate::metrics::Metrics;
-use crate::proxy::{Live, State};
+use crate::proxy::{deliver, Live, State};
+use crate::queue::embedded::EmbeddedStore;
+use crate::queue::QueueStore;
 use crate::reload::{self, ReloadSource};
 use crate::replay::memory::{snapshot, MemoryStore};
 use crate::replay::redis::{self, RedisStore};
@@ -89,20 +91,29 @@ async fn serve(
     // Bound at start, like the listeners: a reload cannot resize it.
     let max_connections = config.server.max_connections;
     let connections = Arc::new(Semaphore::new(max_connections));
+    let queue_settings = config.queue.clone();
     let state = Arc::new(State {
         live: ArcSwap::from_pointee(Live::new(config, &metrics)),
         store,
         on_store_error,
         metrics,
         captures: Default::default(),
+        queue: Arc::default(),
+        wakers: Default::default(),
     });
     let egress = start_egress(&state, egress_listener);
     // Under "reject" a store outage refuses every request: say so to the
     // load balancer. Under "allow" requests still go through.
-    let readiness = match (&health, on_store_error) {
+    let mut readiness = match (&health, on_store_error) {
         (Some(_), OnStoreError::Reject) => Readiness::gated_by(state.store.clone()),
         _ => Readiness::default(),
     };
+    // Durable routes: ready only once the queue is open and recovered.
+    let (stopping, stop_signal) = watch::channel(false);
+    let deliveries = queue_settings.map(|settings| {
+        readiness = readiness.clone().with_queue(state.queue.clone());
+        tokio::spawn(open_queue(state.clone(), settings, stop_signal.clone()))
+    });
     let admin_addr = admin_listener.local_addr();
     let admin = tokio::spawn(admin::serve(
         admin_listener,
@@ -111,9 +122,8 @@ async fn serve(
     ));
     let watcher = source.map(|source| tokio::spawn(reload::watch(state.clone(), source)));
 
-    // Turns true on shutdown: idle connections close at once, busy ones
-    // after their current request.
-    let (stopping, stop_signal) = watch::channel(false);
+    // `stopping` turns true on shutdown: idle connections close at once,
+    // busy ones after their current request.
     let workers = state.live.load().config.server.workers;
     let mut workers = match Workers::start(workers, &state, &stop_signal) {
         Ok(workers) => workers,
@@ -177,6 +187,14 @@ async fn serve(
     // The workers' runtimes end once their queues close; anything still
     // running past the grace is dropped with them.
     drop(workers);
+    if let Some(deliveries) = deliveries {
+        // Attempts in flight get what is left of the grace; an item whose
+        // attempt is cut off is delivered again after the restart.
+        let abort = deliveries.abort_handle();
+        if tokio::time::timeout(grace, deliveries).await.is_err() {
+            abort.abort();
+        }
+    }
     admin.abort();
     if let Some(egress) = egress {
         egress.abort();
@@ -218,6 +236,47 @@ fn start_egress(
         }
         (None, _) => None,
     }
+}
+
+/// Opens the queue (retrying each second while it cannot: another
+/// process may still hold the file during a restart), makes it the
+/// state's, then runs the durable routes' workers until `stop`.
+async fn open_queue(state: Arc<State>, settings: QueueSettings, stop: watch::Receiver<bool>) {
+    let QueueStoreKind::Embedded(path) = settings.store;
+    let mut failures = 0u32;
+    let store = loop {
+        let (file, max_bytes) = (path.clone(), settings.max_bytes);
+        let started = std::time::Instant::now();
+        let opened = tokio::task::spawn_blocking(move || EmbeddedStore::open(&file, max_bytes))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()));
+        match opened {
+            Ok(store) => {
+                tracing::info!(
+                    path = %path.display(),
+                    recovered = store.recovered(),
+                    items = store.counts().values().sum::<u64>(),
+                    took_ms = started.elapsed().as_millis() as u64,
+                    "the delivery queue is open"
+                );
+                break store;
+            }
+            Err(error) => {
+                // Logged at once, then every half minute while it lasts.
+                if failures.is_multiple_of(30) {
+                    tracing::error!(%error, "the delivery queue cannot be opened; durable routes answer 503 and /readyz is not ready until it can");
+                }
+                failures += 1;
+                if *stop.borrow() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    state.metrics.queue().recovered(store.recovered());
+    let _ = state.queue.set(Arc::new(store));
+    deliver::run(state, stop).await;
 }
 
 /// A connection on its way to a worker, with its `max_connections` permit.

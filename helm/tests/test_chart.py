@@ -43,6 +43,7 @@ KUBE_VERSION = "1.30.0"
 HOOKGUARD_BIN = Path(os.environ.get("HOOKGUARD_BIN", REPO / "target" / "debug" / "hookguard"))
 PROMTOOL = os.environ.get("PROMTOOL", "promtool")
 SECRETS_DIR = "/var/run/secrets/hookguard"
+QUEUE_DIR = "/var/lib/hookguard/queue"
 # Kinds from the Prometheus operator's CRDs: kubernetes-validate bundles no
 # schema for them, so they get structural asserts and promtool instead.
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
@@ -224,12 +225,30 @@ EGRESS: dict[str, Any] = {
     },
 }
 
+# Durable delivery: the queue on its own volume, one route delivering
+# durably.
+QUEUE_ON: dict[str, Any] = {
+    "queue": {"enabled": True, "maxBytes": "1GiB", "persistence": {"size": "2Gi", "storageClass": "fast"}},
+    "config": {
+        "routes": [
+            {
+                "name": "github",
+                "path": "/webhooks/github",
+                "scheme": "github",
+                "secrets": [{"secretName": "hookguard-github", "key": "webhook-secret"}],
+                "delivery": {"mode": "durable", "backoff": ["10s", "1m"], "max_age": "24h"},
+            }
+        ]
+    },
+}
+
 SCENARIOS: dict[str, dict[str, Any]] = {
     "default": {},
     "native-sidecar": {"hookguard": {"nativeSidecar": True}},
     "all-on": ALL_ON,
     "egress": EGRESS,
     "egress-native-sidecar": {**EGRESS, "hookguard": {**EGRESS["hookguard"], "nativeSidecar": True}},
+    "queue": QUEUE_ON,
 }
 
 
@@ -464,6 +483,8 @@ def scenario_checks(label: str, values: dict[str, Any]) -> None:
             raise AssertionError(f"{HOOKGUARD_BIN} not built (cargo build)")
         with tempfile.TemporaryDirectory() as tmp:
             text = config_text(docs).replace(SECRETS_DIR + "/", tmp + "/secrets/")
+            # The queue's volume is the pod's; here a directory stands in.
+            text = text.replace(QUEUE_DIR + "/", tmp + "/")
             files, envs = secret_refs(tomllib.loads(text))
             for file in files:
                 path = Path(file)
@@ -527,6 +548,29 @@ def scenario_checks(label: str, values: dict[str, Any]) -> None:
             assert (kind in kinds) == bool(on), f"{kind} rendered={kind in kinds}, switch={on}"
 
     check(f"[{label}] optional objects follow their switches", switches_off_render_nothing)
+
+    queue_on = effective["queue"]["enabled"]
+
+    def queue_volume() -> None:
+        deployment = one(docs, "Deployment")
+        claims = [d for d in docs if d["kind"] == "PersistentVolumeClaim"]
+        mounts = {m["name"]: m["mountPath"] for m in hookguard_container(pod_spec(docs)).get("volumeMounts", [])}
+        config = tomllib.loads(config_text(docs))
+        if not queue_on:
+            assert not claims and "queue" not in config and "queue" not in mounts
+            assert deployment["spec"].get("strategy") is None
+            return
+        (claim,) = claims
+        assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+        assert claim["spec"]["resources"]["requests"]["storage"] == effective["queue"]["persistence"]["size"]
+        assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+        volumes = {v["name"]: v for v in pod_spec(docs)["volumes"]}
+        assert volumes["queue"]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+        assert mounts["queue"] == QUEUE_DIR
+        assert config["queue"]["path"] == QUEUE_DIR + "/queue.db"
+        assert pod_spec(docs)["securityContext"]["fsGroup"] == 65532
+
+    check(f"[{label}] the queue's claim, mount, Recreate strategy and [queue] follow queue.enabled", queue_volume)
 
     if sm_on:
 
@@ -803,6 +847,7 @@ def main() -> int:
     check("refuses an egress secretName without key", refuses({"config": {"egress": {"routes": [{"name": "p", "prefix": "/p", "upstream": "https://p.example", "auth": {"bearer": {"secretName": "s"}}}]}}}, "key is required"))
     check("refuses a secretName without key", refuses({"config": {"routes": [{"name": "a", "path": "/a", "scheme": "github", "secrets": [{"secretName": "s"}]}]}}, "key is required"))
     check("refuses autoscaling without an app CPU request", refuses({"autoscaling": {"enabled": True}}, "app.resources.requests.cpu"))
+    check("refuses an embedded queue with more than one replica", refuses({**QUEUE_ON, "replicaCount": 2}, "queue.enabled: the embedded queue is one file for one pod"))
     check("files/alerts.yaml is deploy/prometheus/alerts.yaml", alerts_single_source)
     check("yamllint --strict values.yaml Chart.yaml (default rules)", yamllint_values)
     check("hadolint Dockerfile (no findings)", hadolint)

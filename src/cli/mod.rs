@@ -1,5 +1,5 @@
-//! The command line: `serve`, `check`, `sign`, `verify`, `replay` and
-//! `demo`.
+//! The command line: `serve`, `check`, `sign`, `verify`, `replay`,
+//! `queue` and `demo`.
 //!
 //! This file holds the flags and sends each subcommand to the file that
 //! does its work (mini-redis's `cmd/` shape); `main.rs` only calls
@@ -11,8 +11,11 @@
 //! - [`sign`]: build a correctly signed test request for a route.
 //! - [`verify`]: explain what hookguard would do with a captured request.
 //! - [`replay`]: ask a running hookguard to forget a delivery's key.
+//! - [`queue`]: list, show, redeliver, purge, pause and resume a running
+//!   hookguard's durable deliveries.
 
 pub mod check;
+pub mod queue;
 pub mod replay;
 pub mod serve;
 pub mod sign;
@@ -105,8 +108,88 @@ pub enum Command {
         #[command(subcommand)]
         command: ReplayCommand,
     },
+    /// Look at and act on a running hookguard's durable delivery queue,
+    /// through its admin listener.
+    Queue {
+        /// Path to the TOML config (for server.admin_listen).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        /// Print the admin listener's JSON answer as it came.
+        #[arg(long, global = true)]
+        json: bool,
+        /// What to do.
+        #[command(subcommand)]
+        command: QueueCommand,
+    },
     /// Run the embedded example config with demo secrets and a demo upstream.
     Demo,
+}
+
+/// Which queue items a `queue` subcommand means.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct QueueFilter {
+    /// Only this route's.
+    #[arg(long)]
+    pub route: Option<String>,
+    /// Only items in this state: ready, waiting, in_flight, delivered, dead.
+    #[arg(long)]
+    pub state: Option<String>,
+    /// Only items finished (or received, when not finished) longer ago
+    /// than this, e.g. 7d.
+    #[arg(long)]
+    pub older_than: Option<String>,
+}
+
+/// The `queue` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// List items, oldest first.
+    Ls {
+        /// Which items.
+        #[command(flatten)]
+        filter: QueueFilter,
+        /// At most this many [default: 100].
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Show one item (credential-bearing header values redacted).
+    Show {
+        /// The delivery id.
+        id: String,
+        /// Print the body too.
+        #[arg(long)]
+        body: bool,
+    },
+    /// Make items ready again now (same id): the ids given, or every item
+    /// in --state (of --route).
+    Redeliver {
+        /// Delivery ids.
+        ids: Vec<String>,
+        /// Which items, without ids (--state is then required).
+        #[command(flatten)]
+        filter: QueueFilter,
+    },
+    /// Delete items: the ids given, or every item in --state older than
+    /// --older-than (of --route).
+    Purge {
+        /// Delivery ids.
+        ids: Vec<String>,
+        /// Which items, without ids (--state is then required).
+        #[command(flatten)]
+        filter: QueueFilter,
+    },
+    /// Stop delivering a route's items (they keep being accepted), until resumed.
+    Pause {
+        /// The durable route.
+        route: String,
+    },
+    /// Deliver a paused route's items again.
+    Resume {
+        /// The durable route.
+        route: String,
+    },
+    /// Items by route and state, bytes stored, paused routes.
+    Stats,
 }
 
 /// The `replay` subcommands.
@@ -178,6 +261,36 @@ pub fn main() -> ExitCode {
                 values: value,
             },
         ),
+        Command::Queue {
+            config,
+            json,
+            command,
+        } => {
+            let Some(config) = config else {
+                eprintln!("hookguard queue: --config is required (for server.admin_listen)");
+                return ExitCode::from(2);
+            };
+            queue::run(&config, queue_action(command), json)
+        }
+    }
+}
+
+/// What a `queue` subcommand asks of the admin listener.
+fn queue_action(command: QueueCommand) -> queue::Action {
+    match command {
+        QueueCommand::Ls { filter, limit } => queue::Action::List { filter, limit },
+        QueueCommand::Show { id, body } => queue::Action::Show { id, body },
+        QueueCommand::Redeliver { ids, filter } => queue::Action::Redeliver { ids, filter },
+        QueueCommand::Purge { ids, filter } => queue::Action::Purge { ids, filter },
+        QueueCommand::Pause { route } => queue::Action::Pause {
+            route,
+            paused: true,
+        },
+        QueueCommand::Resume { route } => queue::Action::Pause {
+            route,
+            paused: false,
+        },
+        QueueCommand::Stats => queue::Action::Stats,
     }
 }
 

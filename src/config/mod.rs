@@ -14,10 +14,12 @@
 //! - `server`, `replay`, `route`: `[server]`, `[replay]`, `[[routes]]`.
 //! - `egress`: `[egress]` and `[[egress.routes]]`, the app's signed calls
 //!   to partners.
+//! - `queue`: `[queue]` and each route's `[routes.delivery]`.
 //! - `scheme`: a route's scheme and key material, by the scheme registry.
 //! - [`secrets`]: `env`/`file`/`value` sources; [`units`]: sizes, durations.
 
 mod egress;
+mod queue;
 pub mod reader;
 mod replay;
 mod route;
@@ -58,6 +60,9 @@ pub struct Config {
     pub routes: Vec<Arc<Route>>,
     /// The egress listener and its partner routes, when configured.
     pub egress: Option<Arc<Egress>>,
+    /// Where durable routes keep their deliveries; `None` without a
+    /// `[queue]` table (then no route is durable).
+    pub queue: Option<Queue>,
     /// The files the key sources read, for [`Config::watched_files`].
     watched: Vec<PathBuf>,
 }
@@ -187,6 +192,47 @@ pub struct Snapshot {
     pub path: PathBuf,
     /// How often it is written (and once more on a graceful shutdown).
     pub interval: Duration,
+}
+
+/// `[queue]`: the store durable routes keep their deliveries in.
+#[derive(Debug, Clone)]
+pub struct Queue {
+    /// Which store, with where it is.
+    pub store: QueueStoreKind,
+    /// Past this many stored bytes, new deliveries are refused (503 with
+    /// `Retry-After`) until deliveries and purges free room.
+    pub max_bytes: u64,
+    /// How long dead items are kept for an operator to see and redeliver.
+    pub retain_dead: Duration,
+    /// How long delivered items are kept for an operator to look at.
+    pub retain_delivered: Duration,
+}
+
+/// The queue store backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueStoreKind {
+    /// One redb file on a volume this process alone writes.
+    Embedded(PathBuf),
+}
+
+/// A durable route's `[routes.delivery]`: how its queued deliveries reach
+/// the app.
+#[derive(Debug, Clone)]
+pub struct Durable {
+    /// Waits between message-level retries, never decreasing; the last
+    /// repeats. Each is jittered by up to 20 % either way.
+    pub backoff: Vec<Duration>,
+    /// Past this age (from receipt) an item is dead.
+    pub max_age: Duration,
+    /// Attempts that failed for the message (not the app being down) after
+    /// which an item is dead; 0 for no limit but `max_age`.
+    pub max_attempts: u32,
+    /// Time allowed for one attempt, the app's whole answer included.
+    pub timeout: Duration,
+    /// Deliveries in flight to the app at once for this route.
+    pub concurrency: usize,
+    /// The app's answers that make an item dead at once.
+    pub dead_on: StatusSet,
 }
 
 /// What a copy of a delivery the app already took is answered with.
@@ -327,6 +373,10 @@ pub struct Route {
     /// (`answer_challenges`, default true where the scheme has one); false
     /// leaves signed challenges to the app and refuses unsigned ones.
     pub answer_challenges: bool,
+    /// With `[routes.delivery] mode = "durable"`: the sender is answered
+    /// 202 once the request is stored, and the queue delivers it; `None`
+    /// for synchronous forwarding.
+    pub delivery: Option<Durable>,
 }
 
 /// A set of HTTP status codes, written as classes (`"2xx"`) and single
@@ -365,6 +415,15 @@ impl StatusSet {
         Ok(())
     }
 
+    /// Takes `codes` out of the set.
+    pub fn remove(&mut self, codes: &[u16]) {
+        for code in codes {
+            if let Some(word) = self.bits.get_mut(usize::from(code / 64)) {
+                *word &= !(1 << (code % 64));
+            }
+        }
+    }
+
     /// Whether `status` is in the set.
     pub fn contains(&self, status: u16) -> bool {
         self.bits
@@ -383,6 +442,13 @@ impl std::fmt::Display for StatusSet {
                 .collect();
             if codes.len() == 100 {
                 parts.push(format!("{class}xx"));
+            } else if codes.len() >= 90 {
+                // A class with a few taken out (dead_on's default).
+                let missing: Vec<String> = (class * 100..class * 100 + 100)
+                    .filter(|c| !self.contains(*c))
+                    .map(|c| c.to_string())
+                    .collect();
+                parts.push(format!("{class}xx but {}", missing.join(" ")));
             } else {
                 parts.extend(codes.iter().map(u16::to_string));
             }
@@ -553,6 +619,10 @@ impl Config {
             .table("egress", &mut errors)
             .and_then(|section| egress::parse(section, sources, &mut errors))
             .map(Arc::new);
+        let queue = root
+            .table("queue", &mut errors)
+            .and_then(|section| queue::parse(section, &mut errors));
+        queue::check_durable_routes(root.has("queue"), queue.as_ref(), &routes, &mut errors);
         root.finish(&mut errors);
         match (server, replay) {
             (Some(server), Some(replay)) if errors.is_empty() => Ok(Config {
@@ -563,6 +633,7 @@ impl Config {
                     .into_iter()
                     .map(|(_, route)| Arc::new(route))
                     .collect(),
+                queue,
                 watched: sources.files().to_vec(),
             }),
             _ => Err(errors),
@@ -591,6 +662,16 @@ impl Config {
                 Unmatched::Forward => "forward",
             }
         );
+        if let Some(queue) = &self.queue {
+            let QueueStoreKind::Embedded(path) = &queue.store;
+            out.push_str(&format!(
+                "queue embedded {}  max_bytes={}  retain_delivered={}s  retain_dead={}s (one process: run one replica)\n",
+                path.display(),
+                queue.max_bytes,
+                queue.retain_delivered.as_secs(),
+                queue.retain_dead.as_secs()
+            ));
+        }
         for route in &self.routes {
             let methods: Vec<&str> = route.methods.iter().map(Method::as_str).collect();
             let dedupe: Vec<String> = route.dedupe.iter().map(ToString::to_string).collect();
@@ -635,6 +716,22 @@ impl Config {
                 route.complete_on,
                 route.in_flight_status.as_u16()
             ));
+            if let Some(durable) = &route.delivery {
+                let backoff: Vec<String> = durable
+                    .backoff
+                    .iter()
+                    .map(|step| format!("{}ms", step.as_millis()))
+                    .collect();
+                refuses.push(format!(
+                    "delivery=durable backoff=[{}] max_age={}s max_attempts={} timeout={}ms concurrency={} dead_on=[{}]",
+                    backoff.join(", "),
+                    durable.max_age.as_secs(),
+                    durable.max_attempts,
+                    durable.timeout.as_millis(),
+                    durable.concurrency,
+                    durable.dead_on
+                ));
+            }
             if route.capture_rejected {
                 if let Some(capture) = &self.server.capture {
                     refuses.push(format!("capture_rejected -> {}", capture.dir.display()));

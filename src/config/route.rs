@@ -71,7 +71,17 @@ pub(super) fn parse(
             |scheme| scheme.default_dedupe(),
         )
     });
-    let dedupe_ttl = s.positive_duration("dedupe_ttl", 24 * 3600, errors);
+    let ttl_given = s.has("dedupe_ttl");
+    let mut dedupe_ttl = s.positive_duration("dedupe_ttl", 24 * 3600, errors);
+    let delivery = s.table("delivery", errors).and_then(|section| {
+        super::queue::parse_delivery(section, ttl_given.then_some(dedupe_ttl), errors)
+    });
+    // A durable route's keys are kept at least as long as its items live
+    // unless the file says otherwise, so a sender's late retry of a
+    // delivery still queued is a duplicate.
+    if let (Some(durable), false) = (&delivery, ttl_given) {
+        dedupe_ttl = dedupe_ttl.max(durable.max_age);
+    }
     let enforce = s.boolean("enforce", errors).unwrap_or(true);
     let answer_challenges = s.boolean("answer_challenges", errors);
     if answer_challenges.is_some() {
@@ -206,6 +216,7 @@ pub(super) fn parse(
         require_dedupe,
         capture_rejected,
         answer_challenges,
+        delivery,
     })
 }
 

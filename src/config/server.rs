@@ -51,7 +51,7 @@ fn parse_capture(s: &mut Section<'_>, errors: &mut ConfigErrors) -> Option<Captu
 
 /// Whether `dir` is a directory this process can create files in, tried
 /// with a probe file that is removed at once.
-fn writable_dir(dir: &Path) -> Result<(), String> {
+pub(super) fn writable_dir(dir: &Path) -> Result<(), String> {
     let shown = dir.display();
     let meta = std::fs::metadata(dir)
         .map_err(|e| format!("cannot use {shown}: {e}; create the directory first"))?;

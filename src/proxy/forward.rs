@@ -197,14 +197,7 @@ pub fn exchange(
     mut head: Vec<u8>,
     body: Bytes,
 ) -> impl Future<Output = Result<AppResponse, Reject>> + Send + 'static {
-    // A small body rides in the head's buffer: one plain send instead of a
-    // vectored one, for the price of copying a few KiB.
-    let body = if body.len() <= INLINE_BODY {
-        head.extend_from_slice(&body);
-        Bytes::new()
-    } else {
-        body
-    };
+    let body = inline_body(&mut head, body);
     let authority = server.upstream.authority.clone();
     let head_request = request.method == Method::HEAD;
     async move {
@@ -222,6 +215,18 @@ pub fn exchange(
                 ))
             }
         }
+    }
+}
+
+/// Moves a small body into the head's buffer: one plain send instead of
+/// a vectored one, for the price of copying a few KiB. Returns what is
+/// left to send after the head (nothing, or the large body).
+pub fn inline_body(head: &mut Vec<u8>, body: Bytes) -> Bytes {
+    if body.len() <= INLINE_BODY {
+        head.extend_from_slice(&body);
+        Bytes::new()
+    } else {
+        body
     }
 }
 

@@ -1,5 +1,6 @@
 //! The request pipeline: match, admit, read, verify, claim, forward,
-//! settle, answer.
+//! settle, answer. A durable route enqueues where others forward: the
+//! enqueue's commit takes its claim, so there is nothing left to settle.
 //!
 //! [`handle`] is the whole life of one request and reads top to bottom:
 //! it matches the route, and `verify_and_forward` runs the other steps in
@@ -11,11 +12,13 @@
 //! the `From<BodyError>` conversion, nowhere else.
 //!
 //! - [`capture`]: writing refused requests to `capture_dir`.
+//! - [`deliver`]: durable routes' workers, delivering queued requests.
 //! - [`forward`]: rebuilding the request for the app and sending it.
 //! - [`request_id`]: keeping or making the `X-Request-Id`.
 //! - [`respond`]: turning an outcome into the answer the sender sees.
 
 pub mod capture;
+pub mod deliver;
 pub mod forward;
 pub mod request_id;
 pub mod respond;
@@ -38,11 +41,12 @@ use crate::http1::{
 };
 use crate::limits;
 use crate::metrics::{HeaderDrop, LateAnswer, Metrics, RouteSeries};
+use crate::queue::{self, Enqueued, NewItem, QueueError, QueueStore};
 use crate::reject::{Reason, Reject, Replayed};
 use crate::replay::{self, Claim, ClaimResult, ReplayStore, StoredAnswer};
 use crate::routes::Router;
 use crate::schemes::{RequestView, Verified};
-use respond::{Done, Forwarded, RequestContext};
+use respond::{Done, Forwarded, Handed, RequestContext};
 
 /// The part of the state a config reload replaces, swapped as a whole.
 #[derive(Debug)]
@@ -90,6 +94,11 @@ pub struct State {
     /// The captures of refused requests written so far, kept within
     /// `server.capture_max_*` across reloads.
     pub captures: capture::Captures,
+    /// Durable routes' store: set once opened and recovered at start
+    /// (never without `[queue]`); readiness waits for it.
+    pub queue: Arc<std::sync::OnceLock<Arc<dyn QueueStore>>>,
+    /// Wakes a durable route's worker when an item is queued.
+    pub wakers: deliver::Wakers,
 }
 
 impl Handler for State {
@@ -366,24 +375,95 @@ async fn verify_and_forward(
         shadow.check(limits::check_rate(route))?;
     }
     // Claim; a shadow-mode request that failed its claim is forwarded
-    // without one.
-    let claim = match &verified {
+    // without one. A durable route's keys are claimed by its enqueue.
+    let held = match &verified {
         Some(verified) => shadow
             .check(claim(x, route, verified, &view, seen).await)?
-            .flatten(),
-        None => None,
+            .unwrap_or_default(),
+        None => Held::Nothing,
     };
-    // Forward, marked verified only when every check passed.
+    // Forward (and settle), or enqueue; marked verified only when every
+    // check passed.
     let key = verified
         .filter(|_| shadow.failed().is_none())
         .map(|v| v.key);
-    let marker = key.map(|k| &route.verified_values[k]);
-    let mut exchange = forward(x, head, &body, marker, shadow.failed());
+    let out = Outgoing {
+        head,
+        body: &body,
+        marker: key.map(|k| &route.verified_values[k]),
+        shadow: shadow.failed(),
+    };
+    let response = match held {
+        Held::Keys(keys) => Handed::Queued(enqueue(x, route, &out, keys).await?),
+        Held::Claim(claim) => Handed::App(forward_and_settle(x, route, &out, Some(claim)).await?),
+        Held::Nothing if route.delivery.is_some() => {
+            Handed::Queued(enqueue(x, route, &out, Vec::new()).await?)
+        }
+        Held::Nothing => Handed::App(forward_and_settle(x, route, &out, None).await?),
+    };
+    Ok(Done::Forwarded(Forwarded {
+        response,
+        key,
+        shadow: shadow.failed(),
+    }))
+}
+
+/// A request on its way out: what the forward (or enqueue) step sends.
+struct Outgoing<'r> {
+    /// The head as received.
+    head: &'r RequestHead,
+    /// The exact body that was verified.
+    body: &'r Bytes,
+    /// The verified header's value, for a request that passed every check.
+    marker: Option<&'r HeaderValue>,
+    /// In shadow mode, the check it failed.
+    shadow: Option<Reason>,
+}
+
+impl Outgoing<'_> {
+    /// The head for the app ([`forward::build`]), its dropped headers
+    /// counted.
+    fn build(&self, x: &Exchange<'_>) -> Vec<u8> {
+        let built = forward::build(
+            x.server,
+            self.head,
+            self.body.len(),
+            &x.peer.ip,
+            self.marker,
+            self.shadow,
+        );
+        count_dropped(x.series, built.spoofed, built.underscored);
+        built.head
+    }
+}
+
+/// What the claim step holds for the steps after it.
+#[derive(Debug, Default)]
+enum Held {
+    /// No keys (none configured, none found, or the store bypassed).
+    #[default]
+    Nothing,
+    /// A sync route's claim in the replay store, settled by the app's
+    /// answer.
+    Claim(Claim),
+    /// A durable route's keys, claimed in the queue store by the same
+    /// commit that stores the request.
+    Keys(Vec<replay::Key>),
+}
+
+/// Sends the request to the app and settles the claim by its answer; an
+/// answer still to come settles the claim when it arrives, while the
+/// sender is told 504.
+async fn forward_and_settle(
+    x: &Exchange<'_>,
+    route: &Route,
+    out: &Outgoing<'_>,
+    claim: Option<Claim>,
+) -> Result<crate::http1::AppResponse, Reject> {
+    let mut exchange = forward(x, out);
     let sent = Instant::now();
     let answered = tokio::time::timeout(x.server.upstream_timeout, &mut exchange).await;
-    // Settle, by what the app answered; an answer still to come settles
-    // the claim when it arrives, while the sender is told 504.
-    let answered = match answered {
+    match answered {
         Ok(answered) => {
             count_upstream(x.series, &answered, sent);
             let mut answered = answered;
@@ -399,13 +479,78 @@ async fn verify_and_forward(
             }
             Err(forward::too_slow(x.server))
         }
-    };
-    Ok(Done::Forwarded(Forwarded {
-        response: answered?,
-        key,
-        shadow: shadow.failed(),
-    }))
+    }
 }
+
+/// Stores the request as sync mode would send it (the same head
+/// [`forward::build`] writes, the exact body) with its dedupe keys, in one
+/// durable commit; the id once it is on stable storage. A copy of a queued
+/// delivery is a duplicate; a full or failing store is 503 with
+/// `Retry-After`, nothing stored and no key taken.
+async fn enqueue(
+    x: &Exchange<'_>,
+    route: &Route,
+    out: &Outgoing<'_>,
+    keys: Vec<replay::Key>,
+) -> Result<queue::Id, Reject> {
+    let Some(store) = x.state.queue.get() else {
+        return Err(Reject::new(
+            Reason::QueueUnavailable,
+            "this route delivers durably but its queue is not open (still opening, or [queue] was added after start: restart hookguard)",
+        )
+        .retry_after(QUEUE_UNAVAILABLE_RETRY_AFTER));
+    };
+    let mut request = out.build(x);
+    // The blank line ends the head; delivery writes its own headers first.
+    request.truncate(request.len().saturating_sub(2));
+    let now = queue::now_ms();
+    let item = NewItem {
+        route: route.name.clone(),
+        head: request,
+        body: out.body.clone(),
+        keys,
+        dedupe_ttl: route.dedupe_ttl,
+        received_ms: now,
+    };
+    let started = Instant::now();
+    let stored = store.enqueue(item, now).await;
+    x.state.metrics.queue().enqueued(started.elapsed());
+    match stored {
+        Ok(Enqueued::Queued(id)) => {
+            x.state.wakers.wake(&route.name);
+            Ok(id)
+        }
+        Ok(Enqueued::Duplicate(id)) => Err(Reject::with(
+            Reason::Duplicate,
+            format!("a copy of this delivery is queued already (delivery id {id})"),
+        )),
+        Err(error) => {
+            x.state.metrics.queue().store_error(error.kind());
+            Err(match error {
+                QueueError::Full => Reject::new(
+                    Reason::QueueFull,
+                    "the delivery queue is full (queue.max_bytes); nothing was stored: retry later",
+                )
+                .retry_after(QUEUE_FULL_RETRY_AFTER),
+                QueueError::Io(detail) => {
+                    tracing::warn!(route = %route.name, error = %detail, "the queue could not store a request");
+                    Reject::new(
+                        Reason::QueueUnavailable,
+                        "the delivery queue could not store the request; nothing was stored: retry later",
+                    )
+                    .retry_after(QUEUE_UNAVAILABLE_RETRY_AFTER)
+                }
+            })
+        }
+    }
+}
+
+/// Seconds a sender is asked to wait when the queue is full: deliveries
+/// and retention free room at the app's pace.
+const QUEUE_FULL_RETRY_AFTER: u64 = 30;
+
+/// Seconds a sender is asked to wait when the queue's store failed.
+const QUEUE_UNAVAILABLE_RETRY_AFTER: u64 = 5;
 
 /// `unmatched = "forward"`: read under the server limit, forwarded
 /// unverified (the verified header is stripped, never set).
@@ -421,13 +566,21 @@ async fn pass_through(
     let sent = Instant::now();
     let answered = tokio::time::timeout(
         x.server.upstream_timeout,
-        forward(x, head, &body, None, None),
+        forward(
+            x,
+            &Outgoing {
+                head,
+                body: &body,
+                marker: None,
+                shadow: None,
+            },
+        ),
     )
     .await
     .unwrap_or_else(|_elapsed| Err(forward::too_slow(x.server)));
     count_upstream(x.series, &answered, sent);
     Ok(Forwarded {
-        response: answered?,
+        response: Handed::App(answered?),
         key: None,
         shadow: None,
     })
@@ -479,15 +632,17 @@ fn verify(route: &Route, series: &RouteSeries, view: &RequestView<'_>) -> Result
     Ok(verified)
 }
 
-/// Claims the request's dedupe keys; `None` when it has none, and when the
-/// store failed under `on_store_error = "allow"` (counted and logged).
+/// Claims the request's dedupe keys; nothing when it has none, and when
+/// the store failed under `on_store_error = "allow"` (counted and logged).
+/// A durable route's keys are returned unclaimed: its enqueue claims them
+/// in the queue store, in the commit that stores the request.
 async fn claim(
     x: &Exchange<'_>,
     route: &Route,
     verified: &Verified,
     view: &RequestView<'_>,
     seen: &mut Seen,
-) -> Result<Option<Claim>, Reject> {
+) -> Result<Held, Reject> {
     let replay::Keys {
         keys,
         missing,
@@ -502,11 +657,14 @@ async fn claim(
             ),
         ));
     }
+    if route.delivery.is_some() {
+        return Ok(Held::Keys(keys));
+    }
     if keys.is_empty() {
-        return Ok(None);
+        return Ok(Held::Nothing);
     }
     match x.state.store.claim(keys, route.dedupe_ttl).await {
-        Ok(ClaimResult::Claimed(claim)) => Ok(Some(claim)),
+        Ok(ClaimResult::Claimed(claim)) => Ok(Held::Claim(claim)),
         Ok(ClaimResult::Duplicate(original)) => {
             // A claim completes only on the route's `complete_on` answers,
             // so that is what the app said to an earlier copy.
@@ -546,7 +704,7 @@ async fn claim(
                 error = %error.0,
                 "replay store unavailable; forwarding without replay protection (on_store_error = allow)"
             );
-            Ok(None)
+            Ok(Held::Nothing)
         }
         Err(error) => Err(Reject::with(
             Reason::StoreUnavailable,
@@ -559,15 +717,16 @@ async fn claim(
 /// caller waits for within `upstream_timeout`.
 fn forward(
     x: &Exchange<'_>,
-    head: &RequestHead,
-    body: &Bytes,
-    marker: Option<&HeaderValue>,
-    shadow: Option<Reason>,
+    out: &Outgoing<'_>,
 ) -> Pin<Box<dyn Future<Output = Result<AppResponse, Reject>> + Send>> {
-    let built = forward::build(x.server, head, body.len(), &x.peer.ip, marker, shadow);
-    count_dropped(x.series, built.spoofed, built.underscored);
+    let head = out.build(x);
     // Boxed so that a late exchange can be handed to its own task.
-    Box::pin(forward::exchange(x.server, head, built.head, body.clone()))
+    Box::pin(forward::exchange(
+        x.server,
+        out.head,
+        head,
+        out.body.clone(),
+    ))
 }
 
 /// Counts the app's answer and the time it took.

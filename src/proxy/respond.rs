@@ -19,17 +19,28 @@ use super::capture::Captures;
 use crate::config::{Capture, Route, UNMATCHED_ROUTE};
 use crate::http1::{Answer, AppResponse, Reply, RequestHead};
 use crate::metrics::{Metrics, RouteSeries};
+use crate::queue::Id;
 use crate::reject::{Outcome, Reason, Reject};
 use crate::schemes::challenge;
 
 /// Header naming the reason on every answer hookguard makes itself.
 pub const REJECT_HEADER: &str = "x-hookguard-reject";
 
-/// A request the app answered.
+/// Where a request that passed went.
+#[derive(Debug)]
+pub enum Handed {
+    /// The app answered (sync delivery): its response, body still to be
+    /// passed on.
+    App(AppResponse),
+    /// A durable route stored it under this id; the queue delivers it.
+    Queued(Id),
+}
+
+/// A request the pipeline passed on: to the app, or to the queue.
 #[derive(Debug)]
 pub struct Forwarded {
-    /// The app's response, body still to be passed on.
-    pub response: AppResponse,
+    /// The app's response, or the queued delivery's id.
+    pub response: Handed,
     /// Index of the key that verified the request; `None` when unverified
     /// (unmatched pass-through, or a shadow-mode failure).
     pub key: Option<usize>,
@@ -145,25 +156,26 @@ pub fn finish(context: &RequestContext<'_>, result: Result<Done, Reject>) -> Rep
             );
             Answer::Own(challenge_answer(reply))
         }
-        Ok(Done::Forwarded(forwarded)) => {
-            let status = forwarded.response.head.status.as_u16();
-            let key = forwarded
-                .key
-                .zip(route)
-                .map(|(k, r)| r.scheme.key_ids()[k].as_str());
-            let outcome = if forwarded.shadow.is_some() {
+        Ok(Done::Forwarded(Forwarded {
+            response: Handed::App(response),
+            key,
+            shadow,
+        })) => {
+            let status = response.head.status.as_u16();
+            let key = key.zip(route).map(|(k, r)| r.scheme.key_ids()[k].as_str());
+            let outcome = if shadow.is_some() {
                 Outcome::Shadow
             } else {
                 Outcome::Forwarded
             };
             // Shadow failures count under their reason too, so that the
             // rejection dashboards show what enforcing would refuse.
-            context.series.request(outcome, forwarded.shadow, took);
+            context.series.request(outcome, shadow, took);
             tracing::info!(
                 request_id,
                 route = route_name,
                 outcome = outcome.as_str(),
-                reason = forwarded.shadow.map(Reason::as_str),
+                reason = shadow.map(Reason::as_str),
                 status,
                 upstream_status = status,
                 key,
@@ -173,7 +185,29 @@ pub fn finish(context: &RequestContext<'_>, result: Result<Done, Reject>) -> Rep
                 peer = %context.peer,
                 "request forwarded"
             );
-            Answer::Relay(forwarded.response)
+            Answer::Relay(response)
+        }
+        Ok(Done::Forwarded(Forwarded {
+            response: Handed::Queued(id),
+            key,
+            shadow,
+        })) => {
+            let key = key.zip(route).map(|(k, r)| r.scheme.key_ids()[k].as_str());
+            context.series.request(Outcome::Queued, shadow, took);
+            tracing::info!(
+                request_id,
+                route = route_name,
+                outcome = Outcome::Queued.as_str(),
+                reason = shadow.map(Reason::as_str),
+                status = QUEUED.as_u16(),
+                queue_id = %id,
+                key,
+                delivery = context.delivery.as_ref().map(|d| loggable(d.as_bytes())),
+                duration_ms,
+                peer = %context.peer,
+                "request queued"
+            );
+            Answer::Own(queued(id))
         }
         Err(reject) => {
             let outcome = reject.reason.outcome();
@@ -272,3 +306,27 @@ pub fn answer_for(reject: &Reject, route_name: Option<&str>) -> Response<Bytes> 
     }
     response
 }
+
+/// The status a durable route answers once a request is stored.
+const QUEUED: http::StatusCode = http::StatusCode::ACCEPTED;
+
+/// `202 {"status":"queued","id":"..."}`, with the id in
+/// `X-Hookguard-Delivery-Id` too (the header the app will see).
+fn queued(id: Id) -> Response<Bytes> {
+    let body = serde_json::json!({ "status": "queued", "id": id.to_string() }).to_string();
+    let mut response = Response::new(Bytes::from(body));
+    *response.status_mut() = QUEUED;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
+        headers.insert(DELIVERY_ID_HEADER, value);
+    }
+    response
+}
+
+/// The header naming a queued delivery, on the 202 and on every attempt
+/// to deliver it.
+pub const DELIVERY_ID_HEADER: &str = "x-hookguard-delivery-id";

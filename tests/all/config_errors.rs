@@ -1275,3 +1275,136 @@ fn the_hmac_tables_extensions_are_checked_by_name() {
         ],
     );
 }
+/// `[queue]` in `dir`, then one route with `delivery` as its
+/// `[routes.delivery]` body.
+fn durable(queue: &str, delivery: &str) -> String {
+    format!(
+        "{SERVER}\n[queue]\n{queue}\n{}\n[routes.delivery]\n{delivery}\n",
+        route("vendor", "/vendor")
+    )
+}
+
+#[test]
+fn durable_delivery_settings_are_validated_with_each_key_and_route_named() {
+    let dir = crate::support::TempDir::new("config-queue");
+    let path = format!("path = \"{}/queue.db\"", dir.0.display());
+    let found = errors(&durable(
+        &format!("{path}\nmax_bytes = \"64KiB\""),
+        "mode = \"durable\"\nbackoff = [\"30s\", \"10s\"]\nmax_age = \"5s\"\nconcurrency = 0\ndead_on = [\"2xx\", \"429\"]",
+    ));
+    let expected = [
+        "queue.max_bytes: 65536 bytes is too small: the queue needs at least 1MiB (1048576 bytes)",
+        "routes[0] (\"vendor\").delivery.backoff[1]: \"10s\" is shorter than the step before it (30000 ms): steps must not decrease",
+        "routes[0] (\"vendor\").delivery.max_age: 5 s is shorter than the first backoff step (30 s): an item would be dead before its first retry",
+        "routes[0] (\"vendor\").delivery.concurrency: 0 is out of range: use 1 to 1024",
+        "routes[0] (\"vendor\").delivery.dead_on[0]: \"2xx\" is not a 4xx or 5xx status or class: only refusals can make an item dead",
+        "routes[0] (\"vendor\").delivery.dead_on[1]: 429 says \"not now\": it is retried (408, 409, 425) or pauses the route (429, 502, 503, 504)",
+    ];
+    for line in expected {
+        assert!(
+            found.iter().any(|f| f == line),
+            "missing {line:?} in {found:#?}"
+        );
+    }
+    let empty = errors(&durable(&path, "mode = \"durable\"\nbackoff = []"));
+    assert!(
+        empty[0].starts_with("routes[0] (\"vendor\").delivery.backoff: must not be empty"),
+        "{empty:?}"
+    );
+}
+
+#[test]
+fn a_durable_route_needs_a_queue_it_can_write_and_sync_routes_take_no_durable_keys() {
+    let no_queue = format!(
+        "{SERVER}{}\n[routes.delivery]\nmode = \"durable\"\n",
+        route("vendor", "/vendor")
+    );
+    let found = errors(&no_queue);
+    assert!(
+        found[0].starts_with(
+            "routes[0] (\"vendor\").delivery.mode: durable delivery needs a [queue] table"
+        ),
+        "{found:?}"
+    );
+    let unwritable = errors(&durable(
+        "path = \"/proc/hookguard-no/queue.db\"",
+        "mode = \"durable\"",
+    ));
+    assert!(
+        unwritable[0].starts_with("queue.path: cannot use /proc/hookguard-no:"),
+        "{unwritable:?}"
+    );
+    let missing = errors(&durable("", "mode = \"durable\""));
+    assert!(
+        missing[0].starts_with("queue.path: missing:"),
+        "{missing:?}"
+    );
+    let dir = crate::support::TempDir::new("config-queue-sync");
+    let sync = errors(&durable(
+        &format!("path = \"{}/q.db\"", dir.0.display()),
+        "mode = \"sync\"\nbackoff = [\"1s\"]\nmax_attempts = 3\nbakoff = 1",
+    ));
+    assert!(
+        sync.contains(
+            &"routes[0] (\"vendor\").delivery.backoff: applies only to mode = \"durable\""
+                .to_owned()
+        ),
+        "{sync:?}"
+    );
+    assert!(
+        sync.contains(
+            &"routes[0] (\"vendor\").delivery.max_attempts: applies only to mode = \"durable\""
+                .to_owned()
+        ),
+        "{sync:?}"
+    );
+    assert!(
+        sync.iter()
+            .any(|e| e.starts_with("routes[0] (\"vendor\").delivery.bakoff: unknown key")),
+        "{sync:?}"
+    );
+    let redis = errors(&durable(
+        "store = \"redis\"\nredis_url = \"redis://x\"",
+        "mode = \"durable\"",
+    ));
+    assert!(
+        redis[0].starts_with("queue.store: \"redis\" is not available in this build yet"),
+        "{redis:?}"
+    );
+}
+
+#[test]
+fn durable_delivery_defaults_are_the_documented_ones() {
+    let dir = crate::support::TempDir::new("config-queue-defaults");
+    let config = valid(&durable(
+        &format!("path = \"{}/q.db\"", dir.0.display()),
+        "mode = \"durable\"",
+    ));
+    let queue = config.queue.as_ref().unwrap();
+    assert_eq!(queue.max_bytes, 2 << 30);
+    assert_eq!(queue.retain_dead, Duration::from_secs(30 * 86_400));
+    assert_eq!(queue.retain_delivered, Duration::from_secs(86_400));
+    let delivery = config.routes[0].delivery.as_ref().unwrap();
+    assert_eq!(
+        delivery.backoff,
+        [10, 30, 60, 120].map(Duration::from_secs).to_vec()
+    );
+    assert_eq!(delivery.max_age, Duration::from_secs(72 * 3600));
+    assert_eq!((delivery.max_attempts, delivery.concurrency), (0, 8));
+    assert_eq!(delivery.timeout, Duration::from_secs(30));
+    for (status, dead) in [
+        (400, true),
+        (401, true),
+        (404, true),
+        (408, false),
+        (409, false),
+        (425, false),
+        (429, false),
+        (500, false),
+    ] {
+        assert_eq!(delivery.dead_on.contains(status), dead, "{status}");
+    }
+    // An unset dedupe_ttl follows max_age: a late retry of a queued
+    // delivery is still a duplicate.
+    assert_eq!(config.routes[0].dedupe_ttl, Duration::from_secs(72 * 3600));
+}

@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["server", "reload"],
     &["admin", "demo"],
     &["proxy", "egress"],
-    &["limits", "replay", "metrics", "routes"],
+    &["limits", "replay", "queue", "metrics", "routes"],
     &["config"],
     &["schemes", "http1"],
     &["dedupe", "reject", "logging"],

@@ -14,6 +14,8 @@ mod cli;
 mod config_errors;
 mod differential;
 mod docs;
+mod durable;
+mod durable_store;
 mod egress;
 mod http1;
 mod layers;

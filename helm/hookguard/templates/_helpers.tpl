@@ -64,6 +64,11 @@ what lets the kubelet swap in a rotated Secret, which hookguard then reads.
 /var/lib/hookguard
 {{- end }}
 
+{{/* Where the durable queue's file lives (a PersistentVolumeClaim). */}}
+{{- define "hookguard.queueDir" -}}
+/var/lib/hookguard/queue
+{{- end }}
+
 {{/* Whether the memory store keeps its keys in a snapshot. */}}
 {{- define "hookguard.snapshots" -}}
 {{- if and (not .Values.replay.redisUrl) .Values.replay.snapshot.enabled }}true{{ end }}
@@ -272,6 +277,18 @@ snapshot_interval = {{ toJson . }}
 {{- end }}
 {{- end }}
 {{- end }}
+{{- if .Values.queue.enabled }}
+{{- if or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1) }}
+{{- fail "queue.enabled: the embedded queue is one file for one pod; set replicaCount to 1 and autoscaling.enabled to false" }}
+{{- end }}
+
+[queue]
+store = "embedded"
+path = "{{ include "hookguard.queueDir" . }}/queue.db"
+{{- with .Values.queue.maxBytes }}
+max_bytes = {{ toJson . }}
+{{- end }}
+{{- end }}
 {{- if not .Values.config.routes }}
 {{- fail "config.routes: at least one route is required (hookguard refuses a config without one)" }}
 {{- end }}
@@ -394,6 +411,10 @@ volumeMounts:
   - name: {{ include "hookguard.secretVolumeName" $name }}
     mountPath: {{ include "hookguard.secretsDir" $ }}/{{ $name }}
     readOnly: true
+  {{- end }}
+  {{- if .Values.queue.enabled }}
+  - name: queue
+    mountPath: {{ include "hookguard.queueDir" . }}
   {{- end }}
   {{- if include "hookguard.snapshots" . }}
   - name: replay-state

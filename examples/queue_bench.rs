@@ -1,0 +1,165 @@
+//! Measures the embedded queue store against the disk it sits on: the
+//! disk's own fsync latency (write 1.2 KiB, `fdatasync`), then enqueue
+//! latency at 1,000 requests a second (each its own caller), then
+//! the accept rate with 64 callers at once (group commit), then take and
+//! settle throughput (the worker's side). Run it on the volume the queue
+//! will use:
+//!
+//! ```sh
+//! cargo run --release --example queue_bench -- /var/lib/hookguard
+//! ```
+//!
+//! Bounded: 2,000 fsyncs, 3,000 paced enqueues, 5 s of concurrent ones.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hookguard::queue::embedded::EmbeddedStore;
+use hookguard::queue::{NewItem, QueueStore, Settle};
+
+const RECORD: usize = 1200;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn show(label: &str, mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    let (p50, p99) = (percentile(&samples, 0.5), percentile(&samples, 0.99));
+    println!(
+        "{label}: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms ({} samples)",
+        p50.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        samples.last().unwrap().as_secs_f64() * 1e3,
+        samples.len()
+    );
+    p99
+}
+
+fn item(n: u64) -> NewItem {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&n.to_be_bytes());
+    NewItem {
+        route: "bench".into(),
+        head: vec![b'h'; 200],
+        body: Bytes::from(vec![b'b'; RECORD - 200]),
+        keys: vec![key],
+        dedupe_ttl: Duration::from_secs(3600),
+        received_ms: hookguard::queue::now_ms(),
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let base = std::env::args().nth(1).unwrap_or_else(|| ".".into());
+    let dir = std::path::Path::new(&base).join(format!("queue-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let mut file = std::fs::File::create(dir.join("fsync")).unwrap();
+    let mut fsyncs = Vec::new();
+    for _ in 0..2000 {
+        let started = Instant::now();
+        file.write_all(&[7u8; RECORD]).unwrap();
+        file.sync_data().unwrap();
+        fsyncs.push(started.elapsed());
+    }
+    let fsync_p99 = show("fsync (write 1.2 KiB + fdatasync)", fsyncs);
+
+    let store = Arc::new(EmbeddedStore::open(&dir.join("queue.db"), 8 << 30).unwrap());
+    // One request a millisecond, each its own caller (as senders are), so
+    // requests arriving during a commit wait for it and share the next.
+    let mut next = Instant::now();
+    let mut callers = Vec::new();
+    for n in 0..3000u64 {
+        next += Duration::from_millis(1);
+        tokio::time::sleep_until(next.into()).await;
+        let store = store.clone();
+        callers.push(tokio::spawn(async move {
+            let started = Instant::now();
+            store
+                .enqueue(item(n), hookguard::queue::now_ms())
+                .await
+                .unwrap();
+            started.elapsed()
+        }));
+    }
+    let mut paced = Vec::new();
+    for caller in callers {
+        paced.push(caller.await.unwrap());
+    }
+    let enqueue_p99 = show("enqueue at 1,000/s", paced);
+    println!(
+        "enqueue p99 - fsync p99 = {:+.3} ms (target: at most +2 ms)",
+        (enqueue_p99.as_secs_f64() - fsync_p99.as_secs_f64()) * 1e3
+    );
+
+    let commits_before = store.commits();
+    let stop = Instant::now() + Duration::from_secs(5);
+    let tasks: Vec<_> = (0..64u64)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < stop {
+                    store
+                        .enqueue(
+                            item(1_000_000 + t * 10_000_000 + n),
+                            hookguard::queue::now_ms(),
+                        )
+                        .await
+                        .unwrap();
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.unwrap();
+    }
+    let commits = store.commits() - commits_before;
+    println!(
+        "64 callers for 5 s: {} enqueues/s, {:.1} per commit",
+        total / 5,
+        total as f64 / commits as f64
+    );
+
+    let started = Instant::now();
+    let mut settled = 0u64;
+    loop {
+        let items = store.take("bench", u64::MAX, 64).await.unwrap();
+        if items.is_empty() {
+            break;
+        }
+        let settles: Vec<_> = items
+            .into_iter()
+            .map(|item| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .settle(
+                            item.id,
+                            Settle::Delivered { last: "200".into() },
+                            hookguard::queue::now_ms(),
+                        )
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        for s in settles {
+            s.await.unwrap();
+            settled += 1;
+        }
+    }
+    let took = started.elapsed().as_secs_f64();
+    println!(
+        "take 64 + settle each, drained {settled} items in {took:.1} s: {:.0} items/s",
+        settled as f64 / took
+    );
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
