@@ -10,6 +10,7 @@
 # and RUST_LOG=info (the default) measured separately.
 #
 #   bench/instructions.sh BINARY [BINARY...]    # N1=500 N2=2500 by default
+#   PAD=262100 N1=20 N2=120 bench/instructions.sh BINARY...   # 256 KiB bodies
 #
 # Loopback only; bounded by N2 requests per run.
 set -euo pipefail
@@ -17,6 +18,9 @@ cd "$(dirname "$0")/.."
 
 N1=${N1:-500}
 N2=${N2:-2500}
+# Bytes of padding in the JSON body (1000: a 1 KiB body; 262100: 256 KiB,
+# then use N1=20 N2=120: valgrind hashes slowly).
+PAD=${PAD:-1000}
 for tool in valgrind nginx python3 curl; do
     command -v "$tool" >/dev/null || { echo "bench/instructions.sh: $tool not found" >&2; exit 1; }
 done
@@ -76,7 +80,7 @@ CONF
 cat > "$WORK/send.py" <<'PY'
 import hashlib, hmac, socket, sys, time
 port, n, secret = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].encode()
-body = (b'{"id":"evt","pad":"' + b"x" * 1000 + b'"}')
+body = (b'{"id":"evt","pad":"' + b"x" * int(sys.argv[4]) + b'"}')
 sig = hmac.new(secret, body, hashlib.sha256).hexdigest()
 ts = str(int(time.time()))
 sock = socket.create_connection(("127.0.0.1", port))
@@ -107,7 +111,7 @@ run() {
         curl -sf "http://127.0.0.1:$ADMIN_PORT/readyz" >/dev/null 2>&1 && break
         sleep 0.2
     done
-    python3 "$WORK/send.py" "$HG_PORT" "$n" "$SECRET"
+    python3 "$WORK/send.py" "$HG_PORT" "$n" "$SECRET" "$PAD"
     kill -TERM "$pid"
     wait "$pid" || true
     # Sum every thread's totals (callgrind writes one file per thread).
@@ -115,7 +119,7 @@ run() {
     rm -f "$out"*
 }
 
-echo "# instructions per forwarded request (callgrind; N=$N2 minus N=$N1 requests, 1 KiB signed body, fresh dedupe key each)"
+echo "# instructions per forwarded request (callgrind; N=$N2 minus N=$N1 requests, signed JSON body of $((PAD + 20)) bytes, fresh dedupe key each)"
 echo "| binary | RUST_LOG | instructions per request |"
 echo "|---|---|---|"
 for bin in "$@"; do
