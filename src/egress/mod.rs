@@ -683,6 +683,9 @@ fn answered(response: Response<Incoming>, attempts: u32) -> Settled {
     for name in hop {
         parts.headers.remove(name);
     }
+    // The version is this hop's, not the partner's: an HTTP/1.0 partner
+    // must not make hookguard answer the app in HTTP/1.0 (and close).
+    parts.version = http::Version::HTTP_11;
     Settled {
         answer: Ok(Response::from_parts(parts, body.boxed())),
         attempts,
