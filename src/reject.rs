@@ -81,6 +81,10 @@ pub enum Reason {
     /// Egress: the retry budget (`max_elapsed`) ran out with no answer
     /// from the partner.
     EgressTimeout,
+    /// The key to verify with is fetched from the sender (PayPal's
+    /// certificate) and is not cached yet, or could not be fetched: retry
+    /// later (503 with `Retry-After`), the request path never waits on it.
+    KeyUnavailable,
 }
 
 impl Reason {
@@ -115,6 +119,7 @@ impl Reason {
         Reason::AppCredentials,
         Reason::MissingIdempotencyKey,
         Reason::EgressTimeout,
+        Reason::KeyUnavailable,
     ];
 
     /// The reasons the egress listener answers with: the ones it shares
@@ -164,6 +169,7 @@ impl Reason {
             Reason::AppCredentials => "app_credentials",
             Reason::MissingIdempotencyKey => "missing_idempotency_key",
             Reason::EgressTimeout => "egress_timeout",
+            Reason::KeyUnavailable => "key_unavailable",
         }
     }
 
@@ -213,6 +219,7 @@ impl Reason {
             Reason::AppCredentials => StatusCode::BAD_REQUEST,
             Reason::MissingIdempotencyKey => StatusCode::BAD_REQUEST,
             Reason::EgressTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Reason::KeyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             // The authenticity reasons, taken by the first arm.
             _ => StatusCode::UNAUTHORIZED,
         }
@@ -237,6 +244,7 @@ impl Reason {
                     | Reason::UpstreamTimeout
                     | Reason::StoreUnavailable
                     | Reason::EgressTimeout
+                    | Reason::KeyUnavailable
             )
     }
 
@@ -429,6 +437,7 @@ mod tests {
             ("app_credentials", 400),
             ("missing_idempotency_key", 400),
             ("egress_timeout", 504),
+            ("key_unavailable", 503),
         ];
         assert_eq!(expected.len(), Reason::ALL.len());
         for (reason, (name, status)) in Reason::ALL.iter().zip(expected) {
