@@ -253,7 +253,9 @@ fn parse_webhook_id(
     }
     let valid = !text.is_empty()
         && text.len() <= 64
-        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if !valid {
         errors.push(
             s.key("webhook_id"),
@@ -278,7 +280,10 @@ fn parse_cert_source(
     if let Some(scheme) = scheme.filter(|e| !e.needs_webhook_id) {
         errors.push(
             s.key(KEY),
-            format!("scheme {} fetches no certificates; {KEY} is only for paypal", scheme.name),
+            format!(
+                "scheme {} fetches no certificates; {KEY} is only for paypal",
+                scheme.name
+            ),
         );
         return None;
     }

@@ -468,7 +468,11 @@ impl Scheme for PaypalScheme {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(signature.trim())
             .ok()
-            .and_then(|bytes| Signature::try_from(bytes.as_slice()).ok().map(|s| (s, bytes)))
+            .and_then(|bytes| {
+                Signature::try_from(bytes.as_slice())
+                    .ok()
+                    .map(|s| (s, bytes))
+            })
             .ok_or_else(|| {
                 Reject::with(
                     Reason::MalformedSignature,

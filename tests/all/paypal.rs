@@ -128,7 +128,10 @@ fn pki() -> Pki {
         ("/certs/good.pem", leaf(PAYPAL_NAME, false, &issuer)),
         ("/certs/expired.pem", leaf(PAYPAL_NAME, true, &issuer)),
         ("/certs/untrusted.pem", leaf(PAYPAL_NAME, false, &stranger)),
-        ("/certs/not-paypal.pem", leaf("webhooks.example.com", false, &issuer)),
+        (
+            "/certs/not-paypal.pem",
+            leaf("webhooks.example.com", false, &issuer),
+        ),
         ("/certs/garbage.pem", "not a certificate".to_owned()),
     ]);
     let ca_file = dir.0.join("ca.pem");
@@ -308,14 +311,28 @@ async fn paypal_verifies_offline_with_a_pinned_fetched_certificate() {
         webhook_id: "WH-SOMEONE-ELSES",
         ..Delivery::new("8f1a-0003", &good)
     };
-    let answer = send(hg.addr, "POST", "/paypal", &other.headers(&pki, &body(3)), body(3)).await;
+    let answer = send(
+        hg.addr,
+        "POST",
+        "/paypal",
+        &other.headers(&pki, &body(3)),
+        body(3),
+    )
+    .await;
     assert_eq!(answer.reject(), Some("bad_signature"));
     // Any algorithm but SHA256withRSA, even correctly signed otherwise.
     let sha1 = Delivery {
         algo: "SHA1withRSA",
         ..Delivery::new("8f1a-0004", &good)
     };
-    let answer = send(hg.addr, "POST", "/paypal", &sha1.headers(&pki, &body(4)), body(4)).await;
+    let answer = send(
+        hg.addr,
+        "POST",
+        "/paypal",
+        &sha1.headers(&pki, &body(4)),
+        body(4),
+    )
+    .await;
     assert_eq!(answer.reject(), Some("malformed_signature"));
     // The untouched request still passes.
     let answer = send(hg.addr, "POST", "/paypal", &headers, body(2)).await;
@@ -331,7 +348,14 @@ async fn paypal_verifies_offline_with_a_pinned_fetched_certificate() {
         format!("https://user@{server}/certs/good.pem"),
     ] {
         let delivery = Delivery::new("8f1a-0005", &url);
-        let answer = send(hg.addr, "POST", "/paypal", &delivery.headers(&pki, &body(5)), body(5)).await;
+        let answer = send(
+            hg.addr,
+            "POST",
+            "/paypal",
+            &delivery.headers(&pki, &body(5)),
+            body(5),
+        )
+        .await;
         assert_eq!(answer.reject(), Some("bad_signature"), "{url}");
     }
     assert_eq!(hits.load(Ordering::SeqCst), before, "nothing fetched");
@@ -345,14 +369,21 @@ async fn paypal_verifies_offline_with_a_pinned_fetched_certificate() {
     ] {
         let delivery = Delivery::new("8f1a-0006", &format!("{origin}{path}"));
         let answer = send_settled(&hg, &delivery.headers(&pki, &body(6)), &body(6)).await;
-        assert_eq!((answer.status, answer.reject()), (401, Some("bad_signature")), "{path}");
+        assert_eq!(
+            (answer.status, answer.reject()),
+            (401, Some("bad_signature")),
+            "{path}"
+        );
         let detail = answer.json()["detail"].to_string();
         assert!(detail.contains("not trusted"), "{path}: {detail}");
     }
     // A certificate URL that does not answer 200 is a retryable 503.
     let missing = Delivery::new("8f1a-0007", &format!("{origin}/certs/none.pem"));
     let answer = send_settled(&hg, &missing.headers(&pki, &body(7)), &body(7)).await;
-    assert_eq!((answer.status, answer.reject()), (503, Some("key_unavailable")));
+    assert_eq!(
+        (answer.status, answer.reject()),
+        (503, Some("key_unavailable"))
+    );
     assert!(answer.headers.contains_key("retry-after"));
 
     let (_, page) = admin_get(hg.admin, "/metrics").await;
@@ -387,7 +418,14 @@ async fn paypal_window_holds_at_both_edges() {
             time: rfc3339(now() + offset),
             ..Delivery::new(&format!("edge-{n}"), &good)
         };
-        let answer = send(hg.addr, "POST", "/paypal", &delivery.headers(&pki, &body(n)), body(n)).await;
+        let answer = send(
+            hg.addr,
+            "POST",
+            "/paypal",
+            &delivery.headers(&pki, &body(n)),
+            body(n),
+        )
+        .await;
         assert_eq!(answer.reject(), expected, "offset {offset}");
     }
     // Not RFC 3339.
@@ -395,7 +433,14 @@ async fn paypal_window_holds_at_both_edges() {
         time: now().to_string(),
         ..Delivery::new("edge-5", &good)
     };
-    let answer = send(hg.addr, "POST", "/paypal", &delivery.headers(&pki, &body(5)), body(5)).await;
+    let answer = send(
+        hg.addr,
+        "POST",
+        "/paypal",
+        &delivery.headers(&pki, &body(5)),
+        body(5),
+    )
+    .await;
     assert_eq!(answer.reject(), Some("malformed_timestamp"));
 }
 
@@ -412,16 +457,28 @@ fn config_errors(route: &str) -> String {
 #[test]
 fn paypal_config_names_its_keys_and_keeps_the_pin() {
     let missing = config_errors("scheme = \"paypal\"");
-    assert!(missing.contains("routes[0] (\"pp\").webhook_id"), "{missing}");
-    assert!(missing.contains("Webhook ID") || missing.contains("webhook"), "{missing}");
+    assert!(
+        missing.contains("routes[0] (\"pp\").webhook_id"),
+        "{missing}"
+    );
+    assert!(
+        missing.contains("Webhook ID") || missing.contains("webhook"),
+        "{missing}"
+    );
     let keys = config_errors(
         "scheme = \"paypal\"\nwebhook_id = \"WH-1\"\nsecrets = [{ id = \"a\", value = \"x\" }]",
     );
-    assert!(keys.contains(".secrets") && keys.contains("takes no keys"), "{keys}");
+    assert!(
+        keys.contains(".secrets") && keys.contains("takes no keys"),
+        "{keys}"
+    );
     let elsewhere = config_errors(
         "scheme = \"github\"\nsecrets = [{ id = \"a\", value = \"x\" }]\nwebhook_id = \"WH-1\"",
     );
-    assert!(elsewhere.contains(".webhook_id") && elsewhere.contains("only for paypal"), "{elsewhere}");
+    assert!(
+        elsewhere.contains(".webhook_id") && elsewhere.contains("only for paypal"),
+        "{elsewhere}"
+    );
     // The test override names only loopback, never another host.
     for origin in [
         "https://api.paypal.com:443",
@@ -433,7 +490,10 @@ fn paypal_config_names_its_keys_and_keeps_the_pin() {
             "scheme = \"paypal\"\nwebhook_id = \"WH-1\"\nunsafe_paypal_cert_source = {{ origin = \"{origin}\", ca_file = \"/nonexistent\" }}"
         );
         let errors = config_errors(&text);
-        assert!(errors.contains("unsafe_paypal_cert_source.origin"), "{origin}: {errors}");
+        assert!(
+            errors.contains("unsafe_paypal_cert_source.origin"),
+            "{origin}: {errors}"
+        );
         assert!(errors.contains("loopback"), "{origin}: {errors}");
     }
 }
