@@ -160,6 +160,19 @@ enum Slot {
     },
 }
 
+impl Slot {
+    /// A failure remembered for [`FAILED_BACKOFF`]; `untrusted` when the
+    /// certificate was fetched and refused (401), not when it could not be
+    /// fetched (503).
+    fn failed(untrusted: bool, why: String) -> Slot {
+        Slot::Failed {
+            until: Instant::now() + FAILED_BACKOFF,
+            untrusted,
+            why,
+        }
+    }
+}
+
 /// A verified certificate.
 #[derive(Debug)]
 struct Cached {
@@ -239,11 +252,10 @@ impl Certs {
         let slot = match fetch(&self.source, &url) {
             Err(why) => {
                 tracing::warn!(url = %url, error = %why, "PayPal certificate fetch failed");
-                Slot::Failed {
-                    until: Instant::now() + FAILED_BACKOFF,
-                    untrusted: false,
-                    why: format!("PayPal's certificate could not be fetched: {why}"),
-                }
+                Slot::failed(
+                    false,
+                    format!("PayPal's certificate could not be fetched: {why}"),
+                )
             }
             Ok(pem) => match self.prepare(&pem) {
                 Ok(cached) => {
@@ -252,11 +264,10 @@ impl Certs {
                 }
                 Err(why) => {
                     tracing::warn!(url = %url, error = %why, "PayPal certificate refused");
-                    Slot::Failed {
-                        until: Instant::now() + FAILED_BACKOFF,
-                        untrusted: true,
-                        why: format!("the certificate at {CERT_URL} is not trusted: {why}"),
-                    }
+                    Slot::failed(
+                        true,
+                        format!("the certificate at {CERT_URL} is not trusted: {why}"),
+                    )
                 }
             },
         };
@@ -516,14 +527,7 @@ fn recheck(certs: &Certs, url: &str, cached: &Cached) -> Result<(), Reject> {
             drop(checked);
             let why = format!("the certificate at {CERT_URL} is no longer trusted: {why}");
             let mut slots = certs.slots.lock().unwrap_or_else(|e| e.into_inner());
-            slots.insert(
-                url.to_owned(),
-                Slot::Failed {
-                    until: Instant::now() + FAILED_BACKOFF,
-                    untrusted: true,
-                    why: why.clone(),
-                },
-            );
+            slots.insert(url.to_owned(), Slot::failed(true, why.clone()));
             Err(Reject::with(Reason::BadSignature, why))
         }
     }

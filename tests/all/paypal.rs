@@ -241,6 +241,12 @@ impl Delivery {
     }
 }
 
+/// Sends delivery `n`'s body, signed as `delivery` says.
+async fn deliver(hg: &Hookguard, pki: &Pki, delivery: &Delivery, n: u32) -> Answer {
+    let headers = delivery.headers(pki, &body(n));
+    send(hg.addr, "POST", "/paypal", &headers, body(n)).await
+}
+
 /// Sends until the answer is no longer "certificate being fetched", which
 /// the first request for a new certificate gets (bounded: 10 s).
 async fn send_settled(hg: &Hookguard, headers: &[(&str, String)], body: &str) -> Answer {
@@ -311,28 +317,14 @@ async fn paypal_verifies_offline_with_a_pinned_fetched_certificate() {
         webhook_id: "WH-SOMEONE-ELSES",
         ..Delivery::new("8f1a-0003", &good)
     };
-    let answer = send(
-        hg.addr,
-        "POST",
-        "/paypal",
-        &other.headers(&pki, &body(3)),
-        body(3),
-    )
-    .await;
+    let answer = deliver(&hg, &pki, &other, 3).await;
     assert_eq!(answer.reject(), Some("bad_signature"));
     // Any algorithm but SHA256withRSA, even correctly signed otherwise.
     let sha1 = Delivery {
         algo: "SHA1withRSA",
         ..Delivery::new("8f1a-0004", &good)
     };
-    let answer = send(
-        hg.addr,
-        "POST",
-        "/paypal",
-        &sha1.headers(&pki, &body(4)),
-        body(4),
-    )
-    .await;
+    let answer = deliver(&hg, &pki, &sha1, 4).await;
     assert_eq!(answer.reject(), Some("malformed_signature"));
     // The untouched request still passes.
     let answer = send(hg.addr, "POST", "/paypal", &headers, body(2)).await;
@@ -348,14 +340,7 @@ async fn paypal_verifies_offline_with_a_pinned_fetched_certificate() {
         format!("https://user@{server}/certs/good.pem"),
     ] {
         let delivery = Delivery::new("8f1a-0005", &url);
-        let answer = send(
-            hg.addr,
-            "POST",
-            "/paypal",
-            &delivery.headers(&pki, &body(5)),
-            body(5),
-        )
-        .await;
+        let answer = deliver(&hg, &pki, &delivery, 5).await;
         assert_eq!(answer.reject(), Some("bad_signature"), "{url}");
     }
     assert_eq!(hits.load(Ordering::SeqCst), before, "nothing fetched");
@@ -418,14 +403,7 @@ async fn paypal_window_holds_at_both_edges() {
             time: rfc3339(now() + offset),
             ..Delivery::new(&format!("edge-{n}"), &good)
         };
-        let answer = send(
-            hg.addr,
-            "POST",
-            "/paypal",
-            &delivery.headers(&pki, &body(n)),
-            body(n),
-        )
-        .await;
+        let answer = deliver(&hg, &pki, &delivery, n).await;
         assert_eq!(answer.reject(), expected, "offset {offset}");
     }
     // Not RFC 3339.
@@ -433,14 +411,7 @@ async fn paypal_window_holds_at_both_edges() {
         time: now().to_string(),
         ..Delivery::new("edge-5", &good)
     };
-    let answer = send(
-        hg.addr,
-        "POST",
-        "/paypal",
-        &delivery.headers(&pki, &body(5)),
-        body(5),
-    )
-    .await;
+    let answer = deliver(&hg, &pki, &delivery, 5).await;
     assert_eq!(answer.reject(), Some("malformed_timestamp"));
 }
 
