@@ -273,14 +273,48 @@ fn the_test_crc_matches_the_standard_check_value() {
     assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
 }
 
-#[tokio::test]
-async fn paypal_verifies_offline_with_a_pinned_fetched_certificate() {
+/// A PKI, its certificate server, a recording upstream and a hookguard
+/// route fetching from that server.
+struct Setup {
+    pki: Pki,
+    server: std::net::SocketAddr,
+    hits: Arc<AtomicUsize>,
+    origin: String,
+    upstream: Upstream,
+    hg: Hookguard,
+    /// The URL of the trusted PayPal-named certificate.
+    good: String,
+}
+
+async fn setup() -> Setup {
     let pki = pki();
     let (server, hits) = cert_server(&pki).await;
     let origin = format!("https://{server}");
     let upstream = Upstream::start().await;
     let hg = Hookguard::start(&route(&origin, &pki.ca_file, WEBHOOK_ID), &upstream.url()).await;
     let good = format!("{origin}/certs/good.pem");
+    Setup {
+        pki,
+        server,
+        hits,
+        origin,
+        upstream,
+        hg,
+        good,
+    }
+}
+
+#[tokio::test]
+async fn paypal_verifies_offline_with_a_pinned_fetched_certificate() {
+    let Setup {
+        pki,
+        server,
+        hits,
+        origin,
+        upstream,
+        hg,
+        good,
+    } = setup().await;
 
     // The first request for a certificate is answered 503 with Retry-After
     // while it is fetched off the request path; PayPal retries.
@@ -382,12 +416,13 @@ async fn paypal_verifies_offline_with_a_pinned_fetched_certificate() {
 
 #[tokio::test]
 async fn paypal_window_holds_at_both_edges() {
-    let pki = pki();
-    let (server, _) = cert_server(&pki).await;
-    let origin = format!("https://{server}");
-    let upstream = Upstream::start().await;
-    let hg = Hookguard::start(&route(&origin, &pki.ca_file, WEBHOOK_ID), &upstream.url()).await;
-    let good = format!("{origin}/certs/good.pem");
+    let Setup {
+        pki,
+        upstream: _upstream,
+        hg,
+        good,
+        ..
+    } = setup().await;
     // Warm the cache.
     let warm = Delivery::new("edge-0", &good);
     let answer = send_settled(&hg, &warm.headers(&pki, &body(0)), &body(0)).await;
