@@ -263,6 +263,9 @@ impl Reason {
                     | Reason::MissingDedupeSource
                     | Reason::Duplicate
                     | Reason::InFlight
+                    // A certificate still being fetched says nothing about
+                    // the request; shadow mode never holds a delivery back.
+                    | Reason::KeyUnavailable
             )
     }
 }

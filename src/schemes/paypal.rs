@@ -538,6 +538,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_message_is_id_time_webhook_id_and_the_unsigned_decimal_crc() {
+        let scheme = PaypalScheme::new("WH-1".to_owned(), CertSource::paypal());
+        let mut headers = http::HeaderMap::new();
+        headers.insert(ID, "id-1".parse().unwrap());
+        headers.insert(TIME, "2026-12-01T03:00:00Z".parse().unwrap());
+        let body = Bytes::from_static(b"123456789");
+        let request = RequestView {
+            method: &http::Method::POST,
+            uri: &http::Uri::from_static("/paypal"),
+            headers: &headers,
+            body: &body,
+        };
+        // 0xCBF43926, CRC-32's check value, is above i32::MAX: unsigned.
+        assert_eq!(
+            scheme.message(&request).unwrap(),
+            b"id-1|2026-12-01T03:00:00Z|WH-1|3421780262"
+        );
+    }
+
+    #[test]
     fn only_paypal_hosts_over_https_are_fetched() {
         let paypal = CertSource::paypal();
         for good in [
