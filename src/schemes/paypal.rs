@@ -8,8 +8,13 @@
 //! the signed string is the transmission id, time, the webhook's id and the
 //! unsigned CRC-32 of the body in decimal, joined by `|`; the signature
 //! header is base64; a certificate is used only when it chains to a trusted
-//! root, has not expired and names a host ending in `.paypal.com`. Headers:
-//! developer.paypal.com/api/rest/webhooks/rest/.
+//! root, has not expired and names a host ending in `.paypal.com`. PayPal's
+//! Java SDK (PayPal-Java-SDK `rest-api-sdk/.../base/SSLUtil.java`,
+//! `validateCertificateChain`) narrows the name to one starting with
+//! `messageverificationcerts` (live and sandbox), which hookguard follows.
+//! Headers: developer.paypal.com/api/rest/webhooks/rest/. No official SDK
+//! pins the certificate URL's host (the Node SDK calls PayPal's online
+//! API instead); the pin here is hookguard's.
 //!
 //! The webhook id comes from the route, never the request. The certificate
 //! URL comes from the request, so it is pinned: `https`, port 443, a host
@@ -51,9 +56,12 @@ static DELIVERY: HeaderName = ID;
 /// The one algorithm accepted: the request names it, but never chooses it.
 pub const AUTH_ALGO_VALUE: &str = "SHA256withRSA";
 
-/// Hosts of PayPal's certificates end with this (the SDK's subject rule,
+/// Hosts of PayPal's certificates end with this (the SDKs' subject rule,
 /// applied to the URL too).
 const PAYPAL_SUFFIX: &str = ".paypal.com";
+/// The certificate's name starts with this (the Java SDK's rule):
+/// `messageverificationcerts.paypal.com`, and `.sandbox.paypal.com`.
+const SUBJECT_PREFIX: &str = "messageverificationcerts.";
 
 /// Distinct certificate URLs remembered per route; PayPal uses one or two
 /// at a time (a rotation), so this only bounds what requests can make us
@@ -300,9 +308,10 @@ impl Certs {
 
 /// Checks that the leaf chains to a trusted root through the file's other
 /// certificates, is within its validity period now, may serve TLS (PayPal's
-/// certificates are DigiCert server certificates), and names a host ending
-/// in `.paypal.com` (the SDK checks the subject's CN; webpki reads names
-/// from the subjectAltName, as RFC 6125 asks).
+/// certificates are DigiCert server certificates), and is named
+/// `messageverificationcerts.*.paypal.com` (the SDKs check the subject's CN;
+/// webpki reads names from the subjectAltName, as RFC 6125 asks, and a
+/// public CA puts the CN there too).
 fn check_chain(source: &CertSource, chain: &[CertificateDer<'static>]) -> Result<(), String> {
     let leaf = chain.first().ok_or("no certificate in the file")?;
     let leaf = webpki::EndEntityCert::try_from(leaf).map_err(|e| e.to_string())?;
@@ -324,11 +333,11 @@ fn check_chain(source: &CertSource, chain: &[CertificateDer<'static>]) -> Result
     .map_err(|e| format!("{e:?}"))?;
     let paypal = leaf.valid_dns_names().any(|name| {
         let name = name.to_ascii_lowercase();
-        name.ends_with(PAYPAL_SUFFIX) && name.len() > PAYPAL_SUFFIX.len()
+        name.starts_with(SUBJECT_PREFIX) && name.ends_with(PAYPAL_SUFFIX)
     });
-    paypal
-        .then_some(())
-        .ok_or_else(|| format!("it names no host ending in {PAYPAL_SUFFIX}"))
+    paypal.then_some(()).ok_or_else(|| {
+        format!("it is not named {SUBJECT_PREFIX}…{PAYPAL_SUFFIX} (PayPal's signing certificate)")
+    })
 }
 
 /// GETs `url` with a timeout and a size limit, on a runtime of its own

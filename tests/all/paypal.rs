@@ -132,6 +132,11 @@ fn pki() -> Pki {
             "/certs/not-paypal.pem",
             leaf("webhooks.example.com", false, &issuer),
         ),
+        // PayPal's, but not its signing certificate's name.
+        (
+            "/certs/www-paypal.pem",
+            leaf("www.paypal.com", false, &issuer),
+        ),
         ("/certs/garbage.pem", "not a certificate".to_owned()),
     ]);
     let ca_file = dir.0.join("ca.pem");
@@ -384,6 +389,7 @@ async fn paypal_verifies_offline_with_a_pinned_fetched_certificate() {
         "/certs/untrusted.pem",
         "/certs/expired.pem",
         "/certs/not-paypal.pem",
+        "/certs/www-paypal.pem",
         "/certs/garbage.pem",
     ] {
         let delivery = Delivery::new("8f1a-0006", &format!("{origin}{path}"));
