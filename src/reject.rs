@@ -87,6 +87,10 @@ pub enum Reason {
     /// A durable route's queue could not store the request (an I/O error,
     /// a full disk): nothing was stored.
     QueueUnavailable,
+    /// The key to verify with is fetched from the sender (PayPal's
+    /// certificate) and is not cached yet, or could not be fetched: retry
+    /// later (503 with `Retry-After`), the request path never waits on it.
+    KeyUnavailable,
 }
 
 impl Reason {
@@ -123,6 +127,7 @@ impl Reason {
         Reason::EgressTimeout,
         Reason::QueueFull,
         Reason::QueueUnavailable,
+        Reason::KeyUnavailable,
     ];
 
     /// The reasons the egress listener answers with: the ones it shares
@@ -174,6 +179,7 @@ impl Reason {
             Reason::EgressTimeout => "egress_timeout",
             Reason::QueueFull => "queue_full",
             Reason::QueueUnavailable => "queue_unavailable",
+            Reason::KeyUnavailable => "key_unavailable",
         }
     }
 
@@ -224,6 +230,7 @@ impl Reason {
             Reason::MissingIdempotencyKey => StatusCode::BAD_REQUEST,
             Reason::EgressTimeout => StatusCode::GATEWAY_TIMEOUT,
             Reason::QueueFull | Reason::QueueUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Reason::KeyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             // The authenticity reasons, taken by the first arm.
             _ => StatusCode::UNAUTHORIZED,
         }
@@ -250,6 +257,7 @@ impl Reason {
                     | Reason::EgressTimeout
                     | Reason::QueueFull
                     | Reason::QueueUnavailable
+                    | Reason::KeyUnavailable
             )
     }
 
@@ -268,6 +276,9 @@ impl Reason {
                     | Reason::MissingDedupeSource
                     | Reason::Duplicate
                     | Reason::InFlight
+                    // A certificate still being fetched says nothing about
+                    // the request; shadow mode never holds a delivery back.
+                    | Reason::KeyUnavailable
             )
     }
 }
@@ -450,6 +461,7 @@ mod tests {
             ("egress_timeout", 504),
             ("queue_full", 503),
             ("queue_unavailable", 503),
+            ("key_unavailable", 503),
         ];
         assert_eq!(expected.len(), Reason::ALL.len());
         for (reason, (name, status)) in Reason::ALL.iter().zip(expected) {

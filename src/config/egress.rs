@@ -747,6 +747,8 @@ fn parse_sign(
         public_url: None,
         verify_token: None,
         hmac,
+        webhook_id: None,
+        cert_source: None,
     };
     if generic && ingredients.hmac.is_none() {
         return None;

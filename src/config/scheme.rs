@@ -13,6 +13,9 @@ use super::route::is_label_safe;
 use super::secrets::{read_source, SourceReader};
 use super::Secret;
 use crate::schemes::encoding::Encoding;
+use crate::schemes::paypal::CertSource;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
 use std::borrow::Cow;
 
 use crate::schemes::hmac::{
@@ -51,15 +54,16 @@ pub(super) fn parse(
         }
     };
     let keys = match entry {
-        Some(entry) if entry.keys == KeyKind::None => {
+        Some(entry) if matches!(entry.keys, KeyKind::None | KeyKind::Certificate) => {
             for key in ["secrets", "public_keys"] {
                 if s.has(key) {
+                    let why = match entry.keys {
+                        KeyKind::None => "verifies nothing, so it takes no keys",
+                        _ => "verifies with the certificate each request names (fetched from the sender's own hosts only and checked to chain to a trusted root), so it takes no keys",
+                    };
                     errors.push(
                         s.key(key),
-                        format!(
-                            "scheme {} verifies nothing, so it takes no keys; remove {key}",
-                            entry.name
-                        ),
+                        format!("scheme {} {why}; remove {key}", entry.name),
                     );
                 }
             }
@@ -96,6 +100,8 @@ pub(super) fn parse(
     let public_url = parse_public_url(s, entry, errors);
     let verify_token = parse_verify_token(s, entry, sources, errors);
     let hmac = parse_hmac_table(s, entry, errors);
+    let webhook_id = parse_webhook_id(s, entry, errors);
+    let cert_source = parse_cert_source(s, entry, errors);
     let entry = entry?;
     let ingredients = Ingredients {
         keys: keys?
@@ -105,6 +111,8 @@ pub(super) fn parse(
         public_url,
         verify_token,
         hmac,
+        webhook_id,
+        cert_source,
     };
     match entry.build(ingredients) {
         Ok(scheme) => Some(scheme),
@@ -213,6 +221,107 @@ fn parse_verify_token(
         .resolve(&source?)
         .map_err(|message| errors.push(key, message))
         .ok()
+}
+
+/// Reads `webhook_id`: PayPal's id for the webhook, which it signs (the
+/// dashboard's "Webhook ID"); required by `paypal`, refused by the others.
+/// Not a secret: it names the webhook, it proves nothing by itself.
+fn parse_webhook_id(
+    s: &mut Section<'_>,
+    scheme: Option<&Entry>,
+    errors: &mut ConfigErrors,
+) -> Option<String> {
+    let Some(text) = s.string("webhook_id", errors) else {
+        if scheme.is_some_and(|e| e.needs_webhook_id) && !s.has("webhook_id") {
+            errors.push(
+                s.key("webhook_id"),
+                "missing: PayPal's id for this webhook, as its developer dashboard shows it under the webhook's URL (e.g. \"8PT597110X687430LKGECATA\"); PayPal signs it",
+            );
+        }
+        return None;
+    };
+    if let Some(scheme) = scheme.filter(|e| !e.needs_webhook_id) {
+        errors.push(
+            s.key("webhook_id"),
+            format!(
+                "scheme {} does not sign a webhook id; webhook_id is only for {}",
+                scheme.name,
+                registry::names_where(|e| e.needs_webhook_id).join(", ")
+            ),
+        );
+        return None;
+    }
+    let valid = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid {
+        errors.push(
+            s.key("webhook_id"),
+            format!("{text:?} is not a PayPal webhook id (letters and digits, up to 64)"),
+        );
+        return None;
+    }
+    Some(text.to_owned())
+}
+
+/// Reads `unsafe_paypal_cert_source = { origin, ca_file }`: for tests
+/// only, it lets certificates come from one loopback origin and chain to
+/// a local CA. Any origin that is not `https://` on a loopback address is
+/// refused, so it can never widen the pin to another host.
+fn parse_cert_source(
+    s: &mut Section<'_>,
+    scheme: Option<&Entry>,
+    errors: &mut ConfigErrors,
+) -> Option<CertSource> {
+    const KEY: &str = "unsafe_paypal_cert_source";
+    let mut t = s.table(KEY, errors)?;
+    if let Some(scheme) = scheme.filter(|e| !e.needs_webhook_id) {
+        errors.push(
+            s.key(KEY),
+            format!(
+                "scheme {} fetches no certificates; {KEY} is only for paypal",
+                scheme.name
+            ),
+        );
+        return None;
+    }
+    let origin = t.string("origin", errors).and_then(|origin| {
+        let authority = origin
+            .strip_prefix("https://")
+            .filter(|rest| !rest.contains(['/', '@']))
+            .and_then(|rest| rest.parse::<http::uri::Authority>().ok())
+            .filter(|a| {
+                let host = a.host().trim_start_matches('[').trim_end_matches(']');
+                a.port_u16().is_some()
+                    && host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            });
+        if authority.is_none() {
+            errors.push(
+                t.key("origin"),
+                format!("{origin:?} is not https:// on a loopback address with a port (e.g. \"https://127.0.0.1:8443\"); this test-only override never names another host"),
+            );
+        }
+        authority.map(|a| a.as_str().to_owned())
+    });
+    let roots = t.string("ca_file", errors).and_then(|file| {
+        match CertificateDer::pem_file_iter(file).and_then(|c| c.collect::<Result<Vec<_>, _>>()) {
+            Ok(certs) if !certs.is_empty() => Some(certs),
+            Ok(_) => {
+                errors.push(t.key("ca_file"), format!("{file} holds no PEM certificate"));
+                None
+            }
+            Err(e) => {
+                errors.push(t.key("ca_file"), format!("cannot read {file}: {e}"));
+                None
+            }
+        }
+    });
+    t.finish(errors);
+    Some(CertSource::unsafe_loopback(origin?, roots?))
 }
 
 /// Reads `public_url`: required by the schemes that sign the URL, refused

@@ -18,6 +18,8 @@
 //!   request, a plain token, a hash inside the JSON body).
 //! - [`asymmetric`]: public-key presets (Discord Ed25519, SendGrid ECDSA).
 //! - [`jwt`]: Tochka's RS256 JWS bodies.
+//! - [`paypal`]: PayPal's RSA signature with the key of a certificate
+//!   fetched (pinned to PayPal's hosts, cached) off the request path.
 //! - [`none`]: no signature; the route accepts by `allow_ips` alone.
 //! - [`meta`]: Meta's GitHub-style signature plus its GET subscription
 //!   handshake, authenticated by the verify token.
@@ -37,6 +39,7 @@ pub mod jwt;
 pub mod keys;
 pub mod meta;
 pub mod none;
+pub mod paypal;
 pub mod plivo;
 pub mod presets;
 pub mod registry;

@@ -17,6 +17,7 @@ use super::hmac::{Description, HmacScheme, HmacSpec, KeyForm};
 use super::jwt::{self, JwtScheme};
 use super::meta::MetaScheme;
 use super::none::NoneScheme;
+use super::paypal::{CertSource, PaypalScheme};
 use super::plivo::PlivoScheme;
 use super::presets;
 use super::tbank::TbankScheme;
@@ -32,6 +33,10 @@ pub enum KeyKind {
     PublicKeys,
     /// No keys: `scheme = "none"`, which rests on `allow_ips`.
     None,
+    /// A certificate each request names and hookguard fetches, pinned to
+    /// the sender's hosts and checked to chain to a trusted root (PayPal);
+    /// the route lists no keys.
+    Certificate,
 }
 
 impl KeyKind {
@@ -40,7 +45,7 @@ impl KeyKind {
         match self {
             KeyKind::Secrets => "secrets",
             KeyKind::PublicKeys => "public_keys",
-            KeyKind::None => "",
+            KeyKind::None | KeyKind::Certificate => "",
         }
     }
 }
@@ -81,6 +86,11 @@ pub struct Entry {
     pub signs_url: bool,
     /// True when the route needs a `verify_token` (Meta's handshake).
     pub needs_verify_token: bool,
+    /// True when the route names the sender's id for the webhook in
+    /// `webhook_id` (PayPal signs it), and verifies with a certificate the
+    /// sender names instead of keys of its own (so it takes neither
+    /// `secrets` nor `public_keys`).
+    pub needs_webhook_id: bool,
 }
 
 /// What a route supplies to build its scheme. Config fills in exactly what
@@ -95,6 +105,11 @@ pub struct Ingredients {
     pub verify_token: Option<Vec<u8>>,
     /// The route's `[routes.hmac]`, for the generic scheme.
     pub hmac: Option<HmacSpec>,
+    /// The route's `webhook_id`, for entries that need one.
+    pub webhook_id: Option<String>,
+    /// Where fetched certificates may come from: PayPal's hosts unless the
+    /// route sets `unsafe_paypal_cert_source` (loopback only, for tests).
+    pub cert_source: Option<CertSource>,
 }
 
 /// A key that could not be prepared: its index in the route's `secrets` or
@@ -153,6 +168,13 @@ pub static SCHEMES: &[Entry] = &[
     public_key("sendgrid", sendgrid),
     public_key("telnyx", telnyx),
     public_key("tochka", tochka),
+    Entry {
+        name: "paypal",
+        family: Family::Own(paypal),
+        keys: KeyKind::Certificate,
+        needs_webhook_id: true,
+        ..SHARED_SECRET
+    },
     Entry {
         name: "meta",
         family: Family::Own(meta),
@@ -349,6 +371,7 @@ const SHARED_SECRET: Entry = Entry {
     keys: KeyKind::Secrets,
     signs_url: false,
     needs_verify_token: false,
+    needs_webhook_id: false,
 };
 
 const fn hmac(name: &'static str, describe: fn() -> Description) -> Entry {
@@ -469,6 +492,12 @@ fn tochka(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, 
     Ok(Box::new(JwtScheme::new(keys)))
 }
 
+fn paypal(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+    let webhook_id = need(ingredients.webhook_id, "webhook_id")?;
+    let source = ingredients.cert_source.unwrap_or_else(CertSource::paypal);
+    Ok(Box::new(PaypalScheme::new(webhook_id, source)))
+}
+
 fn meta(name: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     let token = need(ingredients.verify_token, "verify_token")?;
     Ok(Box::new(MetaScheme::new(name, ingredients.keys, &token)))
@@ -511,6 +540,8 @@ mod tests {
             verify_token: entry.needs_verify_token.then(|| b"token".to_vec()),
             hmac: matches!(entry.family, Family::Generic)
                 .then(|| HmacSpec::body(http::HeaderName::from_static("x-signature"), None)),
+            webhook_id: entry.needs_webhook_id.then(|| "WH-1".to_owned()),
+            cert_source: None,
         }
     }
 
@@ -521,10 +552,10 @@ mod tests {
                 .build(ingredients(entry))
                 .unwrap_or_else(|e| panic!("{}: {e:?}", entry.name));
             assert_eq!(scheme.name(), entry.name);
-            let expected = if entry.keys == KeyKind::None {
-                "allow_ips"
-            } else {
-                "k"
+            let expected = match entry.keys {
+                KeyKind::None => "allow_ips",
+                KeyKind::Certificate => "paypal-certificate",
+                _ => "k",
             };
             assert_eq!(scheme.key_ids(), [expected], "{}", entry.name);
         }

@@ -100,6 +100,7 @@ fn the_proofs_table_lists_every_preset_with_the_kind_of_signer_its_proof_uses() 
         let signer = row.split('|').nth(2).expect("a second cell").trim();
         let expected = match registry::find(preset).expect("listed").keys {
             KeyKind::PublicKeys => "fresh key pair",
+            KeyKind::Certificate => "local CA",
             _ => match kind(preset) {
                 Kind::Sdk(_) => "SDK: ",
                 Kind::Vector(_) => "published vector: ",

@@ -20,6 +20,7 @@ mod egress;
 mod http1;
 mod layers;
 mod logging;
+mod paypal;
 mod pipeline;
 mod preset_proofs;
 mod presets;

@@ -75,7 +75,7 @@ impl TimestampUnit {
 
     /// The timestamp `text` in Unix seconds; `None` when it is not written
     /// in this unit.
-    pub(super) fn parse(self, text: &str) -> Option<i64> {
+    pub(crate) fn parse(self, text: &str) -> Option<i64> {
         match self {
             TimestampUnit::Seconds => text.trim().parse().ok(),
             TimestampUnit::Millis => text.trim().parse::<i64>().ok().map(|v| v.div_euclid(1000)),
