@@ -502,9 +502,10 @@ pub fn polar() -> Description {
     }
 }
 
-/// Razorpay: `X-Razorpay-Signature`, hex HMAC-SHA256 of the body
-/// (razorpay.com/docs/webhooks/validate-test/; PyPI `razorpay`
-/// `utility.verify_webhook_signature`).
+/// Razorpay: `X-Razorpay-Signature`, hex HMAC-SHA256 of the raw body with
+/// the webhook secret (not the API key secret) (razorpay.com/docs/webhooks/validate-test/;
+/// re-read: razorpay.com/docs/payments/payment-gateway/s2s-integration/test-s2s/best-practices/security;
+/// PyPI `razorpay` `utility.verify_webhook_signature`).
 pub fn razorpay() -> Description {
     hex_body(
         "x-razorpay-signature",
@@ -513,8 +514,9 @@ pub fn razorpay() -> Description {
     )
 }
 
-/// Checkout.com: `Cko-Signature`, hex HMAC-SHA256 of the body with the
-/// webhook's secret key (checkout.com/docs/developer-resources/webhooks).
+/// Checkout.com: `Cko-Signature`, hex ("Base16") HMAC-SHA256 of the body
+/// with the key of the workflow's webhook action (re-read:
+/// checkout.com/docs/workflows, "Receive webhooks").
 pub fn checkout_com() -> Description {
     hex_body("cko-signature", None, vec![sig(), json("/id")])
 }
@@ -527,7 +529,9 @@ pub fn gocardless() -> Description {
 }
 
 /// Paystack: `x-paystack-signature`, hex HMAC-SHA512 of the body keyed with
-/// the secret API key (paystack.com/docs/payments/webhooks/#verify-event-origin).
+/// the secret API key (paystack.com/docs/payments/webhooks/#verify-event-origin;
+/// re-read in the snippet that page shows, PaystackOSS/doc-code-snippets
+/// `src/doc/payments/webhooks/verifying-transaction/index.js`).
 pub fn paystack() -> Description {
     body_hmac(
         header_sig(&["x-paystack-signature"], None),
@@ -537,8 +541,8 @@ pub fn paystack() -> Description {
     )
 }
 
-/// Lemon Squeezy: `X-Signature`, hex HMAC-SHA256 of the body
-/// (docs.lemonsqueezy.com/help/webhooks/signing-requests).
+/// Lemon Squeezy: `X-Signature`, hex HMAC-SHA256 of the body ("an HMAC hex
+/// digest"; re-read: docs.lemonsqueezy.com/help/webhooks/signing-requests).
 pub fn lemon_squeezy() -> Description {
     hex_body("x-signature", None, vec![sig()])
 }
@@ -685,7 +689,9 @@ pub fn heroku() -> Description {
 
 /// WorkOS: `WorkOS-Signature: t=<ms>, v1=<hex>` over `{t}.{body}`; its SDK
 /// allows 180 s (workos.com/docs/events/data-syncing/webhooks; npm
-/// `@workos-inc/node` `webhooks.ts`).
+/// `@workos-inc/node` `webhooks.ts`; re-read in WorkOS's Ruby gem `workos`
+/// 5.17.0 `lib/workos/webhooks.rb`: `compute_signature` over a ms
+/// timestamp, `DEFAULT_TOLERANCE = 180`).
 pub fn workos() -> Description {
     kv_list(
         "workos-signature",
@@ -697,8 +703,10 @@ pub fn workos() -> Description {
     )
 }
 
-/// Webflow: `x-webflow-signature`, hex HMAC-SHA256 of `{timestamp}:{body}`,
-/// `x-webflow-timestamp` in ms (developers.webflow.com/data/docs/working-with-webhooks).
+/// Webflow: `x-webflow-signature`, hex HMAC-SHA256 of `{timestamp}:{body}`
+/// with the OAuth app's client secret, `x-webflow-timestamp` in ms, five
+/// minutes (developers.webflow.com/data/docs/working-with-webhooks; re-read:
+/// developers.webflow.com/data/v1.0.0/docs/verifying-webhook-signatures).
 pub fn webflow() -> Description {
     timestamped(
         header_sig(&["x-webflow-signature"], None),
@@ -753,7 +761,10 @@ pub fn autodesk() -> Description {
 }
 
 /// Frame.io: Slack's shape, `X-Frameio-Signature: v0=<hex>` over
-/// `v0:{ts}:{body}` (developer.frame.io, webhooks overview, "Security").
+/// `v0:{ts}:{body}`, `X-Frameio-Request-Timestamp` in seconds, with the
+/// five minutes Frame.io recommends (re-read: developer.frame.io/platform/docs/guides/webhooks,
+/// "Verifying Webhook Signatures", whose source is AdobeDocs/frameio-api
+/// `src/pages/guides/Webhooks/index.md`).
 pub fn frameio() -> Description {
     v0_hmac("x-frameio-signature", "x-frameio-request-timestamp")
 }
@@ -772,7 +783,10 @@ pub fn signal_sciences() -> Description {
 }
 
 /// Sonatype Nexus: `X-Nexus-Webhook-Signature`, hex HMAC-SHA1 of the body
-/// (help.sonatype.com/en/webhooks.html).
+/// with the capability's secret key; `X-Nexus-Webhook-Delivery` is the
+/// event's UUID (re-read: help.sonatype.com/en/enabling-a-repository-webhook-capability.html
+/// and help.sonatype.com/en/example-headers-and-payloads.html, whose
+/// example signature is 40 hex digits).
 pub fn sonatype() -> Description {
     body_hmac(
         header_sig(&["x-nexus-webhook-signature"], None),
@@ -801,7 +815,9 @@ pub fn castle() -> Description {
 }
 
 /// Clearbit: `X-Request-Signature: sha1=<hex>`, HMAC-SHA1 of the body with
-/// the secret API key (clearbit.com/docs#webhooks).
+/// the secret API key (re-read: Clearbit's own Ruby gem `clearbit`,
+/// clearbit/clearbit-ruby `lib/clearbit/webhook.rb` `Webhook.valid?`; the
+/// clearbit.com docs page is gone since HubSpot took Clearbit over).
 pub fn clearbit() -> Description {
     body_hmac(
         header_sig(&["x-request-signature"], Some("sha1=")),
@@ -874,8 +890,10 @@ pub fn x() -> Description {
     }
 }
 
-/// TikTok: `Tiktok-Signature: t=<s>,s=<hex>` over `{t}.{body}`
-/// (developers.tiktok.com/doc/webhooks-verification).
+/// TikTok: `Tiktok-Signature: t=<s>,s=<hex>`, HMAC-SHA256 of `{t}.{body}`
+/// with the app's client secret (re-read: developers.tiktok.com/doc/webhooks-verification,
+/// whose example `s` is 64 hex digits). TikTok leaves the window to the
+/// receiver; five minutes is hookguard's choice.
 pub fn tiktok() -> Description {
     kv_list(
         "tiktok-signature",
@@ -1168,8 +1186,8 @@ pub fn go1() -> Description {
 }
 
 /// PandaDoc: the signature is the `signature` query parameter, hex
-/// HMAC-SHA256 of the body with the shared key
-/// (developers.pandadoc.com/reference/webhooks-verification).
+/// HMAC-SHA256 of the body with the shared key. Hex, not base64: PandaDoc's
+/// own example calls `hexdigest()` (re-read: developers.pandadoc.com/docs/webhook-verification).
 pub fn pandadoc() -> Description {
     body_hmac(
         SignatureSource::Query(Cow::Borrowed("signature")),
@@ -1268,8 +1286,12 @@ pub fn orb() -> Description {
     }
 }
 
-/// HostedHooks: `HostedHooks-Signature: t=<s>,s=<hex>` over `{t}.{body}`
-/// (docs.hostedhooks.com/security/security-features/webhook-signatures).
+/// HostedHooks: `HostedHooks-Signature: t=<s>,s=<hex>`, HMAC-SHA256 of
+/// `{t}.{body}` with the endpoint's signing secret (re-read:
+/// docs.hostedhooks.com/security/security-features/webhook-signatures, which
+/// names the header as Rack sees it, `HTTP_HOSTEDHOOKS_SIGNATURE`, and
+/// shows a 64-hex-digit `s`). The window is left to the receiver; five
+/// minutes is hookguard's choice.
 pub fn hostedhooks() -> Description {
     kv_list(
         "hostedhooks-signature",
@@ -1281,9 +1303,14 @@ pub fn hostedhooks() -> Description {
     )
 }
 
-/// Sumsub: `X-Payload-Digest`, hex HMAC of the body with the hash the
-/// request names in `X-Payload-Digest-Alg`, from Sumsub's three
-/// (docs.sumsub.com/docs/webhook-manager#webhook-signature).
+/// Sumsub: `X-Payload-Digest`, hex HMAC of the body with the webhook's
+/// secret key and the hash the request names in `X-Payload-Digest-Alg`,
+/// from Sumsub's three (re-read: docs.sumsub.com/docs/webhook-manager,
+/// "Secret key" and "Signature algorithm"; the header names and the three
+/// values from Sumsub's own example, SumSubstance/agent-skills
+/// `skills/sumsub-integrate-websdk/examples/webhook-verify.js`). That
+/// example takes a missing `X-Payload-Digest-Alg` as SHA-256; hookguard
+/// refuses it instead, never guessing a hash.
 pub fn sumsub() -> Description {
     Description {
         algorithm_from: Some(AlgorithmHeader {
