@@ -14,7 +14,9 @@
 //!
 //! The independent signer ([`Kind`]) is the provider's official SDK where
 //! one can sign (the Standard Webhooks senders, Slack, Coinbase Commerce,
-//! Modern Treasury and Box, through `tests/all/signers/sdk.py`), else a
+//! Modern Treasury, Box, Stripe and others, through
+//! `tests/all/signers/sdk.py`), else a second implementation that the
+//! SDK's own verify function accepts (Razorpay, GoCardless), else a
 //! published vector, else
 //! a second implementation written here from the provider's documentation
 //! with the hmac/sha crates directly, never hookguard's code. The README's
@@ -38,6 +40,10 @@ pub enum Kind {
     /// The provider's official SDK signs (its PyPI package, pinned in
     /// `.ci/run`).
     Sdk(&'static str),
+    /// A second implementation whose every request the provider's official
+    /// SDK's own verify function accepts too (the SDK cannot sign, but it
+    /// checks what hookguard accepts).
+    SdkChecked(&'static str),
     /// A published vector, from where the string says.
     Vector(&'static str),
     /// A second implementation, written from the documentation in this file
@@ -113,12 +119,29 @@ const OTHER_SDKS: &[(&str, &str)] = &[
         "adyen-platform",
         "Adyen 16.0.0 (PyPI), Adyen.util.generate_payload_sig",
     ),
+    (
+        "stripe",
+        "stripe 16.1.0 (PyPI), WebhookSignature.generate_signature_header",
+    ),
+];
+
+/// Presets whose official SDK cannot sign but verifies: the second
+/// implementation signs, and every request it signs must pass the SDK's
+/// verify function (`sdk.py <name>-verify`) before it is sent.
+const SDK_CHECKED: &[(&str, &str)] = &[
+    (
+        "razorpay",
+        "razorpay 2.0.1 (PyPI), Utility.verify_webhook_signature",
+    ),
+    ("gocardless", "gocardless_pro 3.22.0 (PyPI), webhooks.parse"),
 ];
 
 /// The kind of signer that proves `preset`.
 pub fn kind(preset: &str) -> Kind {
     if let Some((_, sdk)) = OTHER_SDKS.iter().find(|(p, _)| *p == preset) {
         Kind::Sdk(sdk)
+    } else if let Some((_, sdk)) = SDK_CHECKED.iter().find(|(p, _)| *p == preset) {
+        Kind::SdkChecked(sdk)
     } else if SVIX.contains(&preset) {
         Kind::Sdk("svix 1.99.1 (PyPI), Webhook.sign")
     } else if STANDARD.contains(&preset) {
@@ -257,7 +280,7 @@ fn sdks_present() -> bool {
     let python = Command::new("python3")
         .args([
             "-c",
-            "import standardwebhooks, svix, slack_sdk, coinbase_commerce, modern_treasury, box_sdk_gen, Adyen, braintree, plivo",
+            "import standardwebhooks, svix, slack_sdk, coinbase_commerce, modern_treasury, box_sdk_gen, Adyen, braintree, plivo, stripe, razorpay, gocardless_pro",
         ])
         .status()
         .is_ok_and(|s| s.success());
@@ -421,6 +444,10 @@ fn sdk_sign(preset: &str, secret: &str, body: &str, ts: i64, id: &str) -> Option
             "hmacsignature",
             sdk(&["adyen-platform", secret, body]),
         )]),
+        "stripe" => plain(vec![(
+            "stripe-signature",
+            sdk(&["stripe", secret, &t, body]),
+        )]),
         _ => return None,
     })
 }
@@ -431,10 +458,35 @@ pub fn sign(preset: &str, secret: &str, body: &str, ts: i64, id: &str) -> Signed
     if matches!(kind(preset), Kind::Sdk(_)) {
         return sdk_sign(preset, secret, body, ts, id).expect("every SDK kind signs");
     }
-    match second_implementation(preset, secret, body, ts, id) {
+    let signed = match second_implementation(preset, secret, body, ts, id) {
         Some(signed) => signed,
         None => first::sign_as_provider(preset, secret, body, ts, id),
+    };
+    if matches!(kind(preset), Kind::SdkChecked(_)) {
+        sdk_check(preset, secret, &signed);
     }
+    signed
+}
+
+/// Runs the official SDK's verify function on `signed`; `sdk` fails the
+/// test if the SDK refuses it.
+fn sdk_check(preset: &str, secret: &str, signed: &Signed) {
+    let header = match preset {
+        "razorpay" => "x-razorpay-signature",
+        "gocardless" => "webhook-signature",
+        other => panic!("{other}: no SDK check"),
+    };
+    let signature = &signed
+        .headers
+        .iter()
+        .find(|(name, _)| *name == header)
+        .expect("the signature header")
+        .1;
+    assert_eq!(
+        sdk(&[&format!("{preset}-verify"), secret, signature, &signed.body]),
+        "ok",
+        "{preset}: the SDK accepts the request"
+    );
 }
 
 /// The second implementation: each provider's rule as its documentation
@@ -809,7 +861,7 @@ async fn post(hg: &Hookguard, signed: &Signed, body: String) -> crate::support::
 /// The generic proof for one preset.
 async fn prove(preset: &'static str) {
     let kind = kind(preset);
-    if matches!(kind, Kind::Sdk(_)) && !sdks_present() {
+    if matches!(kind, Kind::Sdk(_) | Kind::SdkChecked(_)) && !sdks_present() {
         return;
     }
     let vector = vector(preset);

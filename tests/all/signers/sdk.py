@@ -18,6 +18,15 @@ pinned in .ci/run.
                                  get_signature_v3)
   braintree PRIVATE_KEY ID    -> a form body (bt_signature, bt_payload) from
                                  WebhookTesting.sample_notification
+  stripe SECRET SECONDS BODY  -> "t=..,v1=<hex>" stripe
+                                 WebhookSignature.generate_signature_header
+
+Where an SDK cannot sign but can verify, the check runs the SDK's own
+verify function on a request the test signed, and exits non-zero if the
+SDK refuses it:
+
+  razorpay-verify SECRET SIGNATURE BODY    razorpay Utility.verify_webhook_signature
+  gocardless-verify SECRET SIGNATURE BODY  gocardless_pro webhooks.parse
 """
 
 import sys
@@ -117,5 +126,27 @@ elif sdk == "plivo":
     else:
         base = construct_post_url(url, params)
     print(get_signature_v3(token, base.decode(), nonce).decode())
+elif sdk == "stripe":
+    from stripe import WebhookSignature
+
+    secret, seconds, body = args
+    print(WebhookSignature.generate_signature_header(body, secret, timestamp=int(seconds)))
+elif sdk == "razorpay-verify":
+    import razorpay
+
+    secret, signature, body = args
+    # Raises SignatureVerificationError on a bad signature.
+    razorpay.Client(auth=("unused", "unused")).utility.verify_webhook_signature(
+        body, signature, secret
+    )
+    print("ok")
+elif sdk == "gocardless-verify":
+    from gocardless_pro import webhooks
+
+    secret, signature, body = args
+    # Raises InvalidSignatureError on a bad signature; the body must be
+    # GoCardless's shape ({"events": [...]}) for it to parse.
+    webhooks.parse(body, secret, signature)
+    print("ok")
 else:
     sys.exit(f"unknown sdk {sdk}")
