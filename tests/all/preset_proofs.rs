@@ -16,7 +16,7 @@
 //! one can sign (the Standard Webhooks senders, Slack, Coinbase Commerce,
 //! Modern Treasury, Box, Stripe and others, through
 //! `tests/all/signers/sdk.py`), else a second implementation that the
-//! SDK's own verify function accepts (Razorpay, GoCardless), else a
+//! SDK's own verify function accepts (Razorpay, GoCardless, Square), else a
 //! published vector, else
 //! a second implementation written here from the provider's documentation
 //! with the hmac/sha crates directly, never hookguard's code. The README's
@@ -123,6 +123,14 @@ const OTHER_SDKS: &[(&str, &str)] = &[
         "stripe",
         "stripe 16.1.0 (PyPI), WebhookSignature.generate_signature_header",
     ),
+    (
+        "twilio",
+        "twilio 9.13.0 (PyPI), RequestValidator.compute_signature",
+    ),
+    (
+        "hubspot",
+        "hubspot-api-client 12.0.0 (PyPI), Signature.get_signature (v3)",
+    ),
 ];
 
 /// Presets whose official SDK cannot sign but verifies: the second
@@ -134,6 +142,10 @@ const SDK_CHECKED: &[(&str, &str)] = &[
         "razorpay 2.0.1 (PyPI), Utility.verify_webhook_signature",
     ),
     ("gocardless", "gocardless_pro 3.22.0 (PyPI), webhooks.parse"),
+    (
+        "square",
+        "squareup 46.0.0.20260916 (PyPI), webhooks_helper.verify_signature",
+    ),
 ];
 
 /// The kind of signer that proves `preset`.
@@ -280,7 +292,7 @@ fn sdks_present() -> bool {
     let python = Command::new("python3")
         .args([
             "-c",
-            "import standardwebhooks, svix, slack_sdk, coinbase_commerce, modern_treasury, box_sdk_gen, Adyen, braintree, plivo, stripe, razorpay, gocardless_pro",
+            "import standardwebhooks, svix, slack_sdk, coinbase_commerce, modern_treasury, box_sdk_gen, Adyen, braintree, plivo, stripe, razorpay, gocardless_pro, twilio, hubspot, square",
         ])
         .status()
         .is_ok_and(|s| s.success());
@@ -448,6 +460,34 @@ fn sdk_sign(preset: &str, secret: &str, body: &str, ts: i64, id: &str) -> Option
             "stripe-signature",
             sdk(&["stripe", secret, &t, body]),
         )]),
+        "twilio" => {
+            // A form post, as Twilio sends; the id makes each delivery its
+            // own.
+            let form = format!("To=%2B1800&From=%2B1555&Body={id}");
+            let url = "https://shop.example.com/twilio";
+            Signed {
+                path: "/hook".into(),
+                headers: vec![
+                    (
+                        "content-type",
+                        "application/x-www-form-urlencoded".to_owned(),
+                    ),
+                    ("x-twilio-signature", sdk(&["twilio", secret, url, &form])),
+                ],
+                body: form,
+            }
+        }
+        "hubspot" => {
+            let ms = (ts * 1000).to_string();
+            let url = "https://shop.example.com/hubspot";
+            plain(vec![
+                ("x-hubspot-request-timestamp", ms.clone()),
+                (
+                    "x-hubspot-signature-v3",
+                    sdk(&["hubspot", secret, "POST", url, body, &ms]),
+                ),
+            ])
+        }
         _ => return None,
     })
 }
@@ -474,19 +514,25 @@ fn sdk_check(preset: &str, secret: &str, signed: &Signed) {
     let header = match preset {
         "razorpay" => "x-razorpay-signature",
         "gocardless" => "webhook-signature",
+        "square" => "x-square-hmacsha256-signature",
         other => panic!("{other}: no SDK check"),
     };
-    let signature = &signed
+    let signature = signed
         .headers
         .iter()
         .find(|(name, _)| *name == header)
         .expect("the signature header")
-        .1;
-    assert_eq!(
-        sdk(&[&format!("{preset}-verify"), secret, signature, &signed.body]),
-        "ok",
-        "{preset}: the SDK accepts the request"
-    );
+        .1
+        .as_str();
+    let verify = format!("{preset}-verify");
+    let mut args = vec![verify.as_str(), secret, signature];
+    // Square signs the notification URL with the body.
+    let url = format!("https://shop.example.com/{preset}");
+    if preset == "square" {
+        args.push(&url);
+    }
+    args.push(&signed.body);
+    assert_eq!(sdk(&args), "ok", "{preset}: the SDK accepts the request");
 }
 
 /// The second implementation: each provider's rule as its documentation

@@ -20,6 +20,9 @@ pinned in .ci/run.
                                  WebhookTesting.sample_notification
   stripe SECRET SECONDS BODY  -> "t=..,v1=<hex>" stripe
                                  WebhookSignature.generate_signature_header
+  twilio TOKEN URL FORM       -> "<base64>"   twilio RequestValidator.compute_signature
+  hubspot SECRET METHOD URL BODY MS -> "<base64>" hubspot.utils.signature
+                                 Signature.get_signature (v3)
 
 Where an SDK cannot sign but can verify, the check runs the SDK's own
 verify function on a request the test signed, and exits non-zero if the
@@ -27,6 +30,7 @@ SDK refuses it:
 
   razorpay-verify SECRET SIGNATURE BODY    razorpay Utility.verify_webhook_signature
   gocardless-verify SECRET SIGNATURE BODY  gocardless_pro webhooks.parse
+  square-verify KEY SIGNATURE URL BODY     square.utils.webhooks_helper.verify_signature
 """
 
 import sys
@@ -147,6 +151,31 @@ elif sdk == "gocardless-verify":
     # Raises InvalidSignatureError on a bad signature; the body must be
     # GoCardless's shape ({"events": [...]}) for it to parse.
     webhooks.parse(body, secret, signature)
+    print("ok")
+elif sdk == "twilio":
+    from urllib.parse import parse_qs
+
+    from twilio.request_validator import RequestValidator
+
+    token, url, form = args
+    params = parse_qs(form, keep_blank_values=True)
+    print(RequestValidator(token).compute_signature(url, params))
+elif sdk == "hubspot":
+    from hubspot.utils.signature import Signature
+
+    secret, method, url, body, ms = args
+    print(Signature.get_signature(secret, body, "v3", url, method, ms))
+elif sdk == "square-verify":
+    from square.utils.webhooks_helper import verify_signature
+
+    key, signature, url, body = args
+    if not verify_signature(
+        request_body=body,
+        signature_header=signature,
+        signature_key=key,
+        notification_url=url,
+    ):
+        sys.exit("square: the SDK refuses the signature")
     print("ok")
 else:
     sys.exit(f"unknown sdk {sdk}")
