@@ -906,9 +906,16 @@ pub fn tiktok() -> Description {
 }
 
 /// Pusher Channels: `X-Pusher-Signature`, hex HMAC-SHA256 of the body with
-/// the app secret (pusher.com/docs/channels/server_api/webhooks/).
+/// the app secret; `X-Pusher-Key` names the app. The body's `time_ms` is
+/// signed with it, and Pusher's own SDK refuses a webhook whose `time_ms`
+/// is more than five minutes from now, so the window is read there
+/// (pusher.com/docs/channels/server_api/webhooks/; re-read in PyPI `pusher`
+/// 3.3.4 `pusher/authentication_client.py` `validate_webhook`).
 pub fn pusher() -> Description {
-    hex_body("x-pusher-signature", None, vec![sig()])
+    Description {
+        timestamp: Some(TimestampSource::Json("/time_ms", TimestampUnit::Millis)),
+        ..hex_body("x-pusher-signature", None, vec![sig()])
+    }
 }
 
 /// Airship: `X-UA-Signature`, hex HMAC-SHA256 of `{timestamp}:{body}`,

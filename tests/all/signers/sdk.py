@@ -31,6 +31,7 @@ SDK refuses it:
   razorpay-verify SECRET SIGNATURE BODY    razorpay Utility.verify_webhook_signature
   gocardless-verify SECRET SIGNATURE BODY  gocardless_pro webhooks.parse
   square-verify KEY SIGNATURE URL BODY     square.utils.webhooks_helper.verify_signature
+  pusher-verify SECRET SIGNATURE APPKEY BODY  pusher Pusher.validate_webhook
 """
 
 import sys
@@ -176,6 +177,16 @@ elif sdk == "square-verify":
         notification_url=url,
     ):
         sys.exit("square: the SDK refuses the signature")
+    print("ok")
+elif sdk == "pusher-verify":
+    import pusher
+
+    secret, signature, app_key, body = args
+    client = pusher.Pusher(app_id="1", key=app_key, secret=secret)
+    # None when the key, the signature or the body's time_ms (five
+    # minutes) is wrong.
+    if client.validate_webhook(app_key, signature, body) is None:
+        sys.exit("pusher: the SDK refuses the webhook")
     print("ok")
 else:
     sys.exit(f"unknown sdk {sdk}")
