@@ -771,7 +771,8 @@ pub fn frameio() -> Description {
 
 /// Mux: `Mux-Signature: t=<s>,v1=<hex>` over `{t}.{body}`
 /// (docs.mux.com/guides/video/verify-webhook-signatures; npm `@mux/mux-node`
-/// `webhooks.ts`).
+/// `webhooks.ts`; re-read: mux.com/docs/core/verify-webhook-signatures, and
+/// Mux's Elixir library `mux` 2.2.0 `lib/mux/webhooks.ex`, 300 s).
 pub fn mux() -> Description {
     t_v1_list("mux-signature", vec![sig(), json("/id")], seconds(300))
 }
@@ -958,7 +959,8 @@ pub fn segment() -> Description {
 
 /// Twitch EventSub: `Twitch-Eventsub-Message-Signature: sha256=<hex>` over
 /// the message id, the RFC 3339 timestamp (nanoseconds) and the body, with
-/// no separators; ten minutes (dev.twitch.tv/docs/eventsub/handling-webhook-events).
+/// no separators; ten minutes (re-read: dev.twitch.tv/docs/eventsub/handling-webhook-events,
+/// "Verifying the event message").
 pub fn twitch() -> Description {
     Description {
         id: Some(IdSource::Header(vec![h("twitch-eventsub-message-id")])),
@@ -991,7 +993,8 @@ pub fn elevenlabs() -> Description {
 
 /// Zendesk: `X-Zendesk-Webhook-Signature`, base64 HMAC-SHA256 of the
 /// RFC 3339 timestamp (`X-Zendesk-Webhook-Signature-Timestamp`) followed by
-/// the body (developer.zendesk.com/documentation/webhooks/verifying/).
+/// the body, `base64(HMACSHA256(TIMESTAMP + BODY))` (re-read:
+/// developer.zendesk.com/documentation/webhooks/verifying/).
 pub fn zendesk() -> Description {
     Description {
         dedupe: vec![sig(), header("x-zendesk-webhook-invocation-id")],
