@@ -12,7 +12,7 @@
 //! worth that. Dropped lines are counted ([`dropped_lines`], exported as
 //! `hookguard_log_lines_dropped_total`).
 //!
-//! JSON lines are written by [`json`]'s formatter: tracing-subscriber's
+//! JSON lines are written by `json`'s formatter: tracing-subscriber's
 //! own lines, byte for byte, at a fraction of the cost.
 
 use std::io::{BufWriter, IsTerminal};
