@@ -159,7 +159,8 @@ elif sdk == "twilio":
     from twilio.request_validator import RequestValidator
 
     token, url, form = args
-    params = parse_qs(form, keep_blank_values=True)
+    # A plain dict, one value per name, as a framework hands Twilio's form.
+    params = {k: v[0] for k, v in parse_qs(form, keep_blank_values=True).items()}
     print(RequestValidator(token).compute_signature(url, params))
 elif sdk == "hubspot":
     from hubspot.utils.signature import Signature
