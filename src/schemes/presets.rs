@@ -848,7 +848,8 @@ pub fn sanity() -> Description {
 
 /// AfterShip: `aftership-hmac-sha256` (Tracking) or
 /// `as-signature-hmac-sha256` (Returns), base64 HMAC-SHA256 of the body
-/// (aftership.com/docs/tracking/webhook/webhook-signature).
+/// (re-read: aftership.com/docs/tracking/webhook/webhook-signature and
+/// aftership.com/docs/returns/2025-04/webhook/signature).
 pub fn aftership() -> Description {
     body_hmac(
         header_sig(&["aftership-hmac-sha256", "as-signature-hmac-sha256"], None),
@@ -1165,8 +1166,8 @@ pub fn xero() -> Description {
 }
 
 /// Persona: `Persona-Signature: t=<s>,v1=<hex>`; while a secret rotates,
-/// several such groups separated by spaces (docs.withpersona.com,
-/// webhooks best practices).
+/// several such groups separated by spaces (re-read:
+/// docs.withpersona.com/docs/best-practices, "Checking signatures").
 pub fn persona() -> Description {
     let mut desc = t_v1_list(
         "persona-signature",
@@ -1190,7 +1191,8 @@ pub fn woocommerce() -> Description {
 }
 
 /// Go1: `Go1-Signature: t=<s>,v1=<hex>` over `{t}.{body}`
-/// (developers.go1.com/docs/developer-tools/webhooks/security).
+/// (developers.go1.com/docs/developer-tools/webhooks/security; Go1's own
+/// verifier is npm `@go1/webhook-verifier-js`).
 pub fn go1() -> Description {
     t_v1_list("go1-signature", vec![sig()], seconds(300))
 }
