@@ -1192,7 +1192,8 @@ pub fn woocommerce() -> Description {
 
 /// Go1: `Go1-Signature: t=<s>,v1=<hex>` over `{t}.{body}`
 /// (developers.go1.com/docs/developer-tools/webhooks/security; Go1's own
-/// verifier is npm `@go1/webhook-verifier-js`).
+/// verifier, npm `@go1/webhook-verifier-js`, has a page on npmjs.com but
+/// the registry no longer serves it, so it cannot check the proof).
 pub fn go1() -> Description {
     t_v1_list("go1-signature", vec![sig()], seconds(300))
 }
