@@ -16,7 +16,8 @@
 //! one can sign (the Standard Webhooks senders, Slack, Coinbase Commerce,
 //! Modern Treasury, Box, Stripe and others, through
 //! `tests/all/signers/sdk.py`), else a second implementation that the
-//! SDK's own verify function accepts (Razorpay, GoCardless, Square, Pusher), else a
+//! SDK's own verify function accepts (Razorpay, GoCardless, Square, Pusher,
+//! WorkOS, ElevenLabs), else a
 //! published vector, else
 //! a second implementation written here from the provider's documentation
 //! with the hmac/sha crates directly, never hookguard's code. The README's
@@ -147,6 +148,14 @@ const SDK_CHECKED: &[(&str, &str)] = &[
         "squareup 46.0.0.20260916 (PyPI), webhooks_helper.verify_signature",
     ),
     ("pusher", "pusher 3.3.4 (PyPI), Pusher.validate_webhook"),
+    (
+        "workos",
+        "workos 10.8.0 (PyPI), WorkOSClient.webhooks.verify_header",
+    ),
+    (
+        "elevenlabs",
+        "elevenlabs 2.78.0 (PyPI), ElevenLabs.webhooks.construct_event",
+    ),
 ];
 
 /// The kind of signer that proves `preset`.
@@ -293,7 +302,7 @@ fn sdks_present() -> bool {
     let python = Command::new("python3")
         .args([
             "-c",
-            "import standardwebhooks, svix, slack_sdk, coinbase_commerce, modern_treasury, box_sdk_gen, Adyen, braintree, plivo, stripe, razorpay, gocardless_pro, twilio, hubspot, square, pusher",
+            "import standardwebhooks, svix, slack_sdk, coinbase_commerce, modern_treasury, box_sdk_gen, Adyen, braintree, plivo, stripe, razorpay, gocardless_pro, twilio, hubspot, square, pusher, workos, elevenlabs",
         ])
         .status()
         .is_ok_and(|s| s.success());
@@ -520,6 +529,8 @@ fn sdk_check(preset: &str, secret: &str, signed: &Signed) {
         "gocardless" => "webhook-signature",
         "square" => "x-square-hmacsha256-signature",
         "pusher" => "x-pusher-signature",
+        "workos" => "workos-signature",
+        "elevenlabs" => "elevenlabs-signature",
         other => panic!("{other}: no SDK check"),
     };
     let signature = signed

@@ -32,6 +32,8 @@ SDK refuses it:
   gocardless-verify SECRET SIGNATURE BODY  gocardless_pro webhooks.parse
   square-verify KEY SIGNATURE URL BODY     square.utils.webhooks_helper.verify_signature
   pusher-verify SECRET SIGNATURE APPKEY BODY  pusher Pusher.validate_webhook
+  workos-verify SECRET SIGNATURE BODY      workos WorkOSClient.webhooks.verify_header
+  elevenlabs-verify SECRET SIGNATURE BODY  elevenlabs ElevenLabs.webhooks.construct_event
 """
 
 import sys
@@ -188,6 +190,23 @@ elif sdk == "pusher-verify":
     # minutes) is wrong.
     if client.validate_webhook(app_key, signature, body) is None:
         sys.exit("pusher: the SDK refuses the webhook")
+    print("ok")
+elif sdk == "workos-verify":
+    from workos import WorkOSClient
+
+    secret, signature, body = args
+    client = WorkOSClient(api_key="unused", client_id="unused")
+    # Raises ValueError on a bad signature or a time outside 180 s.
+    client.webhooks.verify_header(
+        event_body=body.encode(), event_signature=signature, secret=secret
+    )
+    print("ok")
+elif sdk == "elevenlabs-verify":
+    from elevenlabs import ElevenLabs
+
+    secret, signature, body = args
+    # Raises BadRequestError on a bad signature or a time older than 30 min.
+    ElevenLabs(api_key="unused").webhooks.construct_event(body, signature, secret)
     print("ok")
 else:
     sys.exit(f"unknown sdk {sdk}")
