@@ -34,6 +34,7 @@ SDK refuses it:
   pusher-verify SECRET SIGNATURE APPKEY BODY  pusher Pusher.validate_webhook
   workos-verify SECRET SIGNATURE BODY      workos WorkOSClient.webhooks.verify_header
   elevenlabs-verify SECRET SIGNATURE BODY  elevenlabs ElevenLabs.webhooks.construct_event
+  paddle-verify SECRET SIGNATURE BODY      paddle_billing Notifications.Verifier.verify
 """
 
 import sys
@@ -207,6 +208,20 @@ elif sdk == "elevenlabs-verify":
     secret, signature, body = args
     # Raises BadRequestError on a bad signature or a time older than 30 min.
     ElevenLabs(api_key="unused").webhooks.construct_event(body, signature, secret)
+    print("ok")
+elif sdk == "paddle-verify":
+    from types import SimpleNamespace
+
+    from paddle_billing.Notifications import Secret, Verifier
+
+    secret, signature, body = args
+    # The SDK reads a framework's request: headers and the raw body.
+    request = SimpleNamespace(
+        headers={"Paddle-Signature": signature}, body=body.encode()
+    )
+    # False on a bad signature or a time more than 5 s away.
+    if not Verifier().verify(request, Secret(secret)):
+        sys.exit("paddle: the SDK refuses the signature")
     print("ok")
 else:
     sys.exit(f"unknown sdk {sdk}")
