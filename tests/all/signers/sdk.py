@@ -35,6 +35,7 @@ SDK refuses it:
   workos-verify SECRET SIGNATURE BODY      workos WorkOSClient.webhooks.verify_header
   elevenlabs-verify SECRET SIGNATURE BODY  elevenlabs ElevenLabs.webhooks.construct_event
   paddle-verify SECRET SIGNATURE BODY      paddle_billing Notifications.Verifier.verify
+                                           (signature only; see there)
 """
 
 import sys
@@ -219,8 +220,10 @@ elif sdk == "paddle-verify":
     request = SimpleNamespace(
         headers={"Paddle-Signature": signature}, body=body.encode()
     )
-    # False on a bad signature or a time more than 5 s away.
-    if not Verifier().verify(request, Secret(secret)):
+    # False on a bad signature. Its 5 s time check is off: python3
+    # importing the SDK alone can take that long on a loaded test run, and
+    # the proof tests the window's edges against hookguard itself.
+    if not Verifier().verify(request, Secret(secret), verify_time_drift=False):
         sys.exit("paddle: the SDK refuses the signature")
     print("ok")
 else:
