@@ -1288,7 +1288,8 @@ pub fn adyen_platform() -> Description {
 /// Orb: `X-Orb-Signature: v1=<hex>` (space-separated versions) over
 /// `v1:{timestamp}:{body}`, `X-Orb-Timestamp` an ISO 8601 time without an
 /// offset, meaning UTC; five minutes (npm `orb-billing` 6.11.0
-/// `src/resources/webhooks.ts`).
+/// `src/resources/webhooks.ts`; re-read: PyPI `orb-billing` 4.90.0
+/// `orb/resources/webhooks/webhooks.py` `verify_signature`).
 pub fn orb() -> Description {
     Description {
         dedupe: vec![sig(), json("/id")],

@@ -17,7 +17,7 @@
 //! Modern Treasury, Box, Stripe and others, through
 //! `tests/all/signers/sdk.py`), else a second implementation that the
 //! SDK's own verify function accepts (Razorpay, GoCardless, Square, Pusher,
-//! WorkOS, ElevenLabs, Paddle), else a
+//! WorkOS, ElevenLabs, Paddle, Orb), else a
 //! published vector, else
 //! a second implementation written here from the provider's documentation
 //! with the hmac/sha crates directly, never hookguard's code. The README's
@@ -159,6 +159,10 @@ const SDK_CHECKED: &[(&str, &str)] = &[
     (
         "paddle",
         "paddle-python-sdk 1.16.1 (PyPI), Notifications.Verifier.verify",
+    ),
+    (
+        "orb",
+        "orb-billing 4.90.0 (PyPI), Orb.webhooks.verify_signature",
     ),
 ];
 
@@ -317,7 +321,7 @@ fn sdks_present() -> bool {
     let python = Command::new("python3")
         .args([
             "-c",
-            "import standardwebhooks, svix, slack_sdk, coinbase_commerce, modern_treasury, box_sdk_gen, Adyen, braintree, plivo, stripe, razorpay, gocardless_pro, twilio, hubspot, square, pusher, workos, elevenlabs, paddle_billing",
+            "import standardwebhooks, svix, slack_sdk, coinbase_commerce, modern_treasury, box_sdk_gen, Adyen, braintree, plivo, stripe, razorpay, gocardless_pro, twilio, hubspot, square, pusher, workos, elevenlabs, paddle_billing, orb",
         ])
         .status()
         .is_ok_and(|s| s.success());
@@ -547,6 +551,7 @@ fn sdk_check(preset: &str, secret: &str, signed: &Signed) {
         "workos" => "workos-signature",
         "elevenlabs" => "elevenlabs-signature",
         "paddle" => "paddle-signature",
+        "orb" => "x-orb-signature",
         other => panic!("{other}: no SDK check"),
     };
     let signature = signed
@@ -566,6 +571,15 @@ fn sdk_check(preset: &str, secret: &str, signed: &Signed) {
     // Pusher's SDK checks the app key the request names.
     if preset == "pusher" {
         args.push("app-key");
+    }
+    // Orb signs its timestamp header with the body.
+    if preset == "orb" {
+        let timestamp = signed
+            .headers
+            .iter()
+            .find(|(name, _)| *name == "x-orb-timestamp")
+            .expect("Orb's timestamp header");
+        args.push(&timestamp.1);
     }
     args.push(&signed.body);
     assert_eq!(sdk(&args), "ok", "{preset}: the SDK accepts the request");

@@ -34,6 +34,7 @@ SDK refuses it:
   pusher-verify SECRET SIGNATURE APPKEY BODY  pusher Pusher.validate_webhook
   workos-verify SECRET SIGNATURE BODY      workos WorkOSClient.webhooks.verify_header
   elevenlabs-verify SECRET SIGNATURE BODY  elevenlabs ElevenLabs.webhooks.construct_event
+  orb-verify SECRET SIGNATURE TIMESTAMP BODY  orb Orb.webhooks.verify_signature
   paddle-verify SECRET SIGNATURE BODY      paddle_billing Notifications.Verifier.verify
                                            (signature only; see there)
 """
@@ -225,6 +226,17 @@ elif sdk == "paddle-verify":
     # the proof tests the window's edges against hookguard itself.
     if not Verifier().verify(request, Secret(secret), verify_time_drift=False):
         sys.exit("paddle: the SDK refuses the signature")
+    print("ok")
+elif sdk == "orb-verify":
+    from orb import Orb
+
+    secret, signature, timestamp, body = args
+    # Raises ValueError on a bad signature or a time outside 5 minutes.
+    Orb(api_key="unused").webhooks.verify_signature(
+        body,
+        {"X-Orb-Timestamp": timestamp, "X-Orb-Signature": signature},
+        secret=secret,
+    )
     print("ok")
 else:
     sys.exit(f"unknown sdk {sdk}")
