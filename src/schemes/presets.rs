@@ -234,7 +234,11 @@ pub fn standard_webhooks() -> Description {
     }
 }
 
-/// Paddle: `Paddle-Signature: ts=..;h1=..` over `{ts}:{body}`.
+/// Paddle: `Paddle-Signature: ts=..;h1=..` over `{ts}:{body}`, with five
+/// seconds: Paddle's SDKs enforce five seconds and its docs ask manual
+/// checks to apply the same (re-read: developer.paddle.com/webhooks/about/signature-verification;
+/// PyPI `paddle-python-sdk` 1.16.1 `Notifications/Verifier.py`,
+/// `maximum_variance = 5`). A route whose clock drifts more sets `tolerance`.
 pub fn paddle() -> Description {
     Description {
         signature: SignatureSource::KvList {
@@ -253,7 +257,7 @@ pub fn paddle() -> Description {
         public_url: None,
         key_form: KeyForm::Raw,
         dedupe: vec![DedupeSource::Signature, json("/event_id")],
-        tolerance: seconds(300),
+        tolerance: seconds(5),
         window: true,
         challenge: None,
     }
@@ -502,9 +506,10 @@ pub fn polar() -> Description {
     }
 }
 
-/// Razorpay: `X-Razorpay-Signature`, hex HMAC-SHA256 of the body
-/// (razorpay.com/docs/webhooks/validate-test/; PyPI `razorpay`
-/// `utility.verify_webhook_signature`).
+/// Razorpay: `X-Razorpay-Signature`, hex HMAC-SHA256 of the raw body with
+/// the webhook secret (not the API key secret) (razorpay.com/docs/webhooks/validate-test/;
+/// re-read: razorpay.com/docs/payments/payment-gateway/s2s-integration/test-s2s/best-practices/security;
+/// PyPI `razorpay` `utility.verify_webhook_signature`).
 pub fn razorpay() -> Description {
     hex_body(
         "x-razorpay-signature",
@@ -513,8 +518,9 @@ pub fn razorpay() -> Description {
     )
 }
 
-/// Checkout.com: `Cko-Signature`, hex HMAC-SHA256 of the body with the
-/// webhook's secret key (checkout.com/docs/developer-resources/webhooks).
+/// Checkout.com: `Cko-Signature`, hex ("Base16") HMAC-SHA256 of the body
+/// with the key of the workflow's webhook action (re-read:
+/// checkout.com/docs/workflows, "Receive webhooks").
 pub fn checkout_com() -> Description {
     hex_body("cko-signature", None, vec![sig(), json("/id")])
 }
@@ -527,7 +533,9 @@ pub fn gocardless() -> Description {
 }
 
 /// Paystack: `x-paystack-signature`, hex HMAC-SHA512 of the body keyed with
-/// the secret API key (paystack.com/docs/payments/webhooks/#verify-event-origin).
+/// the secret API key (paystack.com/docs/payments/webhooks/#verify-event-origin;
+/// re-read in the snippet that page shows, PaystackOSS/doc-code-snippets
+/// `src/doc/payments/webhooks/verifying-transaction/index.js`).
 pub fn paystack() -> Description {
     body_hmac(
         header_sig(&["x-paystack-signature"], None),
@@ -537,8 +545,8 @@ pub fn paystack() -> Description {
     )
 }
 
-/// Lemon Squeezy: `X-Signature`, hex HMAC-SHA256 of the body
-/// (docs.lemonsqueezy.com/help/webhooks/signing-requests).
+/// Lemon Squeezy: `X-Signature`, hex HMAC-SHA256 of the body ("an HMAC hex
+/// digest"; re-read: docs.lemonsqueezy.com/help/webhooks/signing-requests).
 pub fn lemon_squeezy() -> Description {
     hex_body("x-signature", None, vec![sig()])
 }
@@ -685,7 +693,9 @@ pub fn heroku() -> Description {
 
 /// WorkOS: `WorkOS-Signature: t=<ms>, v1=<hex>` over `{t}.{body}`; its SDK
 /// allows 180 s (workos.com/docs/events/data-syncing/webhooks; npm
-/// `@workos-inc/node` `webhooks.ts`).
+/// `@workos-inc/node` `webhooks.ts`; re-read in WorkOS's Ruby gem `workos`
+/// 5.17.0 `lib/workos/webhooks.rb`: `compute_signature` over a ms
+/// timestamp, `DEFAULT_TOLERANCE = 180`).
 pub fn workos() -> Description {
     kv_list(
         "workos-signature",
@@ -697,8 +707,10 @@ pub fn workos() -> Description {
     )
 }
 
-/// Webflow: `x-webflow-signature`, hex HMAC-SHA256 of `{timestamp}:{body}`,
-/// `x-webflow-timestamp` in ms (developers.webflow.com/data/docs/working-with-webhooks).
+/// Webflow: `x-webflow-signature`, hex HMAC-SHA256 of `{timestamp}:{body}`
+/// with the OAuth app's client secret, `x-webflow-timestamp` in ms, five
+/// minutes (developers.webflow.com/data/docs/working-with-webhooks; re-read:
+/// developers.webflow.com/data/v1.0.0/docs/verifying-webhook-signatures).
 pub fn webflow() -> Description {
     timestamped(
         header_sig(&["x-webflow-signature"], None),
@@ -753,14 +765,18 @@ pub fn autodesk() -> Description {
 }
 
 /// Frame.io: Slack's shape, `X-Frameio-Signature: v0=<hex>` over
-/// `v0:{ts}:{body}` (developer.frame.io, webhooks overview, "Security").
+/// `v0:{ts}:{body}`, `X-Frameio-Request-Timestamp` in seconds, with the
+/// five minutes Frame.io recommends (re-read: developer.frame.io/platform/docs/guides/webhooks,
+/// "Verifying Webhook Signatures", whose source is AdobeDocs/frameio-api
+/// `src/pages/guides/Webhooks/index.md`).
 pub fn frameio() -> Description {
     v0_hmac("x-frameio-signature", "x-frameio-request-timestamp")
 }
 
 /// Mux: `Mux-Signature: t=<s>,v1=<hex>` over `{t}.{body}`
 /// (docs.mux.com/guides/video/verify-webhook-signatures; npm `@mux/mux-node`
-/// `webhooks.ts`).
+/// `webhooks.ts`; re-read: mux.com/docs/core/verify-webhook-signatures, and
+/// Mux's Elixir library `mux` 2.2.0 `lib/mux/webhooks.ex`, 300 s).
 pub fn mux() -> Description {
     t_v1_list("mux-signature", vec![sig(), json("/id")], seconds(300))
 }
@@ -772,7 +788,10 @@ pub fn signal_sciences() -> Description {
 }
 
 /// Sonatype Nexus: `X-Nexus-Webhook-Signature`, hex HMAC-SHA1 of the body
-/// (help.sonatype.com/en/webhooks.html).
+/// with the capability's secret key; `X-Nexus-Webhook-Delivery` is the
+/// event's UUID (re-read: help.sonatype.com/en/enabling-a-repository-webhook-capability.html
+/// and help.sonatype.com/en/example-headers-and-payloads.html, whose
+/// example signature is 40 hex digits).
 pub fn sonatype() -> Description {
     body_hmac(
         header_sig(&["x-nexus-webhook-signature"], None),
@@ -801,7 +820,9 @@ pub fn castle() -> Description {
 }
 
 /// Clearbit: `X-Request-Signature: sha1=<hex>`, HMAC-SHA1 of the body with
-/// the secret API key (clearbit.com/docs#webhooks).
+/// the secret API key (re-read: Clearbit's own Ruby gem `clearbit`,
+/// clearbit/clearbit-ruby `lib/clearbit/webhook.rb` `Webhook.valid?`; the
+/// clearbit.com docs page is gone since HubSpot took Clearbit over).
 pub fn clearbit() -> Description {
     body_hmac(
         header_sig(&["x-request-signature"], Some("sha1=")),
@@ -831,7 +852,8 @@ pub fn sanity() -> Description {
 
 /// AfterShip: `aftership-hmac-sha256` (Tracking) or
 /// `as-signature-hmac-sha256` (Returns), base64 HMAC-SHA256 of the body
-/// (aftership.com/docs/tracking/webhook/webhook-signature).
+/// (re-read: aftership.com/docs/tracking/webhook/webhook-signature and
+/// aftership.com/docs/returns/2025-04/webhook/signature).
 pub fn aftership() -> Description {
     body_hmac(
         header_sig(&["aftership-hmac-sha256", "as-signature-hmac-sha256"], None),
@@ -874,8 +896,10 @@ pub fn x() -> Description {
     }
 }
 
-/// TikTok: `Tiktok-Signature: t=<s>,s=<hex>` over `{t}.{body}`
-/// (developers.tiktok.com/doc/webhooks-verification).
+/// TikTok: `Tiktok-Signature: t=<s>,s=<hex>`, HMAC-SHA256 of `{t}.{body}`
+/// with the app's client secret (re-read: developers.tiktok.com/doc/webhooks-verification,
+/// whose example `s` is 64 hex digits). TikTok leaves the window to the
+/// receiver; five minutes is hookguard's choice.
 pub fn tiktok() -> Description {
     kv_list(
         "tiktok-signature",
@@ -888,9 +912,16 @@ pub fn tiktok() -> Description {
 }
 
 /// Pusher Channels: `X-Pusher-Signature`, hex HMAC-SHA256 of the body with
-/// the app secret (pusher.com/docs/channels/server_api/webhooks/).
+/// the app secret; `X-Pusher-Key` names the app. The body's `time_ms` is
+/// signed with it, and Pusher's own SDK refuses a webhook whose `time_ms`
+/// is more than five minutes from now, so the window is read there
+/// (pusher.com/docs/channels/server_api/webhooks/; re-read in PyPI `pusher`
+/// 3.3.4 `pusher/authentication_client.py` `validate_webhook`).
 pub fn pusher() -> Description {
-    hex_body("x-pusher-signature", None, vec![sig()])
+    Description {
+        timestamp: Some(TimestampSource::Json("/time_ms", TimestampUnit::Millis)),
+        ..hex_body("x-pusher-signature", None, vec![sig()])
+    }
 }
 
 /// Airship: `X-UA-Signature`, hex HMAC-SHA256 of `{timestamp}:{body}`,
@@ -933,7 +964,8 @@ pub fn segment() -> Description {
 
 /// Twitch EventSub: `Twitch-Eventsub-Message-Signature: sha256=<hex>` over
 /// the message id, the RFC 3339 timestamp (nanoseconds) and the body, with
-/// no separators; ten minutes (dev.twitch.tv/docs/eventsub/handling-webhook-events).
+/// no separators; ten minutes (re-read: dev.twitch.tv/docs/eventsub/handling-webhook-events,
+/// "Verifying the event message").
 pub fn twitch() -> Description {
     Description {
         id: Some(IdSource::Header(vec![h("twitch-eventsub-message-id")])),
@@ -966,7 +998,8 @@ pub fn elevenlabs() -> Description {
 
 /// Zendesk: `X-Zendesk-Webhook-Signature`, base64 HMAC-SHA256 of the
 /// RFC 3339 timestamp (`X-Zendesk-Webhook-Signature-Timestamp`) followed by
-/// the body (developer.zendesk.com/documentation/webhooks/verifying/).
+/// the body, `base64(HMACSHA256(TIMESTAMP + BODY))` (re-read:
+/// developer.zendesk.com/documentation/webhooks/verifying/).
 pub fn zendesk() -> Description {
     Description {
         dedupe: vec![sig(), header("x-zendesk-webhook-invocation-id")],
@@ -1137,8 +1170,8 @@ pub fn xero() -> Description {
 }
 
 /// Persona: `Persona-Signature: t=<s>,v1=<hex>`; while a secret rotates,
-/// several such groups separated by spaces (docs.withpersona.com,
-/// webhooks best practices).
+/// several such groups separated by spaces (re-read:
+/// docs.withpersona.com/docs/best-practices, "Checking signatures").
 pub fn persona() -> Description {
     let mut desc = t_v1_list(
         "persona-signature",
@@ -1162,14 +1195,16 @@ pub fn woocommerce() -> Description {
 }
 
 /// Go1: `Go1-Signature: t=<s>,v1=<hex>` over `{t}.{body}`
-/// (developers.go1.com/docs/developer-tools/webhooks/security).
+/// (developers.go1.com/docs/developer-tools/webhooks/security; Go1's own
+/// verifier, npm `@go1/webhook-verifier-js`, has a page on npmjs.com but
+/// the registry no longer serves it, so it cannot check the proof).
 pub fn go1() -> Description {
     t_v1_list("go1-signature", vec![sig()], seconds(300))
 }
 
 /// PandaDoc: the signature is the `signature` query parameter, hex
-/// HMAC-SHA256 of the body with the shared key
-/// (developers.pandadoc.com/reference/webhooks-verification).
+/// HMAC-SHA256 of the body with the shared key. Hex, not base64: PandaDoc's
+/// own example calls `hexdigest()` (re-read: developers.pandadoc.com/docs/webhook-verification).
 pub fn pandadoc() -> Description {
     body_hmac(
         SignatureSource::Query(Cow::Borrowed("signature")),
@@ -1253,7 +1288,8 @@ pub fn adyen_platform() -> Description {
 /// Orb: `X-Orb-Signature: v1=<hex>` (space-separated versions) over
 /// `v1:{timestamp}:{body}`, `X-Orb-Timestamp` an ISO 8601 time without an
 /// offset, meaning UTC; five minutes (npm `orb-billing` 6.11.0
-/// `src/resources/webhooks.ts`).
+/// `src/resources/webhooks.ts`; re-read: PyPI `orb-billing` 4.90.0
+/// `orb/resources/webhooks/webhooks.py` `verify_signature`).
 pub fn orb() -> Description {
     Description {
         dedupe: vec![sig(), json("/id")],
@@ -1268,8 +1304,12 @@ pub fn orb() -> Description {
     }
 }
 
-/// HostedHooks: `HostedHooks-Signature: t=<s>,s=<hex>` over `{t}.{body}`
-/// (docs.hostedhooks.com/security/security-features/webhook-signatures).
+/// HostedHooks: `HostedHooks-Signature: t=<s>,s=<hex>`, HMAC-SHA256 of
+/// `{t}.{body}` with the endpoint's signing secret (re-read:
+/// docs.hostedhooks.com/security/security-features/webhook-signatures, which
+/// names the header as Rack sees it, `HTTP_HOSTEDHOOKS_SIGNATURE`, and
+/// shows a 64-hex-digit `s`). The window is left to the receiver; five
+/// minutes is hookguard's choice.
 pub fn hostedhooks() -> Description {
     kv_list(
         "hostedhooks-signature",
@@ -1281,9 +1321,14 @@ pub fn hostedhooks() -> Description {
     )
 }
 
-/// Sumsub: `X-Payload-Digest`, hex HMAC of the body with the hash the
-/// request names in `X-Payload-Digest-Alg`, from Sumsub's three
-/// (docs.sumsub.com/docs/webhook-manager#webhook-signature).
+/// Sumsub: `X-Payload-Digest`, hex HMAC of the body with the webhook's
+/// secret key and the hash the request names in `X-Payload-Digest-Alg`,
+/// from Sumsub's three (re-read: docs.sumsub.com/docs/webhook-manager,
+/// "Secret key" and "Signature algorithm"; the header names and the three
+/// values from Sumsub's own example, SumSubstance/agent-skills
+/// `skills/sumsub-integrate-websdk/examples/webhook-verify.js`). That
+/// example takes a missing `X-Payload-Digest-Alg` as SHA-256; hookguard
+/// refuses it instead, never guessing a hash.
 pub fn sumsub() -> Description {
     Description {
         algorithm_from: Some(AlgorithmHeader {

@@ -103,6 +103,7 @@ fn the_proofs_table_lists_every_preset_with_the_kind_of_signer_its_proof_uses() 
             KeyKind::Certificate => "local CA",
             _ => match kind(preset) {
                 Kind::Sdk(_) => "SDK: ",
+                Kind::SdkChecked(_) => "second implementation, checked by the SDK: ",
                 Kind::Vector(_) => "published vector: ",
                 Kind::Doc => "second implementation",
             },

@@ -14,7 +14,10 @@
 //!
 //! The independent signer ([`Kind`]) is the provider's official SDK where
 //! one can sign (the Standard Webhooks senders, Slack, Coinbase Commerce,
-//! Modern Treasury and Box, through `tests/all/signers/sdk.py`), else a
+//! Modern Treasury, Box, Stripe and others, through
+//! `tests/all/signers/sdk.py`), else a second implementation that the
+//! SDK's own verify function accepts (Razorpay, GoCardless, Square, Pusher,
+//! WorkOS, ElevenLabs, Paddle, Orb), else a
 //! published vector, else
 //! a second implementation written here from the provider's documentation
 //! with the hmac/sha crates directly, never hookguard's code. The README's
@@ -38,6 +41,10 @@ pub enum Kind {
     /// The provider's official SDK signs (its PyPI package, pinned in
     /// `.ci/run`).
     Sdk(&'static str),
+    /// A second implementation whose every request the provider's official
+    /// SDK's own verify function accepts too (the SDK cannot sign, but it
+    /// checks what hookguard accepts).
+    SdkChecked(&'static str),
     /// A published vector, from where the string says.
     Vector(&'static str),
     /// A second implementation, written from the documentation in this file
@@ -113,12 +120,58 @@ const OTHER_SDKS: &[(&str, &str)] = &[
         "adyen-platform",
         "Adyen 16.0.0 (PyPI), Adyen.util.generate_payload_sig",
     ),
+    (
+        "stripe",
+        "stripe 16.1.0 (PyPI), WebhookSignature.generate_signature_header",
+    ),
+    (
+        "twilio",
+        "twilio 9.13.0 (PyPI), RequestValidator.compute_signature",
+    ),
+    (
+        "hubspot",
+        "hubspot-api-client 12.0.0 (PyPI), Signature.get_signature (v3)",
+    ),
+];
+
+/// Presets whose official SDK cannot sign but verifies: the second
+/// implementation signs, and every request it signs must pass the SDK's
+/// verify function (`sdk.py <name>-verify`) before it is sent.
+const SDK_CHECKED: &[(&str, &str)] = &[
+    (
+        "razorpay",
+        "razorpay 2.0.1 (PyPI), Utility.verify_webhook_signature",
+    ),
+    ("gocardless", "gocardless_pro 3.22.0 (PyPI), webhooks.parse"),
+    (
+        "square",
+        "squareup 46.0.0.20260916 (PyPI), webhooks_helper.verify_signature",
+    ),
+    ("pusher", "pusher 3.3.4 (PyPI), Pusher.validate_webhook"),
+    (
+        "workos",
+        "workos 10.8.0 (PyPI), WorkOSClient.webhooks.verify_header",
+    ),
+    (
+        "elevenlabs",
+        "elevenlabs 2.78.0 (PyPI), ElevenLabs.webhooks.construct_event",
+    ),
+    (
+        "paddle",
+        "paddle-python-sdk 1.16.1 (PyPI), Notifications.Verifier.verify",
+    ),
+    (
+        "orb",
+        "orb-billing 4.90.0 (PyPI), Orb.webhooks.verify_signature",
+    ),
 ];
 
 /// The kind of signer that proves `preset`.
 pub fn kind(preset: &str) -> Kind {
     if let Some((_, sdk)) = OTHER_SDKS.iter().find(|(p, _)| *p == preset) {
         Kind::Sdk(sdk)
+    } else if let Some((_, sdk)) = SDK_CHECKED.iter().find(|(p, _)| *p == preset) {
+        Kind::SdkChecked(sdk)
     } else if SVIX.contains(&preset) {
         Kind::Sdk("svix 1.99.1 (PyPI), Webhook.sign")
     } else if STANDARD.contains(&preset) {
@@ -199,6 +252,7 @@ pub fn wrong_secret_for(preset: &str) -> &'static str {
 fn documented_window(preset: &str) -> u64 {
     match preset {
         "linear" => 60,
+        "paddle" => 5,
         "contentful" => 30,
         "calendly" | "workos" => 180,
         "twitch" | "box" => 600,
@@ -209,8 +263,18 @@ fn documented_window(preset: &str) -> u64 {
 
 /// How far inside and outside each edge of a window the proofs sign: room
 /// for an SDK signer's start-up (python3 importing it) on a loaded test
-/// run, small against the smallest window (60 s).
+/// run, small against the windows of a minute and more.
 const EDGE: i64 = 10;
+
+/// [`EDGE`], or two seconds for a window too short for it (Paddle's five
+/// seconds; its proof signs with the hmac crate, no SDK start-up).
+fn edge(window: i64) -> i64 {
+    if window < 4 * EDGE {
+        2
+    } else {
+        EDGE
+    }
+}
 
 /// Presets that sign a timestamp but whose provider checks no window.
 const NO_WINDOW: &[&str] = &["sanity"];
@@ -257,7 +321,7 @@ fn sdks_present() -> bool {
     let python = Command::new("python3")
         .args([
             "-c",
-            "import standardwebhooks, svix, slack_sdk, coinbase_commerce, modern_treasury, box_sdk_gen, Adyen, braintree, plivo",
+            "import standardwebhooks, svix, slack_sdk, coinbase_commerce, modern_treasury, box_sdk_gen, Adyen, braintree, plivo, stripe, razorpay, gocardless_pro, twilio, hubspot, square, pusher, workos, elevenlabs, paddle_billing, orb",
         ])
         .status()
         .is_ok_and(|s| s.success());
@@ -421,6 +485,38 @@ fn sdk_sign(preset: &str, secret: &str, body: &str, ts: i64, id: &str) -> Option
             "hmacsignature",
             sdk(&["adyen-platform", secret, body]),
         )]),
+        "stripe" => plain(vec![(
+            "stripe-signature",
+            sdk(&["stripe", secret, &t, body]),
+        )]),
+        "twilio" => {
+            // A form post, as Twilio sends; the id makes each delivery its
+            // own.
+            let form = format!("To=%2B1800&From=%2B1555&Body={id}");
+            let url = "https://shop.example.com/twilio";
+            Signed {
+                path: "/hook".into(),
+                headers: vec![
+                    (
+                        "content-type",
+                        "application/x-www-form-urlencoded".to_owned(),
+                    ),
+                    ("x-twilio-signature", sdk(&["twilio", secret, url, &form])),
+                ],
+                body: form,
+            }
+        }
+        "hubspot" => {
+            let ms = (ts * 1000).to_string();
+            let url = "https://shop.example.com/hubspot";
+            plain(vec![
+                ("x-hubspot-request-timestamp", ms.clone()),
+                (
+                    "x-hubspot-signature-v3",
+                    sdk(&["hubspot", secret, "POST", url, body, &ms]),
+                ),
+            ])
+        }
         _ => return None,
     })
 }
@@ -431,10 +527,62 @@ pub fn sign(preset: &str, secret: &str, body: &str, ts: i64, id: &str) -> Signed
     if matches!(kind(preset), Kind::Sdk(_)) {
         return sdk_sign(preset, secret, body, ts, id).expect("every SDK kind signs");
     }
-    match second_implementation(preset, secret, body, ts, id) {
+    let signed = match second_implementation(preset, secret, body, ts, id) {
         Some(signed) => signed,
         None => first::sign_as_provider(preset, secret, body, ts, id),
+    };
+    // Outside the window an SDK that checks one (Pusher's) rightly
+    // refuses; the check is for what hookguard must accept.
+    let inside = (now() - ts).unsigned_abs() < documented_window(preset);
+    if matches!(kind(preset), Kind::SdkChecked(_)) && inside {
+        sdk_check(preset, secret, &signed);
     }
+    signed
+}
+
+/// Runs the official SDK's verify function on `signed`; `sdk` fails the
+/// test if the SDK refuses it.
+fn sdk_check(preset: &str, secret: &str, signed: &Signed) {
+    let header = match preset {
+        "razorpay" => "x-razorpay-signature",
+        "gocardless" => "webhook-signature",
+        "square" => "x-square-hmacsha256-signature",
+        "pusher" => "x-pusher-signature",
+        "workos" => "workos-signature",
+        "elevenlabs" => "elevenlabs-signature",
+        "paddle" => "paddle-signature",
+        "orb" => "x-orb-signature",
+        other => panic!("{other}: no SDK check"),
+    };
+    let signature = signed
+        .headers
+        .iter()
+        .find(|(name, _)| *name == header)
+        .expect("the signature header")
+        .1
+        .as_str();
+    let verify = format!("{preset}-verify");
+    let mut args = vec![verify.as_str(), secret, signature];
+    // Square signs the notification URL with the body.
+    let url = format!("https://shop.example.com/{preset}");
+    if preset == "square" {
+        args.push(&url);
+    }
+    // Pusher's SDK checks the app key the request names.
+    if preset == "pusher" {
+        args.push("app-key");
+    }
+    // Orb signs its timestamp header with the body.
+    if preset == "orb" {
+        let timestamp = signed
+            .headers
+            .iter()
+            .find(|(name, _)| *name == "x-orb-timestamp")
+            .expect("Orb's timestamp header");
+        args.push(&timestamp.1);
+    }
+    args.push(&signed.body);
+    assert_eq!(sdk(&args), "ok", "{preset}: the SDK accepts the request");
 }
 
 /// The second implementation: each provider's rule as its documentation
@@ -601,10 +749,19 @@ fn second_implementation(
             "tiktok-signature",
             format!("t={t},s={}", hex256(&[t.as_bytes(), b".", b])),
         ),
-        "pusher" => plain(vec![
-            ("x-pusher-key", "app-key".to_owned()),
-            ("x-pusher-signature", hex256(&[b])),
-        ]),
+        "pusher" => {
+            // Pusher's body carries its time (ms), and the signature covers
+            // it.
+            let body = format!(r#"{{"time_ms":{ms},"events":[{body}]}}"#);
+            Signed {
+                path: "/hook".into(),
+                headers: vec![
+                    ("x-pusher-key", "app-key".to_owned()),
+                    ("x-pusher-signature", hex256(&[body.as_bytes()])),
+                ],
+                body,
+            }
+        }
         "airship" => plain(vec![
             ("x-ua-timestamp", t.clone()),
             ("x-ua-signature", hex256(&[t.as_bytes(), b":", b])),
@@ -809,7 +966,7 @@ async fn post(hg: &Hookguard, signed: &Signed, body: String) -> crate::support::
 /// The generic proof for one preset.
 async fn prove(preset: &'static str) {
     let kind = kind(preset);
-    if matches!(kind, Kind::Sdk(_)) && !sdks_present() {
+    if matches!(kind, Kind::Sdk(_) | Kind::SdkChecked(_)) && !sdks_present() {
         return;
     }
     let vector = vector(preset);
@@ -919,12 +1076,13 @@ async fn prove(preset: &'static str) {
         "{preset}: documented window"
     );
     let window = window as i64;
+    let edge = edge(window);
     let mut forwarded = upstream.count();
     for (n, skew, expected) in [
-        (2, -(window - EDGE), None),
-        (3, window - EDGE, None),
-        (4, -(window + EDGE), Some("stale_timestamp")),
-        (5, window + EDGE, Some("future_timestamp")),
+        (2, -(window - edge), None),
+        (3, window - edge, None),
+        (4, -(window + edge), Some("stale_timestamp")),
+        (5, window + edge, Some("future_timestamp")),
     ] {
         let id = format!("dlv-{n}");
         let signed = sign(preset, secret, &body(preset, n), now() + skew, &id);

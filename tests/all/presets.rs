@@ -637,6 +637,10 @@ pub(crate) fn event_body(scheme: &str, n: u32) -> String {
         "adyen" => format!(
             r#"{{"live":"false","notificationItems":[{{"NotificationRequestItem":{{"additionalData":{{}},"amount":{{"currency":"EUR","value":{n}000}},"eventCode":"AUTHORISATION","eventDate":"2026-01-01T00:00:00+01:00","merchantAccountCode":"TestMerchant","merchantReference":"order-happened-{n}","pspReference":"psp{n}","success":"true"}}}}]}}"#
         ),
+        // GoCardless's shape, which its SDK's verify function parses.
+        "gocardless" => format!(
+            r#"{{"events":[{{"id":"EV{n}","resource_type":"payments","action":"happened"}}],"meta":{{"webhook_id":"WB{n}"}}}}"#
+        ),
         "tbank" => format!(
             r#"{{"TerminalKey":"T1","OrderId":"o{n}","Success":true,"Status":"CONFIRMED","PaymentId":{n},"Amount":1000,"Data":{{"x":1}}}}"#
         ),

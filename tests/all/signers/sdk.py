@@ -18,6 +18,25 @@ pinned in .ci/run.
                                  get_signature_v3)
   braintree PRIVATE_KEY ID    -> a form body (bt_signature, bt_payload) from
                                  WebhookTesting.sample_notification
+  stripe SECRET SECONDS BODY  -> "t=..,v1=<hex>" stripe
+                                 WebhookSignature.generate_signature_header
+  twilio TOKEN URL FORM       -> "<base64>"   twilio RequestValidator.compute_signature
+  hubspot SECRET METHOD URL BODY MS -> "<base64>" hubspot.utils.signature
+                                 Signature.get_signature (v3)
+
+Where an SDK cannot sign but can verify, the check runs the SDK's own
+verify function on a request the test signed, and exits non-zero if the
+SDK refuses it:
+
+  razorpay-verify SECRET SIGNATURE BODY    razorpay Utility.verify_webhook_signature
+  gocardless-verify SECRET SIGNATURE BODY  gocardless_pro webhooks.parse
+  square-verify KEY SIGNATURE URL BODY     square.utils.webhooks_helper.verify_signature
+  pusher-verify SECRET SIGNATURE APPKEY BODY  pusher Pusher.validate_webhook
+  workos-verify SECRET SIGNATURE BODY      workos WorkOSClient.webhooks.verify_header
+  elevenlabs-verify SECRET SIGNATURE BODY  elevenlabs ElevenLabs.webhooks.construct_event
+  orb-verify SECRET SIGNATURE TIMESTAMP BODY  orb Orb.webhooks.verify_signature
+  paddle-verify SECRET SIGNATURE BODY      paddle_billing Notifications.Verifier.verify
+                                           (signature only; see there)
 """
 
 import sys
@@ -117,5 +136,107 @@ elif sdk == "plivo":
     else:
         base = construct_post_url(url, params)
     print(get_signature_v3(token, base.decode(), nonce).decode())
+elif sdk == "stripe":
+    from stripe import WebhookSignature
+
+    secret, seconds, body = args
+    print(WebhookSignature.generate_signature_header(body, secret, timestamp=int(seconds)))
+elif sdk == "razorpay-verify":
+    import razorpay
+
+    secret, signature, body = args
+    # Raises SignatureVerificationError on a bad signature.
+    razorpay.Client(auth=("unused", "unused")).utility.verify_webhook_signature(
+        body, signature, secret
+    )
+    print("ok")
+elif sdk == "gocardless-verify":
+    from gocardless_pro import webhooks
+
+    secret, signature, body = args
+    # Raises InvalidSignatureError on a bad signature; the body must be
+    # GoCardless's shape ({"events": [...]}) for it to parse.
+    webhooks.parse(body, secret, signature)
+    print("ok")
+elif sdk == "twilio":
+    from urllib.parse import parse_qs
+
+    from twilio.request_validator import RequestValidator
+
+    token, url, form = args
+    # A plain dict, one value per name, as a framework hands Twilio's form.
+    params = {k: v[0] for k, v in parse_qs(form, keep_blank_values=True).items()}
+    print(RequestValidator(token).compute_signature(url, params))
+elif sdk == "hubspot":
+    from hubspot.utils.signature import Signature
+
+    secret, method, url, body, ms = args
+    print(Signature.get_signature(secret, body, "v3", url, method, ms))
+elif sdk == "square-verify":
+    from square.utils.webhooks_helper import verify_signature
+
+    key, signature, url, body = args
+    if not verify_signature(
+        request_body=body,
+        signature_header=signature,
+        signature_key=key,
+        notification_url=url,
+    ):
+        sys.exit("square: the SDK refuses the signature")
+    print("ok")
+elif sdk == "pusher-verify":
+    import pusher
+
+    secret, signature, app_key, body = args
+    client = pusher.Pusher(app_id="1", key=app_key, secret=secret)
+    # None when the key, the signature or the body's time_ms (five
+    # minutes) is wrong.
+    if client.validate_webhook(app_key, signature, body) is None:
+        sys.exit("pusher: the SDK refuses the webhook")
+    print("ok")
+elif sdk == "workos-verify":
+    from workos import WorkOSClient
+
+    secret, signature, body = args
+    client = WorkOSClient(api_key="unused", client_id="unused")
+    # Raises ValueError on a bad signature or a time outside 180 s.
+    client.webhooks.verify_header(
+        event_body=body.encode(), event_signature=signature, secret=secret
+    )
+    print("ok")
+elif sdk == "elevenlabs-verify":
+    from elevenlabs import ElevenLabs
+
+    secret, signature, body = args
+    # Raises BadRequestError on a bad signature or a time older than 30 min.
+    ElevenLabs(api_key="unused").webhooks.construct_event(body, signature, secret)
+    print("ok")
+elif sdk == "paddle-verify":
+    from types import SimpleNamespace
+
+    from paddle_billing.Notifications import Secret, Verifier
+
+    secret, signature, body = args
+    # The SDK reads a framework's request: headers and the raw body.
+    request = SimpleNamespace(
+        headers={"Paddle-Signature": signature}, body=body.encode()
+    )
+    # False on a bad signature. Its 5 s time check is off: python3
+    # importing the SDK alone can take that long on a loaded test run, and
+    # the proof tests the window's edges against hookguard itself.
+    if not Verifier().verify(request, Secret(secret), verify_time_drift=False):
+        sys.exit("paddle: the SDK refuses the signature")
+    print("ok")
+elif sdk == "orb-verify":
+    from orb import Orb
+
+    secret, signature, timestamp, body = args
+    # Raises ValueError on a bad signature or a time outside 5 minutes.
+    Orb(api_key="unused").webhooks.verify_signature(
+        body,
+        {"X-Orb-Timestamp": timestamp, "X-Orb-Signature": signature},
+        secret=secret,
+    )
+    print("ok")
 else:
     sys.exit(f"unknown sdk {sdk}")
