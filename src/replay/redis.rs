@@ -7,7 +7,18 @@
 //! anywhere share one); once the app took the delivery it holds `COMPLETED`.
 //! Every string carries a TTL, so Redis forgets keys on its own.
 //!
-//! Claim, complete and release are each one Lua script, because Redis runs a
+//! A request with one dedupe key (the usual case) is claimed with one
+//! native command, `SET key token NX PX lease GET` (Redis 7.0 or later, which the
+//! health check reads from `INFO server`; until then, and against an older
+//! server, the script below), and completed with a plain `SET key done PX ttl`: Redis runs a Lua
+//! script several times slower than a native command, and the two scripts
+//! cost Redis more CPU than the rest of a request cost hookguard. The plain
+//! completion also marks the key if another claim took it meanwhile (the
+//! lease ran out, or an operator's `forget`): the app did take this
+//! delivery, so `done` is the truth, and the other claim's own settle
+//! leaves a key that no longer holds its token alone.
+//!
+//! With several keys, claim, complete and release are each one Lua script, because Redis runs a
 //! script atomically: "claim every key or none" needs to look at all keys
 //! before writing any, which neither `SET NX` per key (it would leave some
 //! keys taken when a later one is held) nor `MULTI` (it cannot branch on what
@@ -32,14 +43,20 @@
 //! replica instead of meeting `in_flight` for a day. Completion restarts the
 //! TTL at the route's `dedupe_ttl`.
 //!
-//! One [`ConnectionManager`] (one multiplexed connection, reconnecting with
-//! backoff) serves every request; each operation is bounded by
-//! `store_timeout`. A background check pings every [`HEALTH_INTERVAL`]; it
+//! Each thread that serves requests on its own single-threaded runtime (the
+//! server's workers) gets its own [`ConnectionManager`] (one multiplexed
+//! connection, reconnecting with backoff), made on first use so that its
+//! driver task runs on that thread: a command then never wakes another
+//! thread and waits to be woken back, which cost about as much CPU as the
+//! commands themselves when every worker shared one connection driven on
+//! the main runtime. Everything else (admin, health checks) shares one.
+//! Each operation is bounded by `store_timeout`. A background check pings every [`HEALTH_INTERVAL`]; it
 //! drives [`ReplayStore::healthy`] (and so `/readyz`), and after a few failed
 //! pings in a row it replaces the connection manager outright, so that even a
 //! connection that hangs silently (a failed-over primary behind the same
 //! name) is left behind.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -159,6 +176,13 @@ pub struct RedisStore {
     /// The pooled, reconnecting connection; swapped whole by the health
     /// check when it stops answering.
     connection: ArcSwap<ConnectionManager>,
+    /// Whether one-key claims use `SET ... NX GET`: set by the health
+    /// check once it has seen a server of Redis 7.0 or later (Valkey
+    /// reports a Redis version too).
+    native_claim: AtomicBool,
+    /// Bumped each time the health check swaps `connection`, so that the
+    /// per-thread connections are made afresh too.
+    generation: AtomicU64,
     /// Prepended to every key.
     prefix: String,
     /// Bound on every operation.
@@ -201,6 +225,8 @@ impl RedisStore {
         RedisStore {
             client,
             connection,
+            native_claim: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
             prefix: settings.key_prefix.clone(),
             timeout: settings.store_timeout,
             lease: longest_forward + 2 * settings.store_timeout + LEASE_MARGIN,
@@ -230,9 +256,28 @@ impl RedisStore {
         format!("{:016x}{token:016x}", self.replica)
     }
 
-    /// A handle on the current connection (a cheap clone).
+    /// A handle on the connection to use here (a cheap clone): on a
+    /// single-threaded runtime this thread's own, made on first use;
+    /// elsewhere the shared one.
     fn connection(&self) -> ConnectionManager {
-        ConnectionManager::clone(&self.connection.load())
+        let on_own_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread);
+        if !on_own_thread {
+            return ConnectionManager::clone(&self.connection.load());
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        THREAD_CONNECTION.with_borrow_mut(|slot| match slot {
+            Some((replica, made, connection))
+                if *replica == self.replica && *made == generation =>
+            {
+                connection.clone()
+            }
+            _ => {
+                let connection = manager(&self.client, self.timeout);
+                *slot = Some((self.replica, generation, connection.clone()));
+                connection
+            }
+        })
     }
 
     /// Runs one operation under the timeout, reports it, and turns the
@@ -262,8 +307,12 @@ impl RedisStore {
             .await;
         match ping {
             Ok(()) => {
-                if !self.healthy.swap(true, Ordering::Relaxed) {
+                if !self.healthy.load(Ordering::Relaxed) {
+                    // Before turning ready, so that every claim from then
+                    // on takes the same path.
+                    self.learn_version(&mut connection).await;
                     tracing::info!("replay store: redis is reachable");
+                    self.healthy.store(true, Ordering::Relaxed);
                 }
                 *failures = 0;
             }
@@ -276,11 +325,170 @@ impl RedisStore {
                     tracing::debug!("replay store: replacing the redis connection");
                     self.connection
                         .store(Arc::new(manager(&self.client, self.timeout)));
+                    self.generation.fetch_add(1, Ordering::Release);
                 }
             }
         }
     }
+
+    /// Reads the server's version, to know whether `SET ... NX GET` is
+    /// there (after every outage: a failover may land on another version).
+    async fn learn_version(&self, connection: &mut ConnectionManager) {
+        let info = self
+            .run(
+                "ping",
+                redis::cmd("INFO")
+                    .arg("server")
+                    .query_async::<String>(connection),
+            )
+            .await;
+        let major = info.ok().and_then(|info| {
+            let version = info
+                .lines()
+                .find_map(|l| l.strip_prefix("redis_version:"))?;
+            version.split('.').next()?.trim().parse::<u32>().ok()
+        });
+        let native = major.is_some_and(|major| major >= 7);
+        if !native {
+            tracing::info!("replay store: redis is older than 7.0 (or did not say), so one-key claims run a script instead of SET NX GET");
+        }
+        self.native_claim.store(native, Ordering::Relaxed);
+    }
+
+    /// Claims one key with `SET key token NX PX lease GET`, and reads what
+    /// holds it if it is taken (a remembered answer with a second command:
+    /// only duplicates pay for it).
+    async fn claim_one(&self, key: &str, value: &str, ttl: Duration) -> Result<Held, ClaimFailed> {
+        let mut command = redis::cmd("SET");
+        command
+            .arg(key)
+            .arg(value)
+            .arg("NX")
+            .arg("PX")
+            .arg(millis(ttl.min(self.lease)))
+            .arg("GET");
+        let mut connection = self.connection();
+        let held = timed(
+            "claim",
+            self.timeout,
+            &self.observe,
+            command.query_async::<Option<Vec<u8>>>(&mut connection),
+        )
+        .await;
+        let held = match held {
+            Ok(held) => held,
+            Err(error) => {
+                self.healthy.store(false, Ordering::Relaxed);
+                return Err(ClaimFailed(error, connection));
+            }
+        };
+        let Some(held) = held else {
+            return Ok(Held::Free);
+        };
+        if held == COMPLETED.as_bytes() {
+            return Ok(Held::Completed(None));
+        }
+        let Some(token) = held.strip_prefix(ANSWERED.as_bytes()) else {
+            return Ok(Held::InFlight);
+        };
+        let name = self.answer_key(&String::from_utf8_lossy(token));
+        let answer = self
+            .run(
+                "claim",
+                redis::cmd("GET")
+                    .arg(name)
+                    .query_async::<Option<Vec<u8>>>(&mut connection),
+            )
+            .await
+            .map_err(|error| ClaimFailed(error, connection))?;
+        Ok(Held::Completed(answer.and_then(|bytes| {
+            let decoded = StoredAnswer::decode(&bytes::Bytes::from(bytes));
+            if decoded.is_none() {
+                tracing::debug!("replay store: a remembered answer could not be read");
+            }
+            decoded
+        })))
+    }
+
+    /// Marks one key delivered with plain `SET`s (see the module doc), the
+    /// answer first so that whoever finds the key finds its answer.
+    async fn complete_one(
+        &self,
+        key: &str,
+        token: &str,
+        ttl: Duration,
+        answer: Option<StoredAnswer>,
+    ) -> Result<(), StoreError> {
+        let ttl = millis(ttl);
+        let mut connection = self.connection();
+        match answer {
+            None => {
+                let mut command = redis::cmd("SET");
+                command.arg(key).arg(COMPLETED).arg("PX").arg(ttl);
+                self.run("complete", command.query_async::<()>(&mut connection))
+                    .await
+            }
+            Some(answer) => {
+                let mut encoded = Vec::new();
+                answer.encode(&mut encoded);
+                let mut pipe = redis::pipe();
+                pipe.cmd("SET")
+                    .arg(self.answer_key(token))
+                    .arg(encoded)
+                    .arg("PX")
+                    .arg(ttl)
+                    .ignore()
+                    .cmd("SET")
+                    .arg(key)
+                    .arg(format!("{ANSWERED}{token}"))
+                    .arg("PX")
+                    .arg(ttl)
+                    .ignore();
+                self.run("complete", pipe.query_async::<()>(&mut connection))
+                    .await
+            }
+        }
+    }
+
+    /// A claim that timed out may still run in Redis after the request gave
+    /// up on it (a stalled server catching up); undo it, or the sender's
+    /// retry would meet `in_flight` until the lease ends. Commands on one
+    /// connection run in order, so this release runs after the claim, on
+    /// the same connection, kept open until it is answered or the lease is
+    /// over.
+    fn undo_unanswered(
+        &self,
+        error: &StoreError,
+        connection: &mut ConnectionManager,
+        keys: Vec<String>,
+        value: String,
+    ) {
+        if !error.0.starts_with(NO_ANSWER) {
+            return;
+        }
+        let (lease, observe, mut connection) =
+            (self.lease, self.observe.clone(), connection.clone());
+        tokio::spawn(async move {
+            let _ = timed(
+                "release",
+                lease,
+                &observe,
+                release(&mut connection, &keys, &value),
+            )
+            .await;
+        });
+    }
 }
+
+/// What held a key a one-key claim asked for.
+enum Held {
+    Free,
+    Completed(Option<StoredAnswer>),
+    InFlight,
+}
+
+/// A one-key claim that failed, with its connection for the undo.
+struct ClaimFailed(StoreError, ConnectionManager);
 
 #[async_trait]
 impl ReplayStore for RedisStore {
@@ -288,6 +496,17 @@ impl ReplayStore for RedisStore {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         let value = self.token_value(token);
         let redis_keys: Vec<String> = keys.iter().map(|k| self.redis_key(k)).collect();
+        if redis_keys.len() == 1 && self.native_claim.load(Ordering::Relaxed) {
+            return match self.claim_one(&redis_keys[0], &value, ttl).await {
+                Ok(Held::Free) => Ok(ClaimResult::Claimed(Claim { keys, token, ttl })),
+                Ok(Held::Completed(answer)) => Ok(ClaimResult::Duplicate(answer)),
+                Ok(Held::InFlight) => Ok(ClaimResult::InFlight),
+                Err(ClaimFailed(error, mut connection)) => {
+                    self.undo_unanswered(&error, &mut connection, redis_keys, value);
+                    Err(error)
+                }
+            };
+        }
         let mut command = eval(CLAIM, &redis_keys);
         command
             .arg(&value)
@@ -316,24 +535,7 @@ impl ReplayStore for RedisStore {
                 "the claim script answered {other}, which this version does not know"
             ))),
             Err(error) => {
-                // A claim that timed out may still run in Redis after the
-                // request gave up on it (a stalled server catching up); undo
-                // it, or the sender's retry would meet `in_flight` until the
-                // lease ends. Commands on one connection run in order, so
-                // this release runs after the claim, on the same connection,
-                // kept open until it is answered or the lease is over.
-                if error.0.starts_with(NO_ANSWER) {
-                    let (lease, observe) = (self.lease, self.observe.clone());
-                    tokio::spawn(async move {
-                        let _ = timed(
-                            "release",
-                            lease,
-                            &observe,
-                            release(&mut connection, &redis_keys, &value),
-                        )
-                        .await;
-                    });
-                }
+                self.undo_unanswered(&error, &mut connection, redis_keys, value);
                 Err(error)
             }
         }
@@ -346,6 +548,9 @@ impl ReplayStore for RedisStore {
     ) -> Result<(), StoreError> {
         let keys: Vec<String> = claim.keys.iter().map(|k| self.redis_key(k)).collect();
         let token = self.token_value(claim.token);
+        if let [key] = keys.as_slice() {
+            return self.complete_one(key, &token, claim.ttl, answer).await;
+        }
         let mut command = eval(COMPLETE, &keys);
         command.arg(&token);
         match answer {
@@ -392,6 +597,15 @@ impl ReplayStore for RedisStore {
     fn healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
     }
+}
+
+thread_local! {
+    /// This thread's connection: the store it belongs to (its `replica`
+    /// id), the store's generation it was made in, and the connection. One
+    /// slot: a process runs one Redis store at a time (a reload that
+    /// replaces it makes the next use here connect afresh).
+    static THREAD_CONNECTION: RefCell<Option<(u64, u64, ConnectionManager)>> =
+        const { RefCell::new(None) };
 }
 
 /// Starts the background health check of `store`; it ends by itself once

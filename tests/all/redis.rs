@@ -627,3 +627,98 @@ async fn a_delivery_forgotten_at_one_replica_is_forwarded_again_at_the_other() {
     assert_eq!(upstream.count(), 2);
     assert_eq!(post(&b, &first).await.reject(), Some("duplicate"));
 }
+
+/// The calls Redis counted for `command` since the last `CONFIG RESETSTAT`.
+async fn calls(connection: &mut redis::aio::MultiplexedConnection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(connection)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn one_key_claims_and_completions_are_native_commands_with_the_scripts_behaviour() {
+    let Some(redis) = RedisServer::start(&[]).await else {
+        return;
+    };
+    // Native commands are used once the health check has seen Redis 7+.
+    let (a, b) = (
+        std::sync::Arc::new(store(&redis)),
+        std::sync::Arc::new(store(&redis)),
+    );
+    let checks = [
+        hookguard::replay::redis::spawn_health_check(&a),
+        hookguard::replay::redis::spawn_health_check(&b),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !(a.healthy() && b.healthy()) {
+        assert!(Instant::now() < deadline, "the stores never became healthy");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut connection = redis.client().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let hour = Duration::from_secs(3600);
+
+    // A claim holds a token for the lease (store_timeout 2 s twice, the
+    // 1 s forward, 5 s margin) and is in flight at the other replica.
+    let ClaimResult::Claimed(first) = a.claim(vec![[5u8; 16]], hour).await.unwrap() else {
+        panic!("a fresh key is claimed");
+    };
+    let held = stored(&redis).await;
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0].1.len(), 32, "a claim token, not {:?}", held[0].1);
+    assert!((9_000..=10_000).contains(&held[0].2), "PTTL {}", held[0].2);
+    assert!(matches!(
+        b.claim(vec![[5u8; 16]], hour).await.unwrap(),
+        ClaimResult::InFlight
+    ));
+
+    // Completed with an answer: the other replica gets the answer, and
+    // the key and the answer live for the dedupe TTL.
+    a.complete(&first, Some(stored_answer(r#"{"id":9}"#)))
+        .await
+        .unwrap();
+    match b.claim(vec![[5u8; 16]], hour).await.unwrap() {
+        ClaimResult::Duplicate(Some(answer)) => assert_eq!(answer, stored_answer(r#"{"id":9}"#)),
+        other => panic!("expected the original answer, got {other:?}"),
+    }
+    let done = stored(&redis).await;
+    assert_eq!(done.len(), 2, "{done:?}");
+    for (key, value, ttl) in &done {
+        assert!((3_500_000..=3_600_000).contains(ttl), "{key}: PTTL {ttl}");
+        if !key.starts_with("hookguard:answer:") {
+            assert!(value.starts_with("done:"), "{key}: {value}");
+        }
+    }
+
+    // Released, the key is free for the other replica; completed without
+    // an answer, it is a plain duplicate.
+    let ClaimResult::Claimed(second) = a.claim(vec![[6u8; 16]], hour).await.unwrap() else {
+        panic!("a fresh key is claimed");
+    };
+    a.release(&second).await.unwrap();
+    let ClaimResult::Claimed(third) = b.claim(vec![[6u8; 16]], hour).await.unwrap() else {
+        panic!("a released key is free");
+    };
+    b.complete(&third, None).await.unwrap();
+    assert!(matches!(
+        a.claim(vec![[6u8; 16]], hour).await.unwrap(),
+        ClaimResult::Duplicate(None)
+    ));
+
+    // Only the release ran a script.
+    assert_eq!(calls(&mut connection, "eval").await, 1, "scripts run");
+    assert!(calls(&mut connection, "set").await >= 7, "native SETs");
+    for check in checks {
+        check.abort();
+    }
+}
