@@ -189,7 +189,12 @@ impl Downstream {
                 let n = usize::try_from(n).map_err(|_| too_large)?;
                 if self.buf.len() < n {
                     self.send_continue().await?;
-                    self.buf.reserve(n - self.buf.len());
+                    // Room for the next request's head besides this body:
+                    // once this body is dropped the buffer reclaims the
+                    // allocation, the next read fills it with head and
+                    // body, and without the room the body would not fit
+                    // behind the head and be copied to a new allocation.
+                    self.buf.reserve(n - self.buf.len() + BODY_HEAD_ROOM);
                     while self.buf.len() < n {
                         self.read_body_bytes(deadline, timeout).await?;
                     }
@@ -211,6 +216,7 @@ impl Downstream {
                         break;
                     }
                     self.send_continue().await?;
+                    reserve(&mut self.buf);
                     self.read_body_bytes(deadline, timeout).await?;
                 }
                 body.freeze()
@@ -239,7 +245,8 @@ impl Downstream {
         deadline: Instant,
         timeout: Duration,
     ) -> Result<(), BodyError> {
-        reserve(&mut self.buf);
+        // The caller made room: a declared length reserves the whole body
+        // once, and growing that buffer near its end would copy it all.
         match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
             Err(_) => Err(BodyError::Timeout(timeout)),
             Ok(Ok(n)) if n > 0 => Ok(()),
@@ -359,6 +366,9 @@ async fn write_all_within(stream: &TcpStream, mut bytes: &[u8], stall: Duration)
 }
 
 /// Keeps room to read into without growing on every read.
+/// See `read_body`: a typical head, and then some.
+const BODY_HEAD_ROOM: usize = 16 * 1024;
+
 fn reserve(buf: &mut BytesMut) {
     if buf.capacity() - buf.len() < 1024 {
         buf.reserve(8 * 1024);
