@@ -419,12 +419,29 @@ impl Description {
     /// egress signer needs (every attempt sends the same bytes).
     pub fn signs_in_headers(&self) -> bool {
         // A signature in the body (JSON, form pairs) or the query would
-        // change what the app sent.
-        !matches!(
-            self.signature,
-            SignatureSource::Json(_) | SignatureSource::FormPairs(_) | SignatureSource::Query(_)
-        ) && !matches!(self.timestamp, Some(TimestampSource::Json(..)))
-            && !matches!(self.id, Some(IdSource::Json(_)))
+        // change what the app sent. Exhaustive, so that a new place for a
+        // signature has to say whether egress can sign into it.
+        let signature_in_headers = match self.signature {
+            SignatureSource::Header { .. }
+            | SignatureSource::Headers { .. }
+            | SignatureSource::KvList { .. }
+            | SignatureSource::Positional { .. }
+            | SignatureSource::Versioned { .. } => true,
+            SignatureSource::Json(_)
+            | SignatureSource::FormPairs(_)
+            | SignatureSource::Query(_) => false,
+        };
+        let timestamp_in_headers = match self.timestamp {
+            None | Some(TimestampSource::Header(..) | TimestampSource::List(_)) => true,
+            Some(TimestampSource::Json(..)) => false,
+        };
+        let id_in_headers = match self.id {
+            None | Some(IdSource::Header(_)) => true,
+            Some(IdSource::Json(_)) => false,
+        };
+        signature_in_headers
+            && timestamp_in_headers
+            && id_in_headers
             && self.public_url.is_none()
             && !self.message.uses_json()
             && !self.message.uses(&Part::Url)
