@@ -100,7 +100,10 @@ header = "Idempotency-Key"
             config.egress.clone().expect("[egress]"),
             &Metrics::new(),
         ));
-        tokio::spawn(egress::serve(listener, partners));
+        // Never stopped: the bench ends with its runtime.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        std::mem::forget(stop);
+        tokio::spawn(egress::serve(listener, partners, stopped));
         addr
     });
     Setup {

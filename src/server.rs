@@ -101,7 +101,6 @@ async fn serve(
         queue: Arc::default(),
         wakers: Default::default(),
     });
-    let egress = start_egress(&state, egress_listener);
     // Under "reject" a store outage refuses every request: say so to the
     // load balancer. Under "allow" requests still go through.
     let mut readiness = match (&health, on_store_error) {
@@ -110,6 +109,7 @@ async fn serve(
     };
     // Durable routes: ready only once the queue is open and recovered.
     let (stopping, stop_signal) = watch::channel(false);
+    let egress = start_egress(&state, egress_listener, stop_signal.clone());
     let deliveries = queue_settings.map(|settings| {
         readiness = readiness.clone().with_queue(state.queue.clone());
         tokio::spawn(open_queue(state.clone(), settings, stop_signal.clone()))
@@ -178,11 +178,21 @@ async fn serve(
         "shutting down: draining in-flight requests"
     );
     let _ = stopping.send(true);
+    let deadline = tokio::time::Instant::now() + grace;
     // Every connection holds a permit until it ends: all of them back means
     // nothing is in flight.
     let drained = connections.acquire_many(u32::try_from(max_connections).unwrap_or(u32::MAX));
-    if tokio::time::timeout(grace, drained).await.is_err() {
+    if tokio::time::timeout_at(deadline, drained).await.is_err() {
         tracing::warn!("shutdown grace elapsed with requests still in flight");
+    }
+    // The app's calls through egress drained meanwhile, within the same
+    // grace.
+    if let Some(egress) = egress {
+        let abort = egress.abort_handle();
+        if tokio::time::timeout_at(deadline, egress).await.is_err() {
+            tracing::warn!("shutdown grace elapsed with egress calls still in flight");
+            abort.abort();
+        }
     }
     // The workers' runtimes end once their queues close; anything still
     // running past the grace is dropped with them.
@@ -196,9 +206,6 @@ async fn serve(
         }
     }
     admin.abort();
-    if let Some(egress) = egress {
-        egress.abort();
-    }
     if let Some(health) = health {
         health.abort();
     }
@@ -213,6 +220,7 @@ async fn serve(
 fn start_egress(
     state: &Arc<State>,
     listener: Option<TcpListener>,
+    stop: watch::Receiver<bool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let settings = state.live.load().config.egress.clone();
     match (settings, listener) {
@@ -226,7 +234,11 @@ fn start_egress(
             let partners = egress::Partners::following(settings, &state.metrics, move || {
                 live.live.load().config.egress.clone()
             });
-            Some(tokio::spawn(egress::serve(listener, Arc::new(partners))))
+            Some(tokio::spawn(egress::serve(
+                listener,
+                Arc::new(partners),
+                stop,
+            )))
         }
         (Some(_), None) => {
             tracing::warn!(

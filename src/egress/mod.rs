@@ -41,6 +41,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use crate::config::{AppCredentials, Egress, EgressRoute, Idempotency, KeySource, UNMATCHED_ROUTE};
 use crate::http1::hop::{is_hop_by_hop, ConnectionOptions};
@@ -167,27 +169,49 @@ impl Routes {
     }
 }
 
-/// Serves the egress listener until the task is dropped.
-pub async fn serve(listener: TcpListener, partners: Arc<Partners>) {
+/// Serves the egress listener until `stop` turns true; then stops
+/// accepting, lets every call in flight finish (each connection closes
+/// after its current call, as the ingress side drains), and returns once
+/// all connections have ended. The caller bounds the wait with the
+/// shutdown grace: an app's call cut off mid-flight may have reached the
+/// partner, and its retry then depends on the idempotency key.
+pub async fn serve(
+    listener: TcpListener,
+    partners: Arc<Partners>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|stopping| *stopping) => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let Ok((stream, _)) = accepted else {
             // Usually EMFILE: back off instead of spinning, as the other
             // accept loops do.
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let partners = partners.clone();
-        tokio::spawn(async move {
+        let (partners, mut stop) = (partners.clone(), stop.clone());
+        connections.spawn(async move {
             let service = service_fn(move |request| {
                 let partners = partners.clone();
                 async move { Ok::<_, Infallible>(call(request, &partners).await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => return,
+                _ = stop.wait_for(|stopping| *stopping) => connection.as_mut().graceful_shutdown(),
+            }
+            let _ = connection.await;
         });
     }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
 }
 
 /// What one app call came to, for the answer, the log line and the metric.

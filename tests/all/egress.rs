@@ -103,8 +103,25 @@ backoff = ["50ms", "100ms", "200ms"]
 max_attempts = 4
 max_elapsed = "8s""#;
 
-/// Starts the egress listener of `config` on 127.0.0.1:0.
+/// Starts the egress listener of `config` on 127.0.0.1:0, never stopped.
 async fn start(config: &Config) -> (SocketAddr, Metrics) {
+    let (addr, metrics, stop, _) = start_stoppable(config).await;
+    // Kept for the test's lifetime: a dropped sender would stop the
+    // listener.
+    std::mem::forget(stop);
+    (addr, metrics)
+}
+
+/// Starts the egress listener of `config`; sending `true` stops it, and
+/// the handle ends once its calls have drained.
+async fn start_stoppable(
+    config: &Config,
+) -> (
+    SocketAddr,
+    Metrics,
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+) {
     let metrics = Metrics::new();
     let partners = Arc::new(Partners::new(
         config.egress.clone().expect("[egress]"),
@@ -112,8 +129,9 @@ async fn start(config: &Config) -> (SocketAddr, Metrics) {
     ));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(egress::serve(listener, partners));
-    (addr, metrics)
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let served = tokio::spawn(egress::serve(listener, partners, stopped));
+    (addr, metrics, stop, served)
 }
 
 /// Verifies a request the partner saw with the config's own "check" route.
@@ -913,4 +931,36 @@ auth = {{ bearer = {{ file = "{key}" }} }}
     let _ = child.wait_with_output();
     assert_eq!(bearers[0], "Bearer first-key");
     assert_eq!(bearers.last().unwrap(), "Bearer second-key", "{bearers:?}");
+}
+
+#[tokio::test]
+async fn at_shutdown_a_call_in_flight_gets_the_partners_answer_and_new_calls_are_refused() {
+    let slow = Scripted {
+        delay: Duration::from_millis(700),
+        ..scripted(201)
+    };
+    let partner = Partner::start(None, vec![slow]).await;
+    let (egress, _, stop, served) = start_stoppable(&config_for(&partner)).await;
+    let call = tokio::spawn(async move { post_lead(egress, &[]).await });
+    // The call is at the partner when the stop comes.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while partner.seen().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the call never reached the partner"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.send(true).unwrap();
+    let answer = call.await.unwrap();
+    assert_eq!(answer.status, 201, "the call in flight finished");
+    tokio::time::timeout(Duration::from_secs(5), served)
+        .await
+        .expect("the listener ends once its calls drained")
+        .unwrap();
+    assert!(
+        TcpStream::connect(egress).await.is_err(),
+        "nothing listens after the drain"
+    );
+    assert_eq!(partner.seen().len(), 1);
 }
