@@ -21,7 +21,8 @@
 //! The independent signer ([`Kind`]) is the provider's official SDK where
 //! one can sign (the Standard Webhooks senders, Slack, Coinbase Commerce,
 //! Modern Treasury, Box, Stripe and others, through
-//! `tests/all/signers/sdk.py`), else a second implementation that the
+//! `tests/all/signers/sdk.py`; Contentful and GitHub through Node scripts
+//! beside it), else a second implementation that the
 //! SDK's own verify function accepts (Razorpay, GoCardless, Square, Pusher,
 //! WorkOS, ElevenLabs, Paddle, Orb, Linear), else a
 //! published vector, else
@@ -138,6 +139,7 @@ const OTHER_SDKS: &[(&str, &str)] = &[
         "hubspot",
         "hubspot-api-client 12.0.0 (PyPI), Signature.get_signature (v3)",
     ),
+    ("github", "@octokit/webhooks-methods 6.0.0 (npm), sign"),
 ];
 
 /// Presets whose official SDK cannot sign but verifies: the second
@@ -339,7 +341,8 @@ fn sdks_present() -> bool {
         .args([
             "-e",
             "require('@contentful/node-apps-toolkit'); \
-             import('@linear/sdk/webhooks').catch(() => process.exit(1))",
+             Promise.all([import('@linear/sdk/webhooks'), import('@octokit/webhooks-methods')]) \
+             .catch(() => process.exit(1))",
         ])
         .current_dir(SIGNERS)
         .status()
@@ -455,18 +458,9 @@ fn sdk_sign(preset: &str, secret: &str, body: &str, ts: i64, id: &str) -> Option
             let extra = serde_json::json!({ topic.0: topic.1 }).to_string();
             let path = "/hook?space=s1&env=master";
             let ms = (ts * 1000).to_string();
-            let out = Command::new("node")
-                .arg(format!("{SIGNERS}/contentful.js"))
-                .args([secret, "POST", path, body, &ms, &extra])
-                .output()
-                .expect("node runs");
-            assert!(
-                out.status.success(),
-                "contentful signer failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let out = node("contentful.js", &[secret, "POST", path, body, &ms, &extra]);
             let signed: std::collections::BTreeMap<String, String> =
-                serde_json::from_slice(&out.stdout).expect("the toolkit's headers");
+                serde_json::from_str(&out).expect("the toolkit's headers");
             let mut headers = vec![(topic.0, topic.1.to_owned())];
             for name in [
                 "x-contentful-signature",
@@ -503,6 +497,10 @@ fn sdk_sign(preset: &str, secret: &str, body: &str, ts: i64, id: &str) -> Option
             "stripe-signature",
             sdk(&["stripe", secret, &t, body]),
         )]),
+        "github" => plain(vec![
+            ("x-hub-signature-256", node("github.mjs", &[secret, body])),
+            ("x-github-delivery", id.to_owned()),
+        ]),
         "twilio" => {
             // A form post, as Twilio sends; the id makes each delivery its
             // own.
@@ -616,16 +614,30 @@ fn linear_check(secret: &str, signed: &Signed) {
         .find(|(name, _)| *name == "linear-signature")
         .expect("Linear's signature header")
         .1;
+    assert_eq!(
+        node("linear.mjs", &[secret, signature, &signed.body]),
+        "ok",
+        "linear: the SDK accepts the request"
+    );
+}
+
+/// What the Node script `tests/all/signers/<script>` prints for `args`
+/// (trimmed); the test fails if it exits non-zero.
+fn node(script: &str, args: &[&str]) -> String {
     let out = Command::new("node")
-        .arg(format!("{SIGNERS}/linear.mjs"))
-        .args([secret, signature, &signed.body])
+        .arg(format!("{SIGNERS}/{script}"))
+        .args(args)
         .output()
         .expect("node runs");
     assert!(
-        out.status.success() && out.stdout == b"ok\n",
-        "linear: the SDK refuses the request: {}",
+        out.status.success(),
+        "{script} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8(out.stdout)
+        .expect("text")
+        .trim()
+        .to_owned()
 }
 
 /// The second implementation: each provider's rule as its documentation
