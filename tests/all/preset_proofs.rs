@@ -363,14 +363,27 @@ const SIGNERS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/all/signers");
 /// What `tests/all/signers/sdk.py` prints for `args`: the official SDK's
 /// signature.
 fn sdk(args: &[&str]) -> String {
-    let out = Command::new("python3")
-        .arg(format!("{SIGNERS}/sdk.py"))
+    signer("python3", "sdk.py", args)
+}
+
+/// What the Node script `tests/all/signers/<script>` prints for `args`.
+fn node(script: &str, args: &[&str]) -> String {
+    signer("node", script, args)
+}
+
+/// What `program` running `tests/all/signers/<script>` prints for `args`,
+/// trimmed; the test fails if it exits non-zero. Its error names the script
+/// and the SDK's first argument (a name, never a secret, for `sdk.py`).
+fn signer(program: &str, script: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .arg(format!("{SIGNERS}/{script}"))
         .args(args)
         .output()
-        .expect("python3 runs");
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    let name = if script == "sdk.py" { args[0] } else { script };
     assert!(
         out.status.success(),
-        "{args:?} failed: {}",
+        "{name} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout)
@@ -619,25 +632,6 @@ fn linear_check(secret: &str, signed: &Signed) {
         "ok",
         "linear: the SDK accepts the request"
     );
-}
-
-/// What the Node script `tests/all/signers/<script>` prints for `args`
-/// (trimmed); the test fails if it exits non-zero.
-fn node(script: &str, args: &[&str]) -> String {
-    let out = Command::new("node")
-        .arg(format!("{SIGNERS}/{script}"))
-        .args(args)
-        .output()
-        .expect("node runs");
-    assert!(
-        out.status.success(),
-        "{script} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("text")
-        .trim()
-        .to_owned()
 }
 
 /// The second implementation: each provider's rule as its documentation
