@@ -5,7 +5,12 @@
 //! delivery. It is compared through SHA-256 digests in constant time, so
 //! neither its contents nor its length leak through timing. The token is
 //! never used as a dedupe value (it is the same for every delivery and is a
-//! secret); the default dedupe key is the `X-Gitlab-Event-UUID` header.
+//! secret); the default dedupe keys are the `X-Gitlab-Event-UUID` header and
+//! `Idempotency-Key`, which GitLab (17.4 and later) keeps the same when it
+//! sends a delivery again, where a resent request gets a new event UUID
+//! (re-read: docs.gitlab.com/user/project/integrations/webhooks, delivery
+//! headers and "resend the request ... with the same `Idempotency-Key`
+//! header"; gitlab-org/gitlab merge request 160952).
 
 use http::header::HeaderName;
 use sha2::{Digest, Sha256};
@@ -17,6 +22,7 @@ use crate::reject::{Reason, Reject};
 
 const TOKEN: HeaderName = HeaderName::from_static("x-gitlab-token");
 const EVENT_UUID: HeaderName = HeaderName::from_static("x-gitlab-event-uuid");
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
 /// GitLab's token check for one route.
 pub struct GitlabScheme {
@@ -67,7 +73,10 @@ impl Scheme for GitlabScheme {
     }
 
     fn default_dedupe(&self) -> Vec<DedupeSource> {
-        vec![DedupeSource::Header(EVENT_UUID)]
+        vec![
+            DedupeSource::Header(EVENT_UUID),
+            DedupeSource::Header(IDEMPOTENCY_KEY),
+        ]
     }
 
     fn sends_secret(&self) -> bool {
@@ -108,7 +117,8 @@ impl Scheme for GitlabScheme {
         request.headers.insert(TOKEN, token);
         let id = http::HeaderValue::from_str(&request.id)
             .map_err(|_| "the delivery id is not a valid header value".to_owned())?;
-        request.headers.insert(EVENT_UUID, id);
+        request.headers.insert(EVENT_UUID, id.clone());
+        request.headers.insert(IDEMPOTENCY_KEY, id);
         Ok(())
     }
 }

@@ -8,7 +8,11 @@
 //! shared secret the user typed into Meta's dashboard, so that request is
 //! authenticated by comparing it (through SHA-256 digests, in constant
 //! time) with the route's `verify_token`, and then forwarded, marked
-//! verified, for the app to echo `hub.challenge`.
+//! verified, for the app to echo `hub.challenge` (re-read:
+//! developers.facebook.com/docs/messenger-platform/webhook-reference and
+//! developers.facebook.com/docs/graph-api/webhooks/getting-started; the
+//! same for WhatsApp and Instagram, which the `whatsapp`, `instagram`,
+//! `facebook`, `facebook_messenger` and `facebook_graph_api` names share).
 
 use http::Method;
 use sha2::{Digest, Sha256};

@@ -176,7 +176,9 @@ pub fn stripe() -> Description {
     )
 }
 
-/// GitHub: `X-Hub-Signature-256: sha256=<hex>` over the body.
+/// GitHub: `X-Hub-Signature-256: sha256=<hex>`, HMAC-SHA256 of the raw
+/// body with the webhook secret; `X-GitHub-Delivery` is the delivery's
+/// GUID (re-read: docs.github.com/webhooks/using-webhooks/validating-webhook-deliveries).
 pub fn github() -> Description {
     body_hmac(
         header_sig(&["x-hub-signature-256"], Some("sha256=")),
@@ -191,7 +193,12 @@ pub fn slack() -> Description {
     v0_hmac("x-slack-signature", "x-slack-request-timestamp")
 }
 
-/// Shopify: base64 over the body; newer deliveries drop the `X-` prefix.
+/// Shopify: base64 HMAC-SHA256 of the raw body with the app's client
+/// secret; Events deliveries drop the `X-` prefix. A repeated delivery keeps
+/// its webhook id (re-read: shopify.dev/docs/apps/build/webhooks/verify-deliveries,
+/// `X-Shopify-Hmac-SHA256` and `X-Shopify-Webhook-Id`, and
+/// shopify.dev/docs/apps/build/events/verify-deliveries, `Shopify-Hmac-Sha256`
+/// and `Shopify-Webhook-Id`).
 pub fn shopify() -> Description {
     body_hmac(
         header_sig(&["x-shopify-hmac-sha256", "shopify-hmac-sha256"], None),
@@ -357,9 +364,12 @@ fn hubspot_decode(url: &str) -> String {
     out
 }
 
-/// Zoom: Slack's shape with `x-zm-*` headers; hookguard answers its signed
-/// `endpoint.url_validation` (developers.zoom.us, "Using webhooks",
-/// validate your webhook endpoint).
+/// Zoom: Slack's shape with `x-zm-*` headers: `v0=` and the hex
+/// HMAC-SHA256 of `v0:{x-zm-request-timestamp}:{body}` with the secret
+/// token; hookguard answers its signed `endpoint.url_validation` (re-read:
+/// developers.zoom.us/docs/api/webhooks, "Verify webhook events" and
+/// "Validate your webhook endpoint"). Zoom states no window; five minutes
+/// is hookguard's choice.
 pub fn zoom() -> Description {
     Description {
         challenge: Some(ChallengeKind::ZoomUrlValidation),
@@ -367,7 +377,11 @@ pub fn zoom() -> Description {
     }
 }
 
-/// Calendly: Stripe's shape; its docs suggest a three-minute window.
+/// Calendly: Stripe's shape, `Calendly-Webhook-Signature: t=<s>,v1=<hex>`,
+/// HMAC-SHA256 of `{t}.{body}` with the subscription's signing key (re-read:
+/// developer.calendly.com/docs/webhooks/overview and
+/// developer.calendly.com/api-docs/overview/webhooks/webhook-signatures);
+/// its docs' example allows three minutes.
 pub fn calendly() -> Description {
     t_v1_list(
         "calendly-webhook-signature",
@@ -376,7 +390,10 @@ pub fn calendly() -> Description {
     )
 }
 
-/// Bitbucket: `X-Hub-Signature: sha256=<hex>` over the body.
+/// Bitbucket Cloud: `X-Hub-Signature: sha256=<hex>`, HMAC-SHA256 of the
+/// raw body with the webhook secret; unsigned without a secret (re-read:
+/// bitbucket.org/blog/enhanced-webhook-security and
+/// support.atlassian.com/bitbucket-cloud/docs/manage-webhooks/).
 pub fn bitbucket() -> Description {
     body_hmac(
         header_sig(&["x-hub-signature"], Some("sha256=")),
@@ -386,7 +403,9 @@ pub fn bitbucket() -> Description {
     )
 }
 
-/// Typeform: `Typeform-Signature: sha256=<base64>` over the body.
+/// Typeform: `Typeform-Signature: sha256=<base64>`, HMAC-SHA256 of the raw
+/// body with the webhook's secret (re-read:
+/// typeform.com/developers/webhooks/secure-your-webhooks/).
 pub fn typeform() -> Description {
     body_hmac(
         header_sig(&["typeform-signature"], Some("sha256=")),
@@ -396,7 +415,11 @@ pub fn typeform() -> Description {
     )
 }
 
-/// Intercom: `X-Hub-Signature: sha1=<hex>` over the body.
+/// Intercom: `X-Hub-Signature: sha1=<hex>`, HMAC-SHA1 of the raw body with
+/// the app's client secret (re-read: developers.intercom.com/docs/references/webhooks/webhook-models,
+/// "Signed notifications"; the page itself was not in the search corpora,
+/// the facts are as Intercom's developer forum and hookdeck/webhook-skills
+/// `intercom-webhooks` quote it).
 pub fn intercom() -> Description {
     body_hmac(
         header_sig(&["x-hub-signature"], Some("sha1=")),
@@ -406,8 +429,11 @@ pub fn intercom() -> Description {
     )
 }
 
-/// Linear puts its timestamp (ms) in the body and asks for a one-minute
-/// window.
+/// Linear: `Linear-Signature`, hex HMAC-SHA256 of the raw body; the
+/// timestamp (ms) is the body's `webhookTimestamp`, and Linear asks for a
+/// one-minute window (re-read: linear.app/developers/webhooks and
+/// linear.app/docs/api/sdk-webhooks, whose `LinearWebhooks.verify` takes the
+/// body, the header and `webhookTimestamp`).
 pub fn linear() -> Description {
     Description {
         signature: header_sig(&["linear-signature"], None),
@@ -429,8 +455,13 @@ pub fn linear() -> Description {
     }
 }
 
-/// Mailgun signs `timestamp` + `token` and puts all three in the body's
-/// `signature` object; the token is single-use.
+/// Mailgun signs `timestamp` + `token` (no separator, hex HMAC-SHA256 with
+/// the webhook signing key) and puts all three in the body's `signature`
+/// object; the token is 50 random characters, single-use (re-read:
+/// documentation.mailgun.com/docs/mailgun/user-manual/webhooks/securing-webhooks).
+/// A subaccount's events also carry `parent-signature`, made with the
+/// primary account's key: hookguard reads `signature` only, so a route takes
+/// the subaccount's key.
 pub fn mailgun() -> Description {
     Description {
         signature: SignatureSource::Json("/signature/signature"),
@@ -583,8 +614,11 @@ pub fn cashfree() -> Description {
 }
 
 /// Recurly: `recurly-signature: <ms>,<hex>[,<hex>]`, one signature per
-/// active secret, over `{timestamp}.{body}`
-/// (recurly.com/developers/guides/signature-verification.html).
+/// active secret, over `{timestamp}.{body}`; JSON webhooks only, a secret per
+/// endpoint (recurly.com/developers/guides/signature-verification.html;
+/// re-read: docs.recurly.com/recurly-subscriptions/docs/signature-verification.
+/// Recurly's Python client has no verify function, only its Ruby, Go and
+/// Node ones do).
 pub fn recurly() -> Description {
     Description {
         signature: SignatureSource::Positional {
@@ -611,7 +645,12 @@ pub fn coinify() -> Description {
 }
 
 /// Maxio (Chargify): `X-Chargify-Webhook-Signature-Hmac-Sha-256`, hex
-/// HMAC-SHA256 of the body (Maxio "Webhooks Reference", webhook signature).
+/// HMAC-SHA256 of the raw body with the site's shared key (Maxio "Webhooks
+/// Reference", webhook signature; re-read: that page was not in the search
+/// corpora, so the facts were checked in Maxio's own SDK, npm
+/// `@maxio-com/advanced-billing-sdk` 8.0.0 `src/models/webhook.ts`:
+/// `signature_hmac_sha_256`, and a webhook's id "is not changed on a
+/// retry/replay").
 pub fn chargify() -> Description {
     hex_body(
         "x-chargify-webhook-signature-hmac-sha-256",
@@ -621,13 +660,18 @@ pub fn chargify() -> Description {
 }
 
 /// Alchemy Notify: `X-Alchemy-Signature`, hex HMAC-SHA256 of the body with
-/// the webhook's signing key (alchemy.com/docs/reference/notify-api-quickstart).
+/// the webhook's signing key, no prefix, no timestamp
+/// (alchemy.com/docs/reference/notify-api-quickstart; re-read: that page was
+/// not in the search corpora; the facts agree with hookdeck/webhook-skills
+/// `alchemy-webhooks`).
 pub fn alchemy() -> Description {
     hex_body("x-alchemy-signature", None, vec![sig(), json("/id")])
 }
 
-/// Bolt: `X-Bolt-Hmac-Sha256`, base64 HMAC-SHA256 of the body
-/// (help.bolt.com/developers/guides/webhooks/hook-verification/).
+/// Bolt: `X-Bolt-Hmac-Sha256`, base64 HMAC-SHA256 of the raw body with the
+/// signing secret from Administration > API (re-read:
+/// help.bolt.com/developers/webhooks/hook-verification and
+/// help.bolt.com/gaming/guide/bolt-webhooks/validate-authenticity).
 pub fn bolt() -> Description {
     base64_body("x-bolt-hmac-sha256", None, vec![sig()])
 }
@@ -644,8 +688,10 @@ pub fn sentry() -> Description {
     )
 }
 
-/// Vercel: `x-vercel-signature`, hex HMAC-SHA1 of the body
-/// (vercel.com/docs/webhooks/webhooks-api#securing-webhooks).
+/// Vercel: `x-vercel-signature`, hex HMAC-SHA1 of the raw body
+/// (vercel.com/docs/webhooks/webhooks-api#securing-webhooks; re-read: that
+/// page was not in the search corpora; the facts agree with
+/// hookdeck/webhook-skills `vercel-webhooks`).
 pub fn vercel() -> Description {
     body_hmac(
         header_sig(&["x-vercel-signature"], None),
@@ -655,8 +701,11 @@ pub fn vercel() -> Description {
     )
 }
 
-/// Jira (admin webhooks): `X-Hub-Signature: sha256=<hex>` of the body
-/// (developer.atlassian.com/cloud/jira/platform/webhooks/#secure-admin-webhooks).
+/// Jira (admin webhooks): `X-Hub-Signature: sha256=<hex>` of the body, the
+/// method named before `=` (HMACSha256 is the default and the only one
+/// hookguard takes) (developer.atlassian.com/cloud/jira/platform/webhooks/#secure-admin-webhooks;
+/// re-read: confluence.atlassian.com/adminjiraserver/managing-webhooks-938846912.html,
+/// "Securing your webhook").
 pub fn jira() -> Description {
     hex_body(
         "x-hub-signature",
@@ -666,13 +715,19 @@ pub fn jira() -> Description {
 }
 
 /// CircleCI: `circleci-signature: v1=<hex>[,v2=..]`, HMAC-SHA256 of the
-/// body; only `v1` entries count (circleci.com/docs/webhooks/#validate-webhooks).
+/// body with the webhook's secret token; only `v1` entries count
+/// (circleci.com/docs/webhooks/#validate-webhooks; re-read:
+/// circleci.com/docs/webhooks/ and CircleCI's answer on
+/// discuss.circleci.com/t/circleci-webhook-secret-token-decryption-or-validation/40979).
 pub fn circleci() -> Description {
     hex_body("circleci-signature", Some("v1="), vec![sig(), json("/id")])
 }
 
-/// PagerDuty (v3): `X-PagerDuty-Signature: v1=<hex>[,v1=<hex>]`, one per
-/// active secret (developer.pagerduty.com, "Verifying Signatures").
+/// PagerDuty (v3): `X-PagerDuty-Signature: v1=<hex>[,v1=<hex>]`, HMAC-SHA256
+/// of the body, one per active secret, split on `,`, only `v1` counted
+/// (developer.pagerduty.com, "Verifying Signatures"; re-read:
+/// developer.pagerduty.com/docs/webhooks/webhook-signatures/, as quoted on
+/// community.pagerduty.com/forum/t/.../3447).
 pub fn pagerduty() -> Description {
     hex_body(
         "x-pagerduty-signature",
@@ -682,7 +737,9 @@ pub fn pagerduty() -> Description {
 }
 
 /// Heroku: `Heroku-Webhook-Hmac-SHA256`, base64 HMAC-SHA256 of the body
-/// (devcenter.heroku.com/articles/app-webhooks).
+/// with the subscription's `secret` (devcenter.heroku.com/articles/app-webhooks;
+/// re-read: devcenter.heroku.com/articles/addon-webhooks and
+/// devcenter.heroku.com/articles/app-webhooks-schema).
 pub fn heroku() -> Description {
     base64_body(
         "heroku-webhook-hmac-sha256",
@@ -742,8 +799,9 @@ pub fn launchdarkly() -> Description {
 }
 
 /// HCP Terraform: `X-TFE-Notification-Signature`, hex HMAC-SHA512 of the
-/// body with the notification token (developer.hashicorp.com,
-/// notification-configurations, "Notification Authenticity").
+/// body with the notification token, generic webhooks only (developer.hashicorp.com,
+/// notification-configurations, "Notification Authenticity"; re-read:
+/// developer.hashicorp.com/terraform/cloud-docs/workspaces/settings/notifications).
 pub fn terraform() -> Description {
     body_hmac(
         header_sig(&["x-tfe-notification-signature"], None),
@@ -782,7 +840,9 @@ pub fn mux() -> Description {
 }
 
 /// Signal Sciences (Fastly NGWAF): `X-SigSci-Signature`, hex HMAC-SHA256 of
-/// the body (docs.fastly.com/signalsciences/integrations/generic-webhooks).
+/// the payload with the integration's signing key
+/// (docs.fastly.com/signalsciences/integrations/generic-webhooks; re-read:
+/// fastly.com/documentation/guides/next-gen-waf/integrations/generic-webhooks).
 pub fn signal_sciences() -> Description {
     hex_body("x-sigsci-signature", None, vec![sig()])
 }
@@ -801,20 +861,28 @@ pub fn sonatype() -> Description {
     )
 }
 
-/// Trend Micro Conformity: `X-TrendMicro-Signature`, hex HMAC-SHA256 of the
-/// body (docs.trendmicro.com, Conformity webhook communication).
+/// Trend Micro Cloud One Conformity: `X-Conformity-Signature`, hex
+/// HMAC-SHA256 of the payload keyed with the webhook security token as typed
+/// (base64 characters only, not decoded). The header is not
+/// `X-TrendMicro-Signature`, which the first version of this preset read
+/// (re-read: cloudone.trendmicro.com/docs/conformity/webhook-communication/
+/// and cloudconformity.com/help/communication/communication-channels/webhook-communication.html).
 pub fn trendmicro_conformity() -> Description {
-    hex_body("x-trendmicro-signature", None, vec![sig()])
+    hex_body("x-conformity-signature", None, vec![sig()])
 }
 
-/// MongoDB Atlas App Services: `X-Hook-Signature: sha256=<hex>` of the body
-/// (mongodb.com/docs/atlas/app-services/services/webhook-requests-and-responses/).
+/// MongoDB Atlas App Services: `X-Hook-Signature: sha256=<hex>`, hex
+/// HMAC-SHA256 of the body with the secret string
+/// (mongodb.com/docs/atlas/app-services/services/webhook-requests-and-responses/,
+/// re-read: "Payload Signature Verification"). MongoDB has deprecated these
+/// third-party-service webhooks, in favour of HTTPS endpoints.
 pub fn mongodb() -> Description {
     hex_body("x-hook-signature", Some("sha256="), vec![sig()])
 }
 
 /// Castle: `X-Castle-Signature`, base64 HMAC-SHA256 of the body with the
-/// API secret (docs.castle.io/docs/webhooks).
+/// API secret (docs.castle.io/docs/webhooks; re-read: castle.io/docs/securing_requests,
+/// "Securing webhooks received from Castle").
 pub fn castle() -> Description {
     base64_body("x-castle-signature", None, vec![sig()])
 }
@@ -864,8 +932,11 @@ pub fn aftership() -> Description {
 }
 
 /// Microsoft Teams outgoing webhooks: `Authorization: HMAC <base64>`,
-/// HMAC-SHA256 of the body keyed with the base64-decoded security token
-/// (learn.microsoft.com, "Create an Outgoing Webhook", authentication).
+/// HMAC-SHA256 of the UTF-8 body keyed with the bytes of the base64
+/// security token (learn.microsoft.com, "Create an Outgoing Webhook",
+/// authentication; re-read: learn.microsoft.com/microsoftteams/platform/webhooks-and-connectors/how-to/add-outgoing-webhook,
+/// whose C# sample decodes the token with `Convert.FromBase64String`). The
+/// body's `id` is the message's activity id.
 pub fn microsoft_teams() -> Description {
     Description {
         key_form: KeyForm::Base64(
@@ -875,20 +946,29 @@ pub fn microsoft_teams() -> Description {
     }
 }
 
-/// Webex: `X-Spark-Signature`, hex HMAC-SHA1 of the body
-/// (developer.webex.com/docs/receive-and-verify-webhooks).
+/// Webex: `X-Spark-Signature`, hex HMAC-SHA1 of the body with the
+/// webhook's secret (developer.webex.com/docs/receive-and-verify-webhooks;
+/// re-read: developer.webex.com/blog/using-a-webhook-secret and
+/// developer.webex.com/docs/api/guides/webhooks). The body's top-level `id`
+/// is the webhook's own id, the same on every event it sends
+/// (developer.webex.com/docs/api/v1/webhooks/get-webhook-details), so it is
+/// not a dedupe key: that would have answered every event after a
+/// webhook's first as a duplicate. `data.id` repeats across updates of one
+/// object, so the signature alone is the default.
 pub fn webex() -> Description {
     body_hmac(
         header_sig(&["x-spark-signature"], None),
         Algorithm::Sha1,
         Encoding::Hex,
-        vec![sig(), json("/id")],
+        vec![sig()],
     )
 }
 
 /// X (Twitter) Account Activity: `x-twitter-webhooks-signature:
 /// sha256=<base64>` of the body with the consumer secret
-/// (developer.x.com, account-activity-api, "Securing webhooks").
+/// (developer.x.com, account-activity-api, "Securing webhooks"; re-read:
+/// docs.x.com/x-api/webhooks/quickstart, which also states the CRC answer,
+/// `sha256=` and the base64 HMAC-SHA256 of `crc_token`).
 pub fn x() -> Description {
     Description {
         challenge: Some(ChallengeKind::XCrc),
@@ -924,8 +1004,14 @@ pub fn pusher() -> Description {
     }
 }
 
-/// Airship: `X-UA-Signature`, hex HMAC-SHA256 of `{timestamp}:{body}`,
-/// `X-UA-Timestamp` in seconds (support.airship.com, article 360032501831).
+/// Airship (Open Channel webhooks): `X-UA-Signature`, hex HMAC-SHA256 of
+/// `{timestamp}:{body}` with the signature secret, `X-UA-Timestamp` in
+/// seconds; the `/validate` GET signs an empty body (re-read:
+/// support.airship.com/hc/en-us/articles/360032501831). Airship names no
+/// window; five minutes is hookguard's choice. That page's example request
+/// is `Content-encoding: gzip` while the signature covers the JSON;
+/// hookguard verifies the bytes it receives and decompresses nothing, so a
+/// gzipped delivery would be refused.
 pub fn airship() -> Description {
     timestamped(
         header_sig(&["x-ua-signature"], None),
@@ -938,21 +1024,32 @@ pub fn airship() -> Description {
 }
 
 /// Customer.io reporting webhooks: `X-CIO-Signature`, hex HMAC-SHA256 of
-/// `v0:{timestamp}:{body}`, `X-CIO-Timestamp` in seconds
-/// (customer.io/docs/api/webhooks/#section/Securely-verifying-requests).
+/// `v0:{timestamp}:{body}` with the webhook signing key, `X-CIO-Timestamp`
+/// in seconds (customer.io/docs/api/webhooks/#section/Securely-verifying-requests;
+/// re-read: customer.io/docs/api/webhooks/). Customer.io retries for seven
+/// days, each attempt signed afresh, so the body's `event_id` is a default
+/// dedupe key beside the signature. It names no window; five minutes is
+/// hookguard's choice.
 pub fn customer_io() -> Description {
-    timestamped(
-        header_sig(&["x-cio-signature"], None),
-        Encoding::Hex,
-        "v0:{timestamp}:{body}",
-        "x-cio-timestamp",
-        TimestampUnit::Seconds,
-        seconds(300),
-    )
+    Description {
+        dedupe: vec![sig(), json("/event_id")],
+        ..timestamped(
+            header_sig(&["x-cio-signature"], None),
+            Encoding::Hex,
+            "v0:{timestamp}:{body}",
+            "x-cio-timestamp",
+            TimestampUnit::Seconds,
+            seconds(300),
+        )
+    }
 }
 
 /// Segment webhook destination: `X-Signature`, hex HMAC-SHA1 of the body
-/// (segment.com/docs/connections/destinations/catalog/webhooks/).
+/// with the shared secret (segment.com/docs/connections/destinations/catalog/webhooks/;
+/// re-read: segment.com/docs/connections/destinations/catalog/actions-webhook).
+/// With batching on, Webhooks (Actions) signs only the first event of a batch
+/// (support.twilio.com/hc/en-us/articles/51193799782171), which hookguard
+/// refuses: leave batching off.
 pub fn segment() -> Description {
     body_hmac(
         header_sig(&["x-signature"], None),
@@ -1015,13 +1112,17 @@ pub fn zendesk() -> Description {
 }
 
 /// Asana: `X-Hook-Signature`, hex HMAC-SHA256 of the body keyed with the
-/// `X-Hook-Secret` of the handshake (developers.asana.com/docs/webhooks-guide).
+/// `X-Hook-Secret` of the handshake, which never rotates
+/// (developers.asana.com/docs/webhooks-guide; re-read:
+/// developers.asana.com/docs/establish-a-webhook, and Asana's answer on
+/// forum.asana.com/t/securing-webhook-initial-handshake/969989).
 pub fn asana() -> Description {
     hex_body("x-hook-signature", None, vec![sig()])
 }
 
 /// Trello: `X-Trello-Webhook`, base64 HMAC-SHA1 of the body followed by the
-/// callback URL (developer.atlassian.com/cloud/trello/guides/rest-api/webhooks/).
+/// callback URL exactly as registered, keyed with the application's secret
+/// (re-read: developer.atlassian.com/cloud/trello/guides/rest-api/webhooks/).
 pub fn trello(public_url: String) -> Description {
     Description {
         message: Template::from_parts("{body}{url}", vec![Part::Body, Part::Url]),
@@ -1042,7 +1143,10 @@ pub fn trello(public_url: String) -> Description {
 /// HMAC-SHA1 of the webhook URL followed by the POST parameters sorted by
 /// name, each name then value, keyed with the webhook key
 /// (mailchimp.com/developer/transactional/guides/track-respond-activity-webhooks/,
-/// "Authenticating webhook requests").
+/// "Authenticating webhook requests"; re-read:
+/// mandrill.zendesk.com/hc/en-us/articles/360039232513-How-to-Authenticate-Webhook-Requests:
+/// the URL exactly as entered, query included). Mailchimp's marketing
+/// (audience) webhooks are not signed.
 pub fn mandrill(public_url: String) -> Description {
     Description {
         message: Template::from_parts("{url}{form}", vec![Part::Url, Part::Form]),
@@ -1081,7 +1185,10 @@ pub fn braintree() -> Description {
 }
 
 /// Notion: `X-Notion-Signature: sha256=<hex>` of the body keyed with the
-/// verification token (developers.notion.com/reference/webhooks).
+/// verification token; the body's `id` is the event's, kept on retries
+/// (developers.notion.com/reference/webhooks; re-read: that page was not in
+/// the search corpora; the facts agree with hookdeck/webhook-skills
+/// `notion-webhooks`).
 pub fn notion() -> Description {
     hex_body(
         "x-notion-signature",
@@ -1091,8 +1198,9 @@ pub fn notion() -> Description {
 }
 
 /// Airtable: `X-Airtable-Content-MAC: hmac-sha256=<hex>` of the body, keyed
-/// with the base64-decoded `macSecretBase64`
-/// (airtable.com/developers/web/api/webhooks-overview).
+/// with the base64-decoded `macSecretBase64` (re-read:
+/// airtable.com/developers/web/api/webhooks-overview; decoding to bytes, not
+/// text, as Airtable's community answer 179349 shows).
 pub fn airtable() -> Description {
     Description {
         key_form: KeyForm::Base64("the macSecretBase64 returned when the webhook is created"),
@@ -1101,8 +1209,10 @@ pub fn airtable() -> Description {
 }
 
 /// DocuSign Connect: one `X-DocuSign-Signature-N` header per active key
-/// (N up to 100), base64 HMAC-SHA256 of the body
-/// (developers.docusign.com/platform/webhooks/connect/validate/).
+/// (N up to 100), base64 HMAC-SHA256 of the body; `x-authorization-digest`
+/// names the hash, SHA-256 today
+/// (developers.docusign.com/platform/webhooks/connect/validate/; re-read:
+/// docusign.com/blog/developers/manually-authenticating-hmac-signatures-docusign-connect-webhook-configurations).
 pub fn docusign() -> Description {
     let names = (1..=100)
         .map(|n| {
@@ -1121,8 +1231,9 @@ pub fn docusign() -> Description {
     )
 }
 
-/// Dropbox: `X-Dropbox-Signature`, hex HMAC-SHA256 of the body with the app
-/// secret (dropbox.com/developers/reference/webhooks).
+/// Dropbox: `X-Dropbox-Signature`, hex HMAC-SHA256 of the entire body with
+/// the app secret; the `GET ?challenge=` is echoed as `text/plain` with
+/// `nosniff` (re-read: dropbox.com/developers/reference/webhooks).
 pub fn dropbox() -> Description {
     Description {
         challenge: Some(ChallengeKind::EchoQuery("challenge")),
@@ -1132,7 +1243,9 @@ pub fn dropbox() -> Description {
 
 /// Nylas (v3): `X-Nylas-Signature`, hex HMAC-SHA256 of the body with the
 /// webhook secret; the `GET ?challenge=` on creation is echoed
-/// (developer.nylas.com/docs/v3/notifications/webhooks/).
+/// (developer.nylas.com/docs/v3/notifications/webhooks/; re-read:
+/// developer.nylas.com/docs/reference/api/webhook-notifications/post-webhook-destinations/
+/// and developer.nylas.com/docs/v3/notifications/).
 pub fn nylas() -> Description {
     Description {
         challenge: Some(ChallengeKind::EchoQuery("challenge")),
@@ -1164,7 +1277,8 @@ pub fn box_() -> Description {
 }
 
 /// Xero: `x-xero-signature`, base64 HMAC-SHA256 of the body with the
-/// webhook key (developer.xero.com/documentation/guides/webhooks/configuring-your-server).
+/// webhook key (re-read: developer.xero.com/documentation/webhooks/configuring-your-server,
+/// "Intent to receive").
 pub fn xero() -> Description {
     base64_body("x-xero-signature", None, vec![sig()])
 }
@@ -1185,7 +1299,10 @@ pub fn persona() -> Description {
 }
 
 /// WooCommerce: `X-WC-Webhook-Signature`, base64 HMAC-SHA256 of the body
-/// (woocommerce.github.io/woocommerce-rest-api-docs/#webhooks).
+/// with the webhook's secret; `X-WC-Webhook-Delivery-ID` names each delivery
+/// (woocommerce.github.io/woocommerce-rest-api-docs/#webhooks; re-read: that
+/// page was not in the search corpora; the facts agree with the secondary
+/// guides found).
 pub fn woocommerce() -> Description {
     base64_body(
         "x-wc-webhook-signature",
@@ -1194,8 +1311,12 @@ pub fn woocommerce() -> Description {
     )
 }
 
-/// Go1: `Go1-Signature: t=<s>,v1=<hex>` over `{t}.{body}`
-/// (developers.go1.com/docs/developer-tools/webhooks/security; Go1's own
+/// Go1: `Go1-Signature: t=<s>,v1=<hex>` over `{t}.{body}`, HMAC-SHA256 with
+/// the webhook's `secret_key` (developers.go1.com/docs/developer-tools/webhooks/security;
+/// re-read: go1.com/developers/partners/concepts/webhook-signature-authentification
+/// for the header, the split on `,` and the hash; the signed message's
+/// layout is past what the search corpora hold of that page. Go1 names no
+/// window; five minutes is hookguard's choice. Go1's own
 /// verifier, npm `@go1/webhook-verifier-js`, has a page on npmjs.com but
 /// the registry no longer serves it, so it cannot check the proof).
 pub fn go1() -> Description {
@@ -1214,8 +1335,12 @@ pub fn pandadoc() -> Description {
     )
 }
 
-/// Patreon: `X-Patreon-Signature`, hex HMAC-MD5 of the body. MD5 is weak;
-/// it is here only because Patreon still signs with it (docs.patreon.com/#webhooks).
+/// Patreon: `X-Patreon-Signature`, hex HMAC-MD5 of the body with the
+/// webhook's secret. MD5 is weak; it is here only because Patreon still
+/// signs with it (docs.patreon.com/#webhooks; re-read: that page was not in
+/// the search corpora; its sentence, "the HEX digest of the message body HMAC
+/// signed (with MD5) using your webhook's secret", is quoted on
+/// patreondevelopers.com/t/webhook-signature-validation-fails/348).
 pub fn patreon() -> Description {
     body_hmac(
         header_sig(&["x-patreon-signature"], None),
@@ -1344,8 +1469,10 @@ pub fn sumsub() -> Description {
 }
 
 /// Squarespace: `Squarespace-Signature`, hex HMAC-SHA256 of the body keyed
-/// with the hex-decoded subscription secret
-/// (developers.squarespace.com/commerce-apis/webhook-subscriptions-api).
+/// with the hex-decoded subscription secret; the body's `id` is the
+/// notification's (developers.squarespace.com/commerce-apis/webhook-subscriptions-api;
+/// re-read: developers.squarespace.com/webhooks/verifying-notifications and
+/// developers.squarespace.com/webhooks/overview).
 pub fn squarespace() -> Description {
     Description {
         key_form: KeyForm::Hex("the secret returned when the webhook subscription is created"),

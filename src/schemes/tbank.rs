@@ -6,7 +6,9 @@
 //! sorted by field name, with `Token` itself left out. Nested objects and
 //! arrays (`Receipt`, `DATA`) and nulls are not signed; booleans are written
 //! `true`/`false` and numbers as sent. The body is only read: the exact
-//! bytes received are what is forwarded.
+//! bytes received are what is forwarded (re-read:
+//! developer.tbank.ru/eacq/intro/developer/token: root parameters only,
+//! `Password` added, sorted by key, the values joined, SHA-256).
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;

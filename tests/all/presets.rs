@@ -413,6 +413,7 @@ fn stripe_skips_v0_and_foreign_entries_and_refuses_a_header_with_only_v0() {
 // Every symmetric preset through the proxy
 
 /// How a sender of one preset signs: headers, path and body for `secret`.
+#[derive(Clone)]
 pub(crate) struct Signed {
     pub(crate) path: String,
     pub(crate) headers: Vec<(&'static str, String)>,
@@ -562,9 +563,12 @@ pub(crate) fn sign_as_provider(
                 body: form,
             }
         }
+        // GitLab 17.4 and later also send an Idempotency-Key, kept when a
+        // delivery is sent again (docs.gitlab.com, webhooks).
         "gitlab" => plain(vec![
             ("x-gitlab-token", secret.to_owned()),
             ("x-gitlab-event-uuid", id.to_owned()),
+            ("idempotency-key", format!("key-{id}")),
         ]),
         "tbank" => {
             let mut doc: serde_json::Map<String, serde_json::Value> =
@@ -643,6 +647,12 @@ pub(crate) fn event_body(scheme: &str, n: u32) -> String {
         ),
         "tbank" => format!(
             r#"{{"TerminalKey":"T1","OrderId":"o{n}","Success":true,"Status":"CONFIRMED","PaymentId":{n},"Amount":1000,"Data":{{"x":1}}}}"#
+        ),
+        // Webex's shape: the top-level id is the webhook's, the same on
+        // every event it sends; the event's own object is under data
+        // (developer.webex.com/docs/api/v1/webhooks/get-webhook-details).
+        "webex" => format!(
+            r#"{{"id":"Y2lzY29zcGFyazovL3VzL1dFQkhPT0svaG9vaw","name":"hook","resource":"messages","event":"created","data":{{"id":"msg_{n}","roomId":"room","text":"thing.happened"}}}}"#
         ),
         _ => format!(
             r#"{{"id":"evt_{n}","event_id":"ev_{n}","type":"thing.happened","amount":{n}}}"#
