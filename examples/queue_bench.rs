@@ -130,7 +130,10 @@ async fn main() {
     let started = Instant::now();
     let mut settled = 0u64;
     loop {
-        let items = store.take("bench", u64::MAX, 64).await.unwrap();
+        let items = store
+            .take("bench", u64::MAX, 64, Duration::from_secs(30))
+            .await
+            .unwrap();
         if items.is_empty() {
             break;
         }

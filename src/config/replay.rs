@@ -193,7 +193,7 @@ pub(super) fn parse(
 }
 
 /// Validates `redis_url`. The value is never echoed: it may hold a password.
-fn parse_redis_url(text: &str) -> Result<redis::ConnectionInfo, String> {
+pub(super) fn parse_redis_url(text: &str) -> Result<redis::ConnectionInfo, String> {
     const USE: &str = "use redis://[:PASSWORD@]HOST[:PORT][/DB], or rediss:// for TLS";
     match text.split_once("://") {
         Some(("redis" | "rediss", _)) => {}
@@ -209,7 +209,7 @@ fn parse_redis_url(text: &str) -> Result<redis::ConnectionInfo, String> {
 
 /// `redis_password = { env = "VAR" }` (or `file`, or `value`): the password
 /// kept out of the URL. `Some(None)` when absent; `None` when invalid.
-fn parse_redis_password(
+pub(super) fn parse_redis_password(
     s: &mut Section<'_>,
     sources: &mut SourceReader<'_>,
     errors: &mut ConfigErrors,
@@ -239,7 +239,7 @@ fn parse_redis_password(
 
 /// Key prefixes are printable ASCII without spaces, so that keys read well
 /// in `redis-cli` and cannot smuggle protocol bytes into logs.
-fn check_key_prefix(prefix: &str) -> Result<&str, String> {
+pub(super) fn check_key_prefix(prefix: &str) -> Result<&str, String> {
     if prefix.len() > 64 {
         return Err(format!(
             "is {} bytes long; use at most 64 (it is stored in every key)",
