@@ -573,6 +573,24 @@ impl Config {
         Config::parse(text, &mut SourceReader::new(env))
     }
 
+    /// Whether `replicas` processes may run this config at once: an
+    /// embedded queue is one file for one process (a second would find it
+    /// locked, or on a volume of its own strand what it accepted there);
+    /// the error says so under `queue.store`.
+    pub fn check_replicas(&self, replicas: u32) -> Result<(), ConfigErrors> {
+        match self.queue.as_ref().map(|q| &q.store) {
+            Some(QueueStoreKind::Embedded(_)) if replicas > 1 => {
+                let mut errors = ConfigErrors::default();
+                errors.push(
+                    "queue.store",
+                    format!("\"embedded\" is one file for one process, and {replicas} replicas would run this config: use store = \"redis\" (shared by every replica) or run one replica"),
+                );
+                Err(errors)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The files the key sources read (`file = ...` under `secrets`,
     /// `public_keys`, `verify_token` and `redis_password`), each once: with
     /// the config file, what a reload polls for changes.

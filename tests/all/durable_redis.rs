@@ -397,3 +397,41 @@ async fn hookguard_serve_refuses_to_start_on_a_redis_without_appendfsync_always(
     assert_eq!(post(listen, b"{}", "r-2").await.status, 202);
     wait_count(&upstream, 1, Duration::from_secs(10)).await;
 }
+
+#[test]
+fn hookguard_check_refuses_an_embedded_queue_for_more_than_one_replica_and_takes_a_redis_one() {
+    let dir = TempDir::new("check-replicas");
+    let embedded = format!(
+        "[server]\nupstream = \"http://127.0.0.1:9\"\n\n[queue]\npath = \"{}/q.db\"\n",
+        dir.0.display()
+    );
+    let redis = "[server]\nupstream = \"http://127.0.0.1:9\"\n\n[queue]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:1/0\"\n";
+    let route = format!(
+        "\n[[routes]]\nname = \"vendor\"\npath = \"/vendor\"\nscheme = \"hmac\"\nsecrets = [{{ value = \"{SECRET}\" }}]\n[routes.hmac]\nheader = \"X-Signature\"\n[routes.delivery]\nmode = \"durable\"\n"
+    );
+    let check = |text: &str, replicas: &str| {
+        let path = dir.0.join("config.toml");
+        std::fs::write(&path, format!("{text}{route}")).unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_hookguard"))
+            .args(["check", "--replicas", replicas, "--config"])
+            .arg(&path)
+            .output()
+            .expect("the hookguard binary runs");
+        let said = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.code(), said)
+    };
+    let (code, said) = check(&embedded, "1");
+    assert_eq!(code, Some(0), "{said}");
+    let (code, said) = check(&embedded, "3");
+    assert_eq!(code, Some(2), "{said}");
+    assert!(
+        said.contains("queue.store: \"embedded\" is one file for one process, and 3 replicas would run this config: use store = \"redis\""),
+        "{said}"
+    );
+    let (code, said) = check(redis, "3");
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("queue redis 127.0.0.1:1"), "{said}");
+    let (code, said) = check(&embedded, "0");
+    assert_eq!(code, Some(2), "{said}");
+}
