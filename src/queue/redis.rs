@@ -81,13 +81,20 @@ const RECLAIM_BATCH: usize = 100;
 /// Ids a listing reads per script.
 const LIST_PAGE: usize = 256;
 
-/// The fields of an item's hash in the order scripts answer them.
-const FIELDS: &str = "'r','s','t','a','rc','n','f','l','k','h','b'";
+/// The fields of an item's hash in the order scripts answer them (after
+/// the id); the scripts that answer items name them in this order too.
+const FIELDS: [&str; 11] = ["r", "s", "t", "a", "rc", "n", "f", "l", "k", "h", "b"];
 
-/// Functions every script starts with. ARGV[1] is always the key prefix.
-/// `summary()` is what every changing script answers besides its result:
-/// the counters, the stored bytes and the paused routes.
-const PRELUDE: &str = r"
+/// A script: the functions every script starts with, then `$body`. ARGV[1]
+/// is always the key prefix. `summary()` is what every changing script
+/// answers besides its result: the counters, the stored bytes and the
+/// paused routes. `fields(id)` reads an item's [`FIELDS`]. Put together
+/// at compile time: each call sends the text (`EVAL`, as the replay store
+/// does: one command per operation, even on a freshly restarted Redis).
+macro_rules! script {
+    ($body:literal) => {
+        concat!(
+            r"
 local P = ARGV[1]
 local function count(route, state, by)
   local field = route .. '\n' .. state
@@ -139,14 +146,24 @@ local function summary()
   return {redis.call('HGETALL', P .. 'counts'), redis.call('GET', P .. 'bytes') or '0',
           redis.call('SMEMBERS', P .. 'paused')}
 end
-";
+local function fields(id)
+  local f = redis.call('HMGET', P .. 'item:' .. id, 'r', 's', 't', 'a', 'rc', 'n', 'f', 'l', 'k', 'h', 'b')
+  table.insert(f, 1, id)
+  return f
+end
+",
+            $body
+        )
+    };
+}
 
 /// Stores an item and its dedupe keys, unless a key belongs to an item
 /// whose keys have not expired (`{1, id}`), or the item would pass
 /// `max_bytes` (`{2}`), or its id is taken (`{3}`, made again). KEYS: the
 /// dedupe keys. ARGV: prefix, now, max bytes, id, route, received, size,
 /// key TTL ms, key expiry ms, the keys' bytes, head, body.
-const ENQUEUE: &str = r"
+const ENQUEUE: &str = script!(
+    r"
 local now = tonumber(ARGV[2])
 for _, key in ipairs(KEYS) do
   local held = redis.call('GET', key)
@@ -175,12 +192,14 @@ for _, key in ipairs(KEYS) do
   redis.call('SET', key, id .. ':' .. ARGV[9], 'PX', ARGV[8])
 end
 return {{0, id}, summary()}
-";
+"
+);
 
 /// Returns the route's expired leases to the due set, then takes up to
 /// `max` items due at `now`. ARGV: prefix, route, now, max, lease ms,
 /// token, most leases to reclaim. Answers the leases reclaimed and the items' fields.
-const TAKE: &str = r"
+const TAKE: &str = script!(
+    r"
 local route = ARGV[2]
 local reclaimed = reclaim(route, tonumber(ARGV[7]))
 local deadline = clock() + tonumber(ARGV[5])
@@ -196,28 +215,30 @@ for _, id in ipairs(ids) do
     redis.call('HSET', item, 's', 2, 'o', ARGV[6])
     redis.call('HINCRBY', item, 't', 1)
     redis.call('ZADD', P .. 'live:' .. route, deadline, id)
-    local fields = redis.call('HMGET', item, FIELDS)
-    table.insert(fields, 1, id)
-    table.insert(items, fields)
+    table.insert(items, fields(id))
   end
 end
 return {{reclaimed, items}, summary()}
-";
+"
+);
 
 /// Returns every route's expired leases to the due sets (at open).
 /// ARGV: prefix.
-const RECLAIM_ALL: &str = r"
+const RECLAIM_ALL: &str = script!(
+    r"
 local reclaimed = 0
 for _, route in ipairs(redis.call('SMEMBERS', P .. 'routes')) do
   reclaimed = reclaimed + reclaim(route, 100000)
 end
 return {reclaimed, summary()}
-";
+"
+);
 
 /// Settles an item in flight under the token given; anything else is
 /// left alone. ARGV: prefix, id, token, kind (d, x, r, p: delivered, dead,
 /// retry, release), now, due, last.
-const SETTLE: &str = r"
+const SETTLE: &str = script!(
+    r"
 local id, kind = ARGV[2], ARGV[4]
 local item = P .. 'item:' .. id
 local f = redis.call('HMGET', item, 'r', 's', 'o')
@@ -237,10 +258,12 @@ end
 place(id, route, state, ARGV[6], ARGV[5])
 count(route, state, 1)
 return {1, summary()}
-";
+"
+);
 
 /// Makes an item that is not in flight ready now. ARGV: prefix, id, now.
-const REDELIVER: &str = r"
+const REDELIVER: &str = script!(
+    r"
 local id = ARGV[2]
 local item = P .. 'item:' .. id
 local f = redis.call('HMGET', item, 'r', 's')
@@ -252,52 +275,62 @@ redis.call('HSET', item, 's', 0, 'n', ARGV[3], 'f', 0)
 place(id, f[1], 0, ARGV[3], 0)
 count(f[1], 0, 1)
 return {1, summary()}
-";
+"
+);
 
 /// Deletes items by id. ARGV: prefix, ids.
-const PURGE: &str = r"
+const PURGE: &str = script!(
+    r"
 local removed = 0
 for i = 2, #ARGV do removed = removed + delete(ARGV[i]) end
 return {removed, summary()}
-";
+"
+);
 
 /// Deletes delivered items finished before ARGV[2] and dead ones before
 /// ARGV[3], at most ARGV[4] of each. Dedupe keys expire by their TTL.
-const EXPIRE: &str = r"
+const EXPIRE: &str = script!(
+    r"
 local removed = 0
 for state, before in pairs({[3] = ARGV[2], [4] = ARGV[3]}) do
   local ids = redis.call('ZRANGEBYSCORE', P .. 'done:' .. state, '-inf', '(' .. before, 'LIMIT', 0, ARGV[4])
   for _, id in ipairs(ids) do removed = removed + delete(id) end
 end
 return {removed, summary()}
-";
+"
+);
 
 /// Pauses (ARGV[3] = 1) or resumes a route. ARGV: prefix, route, flag.
-const PAUSE: &str = r"
+const PAUSE: &str = script!(
+    r"
 if ARGV[3] == '1' then redis.call('SADD', P .. 'paused', ARGV[2])
 else redis.call('SREM', P .. 'paused', ARGV[2]) end
 return {0, summary()}
-";
+"
+);
 
 /// Only the summary (the background refresh). ARGV: prefix.
-const SUMMARY: &str = "return {0, summary()}";
+const SUMMARY: &str = script!("return {0, summary()}");
 
 /// The arrival of the oldest of the first 64 items due. ARGV: prefix,
 /// route, now.
-const OLDEST: &str = r"
+const OLDEST: &str = script!(
+    r"
 local oldest = false
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'due:' .. ARGV[2], '-inf', ARGV[3], 'LIMIT', 0, 64)) do
   local at = tonumber(redis.call('HGET', P .. 'item:' .. id, 'rc'))
   if at and (not oldest or at < oldest) then oldest = at end
 end
 return oldest
-";
+"
+);
 
 /// Up to ARGV[4] items after the id ARGV[2] (exclusive; '' from the
 /// start) matching route ARGV[5] (or any, ''), state ARGV[6] (or any,
 /// -1) and time before ARGV[7] (or any, -1), reading at most ARGV[3] ids.
 /// Answers the last id read ('' at the end) and the items' fields.
-const LIST: &str = r"
+const LIST: &str = script!(
+    r"
 local from = '-'
 if ARGV[2] ~= '' then from = '(' .. ARGV[2] end
 local ids = redis.call('ZRANGEBYLEX', P .. 'ids', from, '+', 'LIMIT', 0, ARGV[3])
@@ -313,15 +346,14 @@ for _, id in ipairs(ids) do
     if s >= 3 then when = tonumber(f[4]) end
     if (ARGV[5] == '' or f[1] == ARGV[5]) and (state < 0 or s == state)
        and (before < 0 or when < before) then
-      local fields = redis.call('HMGET', P .. 'item:' .. id, FIELDS)
-      table.insert(fields, 1, id)
-      table.insert(items, fields)
+      table.insert(items, fields(id))
     end
   end
 end
 if #ids < tonumber(ARGV[3]) and #items < want then last = '' end
 return {last, items}
-";
+"
+);
 
 /// The shared store (see the module doc).
 pub struct RedisQueue {
@@ -434,11 +466,10 @@ impl RedisQueue {
         }
     }
 
-    /// `EVAL` of [`PRELUDE`] and `script` with the prefix first among the
-    /// arguments; `args` adds the rest.
+    /// `EVAL` of `script` with the prefix first among the arguments;
+    /// `args` adds the rest.
     fn script(&self, script: &str, keys: &[String], args: impl FnOnce(&mut Cmd)) -> Cmd {
-        let text = format!("{PRELUDE}{}", script.replace("FIELDS", FIELDS));
-        let mut command = eval(&text, keys);
+        let mut command = eval(script, keys);
         command.arg(&self.prefix);
         args(&mut command);
         command
@@ -728,13 +759,8 @@ impl QueueStore for RedisQueue {
                     .arg(&last);
             })
             .await;
-        if result.is_err() {
-            // Tried again by the caller's next settle, if any; otherwise
-            // the lease runs out and the item is delivered again.
-            if let Ok(mut owned) = self.owned.lock() {
-                owned.insert(id, token);
-            }
-        }
+        // A failed settle leaves the item in flight: its lease runs out and
+        // it is delivered again.
         result.map(drop)
     }
 
@@ -759,9 +785,7 @@ impl QueueStore for RedisQueue {
     async fn get(&self, id: Id) -> Result<Option<Item>, QueueError> {
         let mut command = redis::cmd("HMGET");
         command.arg(format!("{}item:{id}", self.prefix));
-        for field in FIELDS.split(',') {
-            command.arg(field.trim_matches('\''));
-        }
+        command.arg(&FIELDS[..]);
         let mut fields: Fields = self.query(command).await?;
         if fields.first().is_none_or(Option::is_none) {
             return Ok(None);
