@@ -112,18 +112,7 @@ pub(super) fn parse(
                     "missing: store = \"redis\" needs the server's address, e.g. \"redis://redis.default.svc:6379/0\" (it may be the replay store's)",
                 );
             }
-            let (mut connection, password) = (url??, password?);
-            if let Some(password) = password {
-                if connection.redis_settings().password().is_some() {
-                    errors.push(
-                        keys[1].1.clone(),
-                        "redis_url already carries a password: give it in one place only",
-                    );
-                    return None;
-                }
-                let settings = connection.redis_settings().clone().set_password(password);
-                connection = connection.set_redis_settings(settings);
-            }
+            let connection = replay::with_password(url??, password?, &keys[1].1, errors)?;
             QueueStoreKind::Redis(Box::new(RedisQueue {
                 connection,
                 key_prefix: key_prefix.unwrap_or(DEFAULT_KEY_PREFIX).to_owned(),

@@ -148,18 +148,7 @@ pub(super) fn parse(
                     "missing: store = \"redis\" needs the server's address, e.g. \"redis://redis.default.svc:6379/0\"",
                 );
             }
-            let (mut connection, password) = (url??, password?);
-            if let Some(password) = password {
-                if connection.redis_settings().password().is_some() {
-                    errors.push(
-                        key("redis_password"),
-                        "redis_url already carries a password: give it in one place only",
-                    );
-                    return None;
-                }
-                let settings = connection.redis_settings().clone().set_password(password);
-                connection = connection.set_redis_settings(settings);
-            }
+            let connection = with_password(url??, password?, &key("redis_password"), errors)?;
             StoreKind::Redis(Box::new(RedisReplay {
                 connection,
                 key_prefix: key_prefix.unwrap_or(DEFAULT_KEY_PREFIX).to_owned(),
@@ -235,6 +224,28 @@ pub(super) fn parse_redis_password(
             None
         }
     }
+}
+
+/// `connection` with `password` (from `redis_password`, named `key`)
+/// folded in; `None` after an error when the URL carries one too.
+pub(super) fn with_password(
+    connection: redis::ConnectionInfo,
+    password: Option<String>,
+    key: &str,
+    errors: &mut ConfigErrors,
+) -> Option<redis::ConnectionInfo> {
+    let Some(password) = password else {
+        return Some(connection);
+    };
+    if connection.redis_settings().password().is_some() {
+        errors.push(
+            key,
+            "redis_url already carries a password: give it in one place only",
+        );
+        return None;
+    }
+    let settings = connection.redis_settings().clone().set_password(password);
+    Some(connection.set_redis_settings(settings))
 }
 
 /// Key prefixes are printable ASCII without spaces, so that keys read well

@@ -135,10 +135,19 @@ async fn an_item_whose_taker_stops_settling_is_taken_by_another_replica_after_th
     .unwrap();
     let got = a.get(id).await.unwrap().unwrap();
     assert_eq!((got.state, got.attempts), (ItemState::Waiting, 1));
-    // A replica opened later sees the others' counters within a refresh.
+    // A replica opened later sees the others' counters; an operator's
+    // pause through one replica is every replica's (here b hears of it
+    // with its next change, at the latest within a refresh).
     let c = open(&server.redis, &shared, 1 << 20).await;
     assert_eq!(c.counts().get(&("r".into(), ItemState::Waiting)), Some(&1));
     assert_eq!(c.bytes(), a.bytes());
+    c.set_paused("r", true).await.unwrap();
+    assert!(!b.paused("r"), "b has not heard yet");
+    b.take("other", T0, 1, ATTEMPT).await.unwrap();
+    assert!(b.paused("r"));
+    a.set_paused("r", false).await.unwrap();
+    c.expire(0, 0, T0, 10).await.unwrap();
+    assert!(!c.paused("r"));
 }
 
 #[tokio::test]
