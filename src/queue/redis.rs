@@ -52,20 +52,20 @@
 //! [`REFRESH_INTERVAL`] picks up the other replicas' changes.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
-
-use async_trait::async_trait;
-use bytes::Bytes;
-use redis::aio::ConnectionManager;
-use redis::{Cmd, FromRedisValue, RedisError};
 
 use super::{
     Counts, Enqueued, Filter, Id, Item, ItemState, NewItem, QueueError, QueueStore, Settle,
 };
 use crate::config::RedisQueue as Settings;
-use crate::replay::redis::{describe, eval, manager, millis, random_u64};
+use crate::replay::redis::{describe, manager, millis, random_u64};
+use async_trait::async_trait;
+use bytes::Bytes;
+use redis::aio::ConnectionManager;
+use redis::{Cmd, FromRedisValue, RedisError};
+use sha1::{Digest, Sha1};
 
 /// How often the counters, bytes and paused routes are read again, for
 /// the other replicas' changes.
@@ -74,6 +74,9 @@ pub const REFRESH_INTERVAL: Duration = Duration::from_millis(500);
 /// Added to a route's attempt timeout to make its lease: room for the
 /// settle after the attempt and for a starved scheduler.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
+
+/// Connections per store (see [`RedisQueue`]'s `connections`).
+const CONNECTIONS: usize = 8;
 
 /// Expired leases returned to the due set per take, at most.
 const RECLAIM_BATCH: usize = 100;
@@ -89,8 +92,7 @@ const FIELDS: [&str; 11] = ["r", "s", "t", "a", "rc", "n", "f", "l", "k", "h", "
 /// is always the key prefix. `summary()` is what every changing script
 /// answers besides its result: the counters, the stored bytes and the
 /// paused routes. `fields(id)` reads an item's [`FIELDS`]. Put together
-/// at compile time: each call sends the text (`EVAL`, as the replay store
-/// does: one command per operation, even on a freshly restarted Redis).
+/// at compile time.
 macro_rules! script {
     ($body:literal) => {
         concat!(
@@ -157,12 +159,37 @@ end
     };
 }
 
+/// A script's text and its SHA-1. Scripts are run by `EVALSHA`, and sent
+/// whole (`EVAL`, which also loads them) only when Redis does not know
+/// them yet: a script is ~3 KiB, and Redis reads at most 16 KiB of one
+/// connection per turn of its event loop, then fsyncs its append-only file
+/// once for the turn (`appendfsync always`), so the bytes per command
+/// decide how many enqueues share an fsync.
+struct Script {
+    text: &'static str,
+    sha: OnceLock<String>,
+}
+
+impl Script {
+    const fn new(text: &'static str) -> Script {
+        Script {
+            text,
+            sha: OnceLock::new(),
+        }
+    }
+
+    fn sha(&self) -> &str {
+        self.sha
+            .get_or_init(|| hex::encode(Sha1::digest(self.text.as_bytes())))
+    }
+}
+
 /// Stores an item and its dedupe keys, unless a key belongs to an item
 /// whose keys have not expired (`{1, id}`), or the item would pass
 /// `max_bytes` (`{2}`), or its id is taken (`{3}`, made again). KEYS: the
 /// dedupe keys. ARGV: prefix, now, max bytes, id, route, received, size,
 /// key TTL ms, key expiry ms, the keys' bytes, head, body.
-const ENQUEUE: &str = script!(
+static ENQUEUE: Script = Script::new(script!(
     r"
 local now = tonumber(ARGV[2])
 for _, key in ipairs(KEYS) do
@@ -193,12 +220,12 @@ for _, key in ipairs(KEYS) do
 end
 return {{0, id}, summary()}
 "
-);
+));
 
 /// Returns the route's expired leases to the due set, then takes up to
 /// `max` items due at `now`. ARGV: prefix, route, now, max, lease ms,
 /// token, most leases to reclaim. Answers the leases reclaimed and the items' fields.
-const TAKE: &str = script!(
+static TAKE: Script = Script::new(script!(
     r"
 local route = ARGV[2]
 local reclaimed = reclaim(route, tonumber(ARGV[7]))
@@ -220,11 +247,11 @@ for _, id in ipairs(ids) do
 end
 return {{reclaimed, items}, summary()}
 "
-);
+));
 
 /// Returns every route's expired leases to the due sets (at open).
 /// ARGV: prefix.
-const RECLAIM_ALL: &str = script!(
+static RECLAIM_ALL: Script = Script::new(script!(
     r"
 local reclaimed = 0
 for _, route in ipairs(redis.call('SMEMBERS', P .. 'routes')) do
@@ -232,12 +259,12 @@ for _, route in ipairs(redis.call('SMEMBERS', P .. 'routes')) do
 end
 return {reclaimed, summary()}
 "
-);
+));
 
 /// Settles an item in flight under the token given; anything else is
 /// left alone. ARGV: prefix, id, token, kind (d, x, r, p: delivered, dead,
 /// retry, release), now, due, last.
-const SETTLE: &str = script!(
+static SETTLE: Script = Script::new(script!(
     r"
 local id, kind = ARGV[2], ARGV[4]
 local item = P .. 'item:' .. id
@@ -259,10 +286,10 @@ place(id, route, state, ARGV[6], ARGV[5])
 count(route, state, 1)
 return {1, summary()}
 "
-);
+));
 
 /// Makes an item that is not in flight ready now. ARGV: prefix, id, now.
-const REDELIVER: &str = script!(
+static REDELIVER: Script = Script::new(script!(
     r"
 local id = ARGV[2]
 local item = P .. 'item:' .. id
@@ -276,20 +303,20 @@ place(id, f[1], 0, ARGV[3], 0)
 count(f[1], 0, 1)
 return {1, summary()}
 "
-);
+));
 
 /// Deletes items by id. ARGV: prefix, ids.
-const PURGE: &str = script!(
+static PURGE: Script = Script::new(script!(
     r"
 local removed = 0
 for i = 2, #ARGV do removed = removed + delete(ARGV[i]) end
 return {removed, summary()}
 "
-);
+));
 
 /// Deletes delivered items finished before ARGV[2] and dead ones before
 /// ARGV[3], at most ARGV[4] of each. Dedupe keys expire by their TTL.
-const EXPIRE: &str = script!(
+static EXPIRE: Script = Script::new(script!(
     r"
 local removed = 0
 for state, before in pairs({[3] = ARGV[2], [4] = ARGV[3]}) do
@@ -298,23 +325,23 @@ for state, before in pairs({[3] = ARGV[2], [4] = ARGV[3]}) do
 end
 return {removed, summary()}
 "
-);
+));
 
 /// Pauses (ARGV[3] = 1) or resumes a route. ARGV: prefix, route, flag.
-const PAUSE: &str = script!(
+static PAUSE: Script = Script::new(script!(
     r"
 if ARGV[3] == '1' then redis.call('SADD', P .. 'paused', ARGV[2])
 else redis.call('SREM', P .. 'paused', ARGV[2]) end
 return {0, summary()}
 "
-);
+));
 
 /// Only the summary (the background refresh). ARGV: prefix.
-const SUMMARY: &str = script!("return {0, summary()}");
+static SUMMARY: Script = Script::new(script!("return {0, summary()}"));
 
 /// The arrival of the oldest of the first 64 items due. ARGV: prefix,
 /// route, now.
-const OLDEST: &str = script!(
+static OLDEST: Script = Script::new(script!(
     r"
 local oldest = false
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'due:' .. ARGV[2], '-inf', ARGV[3], 'LIMIT', 0, 64)) do
@@ -323,13 +350,13 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'due:' .. ARGV[2], '-inf', 
 end
 return oldest
 "
-);
+));
 
 /// Up to ARGV[4] items after the id ARGV[2] (exclusive; '' from the
 /// start) matching route ARGV[5] (or any, ''), state ARGV[6] (or any,
 /// -1) and time before ARGV[7] (or any, -1), reading at most ARGV[3] ids.
 /// Answers the last id read ('' at the end) and the items' fields.
-const LIST: &str = script!(
+static LIST: Script = Script::new(script!(
     r"
 local from = '-'
 if ARGV[2] ~= '' then from = '(' .. ARGV[2] end
@@ -353,12 +380,17 @@ end
 if #ids < tonumber(ARGV[3]) and #items < want then last = '' end
 return {last, items}
 "
-);
+));
 
 /// The shared store (see the module doc).
 pub struct RedisQueue {
-    /// The pooled, reconnecting connection (the replay store's kind).
-    connection: ConnectionManager,
+    /// Reconnecting connections (the replay store's kind), used in turn:
+    /// Redis reads a bounded amount of each connection per turn of its
+    /// event loop, and fsyncs once per turn, so several connections let
+    /// more enqueues share one fsync.
+    connections: Vec<ConnectionManager>,
+    /// Which connection the next operation uses.
+    next_connection: AtomicUsize,
     /// Where it is, for messages.
     addr: String,
     /// Prepended to every key.
@@ -428,9 +460,14 @@ impl RedisQueue {
     /// reads the counters. Call [`spawn_refresh`] to follow the other
     /// replicas' changes.
     pub async fn open(settings: &Settings, max_bytes: u64) -> Result<RedisQueue, OpenError> {
-        let (connection, addr) = check(settings).await?;
+        let (client, first, addr) = check(settings).await?;
+        let mut connections = vec![first];
+        while connections.len() < CONNECTIONS {
+            connections.push(manager(&client, settings.store_timeout));
+        }
         let store = RedisQueue {
-            connection,
+            connections,
+            next_connection: AtomicUsize::new(0),
             addr,
             prefix: settings.key_prefix.clone(),
             timeout: settings.store_timeout,
@@ -443,57 +480,78 @@ impl RedisQueue {
             recovered: AtomicU64::new(0),
         };
         let reclaimed: u64 = store
-            .change(RECLAIM_ALL, |_| {})
+            .change(&RECLAIM_ALL, |_| {})
             .await
             .map_err(|e| OpenError::Unreachable(format!("redis at {}: {e}", store.addr)))?;
         store.recovered.store(reclaimed, Ordering::Relaxed);
         Ok(store)
     }
 
-    /// Runs `command` under the timeout.
-    async fn query<T: FromRedisValue>(&self, command: Cmd) -> Result<T, QueueError> {
-        let mut connection = self.connection.clone();
-        match tokio::time::timeout(self.timeout, command.query_async::<T>(&mut connection)).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => {
-                tracing::debug!(%error, "queue: redis operation failed");
-                Err(QueueError::Io(describe(&error)))
-            }
-            Err(_) => Err(QueueError::Io(format!(
-                "redis did not answer within {} ms",
-                self.timeout.as_millis()
-            ))),
-        }
+    /// Sends `command` on the next connection, under the timeout.
+    async fn attempt<T: FromRedisValue>(
+        &self,
+        command: Cmd,
+    ) -> Result<Result<T, RedisError>, QueueError> {
+        let turn = self.next_connection.fetch_add(1, Ordering::Relaxed);
+        let mut connection = self.connections[turn % self.connections.len()].clone();
+        tokio::time::timeout(self.timeout, command.query_async::<T>(&mut connection))
+            .await
+            .map_err(|_| {
+                QueueError::Io(format!(
+                    "redis did not answer within {} ms",
+                    self.timeout.as_millis()
+                ))
+            })
     }
 
-    /// `EVAL` of `script` with the prefix first among the arguments;
-    /// `args` adds the rest.
-    fn script(&self, script: &str, keys: &[String], args: impl FnOnce(&mut Cmd)) -> Cmd {
-        let mut command = eval(script, keys);
-        command.arg(&self.prefix);
-        args(&mut command);
-        command
+    /// Runs `command`; a Redis error becomes a [`QueueError`].
+    async fn query<T: FromRedisValue>(&self, command: Cmd) -> Result<T, QueueError> {
+        self.attempt(command).await?.map_err(failed)
+    }
+
+    /// Runs `script` (by its SHA-1, or whole when Redis does not know it)
+    /// with the prefix first among the arguments; `args` adds the rest.
+    async fn run<T: FromRedisValue>(
+        &self,
+        script: &Script,
+        keys: &[String],
+        args: impl Fn(&mut Cmd),
+    ) -> Result<T, QueueError> {
+        let command = |verb: &str, script: &str| {
+            let mut command = redis::cmd(verb);
+            command
+                .arg(script)
+                .arg(keys.len())
+                .arg(keys)
+                .arg(&self.prefix);
+            args(&mut command);
+            command
+        };
+        match self.attempt(command("EVALSHA", script.sha())).await? {
+            Err(error) if error.code() == Some("NOSCRIPT") => {
+                self.query(command("EVAL", script.text)).await
+            }
+            answer => answer.map_err(failed),
+        }
     }
 
     /// Runs a script that answers `{result, summary()}`, keeps the
     /// summary, and returns the result.
     async fn change<T: FromRedisValue>(
         &self,
-        script: &str,
-        args: impl FnOnce(&mut Cmd),
+        script: &Script,
+        args: impl Fn(&mut Cmd),
     ) -> Result<T, QueueError> {
         self.change_keyed(script, &[], args).await
     }
 
     async fn change_keyed<T: FromRedisValue>(
         &self,
-        script: &str,
+        script: &Script,
         keys: &[String],
-        args: impl FnOnce(&mut Cmd),
+        args: impl Fn(&mut Cmd),
     ) -> Result<T, QueueError> {
-        let (result, summary) = self
-            .query::<Answered<T>>(self.script(script, keys, args))
-            .await?;
+        let (result, summary) = self.run::<Answered<T>>(script, keys, args).await?;
         self.show(summary);
         Ok(result)
     }
@@ -519,7 +577,7 @@ impl RedisQueue {
 
     /// Reads the summary again (the background refresh).
     async fn refresh(&self) -> Result<(), QueueError> {
-        self.change::<i64>(SUMMARY, |_| {}).await.map(drop)
+        self.change::<i64>(&SUMMARY, |_| {}).await.map(drop)
     }
 
     /// The Redis key of a dedupe key.
@@ -530,9 +588,11 @@ impl RedisQueue {
 
 /// Connects and checks that Redis keeps what it acknowledges (see the
 /// module doc): the start-up check, which `hookguard serve` also runs
-/// before it binds anything, to refuse to start. Returns the connection
-/// and the server's address for messages.
-pub async fn check(settings: &Settings) -> Result<(ConnectionManager, String), OpenError> {
+/// before it binds anything, to refuse to start. Returns the client, the
+/// connection that checked, and the server's address for messages.
+pub async fn check(
+    settings: &Settings,
+) -> Result<(redis::Client, ConnectionManager, String), OpenError> {
     // As the replay store does: ring, whatever else may be installed.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = redis::Client::open(settings.connection.clone())
@@ -555,7 +615,7 @@ pub async fn check(settings: &Settings) -> Result<(ConnectionManager, String), O
             tracing::warn!(%problem, "queue.accept_redis_risk = true: starting on a redis that may lose acknowledged deliveries");
         }
     }
-    Ok((connection, addr))
+    Ok((client, connection, addr))
 }
 
 /// What may make Redis lose what it acknowledged, each naming its setting
@@ -626,6 +686,12 @@ pub fn spawn_refresh(store: &Arc<RedisQueue>) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// A Redis error as a [`QueueError`] (the details to the debug log).
+fn failed(error: RedisError) -> QueueError {
+    tracing::debug!(%error, "queue: redis operation failed");
+    QueueError::Io(describe(&error))
+}
+
 /// An item from a script's fields; `None` for one that does not read.
 fn item(fields: Fields) -> Option<Item> {
     let mut fields = fields.into_iter();
@@ -674,7 +740,7 @@ impl QueueStore for RedisQueue {
         loop {
             let id = Id::new(new.received_ms);
             let (code, held): (i64, String) = self
-                .change_keyed(ENQUEUE, &keys, |c| {
+                .change_keyed(&ENQUEUE, &keys, |c| {
                     c.arg(now_ms)
                         .arg(self.max_bytes)
                         .arg(id.to_string())
@@ -717,7 +783,7 @@ impl QueueStore for RedisQueue {
         );
         let lease = timeout + 2 * self.timeout + LEASE_MARGIN;
         let (reclaimed, taken): (u64, Vec<Fields>) = self
-            .change(TAKE, |c| {
+            .change(&TAKE, |c| {
                 c.arg(route)
                     .arg(now_ms)
                     .arg(max)
@@ -750,7 +816,7 @@ impl QueueStore for RedisQueue {
             Settle::Release { next_ms, last } => ("p", next_ms, last),
         };
         let result = self
-            .change::<i64>(SETTLE, |c| {
+            .change::<i64>(&SETTLE, |c| {
                 c.arg(id.to_string())
                     .arg(&token)
                     .arg(kind)
@@ -776,10 +842,10 @@ impl QueueStore for RedisQueue {
     }
 
     async fn oldest_due(&self, route: &str, now_ms: u64) -> Result<Option<u64>, QueueError> {
-        let command = self.script(OLDEST, &[], |c| {
+        self.run(&OLDEST, &[], |c| {
             c.arg(route).arg(now_ms);
-        });
-        self.query(command).await
+        })
+        .await
     }
 
     async fn get(&self, id: Id) -> Result<Option<Item>, QueueError> {
@@ -798,15 +864,17 @@ impl QueueStore for RedisQueue {
         let mut out = Vec::new();
         let mut after = String::new();
         while out.len() < filter.limit {
-            let command = self.script(LIST, &[], |c| {
-                c.arg(&after)
-                    .arg(LIST_PAGE)
-                    .arg(filter.limit - out.len())
-                    .arg(filter.route.as_deref().unwrap_or(""))
-                    .arg(filter.state.map_or(-1, |s| i64::from(s.code())))
-                    .arg(filter.before_ms.map_or(-1, |b| b as i64));
-            });
-            let (last, page): (String, Vec<Fields>) = self.query(command).await?;
+            let want = filter.limit - out.len();
+            let (last, page): (String, Vec<Fields>) = self
+                .run(&LIST, &[], |c| {
+                    c.arg(&after)
+                        .arg(LIST_PAGE)
+                        .arg(want)
+                        .arg(filter.route.as_deref().unwrap_or(""))
+                        .arg(filter.state.map_or(-1, |s| i64::from(s.code())))
+                        .arg(filter.before_ms.map_or(-1, |b| b as i64));
+                })
+                .await?;
             out.extend(page.into_iter().filter_map(item));
             if last.is_empty() {
                 break;
@@ -818,7 +886,7 @@ impl QueueStore for RedisQueue {
 
     async fn redeliver(&self, id: Id, now_ms: u64) -> Result<bool, QueueError> {
         let done: i64 = self
-            .change(REDELIVER, |c| {
+            .change(&REDELIVER, |c| {
                 c.arg(id.to_string()).arg(now_ms);
             })
             .await?;
@@ -829,7 +897,7 @@ impl QueueStore for RedisQueue {
         let mut removed = 0;
         for chunk in ids.chunks(1000) {
             removed += self
-                .change::<u64>(PURGE, |c| {
+                .change::<u64>(&PURGE, |c| {
                     for id in chunk {
                         c.arg(id.to_string());
                     }
@@ -846,14 +914,14 @@ impl QueueStore for RedisQueue {
         _now_ms: u64,
         max: usize,
     ) -> Result<u64, QueueError> {
-        self.change(EXPIRE, |c| {
+        self.change(&EXPIRE, |c| {
             c.arg(delivered_before_ms).arg(dead_before_ms).arg(max);
         })
         .await
     }
 
     async fn set_paused(&self, route: &str, paused: bool) -> Result<(), QueueError> {
-        self.change::<i64>(PAUSE, |c| {
+        self.change::<i64>(&PAUSE, |c| {
             c.arg(route).arg(u8::from(paused));
         })
         .await

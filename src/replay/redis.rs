@@ -453,7 +453,7 @@ async fn release(
 /// with every call rather than `EVALSHA` and a `SCRIPT LOAD` on `NOSCRIPT`:
 /// a few hundred bytes buy exactly one command per operation, even on a
 /// freshly restarted Redis, and so a strict order on the connection.
-pub(crate) fn eval(script: &str, keys: &[String]) -> Cmd {
+fn eval(script: &str, keys: &[String]) -> Cmd {
     let mut command = redis::cmd("EVAL");
     command.arg(script).arg(keys.len()).arg(keys);
     command
