@@ -444,3 +444,46 @@ fn hookguard_check_refuses_an_embedded_queue_for_more_than_one_replica_and_takes
     let (code, said) = check(&embedded, "0");
     assert_eq!(code, Some(2), "{said}");
 }
+
+#[tokio::test]
+async fn what_redis_acknowledged_survives_a_sigkill_of_redis_and_an_outage_refuses_enqueues() {
+    let Some(mut server) = persistent(&[]).await else {
+        return;
+    };
+    let shared = prefix("redis-kill");
+    let store = open(&server.redis, &shared, 1 << 20).await;
+    let mut ids = Vec::new();
+    for key in 0..20u8 {
+        ids.push(queued(&*store, item("r", key, &[key; 100])).await);
+    }
+    server.redis.kill(); // SIGKILL: no chance to flush anything more
+    let refused = store.enqueue(item("r", 200, b"x"), T0).await;
+    assert!(
+        matches!(refused, Err(hookguard::queue::QueueError::Io(_))),
+        "{refused:?}"
+    );
+    server.redis.restart().await;
+    let reopened = open(&server.redis, &shared, 1 << 20).await;
+    for id in &ids {
+        assert!(reopened.get(*id).await.unwrap().is_some(), "{id} lost");
+    }
+    assert_eq!(
+        reopened.counts().get(&("r".into(), ItemState::Ready)),
+        Some(&20)
+    );
+    // The refused item left nothing behind: its key is free.
+    assert!(matches!(
+        reopened.enqueue(item("r", 200, b"x"), T0).await.unwrap(),
+        Enqueued::Queued(_)
+    ));
+    // And the first store, reconnected, works again.
+    let mut again = None;
+    for _ in 0..50 {
+        if let Ok(found) = store.get(ids[0]).await {
+            again = found;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(again.is_some(), "the first store never reconnected");
+}
