@@ -321,6 +321,13 @@ pub trait QueueStore: Send + Sync + fmt::Debug {
 
     /// Items found in flight when the store was opened, now ready again.
     fn recovered(&self) -> u64;
+
+    /// Whether the store answered lately: a shared store's server may go
+    /// away (the embedded store, once open, is always there). `/readyz`
+    /// follows it.
+    fn healthy(&self) -> bool {
+        true
+    }
 }
 
 /// Unix milliseconds now: the queue's clock.

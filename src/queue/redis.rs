@@ -52,7 +52,7 @@
 //! [`REFRESH_INTERVAL`] picks up the other replicas' changes.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -411,6 +411,10 @@ pub struct RedisQueue {
     bytes: AtomicU64,
     /// Leases found expired at open (their taker died) and made ready.
     recovered: AtomicU64,
+    /// Whether the last operation reached Redis (the refresh runs every
+    /// [`REFRESH_INTERVAL`], so this follows an outage within about that
+    /// plus `store_timeout`).
+    healthy: AtomicBool,
 }
 
 impl std::fmt::Debug for RedisQueue {
@@ -478,6 +482,7 @@ impl RedisQueue {
             shown: Mutex::default(),
             bytes: AtomicU64::new(0),
             recovered: AtomicU64::new(0),
+            healthy: AtomicBool::new(true),
         };
         let reclaimed: u64 = store
             .change(&RECLAIM_ALL, |_| {})
@@ -494,14 +499,22 @@ impl RedisQueue {
     ) -> Result<Result<T, RedisError>, QueueError> {
         let turn = self.next_connection.fetch_add(1, Ordering::Relaxed);
         let mut connection = self.connections[turn % self.connections.len()].clone();
-        tokio::time::timeout(self.timeout, command.query_async::<T>(&mut connection))
+        let answer = tokio::time::timeout(self.timeout, command.query_async::<T>(&mut connection))
             .await
             .map_err(|_| {
                 QueueError::Io(format!(
                     "redis did not answer within {} ms",
                     self.timeout.as_millis()
                 ))
-            })
+            });
+        let reached = match &answer {
+            Ok(Ok(_)) => true,
+            // An error Redis sent (NOSCRIPT, OOM) is an answer.
+            Ok(Err(error)) => error.code().is_some(),
+            Err(_) => false,
+        };
+        self.healthy.store(reached, Ordering::Relaxed);
+        answer
     }
 
     /// Runs `command`; a Redis error becomes a [`QueueError`].
@@ -947,5 +960,9 @@ impl QueueStore for RedisQueue {
 
     fn recovered(&self) -> u64 {
         self.recovered.load(Ordering::Relaxed)
+    }
+
+    fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
     }
 }

@@ -357,8 +357,16 @@ async fn a_replica_killed_mid_delivery_has_its_item_delivered_by_another_after_t
     let again = upstream.last();
     assert_eq!(header(&again, "x-hookguard-delivery-id"), id);
     assert_eq!(header(&again, "x-hookguard-attempt"), "2");
-    let shown = support::admin_get(admin, &format!("/queue/{id}")).await;
-    assert!(shown.1.contains("\"delivered\""), "{}", shown.1);
+    // The app's answer is recorded in the store just after it arrives.
+    let started = Instant::now();
+    loop {
+        let shown = support::admin_get(admin, &format!("/queue/{id}")).await;
+        if shown.1.contains("\"state\":\"delivered\"") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{}", shown.1);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]
@@ -486,4 +494,47 @@ async fn what_redis_acknowledged_survives_a_sigkill_of_redis_and_an_outage_refus
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(again.is_some(), "the first store never reconnected");
+}
+
+#[tokio::test]
+async fn readyz_follows_the_queues_redis_and_deliveries_resume_after_an_outage() {
+    let Some(mut server) = persistent(&[]).await else {
+        return;
+    };
+    let upstream = Upstream::start().await;
+    let text = config(
+        &server.redis.url(),
+        &prefix("outage"),
+        "store_timeout = \"300ms\"",
+        "10s",
+    );
+    let hg = Hookguard::start(&text, &upstream.url()).await;
+    wait_ready_status(hg.admin, 200, Duration::from_secs(10))
+        .await
+        .expect("ready once the queue is open");
+    assert_eq!(post(hg.addr, b"{\"n\":1}", "o-1").await.status, 202);
+    wait_count(&upstream, 1, Duration::from_secs(10)).await;
+    server.redis.kill();
+    assert!(
+        wait_ready_status(hg.admin, 503, Duration::from_secs(5))
+            .await
+            .is_some(),
+        "still ready with the queue's redis gone"
+    );
+    let (_, said) = support::admin_get(hg.admin, "/readyz").await;
+    assert!(
+        said.contains("delivery queue's store is unreachable"),
+        "{said}"
+    );
+    let refused = post(hg.addr, b"{\"n\":2}", "o-2").await;
+    assert_eq!(refused.status, 503, "{:?}", refused.body);
+    server.redis.restart().await;
+    assert!(
+        wait_ready_status(hg.admin, 200, Duration::from_secs(10))
+            .await
+            .is_some(),
+        "never ready again"
+    );
+    assert_eq!(post(hg.addr, b"{\"n\":2}", "o-2").await.status, 202);
+    wait_count(&upstream, 2, Duration::from_secs(10)).await;
 }
