@@ -9,6 +9,12 @@
 //! cargo run --release --example queue_bench -- /var/lib/hookguard
 //! ```
 //!
+//! Given a `redis://` URL instead, it measures the Redis store there (a
+//! fresh key prefix, deleted after; the fsync figure is then the local
+//! disk's, for comparison): run that Redis with `appendonly yes`,
+//! `appendfsync always` and `maxmemory-policy noeviction`, as hookguard
+//! requires.
+//!
 //! Bounded: 2,000 fsyncs, 3,000 paced enqueues, 5 s of concurrent ones.
 
 use std::io::Write;
@@ -17,7 +23,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hookguard::queue::embedded::EmbeddedStore;
+use hookguard::queue::redis::RedisQueue;
 use hookguard::queue::{NewItem, QueueStore, Settle};
+use redis::IntoConnectionInfo;
 
 const RECORD: usize = 1200;
 
@@ -53,7 +61,13 @@ fn item(n: u64) -> NewItem {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let base = std::env::args().nth(1).unwrap_or_else(|| ".".into());
+    let target = std::env::args().nth(1).unwrap_or_else(|| ".".into());
+    let redis_url = target.starts_with("redis://").then(|| target.clone());
+    let base = if redis_url.is_some() {
+        std::env::temp_dir().display().to_string()
+    } else {
+        target
+    };
     let dir = std::path::Path::new(&base).join(format!("queue-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
@@ -67,7 +81,25 @@ async fn main() {
     }
     let fsync_p99 = show("fsync (write 1.2 KiB + fdatasync)", fsyncs);
 
-    let store = Arc::new(EmbeddedStore::open(&dir.join("queue.db"), 8 << 30).unwrap());
+    let prefix = format!("queue-bench-{}:", std::process::id());
+    let (store, embedded): (Arc<dyn QueueStore>, Option<Arc<EmbeddedStore>>) = match &redis_url {
+        Some(url) => {
+            let settings = hookguard::config::RedisQueue {
+                connection: url.as_str().into_connection_info().unwrap(),
+                key_prefix: prefix.clone(),
+                store_timeout: Duration::from_secs(5),
+                accept_redis_risk: false,
+            };
+            let store = RedisQueue::open(&settings, 8 << 30)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            (Arc::new(store), None)
+        }
+        None => {
+            let store = Arc::new(EmbeddedStore::open(&dir.join("queue.db"), 8 << 30).unwrap());
+            (store.clone(), Some(store))
+        }
+    };
     // One request a millisecond, each its own caller (as senders are), so
     // requests arriving during a commit wait for it and share the next.
     let mut next = Instant::now();
@@ -95,7 +127,7 @@ async fn main() {
         (enqueue_p99.as_secs_f64() - fsync_p99.as_secs_f64()) * 1e3
     );
 
-    let commits_before = store.commits();
+    let commits_before = embedded.as_ref().map_or(0, |e| e.commits());
     let stop = Instant::now() + Duration::from_secs(5);
     let tasks: Vec<_> = (0..64u64)
         .map(|t| {
@@ -120,17 +152,25 @@ async fn main() {
     for task in tasks {
         total += task.await.unwrap();
     }
-    let commits = store.commits() - commits_before;
-    println!(
-        "64 callers for 5 s: {} enqueues/s, {:.1} per commit",
-        total / 5,
-        total as f64 / commits as f64
-    );
+    match &embedded {
+        Some(embedded) => {
+            let commits = embedded.commits() - commits_before;
+            println!(
+                "64 callers for 5 s: {} enqueues/s, {:.1} per commit",
+                total / 5,
+                total as f64 / commits as f64
+            );
+        }
+        None => println!("64 callers for 5 s: {} enqueues/s", total / 5),
+    }
 
     let started = Instant::now();
     let mut settled = 0u64;
     loop {
-        let items = store.take("bench", u64::MAX, 64).await.unwrap();
+        let items = store
+            .take("bench", u64::MAX, 64, Duration::from_secs(30))
+            .await
+            .unwrap();
         if items.is_empty() {
             break;
         }
@@ -161,5 +201,26 @@ async fn main() {
         settled as f64 / took
     );
     drop(store);
+    drop(embedded);
+    if let Some(url) = &redis_url {
+        // The settled items stay for retention; the bench's keys go.
+        let mut connection = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}*"))
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        for chunk in keys.chunks(1000) {
+            let _: () = redis::cmd("DEL")
+                .arg(chunk)
+                .query_async(&mut connection)
+                .await
+                .unwrap();
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -88,6 +88,15 @@ impl Readiness {
         self.queue.as_ref().is_some_and(|q| q.get().is_none())
     }
 
+    /// True while the open queue's store does not answer (a shared store's
+    /// server went away).
+    fn queue_down(&self) -> bool {
+        self.queue
+            .as_ref()
+            .and_then(|q| q.get())
+            .is_some_and(|store| !store.healthy())
+    }
+
     /// Marks the proxy ready or not.
     pub fn set(&self, ready: bool) {
         self.serving.store(ready, Ordering::SeqCst);
@@ -95,7 +104,10 @@ impl Readiness {
 
     /// True while ready.
     pub fn is_ready(&self) -> bool {
-        self.serving.load(Ordering::SeqCst) && !self.store_down() && !self.queue_closed()
+        self.serving.load(Ordering::SeqCst)
+            && !self.store_down()
+            && !self.queue_closed()
+            && !self.queue_down()
     }
 
     /// True while the gating store fails its health check.
@@ -174,6 +186,11 @@ fn readyz(readiness: &Readiness) -> Response<Full<Bytes>> {
         text(
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: the delivery queue is not open yet\n",
+        )
+    } else if readiness.serving.load(Ordering::SeqCst) && readiness.queue_down() {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the delivery queue's store is unreachable\n",
         )
     } else if readiness.serving.load(Ordering::SeqCst) {
         text(

@@ -39,8 +39,8 @@
 //! - [`replay`]: dedupe keys and the stores that remember them (memory,
 //!   with its snapshots; redis), with the app's answers when kept.
 //! - [`queue`]: durable delivery's store (the deliveries durable routes
-//!   accepted, with their dedupe keys): a trait and the embedded redb
-//!   backend.
+//!   accepted, with their dedupe keys): a trait, the embedded redb backend
+//!   and the Redis backend shared by replicas.
 //! - [`metrics`]: the Prometheus families.
 //! - [`routes`]: which route serves a path.
 //! - [`config`]: the TOML file, validated once into types that cannot be

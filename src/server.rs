@@ -35,6 +35,7 @@ use crate::http1;
 use crate::metrics::Metrics;
 use crate::proxy::{deliver, Live, State};
 use crate::queue::embedded::EmbeddedStore;
+use crate::queue::redis::{self as queue_redis, RedisQueue};
 use crate::queue::QueueStore;
 use crate::reload::{self, ReloadSource};
 use crate::replay::memory::{snapshot, MemoryStore};
@@ -251,21 +252,18 @@ fn start_egress(
 }
 
 /// Opens the queue (retrying each second while it cannot: another
-/// process may still hold the file during a restart), makes it the
-/// state's, then runs the durable routes' workers until `stop`.
+/// process may still hold the file during a restart, Redis may be down or
+/// not yet set up to keep what it acknowledges), makes it the state's,
+/// then runs the durable routes' workers until `stop`.
 async fn open_queue(state: Arc<State>, settings: QueueSettings, stop: watch::Receiver<bool>) {
-    let QueueStoreKind::Embedded(path) = settings.store;
     let mut failures = 0u32;
-    let store = loop {
-        let (file, max_bytes) = (path.clone(), settings.max_bytes);
+    let store: Arc<dyn QueueStore> = loop {
         let started = std::time::Instant::now();
-        let opened = tokio::task::spawn_blocking(move || EmbeddedStore::open(&file, max_bytes))
-            .await
-            .unwrap_or_else(|e| Err(e.to_string()));
+        let opened = open_store(&settings).await;
         match opened {
             Ok(store) => {
                 tracing::info!(
-                    path = %path.display(),
+                    store = ?store,
                     recovered = store.recovered(),
                     items = store.counts().values().sum::<u64>(),
                     took_ms = started.elapsed().as_millis() as u64,
@@ -287,8 +285,30 @@ async fn open_queue(state: Arc<State>, settings: QueueSettings, stop: watch::Rec
         }
     };
     state.metrics.queue().recovered(store.recovered());
-    let _ = state.queue.set(Arc::new(store));
+    let _ = state.queue.set(store);
     deliver::run(state, stop).await;
+}
+
+/// Opens the configured store once.
+async fn open_store(settings: &QueueSettings) -> Result<Arc<dyn QueueStore>, String> {
+    match &settings.store {
+        QueueStoreKind::Embedded(path) => {
+            let (file, max_bytes) = (path.clone(), settings.max_bytes);
+            let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(&file, max_bytes))
+                .await
+                .unwrap_or_else(|e| Err(e.to_string()))?;
+            Ok(Arc::new(store))
+        }
+        QueueStoreKind::Redis(redis) => {
+            let store = Arc::new(
+                RedisQueue::open(redis, settings.max_bytes)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+            queue_redis::spawn_refresh(&store);
+            Ok(store)
+        }
+    }
 }
 
 /// A connection on its way to a worker, with its `max_connections` permit.

@@ -242,6 +242,14 @@ QUEUE_ON: dict[str, Any] = {
     },
 }
 
+# Durable delivery on the Redis replay already uses, three replicas.
+QUEUE_REDIS: dict[str, Any] = {
+    **QUEUE_ON,
+    "replicaCount": 3,
+    "queue": {"enabled": True, "store": "redis", "keyPrefix": "hg:q:", "acceptRedisRisk": True},
+    "replay": {"redisUrl": "redis://redis-master.redis:6379/0", "passwordSecret": {"name": "redis-auth"}},
+}
+
 SCENARIOS: dict[str, dict[str, Any]] = {
     "default": {},
     "native-sidecar": {"hookguard": {"nativeSidecar": True}},
@@ -249,6 +257,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "egress": EGRESS,
     "egress-native-sidecar": {**EGRESS, "hookguard": {**EGRESS["hookguard"], "nativeSidecar": True}},
     "queue": QUEUE_ON,
+    "queue-redis": QUEUE_REDIS,
 }
 
 
@@ -495,7 +504,10 @@ def scenario_checks(label: str, values: dict[str, Any]) -> None:
             env.update({name: f"test-value-{name.lower()}" for name in envs})
             cfg = Path(tmp) / "config.toml"
             cfg.write_text(text)
-            proc = run([str(HOOKGUARD_BIN), "check", "--config", str(cfg)], env=env)
+            # As many processes as the chart runs: an embedded queue is
+            # refused for more than one.
+            replicas = effective["autoscaling"]["maxReplicas"] if effective["autoscaling"]["enabled"] else effective["replicaCount"]
+            proc = run([str(HOOKGUARD_BIN), "check", "--replicas", str(replicas), "--config", str(cfg)], env=env)
         output = proc.stdout + proc.stderr
         if proc.returncode != 0 and 'replay.store: "redis" is not one of' in output:
             raise Skip("this hookguard build has no redis store yet (issue 6); the redis config is checked once it does")
@@ -549,13 +561,24 @@ def scenario_checks(label: str, values: dict[str, Any]) -> None:
 
     check(f"[{label}] optional objects follow their switches", switches_off_render_nothing)
 
-    queue_on = effective["queue"]["enabled"]
+    queue_on = effective["queue"]["enabled"] and effective["queue"]["store"] == "embedded"
+    queue_redis = effective["queue"]["enabled"] and effective["queue"]["store"] == "redis"
 
     def queue_volume() -> None:
         deployment = one(docs, "Deployment")
         claims = [d for d in docs if d["kind"] == "PersistentVolumeClaim"]
         mounts = {m["name"]: m["mountPath"] for m in hookguard_container(pod_spec(docs)).get("volumeMounts", [])}
         config = tomllib.loads(config_text(docs))
+        if queue_redis:
+            # Shared by replicas: no volume, the default rolling update.
+            assert not claims and "queue" not in mounts
+            assert deployment["spec"].get("strategy") is None
+            queue = config["queue"]
+            assert queue["store"] == "redis" and queue["redis_url"] == (effective["queue"]["redisUrl"] or effective["replay"]["redisUrl"])
+            assert queue["key_prefix"] == effective["queue"]["keyPrefix"] and queue["accept_redis_risk"] is True
+            if effective["replay"]["passwordSecret"]["name"]:
+                assert queue["redis_password"] == {"env": "HOOKGUARD_REDIS_PASSWORD"}
+            return
         if not queue_on:
             assert not claims and "queue" not in config and "queue" not in mounts
             assert deployment["spec"].get("strategy") is None
@@ -570,7 +593,7 @@ def scenario_checks(label: str, values: dict[str, Any]) -> None:
         assert config["queue"]["path"] == QUEUE_DIR + "/queue.db"
         assert pod_spec(docs)["securityContext"]["fsGroup"] == 65532
 
-    check(f"[{label}] the queue's claim, mount, Recreate strategy and [queue] follow queue.enabled", queue_volume)
+    check(f"[{label}] the queue's claim, mount, Recreate strategy and [queue] follow queue.enabled and queue.store", queue_volume)
 
     if sm_on:
 
@@ -848,6 +871,8 @@ def main() -> int:
     check("refuses a secretName without key", refuses({"config": {"routes": [{"name": "a", "path": "/a", "scheme": "github", "secrets": [{"secretName": "s"}]}]}}, "key is required"))
     check("refuses autoscaling without an app CPU request", refuses({"autoscaling": {"enabled": True}}, "app.resources.requests.cpu"))
     check("refuses an embedded queue with more than one replica", refuses({**QUEUE_ON, "replicaCount": 2}, "queue.enabled: the embedded queue is one file for one pod"))
+    check("refuses a redis queue without a Redis", refuses({**QUEUE_ON, "queue": {"enabled": True, "store": "redis"}}, "queue.store: redis needs queue.redisUrl"))
+    check("refuses an unknown queue.store", refuses({**QUEUE_ON, "queue": {"enabled": True, "store": "sqlite"}}, 'queue.store: "sqlite" is not embedded or redis'))
     check("files/alerts.yaml is deploy/prometheus/alerts.yaml", alerts_single_source)
     check("yamllint --strict values.yaml Chart.yaml (default rules)", yamllint_values)
     check("hadolint Dockerfile (no findings)", hadolint)

@@ -5,12 +5,17 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::{output, with_config};
+use super::{output, print_errors, with_config};
 
 /// Loads the config at `path`; prints a summary and exits 0, or prints
-/// every error and exits 2.
-pub fn run(path: &Path) -> ExitCode {
+/// every error and exits 2. `replicas` processes will run it: more than
+/// one cannot share an embedded queue.
+pub fn run(path: &Path, replicas: u32) -> ExitCode {
     with_config(path, |config| {
+        if let Err(errors) = config.check_replicas(replicas) {
+            print_errors(&errors);
+            return ExitCode::from(2);
+        }
         output(&format!(
             "{}: OK, {} route(s)\n{}",
             path.display(),

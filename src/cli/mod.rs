@@ -64,6 +64,11 @@ pub enum Command {
         /// Path to the TOML config.
         #[arg(long, short)]
         config: PathBuf,
+        /// How many processes will run this config at once (the Helm
+        /// chart passes its replica count): an embedded queue is refused
+        /// with more than one.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        replicas: u32,
     },
     /// Build a correctly signed request for a route (a test event), print it
     /// as headers and a curl command, or send it.
@@ -219,7 +224,7 @@ pub enum ReplayCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Check { config } => check::run(&config),
+        Command::Check { config, replicas } => check::run(&config, replicas),
         // JSON for log pipelines; the demo is for people at a terminal, so
         // text unless asked.
         Command::Serve { config } => serve::run(&config, cli.log_format.unwrap_or(LogFormat::Json)),

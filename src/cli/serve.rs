@@ -10,7 +10,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use super::{print_errors, run_async, with_config, LogFormat};
-use crate::config::{Config, ConfigErrors, ProcessEnv};
+use crate::config::{Config, ConfigErrors, ProcessEnv, QueueStoreKind};
+use crate::queue::redis::OpenError;
 use crate::reload::ReloadSource;
 use crate::server;
 
@@ -45,6 +46,7 @@ async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener, ExitCode> {
 }
 
 async fn serve(config: Config, path: &Path) -> Result<(), ExitCode> {
+    check_queue_store(&config).await?;
     let listener = bind("server.listen", config.server.listen).await?;
     let admin = bind("server.admin_listen", config.server.admin_listen).await?;
     let egress = bind_egress(&config).await?;
@@ -62,6 +64,24 @@ async fn serve(config: Config, path: &Path) -> Result<(), ExitCode> {
     )
     .await;
     Ok(())
+}
+
+/// Refuses to start on a Redis queue that may lose what it acknowledges
+/// (unless `accept_redis_risk`). A Redis that does not answer is no reason
+/// not to start: the server keeps trying, unready, and checks once it
+/// answers.
+async fn check_queue_store(config: &Config) -> Result<(), ExitCode> {
+    let Some(QueueStoreKind::Redis(redis)) = config.queue.as_ref().map(|q| &q.store) else {
+        return Ok(());
+    };
+    match crate::queue::redis::check(redis).await {
+        Err(OpenError::Unsafe(why)) => {
+            tracing::error!(error = %why, "hookguard cannot start");
+            eprintln!("cannot start: {why}");
+            Err(ExitCode::FAILURE)
+        }
+        Err(OpenError::Unreachable(_)) | Ok(_) => Ok(()),
+    }
 }
 
 /// Binds `egress.listen` when the config has `[egress]`.

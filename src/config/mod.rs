@@ -209,10 +209,30 @@ pub struct Queue {
 }
 
 /// The queue store backends.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum QueueStoreKind {
     /// One redb file on a volume this process alone writes.
     Embedded(PathBuf),
+    /// One Redis shared by every replica.
+    Redis(Box<RedisQueue>),
+}
+
+/// `store = "redis"` under `[queue]`: where the shared queue is.
+#[derive(Debug, Clone)]
+pub struct RedisQueue {
+    /// Address, database, TLS and credentials (`redis_url`, with
+    /// `redis_password` folded in); its `Debug` redacts the password.
+    pub connection: redis::ConnectionInfo,
+    /// Prepended to every key; apart from the replay store's by default,
+    /// so the two may share a database.
+    pub key_prefix: String,
+    /// Longest a request waits for one queue operation (the enqueue
+    /// included); past it the request gets 503 and nothing is claimed.
+    pub store_timeout: Duration,
+    /// `accept_redis_risk`: start even where Redis may lose what it
+    /// acknowledged (no `appendfsync always`, an evicting
+    /// `maxmemory-policy`, or settings hookguard may not read).
+    pub accept_redis_risk: bool,
 }
 
 /// A durable route's `[routes.delivery]`: how its queued deliveries reach
@@ -553,6 +573,24 @@ impl Config {
         Config::parse(text, &mut SourceReader::new(env))
     }
 
+    /// Whether `replicas` processes may run this config at once: an
+    /// embedded queue is one file for one process (a second would find it
+    /// locked, or on a volume of its own strand what it accepted there);
+    /// the error says so under `queue.store`.
+    pub fn check_replicas(&self, replicas: u32) -> Result<(), ConfigErrors> {
+        match self.queue.as_ref().map(|q| &q.store) {
+            Some(QueueStoreKind::Embedded(_)) if replicas > 1 => {
+                let mut errors = ConfigErrors::default();
+                errors.push(
+                    "queue.store",
+                    format!("\"embedded\" is one file for one process, and {replicas} replicas would run this config: use store = \"redis\" (shared by every replica) or run one replica"),
+                );
+                Err(errors)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The files the key sources read (`file = ...` under `secrets`,
     /// `public_keys`, `verify_token` and `redis_password`), each once: with
     /// the config file, what a reload polls for changes.
@@ -621,7 +659,7 @@ impl Config {
             .map(Arc::new);
         let queue = root
             .table("queue", &mut errors)
-            .and_then(|section| queue::parse(section, &mut errors));
+            .and_then(|section| queue::parse(section, sources, &mut errors));
         queue::check_durable_routes(root.has("queue"), queue.as_ref(), &routes, &mut errors);
         root.finish(&mut errors);
         match (server, replay) {
@@ -663,10 +701,23 @@ impl Config {
             }
         );
         if let Some(queue) = &self.queue {
-            let QueueStoreKind::Embedded(path) = &queue.store;
+            let store = match &queue.store {
+                QueueStoreKind::Embedded(path) => {
+                    format!("embedded {} (one process: run one replica)", path.display())
+                }
+                QueueStoreKind::Redis(redis) => format!(
+                    "redis {}  key_prefix={}{} (shared by every replica)",
+                    redis.connection.addr(),
+                    redis.key_prefix,
+                    if redis.accept_redis_risk {
+                        "  accept_redis_risk=true"
+                    } else {
+                        ""
+                    }
+                ),
+            };
             out.push_str(&format!(
-                "queue embedded {}  max_bytes={}  retain_delivered={}s  retain_dead={}s (one process: run one replica)\n",
-                path.display(),
+                "queue {store}  max_bytes={}  retain_delivered={}s  retain_dead={}s\n",
                 queue.max_bytes,
                 queue.retain_delivered.as_secs(),
                 queue.retain_dead.as_secs()

@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::reader::{ConfigErrors, Section};
-use super::{Durable, Queue, QueueStoreKind, StatusSet};
+use super::replay;
+use super::secrets::SourceReader;
+use super::{Durable, Queue, QueueStoreKind, RedisQueue, StatusSet};
 
 /// `max_bytes` unless set: room for ~1.4 million 1 KiB deliveries.
 const DEFAULT_MAX_BYTES: u64 = 2 << 30;
@@ -24,15 +26,37 @@ pub(super) const MIN_MAX_BYTES: u64 = 1 << 20;
 const DEFAULT_RETAIN_DEAD: Duration = Duration::from_secs(30 * 86_400);
 const DEFAULT_RETAIN_DELIVERED: Duration = Duration::from_secs(86_400);
 
+/// Keys of `[queue]` that only `store = "redis"` reads.
+const REDIS_ONLY_KEYS: [&str; 5] = [
+    "redis_url",
+    "redis_password",
+    "key_prefix",
+    "store_timeout",
+    "accept_redis_risk",
+];
+
+/// The queue's keys start with this unless `key_prefix` says otherwise:
+/// apart from the replay store's `hookguard:` strings (those are
+/// `hookguard:` and hex digits only), so one database can hold both.
+const DEFAULT_KEY_PREFIX: &str = "hookguard:queue:";
+
+/// `store_timeout` unless set: an enqueue waits for Redis to write its
+/// append-only file (`appendfsync always`), so more than the replay
+/// store's lookups.
+const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Validates `[queue]`; `None` after recording errors.
-pub(super) fn parse(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<Queue> {
+pub(super) fn parse(
+    mut s: Section<'_>,
+    sources: &mut SourceReader<'_>,
+    errors: &mut ConfigErrors,
+) -> Option<Queue> {
     let kind = match s.choice("store", &["embedded", "redis"], errors) {
         None if s.has("store") => None,
         None => Some("embedded"),
         chosen => chosen,
     };
     let path = s.string("path", errors).map(PathBuf::from);
-    let redis_url = s.string("redis_url", errors);
     let max_bytes = s.size("max_bytes", errors).unwrap_or(DEFAULT_MAX_BYTES);
     if max_bytes < MIN_MAX_BYTES {
         errors.push(
@@ -46,22 +70,61 @@ pub(super) fn parse(mut s: Section<'_>, errors: &mut ConfigErrors) -> Option<Que
         DEFAULT_RETAIN_DELIVERED.as_secs(),
         errors,
     );
-    let (path_key, url_key, store_key) = (s.key("path"), s.key("redis_url"), s.key("store"));
+    // Every key is read (and type-checked) whatever the store, so that one
+    // pass reports everything; which keys belong to which store comes after.
+    let url = s
+        .string("redis_url", errors)
+        .map(|text| s.checked("redis_url", replay::parse_redis_url(text), errors));
+    let password = replay::parse_redis_password(&mut s, sources, errors);
+    let key_prefix = s
+        .string("key_prefix", errors)
+        .and_then(|prefix| s.checked("key_prefix", replay::check_key_prefix(prefix), errors));
+    let store_timeout = s.duration("store_timeout", errors);
+    match store_timeout {
+        Some(t) if t.is_zero() => errors.push(s.key("store_timeout"), "must be greater than 0"),
+        Some(t) if t > Duration::from_secs(30) => errors.push(
+            s.key("store_timeout"),
+            "must be at most 30s: a sender waits this long for its answer",
+        ),
+        _ => {}
+    }
+    let accept_redis_risk = s.boolean("accept_redis_risk", errors).unwrap_or(false);
+    let present: Vec<&str> = REDIS_ONLY_KEYS
+        .into_iter()
+        .chain(["path"])
+        .filter(|key| s.has(key))
+        .collect();
+    let path_key = s.key("path");
+    let key = |name: &str| s.key(name);
+    let keys: Vec<(&str, String)> = REDIS_ONLY_KEYS.iter().map(|k| (*k, key(k))).collect();
     s.finish(errors);
     let store = match kind? {
         "redis" => {
-            // Validated as a choice so that the file's intent is clear;
-            // the backend is not in this build (see the README).
-            let _ = redis_url;
-            errors.push(
-                store_key,
-                "\"redis\" is not available in this build yet: use store = \"embedded\" (one file on a ReadWriteOnce volume)",
-            );
-            return None;
+            if present.contains(&"path") {
+                errors.push(
+                    path_key,
+                    "applies only to store = \"embedded\"; a Redis queue is kept by Redis",
+                );
+            }
+            if !present.contains(&"redis_url") {
+                errors.push(
+                    keys[0].1.clone(),
+                    "missing: store = \"redis\" needs the server's address, e.g. \"redis://redis.default.svc:6379/0\" (it may be the replay store's)",
+                );
+            }
+            let connection = replay::with_password(url??, password?, &keys[1].1, errors)?;
+            QueueStoreKind::Redis(Box::new(RedisQueue {
+                connection,
+                key_prefix: key_prefix.unwrap_or(DEFAULT_KEY_PREFIX).to_owned(),
+                store_timeout: store_timeout.unwrap_or(DEFAULT_STORE_TIMEOUT),
+                accept_redis_risk,
+            }))
         }
         _ => {
-            if redis_url.is_some() {
-                errors.push(url_key, "applies only to store = \"redis\"");
+            for (name, at) in &keys {
+                if present.contains(name) {
+                    errors.push(at.clone(), "applies only to store = \"redis\"");
+                }
             }
             let Some(path) = path else {
                 errors.push(

@@ -148,18 +148,7 @@ pub(super) fn parse(
                     "missing: store = \"redis\" needs the server's address, e.g. \"redis://redis.default.svc:6379/0\"",
                 );
             }
-            let (mut connection, password) = (url??, password?);
-            if let Some(password) = password {
-                if connection.redis_settings().password().is_some() {
-                    errors.push(
-                        key("redis_password"),
-                        "redis_url already carries a password: give it in one place only",
-                    );
-                    return None;
-                }
-                let settings = connection.redis_settings().clone().set_password(password);
-                connection = connection.set_redis_settings(settings);
-            }
+            let connection = with_password(url??, password?, &key("redis_password"), errors)?;
             StoreKind::Redis(Box::new(RedisReplay {
                 connection,
                 key_prefix: key_prefix.unwrap_or(DEFAULT_KEY_PREFIX).to_owned(),
@@ -193,7 +182,7 @@ pub(super) fn parse(
 }
 
 /// Validates `redis_url`. The value is never echoed: it may hold a password.
-fn parse_redis_url(text: &str) -> Result<redis::ConnectionInfo, String> {
+pub(super) fn parse_redis_url(text: &str) -> Result<redis::ConnectionInfo, String> {
     const USE: &str = "use redis://[:PASSWORD@]HOST[:PORT][/DB], or rediss:// for TLS";
     match text.split_once("://") {
         Some(("redis" | "rediss", _)) => {}
@@ -209,7 +198,7 @@ fn parse_redis_url(text: &str) -> Result<redis::ConnectionInfo, String> {
 
 /// `redis_password = { env = "VAR" }` (or `file`, or `value`): the password
 /// kept out of the URL. `Some(None)` when absent; `None` when invalid.
-fn parse_redis_password(
+pub(super) fn parse_redis_password(
     s: &mut Section<'_>,
     sources: &mut SourceReader<'_>,
     errors: &mut ConfigErrors,
@@ -237,9 +226,31 @@ fn parse_redis_password(
     }
 }
 
+/// `connection` with `password` (from `redis_password`, named `key`)
+/// folded in; `None` after an error when the URL carries one too.
+pub(super) fn with_password(
+    connection: redis::ConnectionInfo,
+    password: Option<String>,
+    key: &str,
+    errors: &mut ConfigErrors,
+) -> Option<redis::ConnectionInfo> {
+    let Some(password) = password else {
+        return Some(connection);
+    };
+    if connection.redis_settings().password().is_some() {
+        errors.push(
+            key,
+            "redis_url already carries a password: give it in one place only",
+        );
+        return None;
+    }
+    let settings = connection.redis_settings().clone().set_password(password);
+    Some(connection.set_redis_settings(settings))
+}
+
 /// Key prefixes are printable ASCII without spaces, so that keys read well
 /// in `redis-cli` and cannot smuggle protocol bytes into logs.
-fn check_key_prefix(prefix: &str) -> Result<&str, String> {
+pub(super) fn check_key_prefix(prefix: &str) -> Result<&str, String> {
     if prefix.len() > 64 {
         return Err(format!(
             "is {} bytes long; use at most 64 (it is stored in every key)",

@@ -232,7 +232,10 @@ async fn route_worker(
                 // per finished attempt would make the disk the limit.
                 let refill = running == 0 || limit - running >= limit.div_ceil(2);
                 if running < limit && refill {
-                    match store.take(&name, now, limit - running).await {
+                    match store
+                        .take(&name, now, limit - running, durable.timeout)
+                        .await
+                    {
                         Ok(items) => {
                             for item in items {
                                 if too_old(&item, durable, now) {

@@ -183,7 +183,15 @@ impl QueueStore for EmbeddedStore {
             .await
     }
 
-    async fn take(&self, route: &str, now_ms: u64, max: usize) -> Result<Vec<Item>, QueueError> {
+    /// One process owns the file: nothing else can take an item, so there
+    /// is no lease (items in flight at a crash are ready on open).
+    async fn take(
+        &self,
+        route: &str,
+        now_ms: u64,
+        max: usize,
+        _timeout: std::time::Duration,
+    ) -> Result<Vec<Item>, QueueError> {
         self.ask(|tx| Command::Take(route.to_owned(), now_ms, max, tx))
             .await
     }

@@ -13,11 +13,16 @@
 //! redelivered) or `waiting` (for its next retry) → `in_flight` (taken) →
 //! `delivered`, `dead`, or back to `waiting`/`ready`. Items still
 //! `in_flight` when the store is opened were interrupted (a restart, a
-//! `SIGKILL`) and become `ready` again: delivery is at least once.
+//! `SIGKILL`) and become `ready` again (in a shared store: once their
+//! lease ran out): delivery is at least once.
 //!
 //! - [`embedded`]: one redb file, written by one thread with group commit.
+//! - [`redis`]: one Redis shared by every replica, each change one Lua
+//!   script; items a dead replica had in flight are taken again once
+//!   their lease runs out.
 
 pub mod embedded;
+pub mod redis;
 
 use std::fmt;
 use std::str::FromStr;
@@ -252,8 +257,17 @@ pub trait QueueStore: Send + Sync + fmt::Debug {
     async fn enqueue(&self, item: NewItem, now_ms: u64) -> Result<Enqueued, QueueError>;
 
     /// Takes up to `max` of `route`'s items due at `now_ms`, earliest due
-    /// first, marking them in flight (and counting a try).
-    async fn take(&self, route: &str, now_ms: u64, max: usize) -> Result<Vec<Item>, QueueError>;
+    /// first, marking them in flight (and counting a try). `timeout` is the
+    /// longest an attempt on them takes: a shared store lets another
+    /// replica take them again only once a lease longer than that ran out
+    /// without a settle (the taker died).
+    async fn take(
+        &self,
+        route: &str,
+        now_ms: u64,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Item>, QueueError>;
 
     /// Records how an attempt on an in-flight item ended. An item no longer
     /// in flight (purged meanwhile) is left alone.
@@ -307,6 +321,13 @@ pub trait QueueStore: Send + Sync + fmt::Debug {
 
     /// Items found in flight when the store was opened, now ready again.
     fn recovered(&self) -> u64;
+
+    /// Whether the store answered lately: a shared store's server may go
+    /// away (the embedded store, once open, is always there). `/readyz`
+    /// follows it.
+    fn healthy(&self) -> bool {
+        true
+    }
 }
 
 /// Unix milliseconds now: the queue's clock.

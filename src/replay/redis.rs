@@ -674,7 +674,7 @@ fn eval(script: &str, keys: &[String]) -> Cmd {
 }
 
 /// A short, secret-free account of a Redis error for the sender's answer.
-fn describe(error: &RedisError) -> String {
+pub(crate) fn describe(error: &RedisError) -> String {
     if error.is_connection_refusal() {
         "redis refused the connection".to_owned()
     } else if error.is_io_error() || error.is_connection_dropped() || error.is_timeout() {
@@ -690,7 +690,7 @@ fn describe(error: &RedisError) -> String {
 /// The connection manager: one multiplexed connection per process,
 /// reconnecting in the background with short backoffs (at most 500 ms
 /// apart), each attempt bounded, so that a returning Redis is found quickly.
-fn manager(client: &redis::Client, timeout: Duration) -> ConnectionManager {
+pub(crate) fn manager(client: &redis::Client, timeout: Duration) -> ConnectionManager {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(timeout.max(Duration::from_secs(1))))
         // Callers bound their own waits; a connection-level timeout would
@@ -705,14 +705,14 @@ fn manager(client: &redis::Client, timeout: Duration) -> ConnectionManager {
 }
 
 /// A duration in whole milliseconds, at least 1 (`PX 0` is an error).
-fn millis(duration: Duration) -> u64 {
+pub(crate) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis())
         .unwrap_or(u64::MAX)
         .max(1)
 }
 
 /// 64 random bits from the operating system, naming this process in tokens.
-fn random_u64() -> u64 {
+pub(crate) fn random_u64() -> u64 {
     let mut bytes = [0u8; 8];
     if getrandom::fill(&mut bytes).is_err() {
         // No OS randomness: fall back to something per-process that still

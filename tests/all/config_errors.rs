@@ -1364,13 +1364,50 @@ fn a_durable_route_needs_a_queue_it_can_write_and_sync_routes_take_no_durable_ke
         "{sync:?}"
     );
     let redis = errors(&durable(
-        "store = \"redis\"\nredis_url = \"redis://x\"",
+        "store = \"redis\"\npath = \"/tmp/q.db\"\nstore_timeout = \"0s\"\naccept_redis_risk = \"yes\"",
+        "mode = \"durable\"",
+    ));
+    for line in [
+        "queue.store_timeout: must be greater than 0",
+        "queue.accept_redis_risk: expected true or false, found a string",
+        "queue.path: applies only to store = \"embedded\"; a Redis queue is kept by Redis",
+        "queue.redis_url: missing: store = \"redis\" needs the server's address, e.g. \"redis://redis.default.svc:6379/0\" (it may be the replay store's)",
+    ] {
+        assert!(redis.iter().any(|f| f == line), "missing {line:?} in {redis:#?}");
+    }
+    let bad_url = errors(&durable(
+        "store = \"redis\"\nredis_url = \"http://x\"",
         "mode = \"durable\"",
     ));
     assert!(
-        redis[0].starts_with("queue.store: \"redis\" is not available in this build yet"),
-        "{redis:?}"
+        bad_url[0].starts_with("queue.redis_url: is not a redis:// or rediss:// URL"),
+        "{bad_url:?}"
     );
+    let dir = crate::support::TempDir::new("config-queue-redis-keys");
+    let path = format!("path = \"{}/queue.db\"", dir.0.display());
+    let embedded_with_redis_keys = errors(&durable(
+        &format!("{path}\nredis_url = \"redis://x\"\nkey_prefix = \"q:\""),
+        "mode = \"durable\"",
+    ));
+    for key in ["redis_url", "key_prefix"] {
+        let line = format!("queue.{key}: applies only to store = \"redis\"");
+        assert!(
+            embedded_with_redis_keys.contains(&line),
+            "missing {line:?} in {embedded_with_redis_keys:#?}"
+        );
+    }
+    let config = valid(&durable(
+        "store = \"redis\"\nredis_url = \"redis://redis:6379/0\"",
+        "mode = \"durable\"",
+    ));
+    let Some(hookguard::config::QueueStoreKind::Redis(redis)) =
+        config.queue.as_ref().map(|q| &q.store)
+    else {
+        panic!("not a redis queue: {:?}", config.queue);
+    };
+    assert_eq!(redis.key_prefix, "hookguard:queue:");
+    assert_eq!(redis.store_timeout, Duration::from_secs(2));
+    assert!(!redis.accept_redis_risk);
 }
 
 #[test]

@@ -320,11 +320,11 @@ async fn a_full_queue_answers_503_with_retry_after_and_stores_nothing() {
 
 /// A `hookguard serve` child, killed when dropped (a failed test leaves no
 /// process behind).
-struct Served(std::process::Child);
+pub struct Served(pub std::process::Child);
 
 impl Served {
     /// SIGKILL, and reaped.
-    fn kill(&mut self) {
+    pub fn kill(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -338,7 +338,7 @@ impl Drop for Served {
 
 /// `hookguard serve` on `config`, returning the child and its addresses
 /// once it logged that it is ready.
-fn serve(config: &std::path::Path) -> (Served, std::net::SocketAddr, std::net::SocketAddr) {
+pub fn serve(config: &std::path::Path) -> (Served, std::net::SocketAddr, std::net::SocketAddr) {
     use std::io::{BufRead, BufReader};
     let mut child = Served(
         std::process::Command::new(env!("CARGO_BIN_EXE_hookguard"))

@@ -1,6 +1,6 @@
 //! The queue store conformance suite: every [`QueueStore`] backend runs
-//! these same checks (today the embedded redb store; a Redis backend is to
-//! run them too). Each check is a function over `&dyn QueueStore`.
+//! these same checks (the embedded redb store here, the Redis store in
+//! `durable_redis.rs`). Each check is a function over `&dyn QueueStore`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +11,12 @@ use hookguard::queue::{Enqueued, Filter, Id, ItemState, NewItem, QueueError, Que
 
 use crate::support::TempDir;
 
-const T0: u64 = 1_800_000_000_000;
+pub const T0: u64 = 1_800_000_000_000;
 
-fn item(route: &str, key: u8, body: &[u8]) -> NewItem {
+/// The attempt timeout given to `take`: the Redis store's lease is longer.
+pub const ATTEMPT: Duration = Duration::from_secs(10);
+
+pub fn item(route: &str, key: u8, body: &[u8]) -> NewItem {
     NewItem {
         route: route.into(),
         head: b"POST /hook HTTP/1.1\r\nhost: app\r\n".to_vec(),
@@ -24,20 +27,22 @@ fn item(route: &str, key: u8, body: &[u8]) -> NewItem {
     }
 }
 
-async fn queued(store: &dyn QueueStore, new: NewItem) -> Id {
+pub async fn queued(store: &dyn QueueStore, new: NewItem) -> Id {
     match store.enqueue(new, T0).await.unwrap() {
         Enqueued::Queued(id) => id,
         other => panic!("not queued: {other:?}"),
     }
 }
 
-/// Runs every check on a fresh store made by `open` (given a directory).
-async fn conformance(open: impl Fn(&std::path::Path, u64) -> Arc<dyn QueueStore>) {
-    let dir = TempDir::new("queue-conformance");
+/// Runs every check on a fresh store made by `open` (given the check's
+/// name and `max_bytes`).
+pub async fn conformance<F, Fut>(mut open: F)
+where
+    F: FnMut(&'static str, u64) -> Fut,
+    Fut: std::future::Future<Output = Arc<dyn QueueStore>>,
+{
     for (name, check) in CHECKS {
-        let sub = dir.0.join(name);
-        std::fs::create_dir_all(&sub).unwrap();
-        let store = open(&sub, 1 << 20);
+        let store = open(name, 1 << 20).await;
         check(store).await;
     }
 }
@@ -65,14 +70,14 @@ async fn stored_exactly(store: Arc<dyn QueueStore>) {
     );
     assert_eq!(store.next_due("a").await.unwrap(), Some(T0));
     assert!(
-        store.take("b", T0, 10).await.unwrap().is_empty(),
+        store.take("b", T0, 10, ATTEMPT).await.unwrap().is_empty(),
         "another route's"
     );
-    let taken = store.take("a", T0, 10).await.unwrap();
+    let taken = store.take("a", T0, 10, ATTEMPT).await.unwrap();
     assert_eq!(taken.len(), 1);
     assert_eq!((taken[0].id, taken[0].tries), (id, 1));
     assert!(
-        store.take("a", T0, 10).await.unwrap().is_empty(),
+        store.take("a", T0, 10, ATTEMPT).await.unwrap().is_empty(),
         "taken twice"
     );
     assert!(store.bytes() > body.len() as u64);
@@ -107,7 +112,7 @@ async fn duplicates(store: Arc<dyn QueueStore>) {
 /// dead are final until redelivered.
 async fn lifecycle(store: Arc<dyn QueueStore>) {
     let id = queued(&*store, item("a", 3, b"x")).await;
-    store.take("a", T0, 1).await.unwrap();
+    store.take("a", T0, 1, ATTEMPT).await.unwrap();
     store
         .settle(
             id,
@@ -125,10 +130,14 @@ async fn lifecycle(store: Arc<dyn QueueStore>) {
         (ItemState::Waiting, 1, "500")
     );
     assert!(
-        store.take("a", T0 + 9_999, 1).await.unwrap().is_empty(),
+        store
+            .take("a", T0 + 9_999, 1, ATTEMPT)
+            .await
+            .unwrap()
+            .is_empty(),
         "not due yet"
     );
-    store.take("a", T0 + 10_000, 1).await.unwrap();
+    store.take("a", T0 + 10_000, 1, ATTEMPT).await.unwrap();
     store
         .settle(
             id,
@@ -145,7 +154,7 @@ async fn lifecycle(store: Arc<dyn QueueStore>) {
         (got.state, got.attempts, got.tries),
         (ItemState::Ready, 1, 2)
     );
-    store.take("a", T0, 1).await.unwrap();
+    store.take("a", T0, 1, ATTEMPT).await.unwrap();
     store
         .settle(id, Settle::Dead { last: "404".into() }, T0 + 5)
         .await
@@ -164,7 +173,7 @@ async fn lifecycle(store: Arc<dyn QueueStore>) {
         .unwrap();
     assert_eq!(store.get(id).await.unwrap().unwrap().state, ItemState::Dead);
     assert!(store.redeliver(id, T0 + 6).await.unwrap());
-    let again = store.take("a", T0 + 6, 1).await.unwrap();
+    let again = store.take("a", T0 + 6, 1, ATTEMPT).await.unwrap();
     assert_eq!(again[0].id, id);
     store
         .settle(id, Settle::Delivered { last: "200".into() }, T0 + 7)
@@ -222,7 +231,7 @@ async fn retention(store: Arc<dyn QueueStore>) {
         queued(&*store, item("a", 51, b"2")).await,
         queued(&*store, item("a", 52, b"3")).await,
     ];
-    store.take("a", T0, 3).await.unwrap();
+    store.take("a", T0, 3, ATTEMPT).await.unwrap();
     store
         .settle(ids[0], Settle::Delivered { last: "200".into() }, T0)
         .await
@@ -247,7 +256,13 @@ fn open_embedded(dir: &std::path::Path, max_bytes: u64) -> Arc<dyn QueueStore> {
 
 #[tokio::test]
 async fn the_embedded_store_passes_the_conformance_suite() {
-    conformance(open_embedded).await;
+    let dir = TempDir::new("queue-conformance");
+    conformance(|name, max_bytes| {
+        let sub = dir.0.join(name);
+        std::fs::create_dir_all(&sub).unwrap();
+        std::future::ready(open_embedded(&sub, max_bytes))
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -256,7 +271,7 @@ async fn items_in_flight_when_the_store_closed_are_ready_when_it_opens() {
     let id = {
         let store = open_embedded(&dir.0, 1 << 20);
         let id = queued(&*store, item("a", 1, b"x")).await;
-        assert_eq!(store.take("a", T0, 1).await.unwrap().len(), 1);
+        assert_eq!(store.take("a", T0, 1, ATTEMPT).await.unwrap().len(), 1);
         id
     };
     // The writer thread holds the file until its channel closes.
@@ -276,7 +291,7 @@ async fn items_in_flight_when_the_store_closed_are_ready_when_it_opens() {
         store.get(id).await.unwrap().unwrap().state,
         ItemState::Ready
     );
-    assert_eq!(store.take("a", T0, 1).await.unwrap()[0].tries, 2);
+    assert_eq!(store.take("a", T0, 1, ATTEMPT).await.unwrap()[0].tries, 2);
 }
 
 #[tokio::test]

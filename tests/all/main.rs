@@ -15,6 +15,7 @@ mod config_errors;
 mod differential;
 mod docs;
 mod durable;
+mod durable_redis;
 mod durable_store;
 mod egress;
 mod http1;

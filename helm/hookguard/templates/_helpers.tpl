@@ -69,6 +69,16 @@ what lets the kubelet swap in a rotated Secret, which hookguard then reads.
 /var/lib/hookguard/queue
 {{- end }}
 
+{{/* Whether the queue is the embedded store, on a PersistentVolumeClaim. */}}
+{{- define "hookguard.embeddedQueue" -}}
+{{- if and .Values.queue.enabled (ne .Values.queue.store "redis") }}true{{ end }}
+{{- end }}
+
+{{/* The queue's Redis when queue.store is redis: its own, or replay's. */}}
+{{- define "hookguard.queueRedisUrl" -}}
+{{- if and .Values.queue.enabled (eq .Values.queue.store "redis") }}{{ .Values.queue.redisUrl | default .Values.replay.redisUrl }}{{ end }}
+{{- end }}
+
 {{/* Whether the memory store keeps its keys in a snapshot. */}}
 {{- define "hookguard.snapshots" -}}
 {{- if and (not .Values.replay.redisUrl) .Values.replay.snapshot.enabled }}true{{ end }}
@@ -278,13 +288,38 @@ snapshot_interval = {{ toJson . }}
 {{- end }}
 {{- end }}
 {{- if .Values.queue.enabled }}
+{{- if not (has .Values.queue.store (list "embedded" "redis")) }}
+{{- fail (printf "queue.store: %q is not embedded or redis" .Values.queue.store) }}
+{{- end }}
+{{- if eq .Values.queue.store "redis" }}
+{{- if not (include "hookguard.queueRedisUrl" .) }}
+{{- fail "queue.store: redis needs queue.redisUrl, or replay.redisUrl to share replay's Redis" }}
+{{- end }}
+
+[queue]
+store = "redis"
+redis_url = {{ include "hookguard.queueRedisUrl" . | toJson }}
+{{- if .Values.replay.passwordSecret.name }}
+redis_password = { env = {{ include "hookguard.redisPasswordEnv" . | toJson }} }
+{{- end }}
+{{- with .Values.queue.keyPrefix }}
+key_prefix = {{ toJson . }}
+{{- end }}
+{{- with .Values.queue.storeTimeout }}
+store_timeout = {{ toJson . }}
+{{- end }}
+{{- if .Values.queue.acceptRedisRisk }}
+accept_redis_risk = true
+{{- end }}
+{{- else }}
 {{- if or .Values.autoscaling.enabled (gt (int .Values.replicaCount) 1) }}
-{{- fail "queue.enabled: the embedded queue is one file for one pod; set replicaCount to 1 and autoscaling.enabled to false" }}
+{{- fail "queue.enabled: the embedded queue is one file for one pod; set replicaCount to 1 and autoscaling.enabled to false, or queue.store to redis" }}
 {{- end }}
 
 [queue]
 store = "embedded"
 path = "{{ include "hookguard.queueDir" . }}/queue.db"
+{{- end }}
 {{- with .Values.queue.maxBytes }}
 max_bytes = {{ toJson . }}
 {{- end }}
@@ -368,7 +403,7 @@ ports:
 env:
   - name: RUST_LOG
     value: {{ .Values.hookguard.logLevel | quote }}
-  {{- if and .Values.replay.redisUrl .Values.replay.passwordSecret.name }}
+  {{- if and (or .Values.replay.redisUrl (include "hookguard.queueRedisUrl" .)) .Values.replay.passwordSecret.name }}
   - name: {{ include "hookguard.redisPasswordEnv" . }}
     valueFrom:
       secretKeyRef:
@@ -412,7 +447,7 @@ volumeMounts:
     mountPath: {{ include "hookguard.secretsDir" $ }}/{{ $name }}
     readOnly: true
   {{- end }}
-  {{- if .Values.queue.enabled }}
+  {{- if include "hookguard.embeddedQueue" . }}
   - name: queue
     mountPath: {{ include "hookguard.queueDir" . }}
   {{- end }}
