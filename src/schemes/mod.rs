@@ -20,6 +20,10 @@
 //! - [`jwt`]: Tochka's RS256 JWS bodies.
 //! - [`paypal`]: PayPal's RSA signature with the key of a certificate
 //!   fetched (pinned to PayPal's hosts, cached) off the request path.
+//! - [`sns`]: Amazon SNS's RSA signature over the message's fields, with
+//!   the key of a certificate fetched from SNS's regional hosts.
+//! - [`fetched`]: the pin, fetch, cache and background refresh of those
+//!   certificates, shared by the two.
 //! - [`none`]: no signature; the route accepts by `allow_ips` alone.
 //! - [`meta`]: Meta's GitHub-style signature plus its GET subscription
 //!   handshake, authenticated by the verify token.
@@ -33,6 +37,7 @@ pub mod asymmetric;
 pub mod challenge;
 pub mod contentful;
 pub mod encoding;
+pub mod fetched;
 pub mod gitlab;
 pub mod hmac;
 pub mod jwt;
@@ -43,6 +48,7 @@ pub mod paypal;
 pub mod plivo;
 pub mod presets;
 pub mod registry;
+pub mod sns;
 pub mod tbank;
 pub mod template;
 pub mod twilio;

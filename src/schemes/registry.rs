@@ -12,14 +12,16 @@
 
 use super::asymmetric::{self, AsymmetricScheme, Kind};
 use super::contentful::ContentfulScheme;
+use super::fetched::TestOrigin;
 use super::gitlab::GitlabScheme;
 use super::hmac::{Description, HmacScheme, HmacSpec, KeyForm};
 use super::jwt::{self, JwtScheme};
 use super::meta::MetaScheme;
 use super::none::NoneScheme;
-use super::paypal::{CertSource, PaypalScheme};
+use super::paypal::PaypalScheme;
 use super::plivo::PlivoScheme;
 use super::presets;
+use super::sns::SnsScheme;
 use super::tbank::TbankScheme;
 use super::twilio::TwilioScheme;
 use super::Scheme;
@@ -34,8 +36,7 @@ pub enum KeyKind {
     /// No keys: `scheme = "none"`, which rests on `allow_ips`.
     None,
     /// A certificate each request names and hookguard fetches, pinned to
-    /// the sender's hosts and checked to chain to a trusted root (PayPal);
-    /// the route lists no keys.
+    /// the sender's hosts (PayPal, Amazon SNS); the route lists no keys.
     Certificate,
 }
 
@@ -91,6 +92,10 @@ pub struct Entry {
     /// sender names instead of keys of its own (so it takes neither
     /// `secrets` nor `public_keys`).
     pub needs_webhook_id: bool,
+    /// True when the route lists the topics it accepts in `topic_arns`
+    /// (Amazon SNS: any AWS account can sign a message from a topic of its
+    /// own).
+    pub needs_topic_arns: bool,
 }
 
 /// What a route supplies to build its scheme. Config fills in exactly what
@@ -107,9 +112,11 @@ pub struct Ingredients {
     pub hmac: Option<HmacSpec>,
     /// The route's `webhook_id`, for entries that need one.
     pub webhook_id: Option<String>,
-    /// Where fetched certificates may come from: PayPal's hosts unless the
-    /// route sets `unsafe_paypal_cert_source` (loopback only, for tests).
-    pub cert_source: Option<CertSource>,
+    /// The route's `topic_arns`, for entries that need them.
+    pub topic_arns: Option<Vec<String>>,
+    /// The one loopback origin fetched certificates come from instead of
+    /// the sender's hosts, when the route sets `unsafe_cert_source` (tests).
+    pub test_origin: Option<TestOrigin>,
 }
 
 /// A key that could not be prepared: its index in the route's `secrets` or
@@ -173,6 +180,13 @@ pub static SCHEMES: &[Entry] = &[
         family: Family::Own(paypal),
         keys: KeyKind::Certificate,
         needs_webhook_id: true,
+        ..SHARED_SECRET
+    },
+    Entry {
+        name: "sns",
+        family: Family::Own(sns),
+        keys: KeyKind::Certificate,
+        needs_topic_arns: true,
         ..SHARED_SECRET
     },
     Entry {
@@ -372,6 +386,7 @@ const SHARED_SECRET: Entry = Entry {
     signs_url: false,
     needs_verify_token: false,
     needs_webhook_id: false,
+    needs_topic_arns: false,
 };
 
 const fn hmac(name: &'static str, describe: fn() -> Description) -> Entry {
@@ -494,8 +509,15 @@ fn tochka(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, 
 
 fn paypal(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     let webhook_id = need(ingredients.webhook_id, "webhook_id")?;
-    let source = ingredients.cert_source.unwrap_or_else(CertSource::paypal);
-    Ok(Box::new(PaypalScheme::new(webhook_id, source)))
+    Ok(Box::new(PaypalScheme::new(
+        webhook_id,
+        ingredients.test_origin,
+    )))
+}
+
+fn sns(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+    let topics = need(ingredients.topic_arns, "topic_arns")?;
+    Ok(Box::new(SnsScheme::new(topics, ingredients.test_origin)))
 }
 
 fn meta(name: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
@@ -541,7 +563,10 @@ mod tests {
             hmac: matches!(entry.family, Family::Generic)
                 .then(|| HmacSpec::body(http::HeaderName::from_static("x-signature"), None)),
             webhook_id: entry.needs_webhook_id.then(|| "WH-1".to_owned()),
-            cert_source: None,
+            topic_arns: entry
+                .needs_topic_arns
+                .then(|| vec!["arn:aws:sns:us-east-1:123456789012:t".to_owned()]),
+            test_origin: None,
         }
     }
 
@@ -554,7 +579,7 @@ mod tests {
             assert_eq!(scheme.name(), entry.name);
             let expected = match entry.keys {
                 KeyKind::None => "allow_ips",
-                KeyKind::Certificate => "paypal-certificate",
+                KeyKind::Certificate => &format!("{}-certificate", entry.name),
                 _ => "k",
             };
             assert_eq!(scheme.key_ids(), [expected], "{}", entry.name);
