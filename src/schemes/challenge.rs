@@ -32,6 +32,9 @@ pub enum Kind {
     /// An unsigned `GET` whose query parameter is echoed as text (Dropbox's
     /// and Nylas's `challenge`).
     EchoQuery(&'static str),
+    /// An unsigned `GET` whose request header is echoed as text
+    /// (Worldline's `X-GCS-Webhooks-Endpoint-Verification`).
+    EchoHeader(&'static str),
 }
 
 impl Kind {
@@ -50,6 +53,7 @@ impl Kind {
             Kind::XCrc => "answers X's CRC GET for token-shaped crc_token values",
             Kind::TwitchVerification => "answers Twitch's signed webhook_callback_verification",
             Kind::EchoQuery(_) => "echoes the challenge GET's query parameter",
+            Kind::EchoHeader(_) => "echoes the verification GET's header",
         }
     }
 }

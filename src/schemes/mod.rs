@@ -13,9 +13,10 @@
 //! - [`presets`]: provider presets that are filled-in HMAC descriptions
 //!   (Stripe, GitHub, Slack, Standard Webhooks, ...; [`registry`] lists
 //!   them all).
-//! - [`twilio`], [`plivo`], [`contentful`], [`gitlab`], [`tbank`]: presets
-//!   whose rules differ (signed URL and form parameters, a canonical
-//!   request, a plain token, a hash inside the JSON body).
+//! - [`twilio`], [`plivo`], [`contentful`], [`hygraph`], [`gitlab`],
+//!   [`tbank`]: presets whose rules differ (signed URL and form parameters,
+//!   a canonical request, the body wrapped in JSON, a plain token, a hash
+//!   inside the JSON body).
 //! - [`asymmetric`]: public-key presets (Discord Ed25519, SendGrid ECDSA).
 //! - [`jwt`]: Tochka's RS256 JWS bodies.
 //! - [`paypal`]: PayPal's RSA signature with the key of a certificate
@@ -40,6 +41,7 @@ pub mod encoding;
 pub mod fetched;
 pub mod gitlab;
 pub mod hmac;
+pub mod hygraph;
 pub mod jwt;
 pub mod keys;
 pub mod meta;

@@ -1353,6 +1353,40 @@ pub fn squarespace() -> Description {
     }
 }
 
+/// Pinwheel: `x-pinwheel-signature: v2=<hex>`, HMAC-SHA256 with the API
+/// secret over `v2:{x-timestamp}:` and the raw body bytes, the timestamp
+/// in seconds; `x-pinwheel-webhook-id` names the event, for duplicates
+/// (re-read: docs.pinwheelapi.com/docs/webhook-signature-verification,
+/// "Signature Algorithm", and docs.pinwheelapi.com/docs/webhooks-1, whose
+/// example carries the three headers). Pinwheel documents no window; five
+/// minutes is hookguard's choice.
+pub fn pinwheel() -> Description {
+    Description {
+        signature: header_sig(&["x-pinwheel-signature"], Some("v2=")),
+        message: parse("v2:{timestamp}:{body}"),
+        dedupe: vec![sig(), header("x-pinwheel-webhook-id")],
+        ..v0_hmac("x-pinwheel-signature", "x-timestamp")
+    }
+}
+
+/// Worldline (Connect, formerly Ingenico's GlobalCollect, "GCS"):
+/// `X-GCS-Signature`, base64 HMAC-SHA256 of the body with the secret
+/// webhook key that `X-GCS-KeyId` names (every secret of the route is
+/// tried); the `GET` with `X-GCS-Webhooks-Endpoint-Verification` is
+/// answered with that header's value (re-read: PyPI `connect-sdk-python3`
+/// 6.3.0 `worldline/connect/sdk/webhooks/signature_validator.py`, and
+/// docs.connect.worldline-solutions.com/documentation/webhooks, "respond
+/// to the GET action and echo the X-GCS-Webhooks-Endpoint-Verification
+/// header value in the body"). No timestamp is signed.
+pub fn worldline() -> Description {
+    Description {
+        challenge: Some(ChallengeKind::EchoHeader(
+            "x-gcs-webhooks-endpoint-verification",
+        )),
+        ..base64_body("x-gcs-signature", None, vec![sig()])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ use super::contentful::ContentfulScheme;
 use super::fetched::TestOrigin;
 use super::gitlab::GitlabScheme;
 use super::hmac::{Description, HmacScheme, HmacSpec, KeyForm};
+use super::hygraph::HygraphScheme;
 use super::jwt::{self, JwtScheme};
 use super::meta::MetaScheme;
 use super::none::NoneScheme;
@@ -234,6 +235,8 @@ pub static SCHEMES: &[Entry] = &[
     hmac("adyen-platform", presets::adyen_platform),
     hmac("squarespace", presets::squarespace),
     hmac("patreon", presets::patreon),
+    hmac("worldline", presets::worldline),
+    hmac("pinwheel", presets::pinwheel),
     // Developer tools.
     hmac("sentry", presets::sentry),
     hmac("vercel", presets::vercel),
@@ -260,6 +263,8 @@ pub static SCHEMES: &[Entry] = &[
     hmac("clearbit", presets::clearbit),
     hmac("sanity", presets::sanity),
     own("contentful", contentful),
+    own("hygraph", hygraph),
+    own("graphcms", hygraph),
     // Communications.
     hmac("microsoft-teams", presets::microsoft_teams),
     hmac("microsoft_teams", presets::microsoft_teams),
@@ -468,6 +473,10 @@ fn plivo(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, B
 
 fn contentful(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     Ok(Box::new(ContentfulScheme::new(ingredients.keys)))
+}
+
+fn hygraph(name: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+    Ok(Box::new(HygraphScheme::new(name, ingredients.keys)))
 }
 
 fn none(_: &'static str, _: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {

@@ -2,7 +2,7 @@
 //! front of the recording upstream: each answer is computed here
 //! independently (hmac/sha2 directly) from the provider's documented rule;
 //! a challenge that is not validly signed (Zoom, Twitch) or not
-//! token-shaped (X, Dropbox, Nylas) is never answered; none reaches the
+//! token-shaped (X, Dropbox, Nylas, Worldline) is never answered; none reaches the
 //! app; `answer_challenges = false` restores the app's turn; and the
 //! answers are counted under `outcome="challenge"`.
 
@@ -212,6 +212,38 @@ async fn dropbox_and_nylas_challenges_are_echoed_as_text_and_only_when_token_sha
 }
 
 #[tokio::test]
+async fn worldline_verification_get_is_answered_with_its_header_value() {
+    // docs.connect.worldline-solutions.com/documentation/webhooks: "respond
+    // to the GET action and echo the X-GCS-Webhooks-Endpoint-Verification
+    // header value in the body".
+    let (upstream, hg) =
+        start("scheme = \"worldline\"\nsecrets = [{ value = \"webhook-key\" }]").await;
+    let header = "x-gcs-webhooks-endpoint-verification";
+    let token = "2b5e3c1a-9f4d-4c55-8a1e-7e3f0b6d2c11";
+    let answer = send(hg.addr, "GET", "/hook", &[(header, token.to_owned())], "").await;
+    assert_eq!((answer.status, &answer.body[..]), (200, token.as_bytes()));
+    assert_eq!(answer.headers["x-hookguard-answered"], "challenge");
+    assert!(answer.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    // Nothing a browser could read as markup is reflected.
+    let answer = send(
+        hg.addr,
+        "GET",
+        "/hook",
+        &[(header, "<b>hi</b>".to_owned())],
+        "",
+    )
+    .await;
+    assert_eq!(answer.reject(), Some("malformed_request"));
+    // A GET without the header is an unsigned request, refused.
+    let answer = send(hg.addr, "GET", "/hook", &[], "").await;
+    assert_eq!(answer.reject(), Some("missing_signature"));
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
 async fn answer_challenges_false_leaves_them_to_the_app_as_before() {
     let (upstream, hg) = start(
         "scheme = \"dropbox\"\nsecrets = [{ value = \"app-secret\" }]\nanswer_challenges = false",
@@ -229,7 +261,7 @@ fn answer_challenges_is_refused_where_the_scheme_has_none() {
         .expect_err("refused")
         .to_string();
     assert!(
-        errors.contains(r#"routes[0] ("c").answer_challenges: scheme stripe has no endpoint challenge hookguard answers; answer_challenges is only for zoom, x, twitter, twitch, dropbox, nylas"#),
+        errors.contains(r#"routes[0] ("c").answer_challenges: scheme stripe has no endpoint challenge hookguard answers; answer_challenges is only for zoom, worldline, x, twitter, twitch, dropbox, nylas"#),
         "{errors}"
     );
 }

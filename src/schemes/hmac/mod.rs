@@ -417,22 +417,30 @@ impl Scheme for HmacScheme {
             body: body.into(),
         };
         match kind {
-            ChallengeKind::XCrc | ChallengeKind::EchoQuery(_) => {
-                let param = match kind {
-                    ChallengeKind::EchoQuery(param) => param,
-                    _ => "crc_token",
-                };
+            ChallengeKind::XCrc | ChallengeKind::EchoQuery(_) | ChallengeKind::EchoHeader(_) => {
                 if request.method != http::Method::GET {
                     return None;
                 }
-                let token = query(param)?;
+                let (token, what) = match kind {
+                    ChallengeKind::EchoHeader(name) => (
+                        request.headers.get(name)?.to_str().unwrap_or("").to_owned(),
+                        format!("the {name} header"),
+                    ),
+                    ChallengeKind::EchoQuery(param) => {
+                        (query(param)?, format!("the {param} query parameter"))
+                    }
+                    _ => (
+                        query("crc_token")?,
+                        "the crc_token query parameter".to_owned(),
+                    ),
+                };
                 if !challenge::token_shaped(&token) {
                     return refused(format!(
-                        "the {param} query parameter is not token-shaped (1 to {} base64 or alphanumeric characters); it is not answered",
+                        "{what} is not token-shaped (1 to {} base64 or alphanumeric characters); it is not answered",
                         challenge::MAX_TOKEN
                     ));
                 }
-                if let ChallengeKind::EchoQuery(_) = kind {
+                if !matches!(kind, ChallengeKind::XCrc) {
                     return Some(Ok(text(token)));
                 }
                 // X signs with the consumer secret: the route's first.
