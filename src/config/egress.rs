@@ -750,6 +750,7 @@ fn parse_sign(
         webhook_id: None,
         topic_arns: None,
         test_origin: None,
+        learn: None,
     };
     if generic && ingredients.hmac.is_none() {
         return None;

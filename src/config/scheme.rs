@@ -12,11 +12,13 @@ use super::reader::{as_section, closest_few, header_name, ConfigErrors, Section}
 use super::route::is_label_safe;
 use super::secrets::{read_source, SourceReader};
 use super::Secret;
+use crate::schemes::challenge::Learn;
 use crate::schemes::encoding::Encoding;
 use crate::schemes::fetched::TestOrigin;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use std::borrow::Cow;
+use std::path::PathBuf;
 
 use crate::schemes::hmac::{
     self, Algorithm, AlgorithmHeader, HmacSpec, KeyForm, SignatureSource, TimestampSource,
@@ -53,6 +55,7 @@ pub(super) fn parse(
             None
         }
     };
+    let learn = parse_learn(s, entry, sources, errors);
     let keys = match entry {
         Some(entry) if matches!(entry.keys, KeyKind::None | KeyKind::Certificate) => {
             for key in ["secrets", "public_keys"] {
@@ -94,9 +97,20 @@ pub(super) fn parse(
                     );
                 }
             }
-            parse_secrets(s, "secrets", sources, skipped, errors)
+            // A route that learns its secret may start with none.
+            if learn.is_some() && !s.has("secrets") {
+                Some(Vec::new())
+            } else {
+                parse_secrets(s, "secrets", sources, skipped, errors)
+            }
         }
     };
+    let keys = keys.map(|mut keys| {
+        if let Some((_, Some(secret))) = &learn {
+            keys.push(Secret::new(LEARNED_ID.to_owned(), secret.clone()));
+        }
+        keys
+    });
     let public_url = parse_public_url(s, entry, errors);
     let verify_token = parse_verify_token(s, entry, sources, errors);
     let hmac = parse_hmac_table(s, entry, errors);
@@ -115,6 +129,7 @@ pub(super) fn parse(
         webhook_id,
         topic_arns,
         test_origin,
+        learn: learn.map(|(path, _)| Learn::new(path)),
     };
     match entry.build(ingredients) {
         Ok(scheme) => Some(scheme),
@@ -266,6 +281,49 @@ fn parse_webhook_id(
         return None;
     }
     Some(text.to_owned())
+}
+
+/// The id of a secret read from `learn_secret_file`.
+const LEARNED_ID: &str = "learned";
+
+/// Reads `learn_secret_file`: where a route whose sender makes the secret
+/// and sends it in its setup request (Asana's handshake, Notion's
+/// verification) writes it once, and from which it then reads it as the
+/// secret `learned`. Refused for the other schemes.
+fn parse_learn(
+    s: &mut Section<'_>,
+    scheme: Option<&Entry>,
+    sources: &mut SourceReader<'_>,
+    errors: &mut ConfigErrors,
+) -> Option<(PathBuf, Option<Vec<u8>>)> {
+    const KEY: &str = "learn_secret_file";
+    let path = s.string(KEY, errors)?;
+    let learners = registry::names_that_learn();
+    if let Some(scheme) = scheme.filter(|e| !learners.contains(&e.name)) {
+        errors.push(
+            s.key(KEY),
+            format!(
+                "scheme {} sends no secret in its setup request; {KEY} is only for {}",
+                scheme.name,
+                learners.join(", ")
+            ),
+        );
+        return None;
+    }
+    if path.is_empty() {
+        errors.push(
+            s.key(KEY),
+            "is empty: give the file to learn the secret into",
+        );
+        return None;
+    }
+    match sources.learned(path) {
+        Ok(secret) => Some((PathBuf::from(path), secret)),
+        Err(message) => {
+            errors.push(s.key(KEY), message);
+            None
+        }
+    }
 }
 
 /// Reads `topic_arns`: the SNS topics a route accepts (AWS: "reject any

@@ -1015,9 +1015,13 @@ pub fn zendesk() -> Description {
 }
 
 /// Asana: `X-Hook-Signature`, hex HMAC-SHA256 of the body keyed with the
-/// `X-Hook-Secret` of the handshake (developers.asana.com/docs/webhooks-guide).
+/// `X-Hook-Secret` of the handshake (developers.asana.com/docs/webhooks-guide),
+/// which hookguard answers ([`ChallengeKind::AsanaHandshake`]).
 pub fn asana() -> Description {
-    hex_body("x-hook-signature", None, vec![sig()])
+    Description {
+        challenge: Some(ChallengeKind::AsanaHandshake),
+        ..hex_body("x-hook-signature", None, vec![sig()])
+    }
 }
 
 /// Trello: `X-Trello-Webhook`, base64 HMAC-SHA1 of the body followed by the
@@ -1029,6 +1033,9 @@ pub fn trello(public_url: String) -> Description {
             base: public_url,
             rewrite: None,
         }),
+        // The HEAD Trello sends when the webhook is created (same page,
+        // "Creating a webhook") is answered 200.
+        challenge: Some(ChallengeKind::HeadOk),
         ..body_hmac(
             header_sig(&["x-trello-webhook"], None),
             Algorithm::Sha1,
@@ -1081,13 +1088,18 @@ pub fn braintree() -> Description {
 }
 
 /// Notion: `X-Notion-Signature: sha256=<hex>` of the body keyed with the
-/// verification token (developers.notion.com/reference/webhooks).
+/// verification token (developers.notion.com/reference/webhooks), whose
+/// one unsigned `POST` hookguard answers
+/// ([`ChallengeKind::NotionVerification`]).
 pub fn notion() -> Description {
-    hex_body(
-        "x-notion-signature",
-        Some("sha256="),
-        vec![sig(), json("/id")],
-    )
+    Description {
+        challenge: Some(ChallengeKind::NotionVerification),
+        ..hex_body(
+            "x-notion-signature",
+            Some("sha256="),
+            vec![sig(), json("/id")],
+        )
+    }
 }
 
 /// Airtable: `X-Airtable-Content-MAC: hmac-sha256=<hex>` of the body, keyed
@@ -1185,13 +1197,19 @@ pub fn persona() -> Description {
 }
 
 /// WooCommerce: `X-WC-Webhook-Signature`, base64 HMAC-SHA256 of the body
-/// (woocommerce.github.io/woocommerce-rest-api-docs/#webhooks).
+/// (woocommerce.github.io/woocommerce-rest-api-docs/#webhooks); the
+/// unsigned `webhook_id=<id>` ping sent when a webhook is created
+/// (woocommerce `includes/class-wc-webhook.php`, `deliver_ping`) is
+/// answered 200 ([`ChallengeKind::WoocommercePing`]).
 pub fn woocommerce() -> Description {
-    base64_body(
-        "x-wc-webhook-signature",
-        None,
-        vec![sig(), header("x-wc-webhook-delivery-id")],
-    )
+    Description {
+        challenge: Some(ChallengeKind::WoocommercePing),
+        ..base64_body(
+            "x-wc-webhook-signature",
+            None,
+            vec![sig(), header("x-wc-webhook-delivery-id")],
+        )
+    }
 }
 
 /// Go1: `Go1-Signature: t=<s>,v1=<hex>` over `{t}.{body}`

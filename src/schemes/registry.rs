@@ -11,6 +11,7 @@
 //! HMAC preset.
 
 use super::asymmetric::{self, AsymmetricScheme, Kind};
+use super::challenge::Learn;
 use super::contentful::ContentfulScheme;
 use super::fetched::TestOrigin;
 use super::gitlab::GitlabScheme;
@@ -118,6 +119,9 @@ pub struct Ingredients {
     /// The one loopback origin fetched certificates come from instead of
     /// the sender's hosts, when the route sets `unsafe_cert_source` (tests).
     pub test_origin: Option<TestOrigin>,
+    /// The route's `learn_secret_file`, for entries whose setup request
+    /// carries the secret (Asana, Notion).
+    pub learn: Option<Learn>,
 }
 
 /// A key that could not be prepared: its index in the route's `secrets` or
@@ -328,11 +332,22 @@ pub fn names_where(keep: impl Fn(&Entry) -> bool) -> Vec<&'static str> {
         .collect()
 }
 
+/// The names of the entries whose setup request carries the secret, which
+/// a route may learn (for the message refusing `learn_secret_file`
+/// elsewhere).
+pub fn names_that_learn() -> Vec<&'static str> {
+    names_where(|entry| match entry.family {
+        Family::Hmac(describe) => describe().challenge.is_some_and(|c| c.learns()),
+        _ => false,
+    })
+}
+
 /// The names of the entries whose scheme answers an endpoint challenge
 /// (for the message refusing `answer_challenges` elsewhere).
 pub fn names_with_challenges() -> Vec<&'static str> {
     names_where(|entry| match entry.family {
         Family::Hmac(describe) => describe().challenge.is_some(),
+        Family::HmacUrl(describe) => describe(String::new()).challenge.is_some(),
         _ => false,
     })
 }
@@ -371,14 +386,25 @@ impl Entry {
 
     /// Builds this scheme's verifier for one route, preparing every key.
     pub fn build(&self, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+        let learn = ingredients.learn;
         let desc = match self.family {
-            Family::Own(build) => return build(self.name, ingredients),
+            Family::Own(build) => {
+                return build(
+                    self.name,
+                    Ingredients {
+                        learn,
+                        ..ingredients
+                    },
+                )
+            }
             Family::Generic => Description::from(need(ingredients.hmac, "hmac")?),
             Family::Hmac(describe) => describe(),
             Family::HmacUrl(describe) => describe(need(ingredients.public_url, "public_url")?),
         };
         let keys = prepare(ingredients.keys, |secret| desc.key_form.key(secret))?;
-        Ok(Box::new(HmacScheme::new(self.name, desc, keys)))
+        Ok(Box::new(
+            HmacScheme::new(self.name, desc, keys).learning(learn),
+        ))
     }
 }
 
@@ -576,6 +602,7 @@ mod tests {
                 .needs_topic_arns
                 .then(|| vec!["arn:aws:sns:us-east-1:123456789012:t".to_owned()]),
             test_origin: None,
+            learn: None,
         }
     }
 
