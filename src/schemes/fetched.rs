@@ -376,7 +376,11 @@ impl<K: Send + Sync + std::fmt::Debug + 'static> Certs<K> {
             refreshing: AtomicBool::new(false),
         });
         let weak: Weak<dyn Sample> = Arc::downgrade(&certs) as Weak<dyn Sample>;
-        LIVE.lock().unwrap_or_else(|e| e.into_inner()).push(weak);
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        // Caches of reloaded-away routes are dropped here too, so the list
+        // stays as long as the live routes' even if nothing scrapes.
+        live.retain(|weak| weak.strong_count() > 0);
+        live.push(weak);
         certs
     }
 
@@ -384,7 +388,7 @@ impl<K: Send + Sync + std::fmt::Debug + 'static> Certs<K> {
     /// none (yet): off the pin (401, nothing fetched), being fetched (503),
     /// not trusted (401). Starts a fetch when the URL is new and there is
     /// room, and checks a cached certificate again when its last check is
-    /// older than [`RECHECK`].
+    /// older than a minute.
     pub fn key(self: &Arc<Self>, url: &str) -> Result<Arc<Cached<K>>, Reject> {
         self.source
             .pinned(url, self.rules.field)
@@ -524,7 +528,7 @@ impl<K: Send + Sync + std::fmt::Debug + 'static> Certs<K> {
     }
 
     /// Checks a cached certificate again (offline) when its last check is
-    /// older than [`RECHECK`]; one that no longer passes (expired) is
+    /// older than a minute. one that no longer passes (expired) is
     /// dropped.
     fn recheck(&self, url: &str, cached: &Cached<K>) -> Result<(), Reject> {
         let mut checked = cached.checked.lock().unwrap_or_else(|e| e.into_inner());
@@ -617,6 +621,21 @@ fn refresher<K: Send + Sync + std::fmt::Debug + 'static>(cache: Weak<Certs<K>>) 
             certs.refresh(&url);
         }
     }
+}
+
+/// The leaf's RSA public key, refused when shorter than 2048 bits (both
+/// senders sign with RSA).
+pub fn leaf_rsa_key(chain: &[CertificateDer<'static>]) -> Result<rsa::RsaPublicKey, String> {
+    use rsa::pkcs8::DecodePublicKey;
+    let leaf = chain.first().ok_or("no certificate in the file")?;
+    let leaf = webpki::EndEntityCert::try_from(leaf).map_err(|e| e.to_string())?;
+    let spki = leaf.subject_public_key_info();
+    let key = rsa::RsaPublicKey::from_public_key_der(spki.as_ref())
+        .map_err(|_| "the certificate's key is not RSA".to_owned())?;
+    if rsa::traits::PublicKeyParts::size(&key) < 256 {
+        return Err("the certificate's RSA key is shorter than 2048 bits".to_owned());
+    }
+    Ok(key)
 }
 
 /// Now, for certificate validity checks.

@@ -30,12 +30,11 @@ use std::sync::Arc;
 use base64::Engine;
 use http::header::HeaderName;
 use rsa::pkcs1v15::{Signature, VerifyingKey};
-use rsa::pkcs8::DecodePublicKey;
 use rsa::signature::Verifier;
 use rustls_pki_types::{CertificateDer, UnixTime};
 use sha2::Sha256;
 
-use super::fetched::{CertSource, Certs, Pin, Rules, TestOrigin};
+use super::fetched::{leaf_rsa_key, CertSource, Certs, Pin, Rules, TestOrigin};
 use super::hmac::TimestampUnit;
 use super::{RequestView, Scheme, Verified};
 use crate::dedupe::DedupeSource;
@@ -75,14 +74,7 @@ fn prepare(
     at: UnixTime,
 ) -> Result<VerifyingKey<Sha256>, String> {
     check_chain(source, chain, at)?;
-    let leaf = webpki::EndEntityCert::try_from(&chain[0]).map_err(|e| e.to_string())?;
-    let spki = leaf.subject_public_key_info();
-    let key = rsa::RsaPublicKey::from_public_key_der(spki.as_ref())
-        .map_err(|_| "the certificate's key is not RSA".to_owned())?;
-    if rsa::traits::PublicKeyParts::size(&key) < 256 {
-        return Err("the certificate's RSA key is shorter than 2048 bits".to_owned());
-    }
-    Ok(VerifyingKey::new(key))
+    leaf_rsa_key(chain).map(VerifyingKey::new)
 }
 
 /// Checks that the leaf chains to a trusted root through the file's other

@@ -258,15 +258,14 @@ async fn asana_handshake_is_echoed_only_for_the_routes_own_secret() {
         start("scheme = \"asana\"\nsecrets = [{ value = \"0f1e2d3c4b5a69788796a5b4c3d2e1f0\" }]")
             .await;
     let secret = "0f1e2d3c4b5a69788796a5b4c3d2e1f0";
-    let handshake = |value: &str| vec![("x-hook-secret", value.to_owned())];
-    let answer = send(hg.addr, "POST", "/hook", &handshake(secret), "").await;
+    let answer = handshake(&hg, secret).await;
     assert_eq!((answer.status, answer.reject()), (200, None));
     assert_eq!(answer.headers["x-hook-secret"], secret);
     assert_eq!(answer.headers["x-hookguard-answered"], "challenge");
     // Any other value is refused and never echoed: no oracle, and no
     // webhook of someone else's confirmed through this URL.
     for other in ["0f1e2d3c4b5a69788796a5b4c3d2e1f1", "short", "<b>"] {
-        let answer = send(hg.addr, "POST", "/hook", &handshake(other), "").await;
+        let answer = handshake(&hg, other).await;
         assert_eq!(
             answer.status,
             if other == "<b>" { 400 } else { 401 },
@@ -286,6 +285,12 @@ async fn asana_handshake_is_echoed_only_for_the_routes_own_secret() {
         None
     );
     assert_eq!(upstream.count(), 1, "only the delivery reached the app");
+}
+
+/// Asana's handshake carrying `value`.
+async fn handshake(hg: &Hookguard, value: &str) -> Answer {
+    let headers = [("x-hook-secret", value.to_owned())];
+    send(hg.addr, "POST", "/hook", &headers, "").await
 }
 
 /// Sends until `done` holds for the answer (bounded: 10 s).
@@ -335,14 +340,7 @@ async fn asana_route_learns_the_handshake_secret_once_into_its_file() {
     let answer = send(hg.addr, "POST", "/hook", &signed, body).await;
     assert_eq!(answer.reject(), Some("bad_signature"));
     // The handshake is answered and its secret written, privately.
-    let answer = send(
-        hg.addr,
-        "POST",
-        "/hook",
-        &[("x-hook-secret", secret.to_owned())],
-        "",
-    )
-    .await;
+    let answer = handshake(&hg, secret).await;
     assert_eq!((answer.status, answer.reject()), (200, None), "{answer:?}");
     assert_eq!(answer.headers["x-hook-secret"], secret);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), secret);
@@ -350,14 +348,7 @@ async fn asana_route_learns_the_handshake_secret_once_into_its_file() {
     assert_eq!(mode & 0o777, 0o600);
     // A second handshake (someone racing the first) learns nothing.
     let other = "ffffffffffffffffffffffffffffffff";
-    let answer = send(
-        hg.addr,
-        "POST",
-        "/hook",
-        &[("x-hook-secret", other.to_owned())],
-        "",
-    )
-    .await;
+    let answer = handshake(&hg, other).await;
     assert_eq!(answer.reject(), Some("bad_signature"));
     assert!(!answer.headers.contains_key("x-hook-secret"));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), secret);
@@ -369,14 +360,7 @@ async fn asana_route_learns_the_handshake_secret_once_into_its_file() {
         "hookguard; route=c; scheme=asana; key=learned"
     );
     // And the handshake with the learned secret is still confirmed.
-    let answer = send(
-        hg.addr,
-        "POST",
-        "/hook",
-        &[("x-hook-secret", secret.to_owned())],
-        "",
-    )
-    .await;
+    let answer = handshake(&hg, secret).await;
     assert_eq!(answer.status, 200);
     assert_eq!(upstream.count(), 1);
 }
@@ -444,12 +428,17 @@ async fn trello_head_and_woocommerce_ping_are_answered_without_reaching_the_app(
     assert_eq!(upstream.count(), 0);
 }
 
+/// The errors of a stripe route with `extra` keys.
+fn stripe_route_errors(extra: &str) -> String {
+    let text = format!("[server]\nupstream = \"http://127.0.0.1:9\"\n[[routes]]\nname = \"c\"\npath = \"/c\"\nscheme = \"stripe\"\nsecrets = [{{ value = \"s\" }}]\n{extra}\n");
+    hookguard::config::Config::from_toml(&text, &|_: &str| None::<String>)
+        .expect_err("refused")
+        .to_string()
+}
+
 #[test]
 fn learn_secret_file_is_only_for_senders_that_send_their_secret() {
-    let text = "[server]\nupstream = \"http://127.0.0.1:9\"\n[[routes]]\nname = \"c\"\npath = \"/c\"\nscheme = \"stripe\"\nsecrets = [{ value = \"s\" }]\nlearn_secret_file = \"/tmp/x\"\n";
-    let errors = hookguard::config::Config::from_toml(text, &|_: &str| None::<String>)
-        .expect_err("refused")
-        .to_string();
+    let errors = stripe_route_errors("learn_secret_file = \"/tmp/x\"");
     assert!(
         errors.contains(r#"routes[0] ("c").learn_secret_file: scheme stripe sends no secret in its setup request; learn_secret_file is only for asana, notion"#),
         "{errors}"
@@ -469,10 +458,7 @@ async fn answer_challenges_false_leaves_them_to_the_app_as_before() {
 
 #[test]
 fn answer_challenges_is_refused_where_the_scheme_has_none() {
-    let text = "[server]\nupstream = \"http://127.0.0.1:9\"\n[[routes]]\nname = \"c\"\npath = \"/c\"\nscheme = \"stripe\"\nsecrets = [{ value = \"s\" }]\nanswer_challenges = true\n";
-    let errors = hookguard::config::Config::from_toml(text, &|_: &str| None::<String>)
-        .expect_err("refused")
-        .to_string();
+    let errors = stripe_route_errors("answer_challenges = true");
     assert!(
         errors.contains(r#"routes[0] ("c").answer_challenges: scheme stripe has no endpoint challenge hookguard answers; answer_challenges is only for zoom, worldline, x, twitter, twitch, asana, trello, notion, dropbox, nylas, woocommerce"#),
         "{errors}"

@@ -506,9 +506,11 @@ async fn paypal_window_holds_at_both_edges() {
     assert_eq!(answer.reject(), Some("malformed_timestamp"));
 }
 
-fn config_errors(route: &str) -> String {
+/// The errors of a route named `name` with `route`'s keys (the SNS tests
+/// use it too).
+pub fn config_errors_of(name: &str, route: &str) -> String {
     let text = format!(
-        "[server]\nupstream = \"http://127.0.0.1:9\"\n\n[[routes]]\nname = \"pp\"\npath = \"/paypal\"\n{route}\n"
+        "[server]\nupstream = \"http://127.0.0.1:9\"\n\n[[routes]]\nname = \"{name}\"\npath = \"/{name}\"\n{route}\n"
     );
     match Config::from_toml(&text, &|_: &str| None::<String>) {
         Ok(_) => panic!("config unexpectedly valid:\n{route}"),
@@ -518,7 +520,7 @@ fn config_errors(route: &str) -> String {
 
 #[test]
 fn paypal_config_names_its_keys_and_keeps_the_pin() {
-    let missing = config_errors("scheme = \"paypal\"");
+    let missing = config_errors_of("pp", "scheme = \"paypal\"");
     assert!(
         missing.contains("routes[0] (\"pp\").webhook_id"),
         "{missing}"
@@ -527,14 +529,16 @@ fn paypal_config_names_its_keys_and_keeps_the_pin() {
         missing.contains("Webhook ID") || missing.contains("webhook"),
         "{missing}"
     );
-    let keys = config_errors(
+    let keys = config_errors_of(
+        "pp",
         "scheme = \"paypal\"\nwebhook_id = \"WH-1\"\nsecrets = [{ id = \"a\", value = \"x\" }]",
     );
     assert!(
         keys.contains(".secrets") && keys.contains("takes no keys"),
         "{keys}"
     );
-    let elsewhere = config_errors(
+    let elsewhere = config_errors_of(
+        "pp",
         "scheme = \"github\"\nsecrets = [{ id = \"a\", value = \"x\" }]\nwebhook_id = \"WH-1\"",
     );
     assert!(
@@ -551,7 +555,7 @@ fn paypal_config_names_its_keys_and_keeps_the_pin() {
         let text = format!(
             "scheme = \"paypal\"\nwebhook_id = \"WH-1\"\nunsafe_cert_source = {{ origin = \"{origin}\", ca_file = \"/nonexistent\" }}"
         );
-        let errors = config_errors(&text);
+        let errors = config_errors_of("pp", &text);
         assert!(
             errors.contains("unsafe_cert_source.origin"),
             "{origin}: {errors}"

@@ -21,9 +21,8 @@ use base64::Engine;
 use rsa::signature::{SignatureEncoding, Signer};
 use serde_json::{json, Value};
 
-use crate::paypal::{cert_server, pki, Pki};
+use crate::paypal::{cert_server, config_errors_of, pki, Pki};
 use crate::support::{admin_get, metric, now, send, Answer, Hookguard, Upstream};
-use hookguard::config::Config;
 
 const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:orders";
 
@@ -281,44 +280,38 @@ async fn sns_window_is_an_hour_of_retries_and_five_minutes_of_skew_at_both_edges
     );
 }
 
-fn config_errors(route: &str) -> String {
-    let text = format!(
-        "[server]\nupstream = \"http://127.0.0.1:9\"\n\n[[routes]]\nname = \"sns\"\npath = \"/sns\"\n{route}\n"
-    );
-    match Config::from_toml(&text, &|_: &str| None::<String>) {
-        Ok(_) => panic!("config unexpectedly valid:\n{route}"),
-        Err(e) => e.to_string(),
-    }
-}
-
 #[test]
 fn sns_config_names_its_keys() {
-    let missing = config_errors("scheme = \"sns\"");
+    let missing = config_errors_of("sns", "scheme = \"sns\"");
     assert!(
         missing.contains("routes[0] (\"sns\").topic_arns"),
         "{missing}"
     );
     assert!(missing.contains("SNS topics"), "{missing}");
-    let bad = config_errors(
+    let bad = config_errors_of(
+        "sns",
         "scheme = \"sns\"\ntopic_arns = [\"orders\", \"arn:aws:sqs:us-east-1:123456789012:q\"]",
     );
     assert!(
         bad.contains(".topic_arns[0]") && bad.contains(".topic_arns[1]"),
         "{bad}"
     );
-    let empty = config_errors("scheme = \"sns\"\ntopic_arns = []");
+    let empty = config_errors_of("sns", "scheme = \"sns\"\ntopic_arns = []");
     assert!(
         empty.contains(".topic_arns") && empty.contains("empty"),
         "{empty}"
     );
-    let keys = config_errors(&format!(
+    let keys = config_errors_of(
+        "sns",
+        &format!(
         "scheme = \"sns\"\ntopic_arns = [\"{TOPIC}\"]\nsecrets = [{{ id = \"a\", value = \"x\" }}]"
-    ));
+    ),
+    );
     assert!(
         keys.contains(".secrets") && keys.contains("takes no keys"),
         "{keys}"
     );
-    let elsewhere = config_errors(&format!(
+    let elsewhere = config_errors_of("sns", &format!(
         "scheme = \"github\"\nsecrets = [{{ id = \"a\", value = \"x\" }}]\ntopic_arns = [\"{TOPIC}\"]\nunsafe_cert_source = {{ origin = \"https://127.0.0.1:8443\", ca_file = \"/nonexistent\" }}"
     ));
     assert!(
