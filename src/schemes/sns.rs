@@ -8,11 +8,16 @@
 //! message formats (docs.aws.amazon.com/sns/latest/dg/http-header.html):
 //! `SignatureVersion` `1` signs with SHA1withRSA, `2` with SHA256withRSA;
 //! `Signature` is base64; the string to sign is `Name\nvalue\n` for each
-//! field in this order, only those present: for a `Notification`
-//! `Message`, `MessageId`, `Subject` (when present), `Timestamp`,
-//! `TopicArn`, `Type`; for a `SubscriptionConfirmation` or
-//! `UnsubscribeConfirmation` `Message`, `MessageId`, `SubscribeURL`,
-//! `Timestamp`, `Token`, `TopicArn`, `Type`. AWS says to reject messages of
+//! signed field present, in this order: for a `Notification` `Message`,
+//! `MessageId`, `Subject` (when present), `Timestamp`, `TopicArn`, `Type`;
+//! for a `SubscriptionConfirmation` or `UnsubscribeConfirmation`
+//! `Message`, `MessageId`, `SubscribeURL`, `Timestamp`, `Token`,
+//! `TopicArn`, `Type`. hookguard takes every one of the eight names that
+//! is present whatever the type, as AWS's Ruby SDK does
+//! (`Aws::SNS::MessageVerifier`, `SIGNABLE_KEYS`): the same string for
+//! every message SNS sends, and a signable field added to a message (a
+//! `SubscribeURL` in a notification) breaks its signature instead of
+//! riding along unsigned. AWS says to reject messages of
 //! an unexpected `TopicArn`: anyone can publish a validly signed message
 //! from a topic of their own, so the route lists its topics
 //! (`topic_arns`) and any other is refused before anything is fetched.
@@ -49,19 +54,11 @@ use crate::reject::{Reason, Reject};
 /// dedupe key is the signed `MessageId` field instead).
 static DELIVERY: HeaderName = HeaderName::from_static("x-amz-sns-message-id");
 
-/// The fields signed for a notification, in order.
-const NOTIFICATION: &[&str] = &[
+/// The fields that are signed when present, in order.
+const SIGNABLE: &[&str] = &[
     "Message",
     "MessageId",
     "Subject",
-    "Timestamp",
-    "TopicArn",
-    "Type",
-];
-/// The fields signed for a (un)subscription confirmation, in order.
-const CONFIRMATION: &[&str] = &[
-    "Message",
-    "MessageId",
     "SubscribeURL",
     "Timestamp",
     "Token",
@@ -147,20 +144,24 @@ impl SnsScheme {
         })
     }
 
-    /// The string to sign: `Name\nvalue\n` for each of the type's fields
-    /// present, in order.
+    /// The string to sign: `Name\nvalue\n` for each signable field
+    /// present (a `null` is absent, as AWS's JavaScript validator treats a
+    /// `Subject` of `null`), in order.
     fn canonical(fields: &Map<String, Value>) -> Result<Vec<u8>, Reject> {
-        let names = match fields.get("Type").and_then(Value::as_str) {
-            Some("Notification") => NOTIFICATION,
-            Some("SubscriptionConfirmation" | "UnsubscribeConfirmation") => CONFIRMATION,
-            _ => {
-                return Err(Reject::with(Reason::MalformedSignature, "field Type is not Notification, SubscriptionConfirmation or UnsubscribeConfirmation".to_owned()))
-            }
-        };
+        let known = matches!(
+            fields.get("Type").and_then(Value::as_str),
+            Some("Notification" | "SubscriptionConfirmation" | "UnsubscribeConfirmation")
+        );
+        if !known {
+            return Err(Reject::with(
+                Reason::MalformedSignature,
+                "field Type is not Notification, SubscriptionConfirmation or UnsubscribeConfirmation".to_owned(),
+            ));
+        }
         let mut out = Vec::with_capacity(512);
-        for name in names {
+        for name in SIGNABLE {
             match fields.get(*name) {
-                None => {}
+                None | Some(Value::Null) => {}
                 Some(Value::String(value)) => {
                     for part in [name.as_bytes(), b"\n", value.as_bytes(), b"\n"] {
                         out.extend_from_slice(part);
@@ -276,11 +277,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_canonical_string_takes_the_types_fields_in_order() {
+    fn the_canonical_string_takes_the_signable_fields_present_in_order() {
         let notification = serde_json::json!({
             "Type": "Notification", "MessageId": "m-1", "TopicArn": "arn:aws:sns:us-east-1:1:t",
             "Message": "hello\nworld", "Timestamp": "2026-12-01T05:00:00.000Z",
-            "SubscribeURL": "not signed in a notification", "SignatureVersion": "2",
+            "Subject": null, "SignatureVersion": "2", "UnsubscribeURL": "not signed",
         });
         let Value::Object(fields) = notification else {
             unreachable!()
@@ -290,16 +291,16 @@ mod tests {
             b"Message\nhello\nworld\nMessageId\nm-1\nTimestamp\n2026-12-01T05:00:00.000Z\nTopicArn\narn:aws:sns:us-east-1:1:t\nType\nNotification\n"
         );
         let confirmation = serde_json::json!({
-            "Type": "SubscriptionConfirmation", "MessageId": "m-2", "Token": "tok",
+            "Type": "UnsubscribeConfirmation", "MessageId": "m-2", "Token": "tok",
             "TopicArn": "arn", "Message": "confirm", "SubscribeURL": "https://sns/confirm",
-            "Timestamp": "t", "Subject": "not signed in a confirmation",
+            "Timestamp": "t",
         });
         let Value::Object(fields) = confirmation else {
             unreachable!()
         };
         assert_eq!(
             SnsScheme::canonical(&fields).unwrap(),
-            b"Message\nconfirm\nMessageId\nm-2\nSubscribeURL\nhttps://sns/confirm\nTimestamp\nt\nToken\ntok\nTopicArn\narn\nType\nSubscriptionConfirmation\n"
+            b"Message\nconfirm\nMessageId\nm-2\nSubscribeURL\nhttps://sns/confirm\nTimestamp\nt\nToken\ntok\nTopicArn\narn\nType\nUnsubscribeConfirmation\n"
         );
     }
 }

@@ -11,8 +11,13 @@
 //! TopicArn, Type for notifications; Message, MessageId, SubscribeURL,
 //! Timestamp, Token, TopicArn, Type for confirmations), separately from
 //! hookguard's code, and signed with the rsa crate (SHA1withRSA for
-//! SignatureVersion 1, SHA256withRSA for 2).
+//! SignatureVersion 1, SHA256withRSA for 2). AWS's own validator,
+//! `sns-validator` 0.3.5 (npm, github.com/aws/aws-js-sns-message-validator,
+//! run by `tests/all/signers/sns.js`), checks that signer: it accepts each
+//! message the test sends as genuine, fetching the certificate from the
+//! same server, and refuses the altered one.
 
+use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -70,6 +75,41 @@ fn sign(pki: &Pki, message: &mut Value, version: u8) {
     };
     message["SignatureVersion"] = json!(version.to_string());
     message["Signature"] = json!(B64.encode(signature));
+}
+
+/// Whether AWS's validator accepts `message`, fetching its certificate
+/// from `server` and trusting the test's CA; `None` when the validator is
+/// not installed outside CI (`.ci/run` installs it; in CI its absence
+/// fails). Runs off the test's runtime, which serves the certificates.
+async fn aws_accepts(pki: &Pki, server: std::net::SocketAddr, message: &Value) -> Option<bool> {
+    let (ca_file, message) = (pki.ca_file.clone(), message.to_string());
+    tokio::task::spawn_blocking(move || aws_validate(&ca_file, server, &message))
+        .await
+        .expect("the validator's thread")
+}
+
+fn aws_validate(ca_file: &str, server: std::net::SocketAddr, message: &str) -> Option<bool> {
+    let signers = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/all/signers");
+    let present = Command::new("node")
+        .args(["-e", "require('sns-validator')"])
+        .current_dir(signers)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !present {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "sns-validator (npm) is missing (.ci/run installs it)"
+        );
+        eprintln!("note: sns-validator is not installed; AWS's check skipped");
+        return None;
+    }
+    let out = Command::new("node")
+        .arg(format!("{signers}/sns.js"))
+        .args([message.to_owned(), server.to_string()])
+        .env("NODE_EXTRA_CA_CERTS", ca_file)
+        .output()
+        .expect("node runs");
+    Some(out.status.success())
 }
 
 fn notification(id: &str, cert_url: &str, at: i64) -> Value {
@@ -140,12 +180,13 @@ async fn sns_verifies_notifications_and_confirmations_with_a_pinned_fetched_cert
     assert!(answer.headers.contains_key("retry-after"));
     let answer = post_settled(&hg, &first).await;
     assert_eq!((answer.status, answer.reject()), (200, None), "{answer:?}");
+    let hits_before_aws = hits.load(Ordering::SeqCst);
     assert_eq!(upstream.last().body, first.to_string().as_bytes());
     assert_eq!(
         upstream.last().headers["x-verified-by"],
         "hookguard; route=sns; scheme=sns; key=sns-certificate"
     );
-    assert_eq!(hits.load(Ordering::SeqCst), 1, "fetched once, then cached");
+    assert_eq!(hits_before_aws, 1, "fetched once, then cached");
 
     // The same message again is a duplicate (default dedupe: MessageId).
     assert_eq!(post(&hg, &first).await.reject(), Some("duplicate"));
@@ -161,6 +202,10 @@ async fn sns_verifies_notifications_and_confirmations_with_a_pinned_fetched_cert
     sign(&pki, &mut unsigned, 2);
     unsigned["Subject"] = json!("added after signing");
     assert_eq!(post(&hg, &unsigned).await.reject(), Some("bad_signature"));
+    // A signable field added to a notification breaks it too.
+    let mut smuggled = second.clone();
+    smuggled["SubscribeURL"] = json!("https://attacker.example/confirm");
+    assert_eq!(post(&hg, &smuggled).await.reject(), Some("bad_signature"));
     // A version-2 signature claimed as version 1.
     let mut relabelled = second.clone();
     relabelled["SignatureVersion"] = json!("1");
@@ -195,6 +240,20 @@ async fn sns_verifies_notifications_and_confirmations_with_a_pinned_fetched_cert
     assert_eq!(post(&hg, &forged).await.reject(), Some("bad_signature"));
     assert_eq!(post(&hg, &confirmation).await.reject(), None);
     assert_eq!(upstream.last().body, confirmation.to_string().as_bytes());
+
+    // AWS's validator agrees with the signer: it accepts what was signed,
+    // in both versions and both types, and refuses the altered message.
+    for (message, genuine) in [
+        (&first, true),
+        (&sha1, true),
+        (&confirmation, true),
+        (&changed, false),
+        (&forged, false),
+    ] {
+        if let Some(accepted) = aws_accepts(&pki, server, message).await {
+            assert_eq!(accepted, genuine, "sns-validator on {message}");
+        }
+    }
 
     // A validly signed message of a topic the route does not list.
     let mut stranger = notification("m-5", &good, now());
