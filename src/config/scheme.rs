@@ -317,6 +317,16 @@ fn parse_learn(
         );
         return None;
     }
+    if matches!(
+        s.raw("answer_challenges"),
+        Some(toml::Value::Boolean(false))
+    ) {
+        errors.push(
+            s.key(KEY),
+            "learns from the setup request, which answer_challenges = false leaves unanswered: remove one of them",
+        );
+        return None;
+    }
     match sources.learned(path) {
         Ok(secret) => Some((PathBuf::from(path), secret)),
         Err(message) => {

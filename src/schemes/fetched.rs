@@ -339,8 +339,11 @@ trait Sample: Send + Sync {
 /// The certificates of one route, keyed by URL.
 #[derive(Debug)]
 pub struct Certs<K: 'static> {
+    /// How the scheme trusts a file and takes its key.
     rules: &'static Rules<K>,
+    /// The pin every URL is checked against before anything is fetched.
     source: CertSource,
+    /// Each URL's state, at most [`MAX_CERTS`] of them.
     slots: Mutex<HashMap<String, Slot<K>>>,
     /// Whether the refresher thread was started (with the first
     /// certificate cached).

@@ -443,6 +443,14 @@ fn learn_secret_file_is_only_for_senders_that_send_their_secret() {
         errors.contains(r#"routes[0] ("c").learn_secret_file: scheme stripe sends no secret in its setup request; learn_secret_file is only for asana, notion"#),
         "{errors}"
     );
+    let text = "[server]\nupstream = \"http://127.0.0.1:9\"\n[[routes]]\nname = \"c\"\npath = \"/c\"\nscheme = \"asana\"\nlearn_secret_file = \"/tmp/x\"\nanswer_challenges = false\n";
+    let errors = hookguard::config::Config::from_toml(text, &|_: &str| None::<String>)
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        errors.contains(r#"routes[0] ("c").learn_secret_file: learns from the setup request"#),
+        "{errors}"
+    );
 }
 
 #[tokio::test]
