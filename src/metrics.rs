@@ -41,6 +41,9 @@
 //! | `hookguard_queue_dead_total` | route, reason | items given up on: `status`, `max_age`, `max_attempts` |
 //! | `hookguard_queue_route_paused` | route | 1 while a durable route is paused (the app shedding, or an operator) |
 //! | `hookguard_queue_recovered_items` | | items found in flight when the store was opened, delivered again |
+//! | `hookguard_cert_fetches_total` | scheme, trigger, outcome | certificates fetched for `paypal` and `sns`: `trigger` `request` (a request named an uncached URL) or `refresh` (the background refresher), `outcome` `ok`, `untrusted` (fetched, refused) or `unreachable` (not fetched) |
+//! | `hookguard_cert_cache_entries` | scheme | certificates cached now, over every route of the scheme |
+//! | `hookguard_cert_cache_oldest_age_seconds` | scheme | age of the oldest cached certificate since it was fetched (0 when none) |
 //! | `hookguard_build_info` | version | always 1 |
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -203,12 +206,74 @@ pub struct Metrics {
     /// Copied from [`crate::logging::dropped_lines`] at each scrape; the
     /// lock keeps two scrapes from both adding the same difference.
     log_lines_dropped: Arc<std::sync::Mutex<IntCounter>>,
+    certs: CertMetrics,
     egress_requests: IntCounterVec,
     egress_attempts: IntCounterVec,
     egress_duration: HistogramVec,
     egress_attempt_duration: HistogramVec,
     egress_retry_after: HistogramVec,
     queue: QueueMetrics,
+}
+
+/// The fetched certificates' families, sampled from
+/// [`crate::schemes::fetched::stats`] at each scrape.
+#[derive(Debug, Clone)]
+struct CertMetrics {
+    /// The lock keeps two scrapes from both adding the same difference.
+    fetches: Arc<std::sync::Mutex<IntCounterVec>>,
+    entries: IntGaugeVec,
+    oldest: IntGaugeVec,
+}
+
+impl CertMetrics {
+    fn new(r: &Registry) -> Self {
+        let gauge = |name: &str, help: &str| {
+            let family =
+                IntGaugeVec::new(Opts::new(name, help), &["scheme"]).expect("valid definition");
+            r.register(Box::new(family.clone()))
+                .expect("registered once");
+            family
+        };
+        let certs = CertMetrics {
+            fetches: Arc::new(std::sync::Mutex::new(counter(
+                r,
+                "hookguard_cert_fetches_total",
+                "Certificates fetched (paypal, sns) by scheme, trigger (request, refresh) and \
+                 outcome (ok, untrusted, unreachable).",
+                &["scheme", "trigger", "outcome"],
+            ))),
+            entries: gauge(
+                "hookguard_cert_cache_entries",
+                "Fetched certificates cached now, by scheme.",
+            ),
+            oldest: gauge(
+                "hookguard_cert_cache_oldest_age_seconds",
+                "Age of the oldest cached certificate since it was fetched, by scheme.",
+            ),
+        };
+        certs.sample();
+        certs
+    }
+
+    /// Copies the process's fetch counts and cache figures in.
+    fn sample(&self) {
+        let fetches = self.fetches.lock().unwrap_or_else(|e| e.into_inner());
+        for stats in crate::schemes::fetched::stats() {
+            for (trigger, outcome, n) in &stats.fetches {
+                let counter =
+                    fetches.with_label_values(&[stats.scheme, trigger.as_str(), outcome.as_str()]);
+                if *n > counter.get() {
+                    counter.inc_by(n - counter.get());
+                }
+            }
+            self.entries
+                .with_label_values(&[stats.scheme])
+                .set(i64::try_from(stats.cached).unwrap_or(i64::MAX));
+            self.oldest
+                .with_label_values(&[stats.scheme])
+                .set(i64::try_from(stats.oldest.as_secs()).unwrap_or(i64::MAX));
+        }
+    }
 }
 
 /// The durable queue's families (see the table in the module doc).
@@ -564,6 +629,7 @@ impl Metrics {
                     .expect("registered once");
                 Arc::new(std::sync::Mutex::new(family))
             },
+            certs: CertMetrics::new(r),
             egress_requests: counter(
                 r,
                 "hookguard_egress_requests_total",
@@ -756,6 +822,7 @@ impl Metrics {
                 counter.inc_by(dropped - counter.get());
             }
         }
+        self.certs.sample();
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)

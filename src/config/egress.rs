@@ -748,7 +748,9 @@ fn parse_sign(
         verify_token: None,
         hmac,
         webhook_id: None,
-        cert_source: None,
+        topic_arns: None,
+        test_origin: None,
+        learn: None,
     };
     if generic && ingredients.hmac.is_none() {
         return None;

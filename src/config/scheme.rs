@@ -12,11 +12,13 @@ use super::reader::{as_section, closest_few, header_name, ConfigErrors, Section}
 use super::route::is_label_safe;
 use super::secrets::{read_source, SourceReader};
 use super::Secret;
+use crate::schemes::challenge::Learn;
 use crate::schemes::encoding::Encoding;
-use crate::schemes::paypal::CertSource;
+use crate::schemes::fetched::TestOrigin;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use std::borrow::Cow;
+use std::path::PathBuf;
 
 use crate::schemes::hmac::{
     self, Algorithm, AlgorithmHeader, HmacSpec, KeyForm, SignatureSource, TimestampSource,
@@ -53,13 +55,14 @@ pub(super) fn parse(
             None
         }
     };
+    let learn = parse_learn(s, entry, sources, errors);
     let keys = match entry {
         Some(entry) if matches!(entry.keys, KeyKind::None | KeyKind::Certificate) => {
             for key in ["secrets", "public_keys"] {
                 if s.has(key) {
                     let why = match entry.keys {
                         KeyKind::None => "verifies nothing, so it takes no keys",
-                        _ => "verifies with the certificate each request names (fetched from the sender's own hosts only and checked to chain to a trusted root), so it takes no keys",
+                        _ => "verifies with the certificate each request names (fetched from the sender's own hosts only), so it takes no keys",
                     };
                     errors.push(
                         s.key(key),
@@ -94,14 +97,26 @@ pub(super) fn parse(
                     );
                 }
             }
-            parse_secrets(s, "secrets", sources, skipped, errors)
+            // A route that learns its secret may start with none.
+            if learn.is_some() && !s.has("secrets") {
+                Some(Vec::new())
+            } else {
+                parse_secrets(s, "secrets", sources, skipped, errors)
+            }
         }
     };
+    let keys = keys.map(|mut keys| {
+        if let Some((_, Some(secret))) = &learn {
+            keys.push(Secret::new(LEARNED_ID.to_owned(), secret.clone()));
+        }
+        keys
+    });
     let public_url = parse_public_url(s, entry, errors);
     let verify_token = parse_verify_token(s, entry, sources, errors);
     let hmac = parse_hmac_table(s, entry, errors);
     let webhook_id = parse_webhook_id(s, entry, errors);
-    let cert_source = parse_cert_source(s, entry, errors);
+    let topic_arns = parse_topic_arns(s, entry, errors);
+    let test_origin = parse_test_origin(s, entry, errors);
     let entry = entry?;
     let ingredients = Ingredients {
         keys: keys?
@@ -112,7 +127,9 @@ pub(super) fn parse(
         verify_token,
         hmac,
         webhook_id,
-        cert_source,
+        topic_arns,
+        test_origin,
+        learn: learn.map(|(path, _)| Learn::new(path)),
     };
     match entry.build(ingredients) {
         Ok(scheme) => Some(scheme),
@@ -266,23 +283,132 @@ fn parse_webhook_id(
     Some(text.to_owned())
 }
 
-/// Reads `unsafe_paypal_cert_source = { origin, ca_file }`: for tests
-/// only, it lets certificates come from one loopback origin and chain to
-/// a local CA. Any origin that is not `https://` on a loopback address is
-/// refused, so it can never widen the pin to another host.
-fn parse_cert_source(
+/// The id of a secret read from `learn_secret_file`.
+const LEARNED_ID: &str = "learned";
+
+/// Reads `learn_secret_file`: where a route whose sender makes the secret
+/// and sends it in its setup request (Asana's handshake, Notion's
+/// verification) writes it once, and from which it then reads it as the
+/// secret `learned`. Refused for the other schemes.
+fn parse_learn(
     s: &mut Section<'_>,
     scheme: Option<&Entry>,
+    sources: &mut SourceReader<'_>,
     errors: &mut ConfigErrors,
-) -> Option<CertSource> {
-    const KEY: &str = "unsafe_paypal_cert_source";
-    let mut t = s.table(KEY, errors)?;
-    if let Some(scheme) = scheme.filter(|e| !e.needs_webhook_id) {
+) -> Option<(PathBuf, Option<Vec<u8>>)> {
+    const KEY: &str = "learn_secret_file";
+    let path = s.string(KEY, errors)?;
+    let learners = registry::names_that_learn();
+    if let Some(scheme) = scheme.filter(|e| !learners.contains(&e.name)) {
         errors.push(
             s.key(KEY),
             format!(
-                "scheme {} fetches no certificates; {KEY} is only for paypal",
-                scheme.name
+                "scheme {} sends no secret in its setup request; {KEY} is only for {}",
+                scheme.name,
+                learners.join(", ")
+            ),
+        );
+        return None;
+    }
+    if path.is_empty() {
+        errors.push(
+            s.key(KEY),
+            "is empty: give the file to learn the secret into",
+        );
+        return None;
+    }
+    if matches!(
+        s.raw("answer_challenges"),
+        Some(toml::Value::Boolean(false))
+    ) {
+        errors.push(
+            s.key(KEY),
+            "learns from the setup request, which answer_challenges = false leaves unanswered: remove one of them",
+        );
+        return None;
+    }
+    match sources.learned(path) {
+        Ok(secret) => Some((PathBuf::from(path), secret)),
+        Err(message) => {
+            errors.push(s.key(KEY), message);
+            None
+        }
+    }
+}
+
+/// Reads `topic_arns`: the SNS topics a route accepts (AWS: "reject any
+/// message with an unexpected TopicArn"); required by `sns`, refused by
+/// the others.
+fn parse_topic_arns(
+    s: &mut Section<'_>,
+    scheme: Option<&Entry>,
+    errors: &mut ConfigErrors,
+) -> Option<Vec<String>> {
+    const KEY: &str = "topic_arns";
+    let Some(list) = s.strings(KEY, errors) else {
+        if scheme.is_some_and(|e| e.needs_topic_arns) && !s.has(KEY) {
+            errors.push(
+                s.key(KEY),
+                "missing: the ARNs of the SNS topics this route accepts, as the SNS console shows them (e.g. [\"arn:aws:sns:us-east-1:123456789012:orders\"]); any AWS account can sign messages from a topic of its own",
+            );
+        }
+        return None;
+    };
+    if let Some(scheme) = scheme.filter(|e| !e.needs_topic_arns) {
+        errors.push(
+            s.key(KEY),
+            format!(
+                "scheme {} has no topics; {KEY} is only for {}",
+                scheme.name,
+                registry::names_where(|e| e.needs_topic_arns).join(", ")
+            ),
+        );
+        return None;
+    }
+    if list.is_empty() {
+        errors.push(s.key(KEY), "is empty: list at least one topic ARN");
+        return None;
+    }
+    let mut ok = true;
+    for (i, arn) in list.iter().enumerate() {
+        // arn:partition:sns:region:account:name (docs.aws.amazon.com/IAM/
+        // latest/UserGuide/reference-arns.html).
+        let parts: Vec<&str> = arn.split(':').collect();
+        let valid = parts.len() == 6
+            && parts[0] == "arn"
+            && parts[2] == "sns"
+            && parts.iter().all(|p| !p.is_empty())
+            && parts[4].len() == 12
+            && parts[4].bytes().all(|b| b.is_ascii_digit());
+        if !valid {
+            ok = false;
+            errors.push(
+                format!("{}[{i}]", s.key(KEY)),
+                format!("{arn:?} is not an SNS topic ARN (arn:aws:sns:<region>:<12-digit account>:<topic>)"),
+            );
+        }
+    }
+    ok.then(|| list.into_iter().map(str::to_owned).collect())
+}
+
+/// Reads `unsafe_cert_source = { origin, ca_file }`: for tests only, it
+/// lets certificates come from one loopback origin and chain to a local
+/// CA. Any origin that is not `https://` on a loopback address is refused,
+/// so it can never widen the pin to another host.
+fn parse_test_origin(
+    s: &mut Section<'_>,
+    scheme: Option<&Entry>,
+    errors: &mut ConfigErrors,
+) -> Option<TestOrigin> {
+    const KEY: &str = "unsafe_cert_source";
+    let mut t = s.table(KEY, errors)?;
+    if let Some(scheme) = scheme.filter(|e| e.keys != KeyKind::Certificate) {
+        errors.push(
+            s.key(KEY),
+            format!(
+                "scheme {} fetches no certificates; {KEY} is only for {}",
+                scheme.name,
+                registry::names_where(|e| e.keys == KeyKind::Certificate).join(", ")
             ),
         );
         return None;
@@ -321,7 +447,10 @@ fn parse_cert_source(
         }
     });
     t.finish(errors);
-    Some(CertSource::unsafe_loopback(origin?, roots?))
+    Some(TestOrigin {
+        authority: origin?,
+        roots: roots?,
+    })
 }
 
 /// Reads `public_url`: required by the schemes that sign the URL, refused

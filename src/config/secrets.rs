@@ -158,6 +158,25 @@ impl<'e> SourceReader<'e> {
         self.resolve(source).map(Some)
     }
 
+    /// Reads a route's `learn_secret_file`, noting it so that a reload
+    /// notices the secret once it is learned: `None` while the file is
+    /// absent or empty (nothing learned yet), its contents (one trailing
+    /// newline trimmed) once it holds a secret.
+    pub fn learned(&mut self, path: &str) -> Result<Option<Vec<u8>>, String> {
+        let file = PathBuf::from(path);
+        if !self.files.contains(&file) {
+            self.files.push(file);
+        }
+        match std::fs::read(path) {
+            Ok(mut bytes) => {
+                trim_one_newline(&mut bytes);
+                Ok((!bytes.is_empty()).then_some(bytes))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("cannot read {path}: {e}")),
+        }
+    }
+
     /// The files noted so far, each once, in the order first read.
     pub fn files(&self) -> &[PathBuf] {
         &self.files

@@ -254,6 +254,9 @@ fn challenge_answer(reply: challenge::Reply) -> Response<Bytes> {
         HeaderValue::from_static("nosniff"),
     );
     headers.insert(CHALLENGE_HEADER, HeaderValue::from_static("challenge"));
+    for (name, value) in reply.headers {
+        headers.insert(name, value);
+    }
     response
 }
 

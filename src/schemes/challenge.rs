@@ -12,8 +12,23 @@
 //! (bounded, base64 or alphanumeric characters), never for anything that
 //! could be a webhook body: X's answer is exactly the signature X would put
 //! on a `POST` whose body is the token.
+//!
+//! Two senders create the secret themselves and send it once, unsigned,
+//! while the webhook is being set up: Asana's `X-Hook-Secret` handshake
+//! and Notion's `verification_token`. hookguard confirms such a value only
+//! when it equals a secret the route already has (compared in constant
+//! time, so the answer says nothing about any other value), or, on a route
+//! that sets `learn_secret_file`, writes it once to that file ([`Learn`]),
+//! which the reload then reads as the route's secret. The value is never
+//! logged. Trello's `HEAD` and WooCommerce's `webhook_id=` ping involve no
+//! secret and are answered 200 with nothing forwarded.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
 
 /// Which challenge a preset answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +47,23 @@ pub enum Kind {
     /// An unsigned `GET` whose query parameter is echoed as text (Dropbox's
     /// and Nylas's `challenge`).
     EchoQuery(&'static str),
+    /// An unsigned `GET` whose request header is echoed as text
+    /// (Worldline's `X-GCS-Webhooks-Endpoint-Verification`).
+    EchoHeader(&'static str),
+    /// Asana's handshake: an unsigned `POST` carrying `X-Hook-Secret`, the
+    /// secret Asana made for the webhook, to be echoed in the answer's
+    /// `X-Hook-Secret`.
+    AsanaHandshake,
+    /// Notion's subscription verification: an unsigned `POST` whose JSON
+    /// body is `{"verification_token": ..}`, the secret Notion made for the
+    /// subscription, which the operator pastes back into Notion's UI.
+    NotionVerification,
+    /// Trello's `HEAD` to the callback URL when the webhook is created:
+    /// answered 200 with no body.
+    HeadOk,
+    /// WooCommerce's ping when a webhook is created: an unsigned `POST`
+    /// whose body is `webhook_id=<id>`, which must get exactly 200.
+    WoocommercePing,
 }
 
 impl Kind {
@@ -50,7 +82,86 @@ impl Kind {
             Kind::XCrc => "answers X's CRC GET for token-shaped crc_token values",
             Kind::TwitchVerification => "answers Twitch's signed webhook_callback_verification",
             Kind::EchoQuery(_) => "echoes the challenge GET's query parameter",
+            Kind::EchoHeader(_) => "echoes the verification GET's header",
+            Kind::AsanaHandshake => {
+                "answers Asana's X-Hook-Secret handshake when the value is the route's secret, or learns it into learn_secret_file"
+            }
+            Kind::NotionVerification => {
+                "answers Notion's verification_token POST when the token is the route's secret, or learns it into learn_secret_file"
+            }
+            Kind::HeadOk => "answers the HEAD sent when the webhook is created",
+            Kind::WoocommercePing => "answers the webhook_id= ping sent when the webhook is created",
         }
+    }
+
+    /// Whether the sender makes the secret and sends it in the setup
+    /// request, so that a route may learn it (`learn_secret_file`).
+    pub fn learns(self) -> bool {
+        matches!(self, Kind::AsanaHandshake | Kind::NotionVerification)
+    }
+}
+
+/// The file a route learns its secret into (`learn_secret_file`): written
+/// once, created with mode 0600, and only while it is absent or empty.
+#[derive(Debug)]
+pub struct Learn {
+    path: PathBuf,
+    /// Serialises the check and the write, so that two setup requests at
+    /// once cannot both find the file empty.
+    lock: Mutex<()>,
+}
+
+impl Learn {
+    /// The file at `path` (read at load as the route's secret when it
+    /// holds one).
+    pub fn new(path: PathBuf) -> Self {
+        Learn {
+            path,
+            lock: Mutex::new(()),
+        }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes `secret` to the file when it is absent or empty; refuses when
+    /// it already holds something (a secret was learned before). The error
+    /// names the file, never the secret.
+    pub fn write_once(&self, secret: &[u8]) -> Result<(), String> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let _held = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let path = self.path.display();
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&self.path);
+        let mut file = match created {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let len = std::fs::metadata(&self.path)
+                    .map_err(|e| format!("cannot read {path}: {e}"))?
+                    .len();
+                if len > 0 {
+                    return Err(format!(
+                        "{path} already holds a learned secret; empty it to learn again"
+                    ));
+                }
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&self.path)
+                    .map_err(|e| format!("cannot write {path}: {e}"))?;
+                file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| format!("cannot make {path} private: {e}"))?;
+                file
+            }
+            Err(e) => return Err(format!("cannot create {path}: {e}")),
+        };
+        file.write_all(secret)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| format!("cannot write {path}: {e}"))
     }
 }
 
@@ -61,6 +172,19 @@ pub struct Reply {
     pub content_type: &'static str,
     /// The answer.
     pub body: Bytes,
+    /// Headers the answer must carry (Asana's `X-Hook-Secret`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Reply {
+    /// A 200 with nothing in it.
+    pub fn empty() -> Self {
+        Reply {
+            content_type: "text/plain; charset=utf-8",
+            body: Bytes::new(),
+            headers: Vec::new(),
+        }
+    }
 }
 
 /// Longest token or challenge answered: X's CRC tokens and Dropbox's
@@ -83,6 +207,28 @@ pub fn token_shaped(token: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_learned_secret_is_written_once_privately() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("hookguard-learn-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("secret");
+        let _ = std::fs::remove_file(&path);
+        let learn = Learn::new(path.clone());
+        learn.write_once(b"first").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let again = learn.write_once(b"second").unwrap_err();
+        assert!(again.contains("already holds"), "{again}");
+        assert!(!again.contains("second"));
+        // An empty file is learned into.
+        std::fs::write(&path, b"").unwrap();
+        learn.write_once(b"third").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"third");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn only_token_shaped_values_are_answered() {

@@ -13,13 +13,18 @@
 //! - [`presets`]: provider presets that are filled-in HMAC descriptions
 //!   (Stripe, GitHub, Slack, Standard Webhooks, ...; [`registry`] lists
 //!   them all).
-//! - [`twilio`], [`plivo`], [`contentful`], [`gitlab`], [`tbank`]: presets
-//!   whose rules differ (signed URL and form parameters, a canonical
-//!   request, a plain token, a hash inside the JSON body).
+//! - [`twilio`], [`plivo`], [`contentful`], [`hygraph`], [`gitlab`],
+//!   [`tbank`]: presets whose rules differ (signed URL and form parameters,
+//!   a canonical request, the body wrapped in JSON, a plain token, a hash
+//!   inside the JSON body).
 //! - [`asymmetric`]: public-key presets (Discord Ed25519, SendGrid ECDSA).
 //! - [`jwt`]: Tochka's RS256 JWS bodies.
 //! - [`paypal`]: PayPal's RSA signature with the key of a certificate
 //!   fetched (pinned to PayPal's hosts, cached) off the request path.
+//! - [`sns`]: Amazon SNS's RSA signature over the message's fields, with
+//!   the key of a certificate fetched from SNS's regional hosts.
+//! - [`fetched`]: the pin, fetch, cache and background refresh of those
+//!   certificates, shared by the two.
 //! - [`none`]: no signature; the route accepts by `allow_ips` alone.
 //! - [`meta`]: Meta's GitHub-style signature plus its GET subscription
 //!   handshake, authenticated by the verify token.
@@ -33,8 +38,10 @@ pub mod asymmetric;
 pub mod challenge;
 pub mod contentful;
 pub mod encoding;
+pub mod fetched;
 pub mod gitlab;
 pub mod hmac;
+pub mod hygraph;
 pub mod jwt;
 pub mod keys;
 pub mod meta;
@@ -43,6 +50,7 @@ pub mod paypal;
 pub mod plivo;
 pub mod presets;
 pub mod registry;
+pub mod sns;
 pub mod tbank;
 pub mod template;
 pub mod twilio;

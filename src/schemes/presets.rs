@@ -1115,9 +1115,13 @@ pub fn zendesk() -> Description {
 /// `X-Hook-Secret` of the handshake, which never rotates
 /// (developers.asana.com/docs/webhooks-guide; re-read:
 /// developers.asana.com/docs/establish-a-webhook, and Asana's answer on
-/// forum.asana.com/t/securing-webhook-initial-handshake/969989).
+/// forum.asana.com/t/securing-webhook-initial-handshake/969989), which
+/// hookguard answers ([`ChallengeKind::AsanaHandshake`]).
 pub fn asana() -> Description {
-    hex_body("x-hook-signature", None, vec![sig()])
+    Description {
+        challenge: Some(ChallengeKind::AsanaHandshake),
+        ..hex_body("x-hook-signature", None, vec![sig()])
+    }
 }
 
 /// Trello: `X-Trello-Webhook`, base64 HMAC-SHA1 of the body followed by the
@@ -1130,6 +1134,9 @@ pub fn trello(public_url: String) -> Description {
             base: public_url,
             rewrite: None,
         }),
+        // The HEAD Trello sends when the webhook is created (same page,
+        // "Creating a webhook") is answered 200.
+        challenge: Some(ChallengeKind::HeadOk),
         ..body_hmac(
             header_sig(&["x-trello-webhook"], None),
             Algorithm::Sha1,
@@ -1188,13 +1195,17 @@ pub fn braintree() -> Description {
 /// verification token; the body's `id` is the event's, kept on retries
 /// (developers.notion.com/reference/webhooks; re-read: that page was not in
 /// the search corpora; the facts agree with hookdeck/webhook-skills
-/// `notion-webhooks`).
+/// `notion-webhooks`), whose one unsigned `POST` hookguard answers
+/// ([`ChallengeKind::NotionVerification`]).
 pub fn notion() -> Description {
-    hex_body(
-        "x-notion-signature",
-        Some("sha256="),
-        vec![sig(), json("/id")],
-    )
+    Description {
+        challenge: Some(ChallengeKind::NotionVerification),
+        ..hex_body(
+            "x-notion-signature",
+            Some("sha256="),
+            vec![sig(), json("/id")],
+        )
+    }
 }
 
 /// Airtable: `X-Airtable-Content-MAC: hmac-sha256=<hex>` of the body, keyed
@@ -1302,13 +1313,18 @@ pub fn persona() -> Description {
 /// with the webhook's secret; `X-WC-Webhook-Delivery-ID` names each delivery
 /// (woocommerce.github.io/woocommerce-rest-api-docs/#webhooks; re-read: that
 /// page was not in the search corpora; the facts agree with the secondary
-/// guides found).
+/// guides found); the unsigned `webhook_id=<id>` ping sent when a webhook is
+/// created (woocommerce `includes/class-wc-webhook.php`, `deliver_ping`) is
+/// answered 200 ([`ChallengeKind::WoocommercePing`]).
 pub fn woocommerce() -> Description {
-    base64_body(
-        "x-wc-webhook-signature",
-        None,
-        vec![sig(), header("x-wc-webhook-delivery-id")],
-    )
+    Description {
+        challenge: Some(ChallengeKind::WoocommercePing),
+        ..base64_body(
+            "x-wc-webhook-signature",
+            None,
+            vec![sig(), header("x-wc-webhook-delivery-id")],
+        )
+    }
 }
 
 /// Go1: `Go1-Signature: t=<s>,v1=<hex>` over `{t}.{body}`, HMAC-SHA256 with
@@ -1477,6 +1493,40 @@ pub fn squarespace() -> Description {
     Description {
         key_form: KeyForm::Hex("the secret returned when the webhook subscription is created"),
         ..hex_body("squarespace-signature", None, vec![sig(), json("/id")])
+    }
+}
+
+/// Pinwheel: `x-pinwheel-signature: v2=<hex>`, HMAC-SHA256 with the API
+/// secret over `v2:{x-timestamp}:` and the raw body bytes, the timestamp
+/// in seconds; `x-pinwheel-webhook-id` names the event, for duplicates
+/// (re-read: docs.pinwheelapi.com/docs/webhook-signature-verification,
+/// "Signature Algorithm", and docs.pinwheelapi.com/docs/webhooks-1, whose
+/// example carries the three headers). Pinwheel documents no window; five
+/// minutes is hookguard's choice.
+pub fn pinwheel() -> Description {
+    Description {
+        signature: header_sig(&["x-pinwheel-signature"], Some("v2=")),
+        message: parse("v2:{timestamp}:{body}"),
+        dedupe: vec![sig(), header("x-pinwheel-webhook-id")],
+        ..v0_hmac("x-pinwheel-signature", "x-timestamp")
+    }
+}
+
+/// Worldline (Connect, formerly Ingenico's GlobalCollect, "GCS"):
+/// `X-GCS-Signature`, base64 HMAC-SHA256 of the body with the secret
+/// webhook key that `X-GCS-KeyId` names (every secret of the route is
+/// tried); the `GET` with `X-GCS-Webhooks-Endpoint-Verification` is
+/// answered with that header's value (re-read: PyPI `connect-sdk-python3`
+/// 6.3.0 `worldline/connect/sdk/webhooks/signature_validator.py`, and
+/// docs.connect.worldline-solutions.com/documentation/webhooks, "respond
+/// to the GET action and echo the X-GCS-Webhooks-Endpoint-Verification
+/// header value in the body"). No timestamp is signed.
+pub fn worldline() -> Description {
+    Description {
+        challenge: Some(ChallengeKind::EchoHeader(
+            "x-gcs-webhooks-endpoint-verification",
+        )),
+        ..base64_body("x-gcs-signature", None, vec![sig()])
     }
 }
 

@@ -11,15 +11,19 @@
 //! HMAC preset.
 
 use super::asymmetric::{self, AsymmetricScheme, Kind};
+use super::challenge::Learn;
 use super::contentful::ContentfulScheme;
+use super::fetched::TestOrigin;
 use super::gitlab::GitlabScheme;
 use super::hmac::{Description, HmacScheme, HmacSpec, KeyForm};
+use super::hygraph::HygraphScheme;
 use super::jwt::{self, JwtScheme};
 use super::meta::MetaScheme;
 use super::none::NoneScheme;
-use super::paypal::{CertSource, PaypalScheme};
+use super::paypal::PaypalScheme;
 use super::plivo::PlivoScheme;
 use super::presets;
+use super::sns::SnsScheme;
 use super::tbank::TbankScheme;
 use super::twilio::TwilioScheme;
 use super::Scheme;
@@ -34,8 +38,7 @@ pub enum KeyKind {
     /// No keys: `scheme = "none"`, which rests on `allow_ips`.
     None,
     /// A certificate each request names and hookguard fetches, pinned to
-    /// the sender's hosts and checked to chain to a trusted root (PayPal);
-    /// the route lists no keys.
+    /// the sender's hosts (PayPal, Amazon SNS); the route lists no keys.
     Certificate,
 }
 
@@ -91,6 +94,10 @@ pub struct Entry {
     /// sender names instead of keys of its own (so it takes neither
     /// `secrets` nor `public_keys`).
     pub needs_webhook_id: bool,
+    /// True when the route lists the topics it accepts in `topic_arns`
+    /// (Amazon SNS: any AWS account can sign a message from a topic of its
+    /// own).
+    pub needs_topic_arns: bool,
 }
 
 /// What a route supplies to build its scheme. Config fills in exactly what
@@ -107,9 +114,14 @@ pub struct Ingredients {
     pub hmac: Option<HmacSpec>,
     /// The route's `webhook_id`, for entries that need one.
     pub webhook_id: Option<String>,
-    /// Where fetched certificates may come from: PayPal's hosts unless the
-    /// route sets `unsafe_paypal_cert_source` (loopback only, for tests).
-    pub cert_source: Option<CertSource>,
+    /// The route's `topic_arns`, for entries that need them.
+    pub topic_arns: Option<Vec<String>>,
+    /// The one loopback origin fetched certificates come from instead of
+    /// the sender's hosts, when the route sets `unsafe_cert_source` (tests).
+    pub test_origin: Option<TestOrigin>,
+    /// The route's `learn_secret_file`, for entries whose setup request
+    /// carries the secret (Asana, Notion).
+    pub learn: Option<Learn>,
 }
 
 /// A key that could not be prepared: its index in the route's `secrets` or
@@ -176,6 +188,13 @@ pub static SCHEMES: &[Entry] = &[
         ..SHARED_SECRET
     },
     Entry {
+        name: "sns",
+        family: Family::Own(sns),
+        keys: KeyKind::Certificate,
+        needs_topic_arns: true,
+        ..SHARED_SECRET
+    },
+    Entry {
         name: "meta",
         family: Family::Own(meta),
         needs_verify_token: true,
@@ -220,6 +239,8 @@ pub static SCHEMES: &[Entry] = &[
     hmac("adyen-platform", presets::adyen_platform),
     hmac("squarespace", presets::squarespace),
     hmac("patreon", presets::patreon),
+    hmac("worldline", presets::worldline),
+    hmac("pinwheel", presets::pinwheel),
     // Developer tools.
     hmac("sentry", presets::sentry),
     hmac("vercel", presets::vercel),
@@ -246,6 +267,8 @@ pub static SCHEMES: &[Entry] = &[
     hmac("clearbit", presets::clearbit),
     hmac("sanity", presets::sanity),
     own("contentful", contentful),
+    own("hygraph", hygraph),
+    own("graphcms", hygraph),
     // Communications.
     hmac("microsoft-teams", presets::microsoft_teams),
     hmac("microsoft_teams", presets::microsoft_teams),
@@ -309,11 +332,22 @@ pub fn names_where(keep: impl Fn(&Entry) -> bool) -> Vec<&'static str> {
         .collect()
 }
 
+/// The names of the entries whose setup request carries the secret, which
+/// a route may learn (for the message refusing `learn_secret_file`
+/// elsewhere).
+pub fn names_that_learn() -> Vec<&'static str> {
+    names_where(|entry| match entry.family {
+        Family::Hmac(describe) => describe().challenge.is_some_and(|c| c.learns()),
+        _ => false,
+    })
+}
+
 /// The names of the entries whose scheme answers an endpoint challenge
 /// (for the message refusing `answer_challenges` elsewhere).
 pub fn names_with_challenges() -> Vec<&'static str> {
     names_where(|entry| match entry.family {
         Family::Hmac(describe) => describe().challenge.is_some(),
+        Family::HmacUrl(describe) => describe(String::new()).challenge.is_some(),
         _ => false,
     })
 }
@@ -352,14 +386,25 @@ impl Entry {
 
     /// Builds this scheme's verifier for one route, preparing every key.
     pub fn build(&self, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+        let learn = ingredients.learn;
         let desc = match self.family {
-            Family::Own(build) => return build(self.name, ingredients),
+            Family::Own(build) => {
+                return build(
+                    self.name,
+                    Ingredients {
+                        learn,
+                        ..ingredients
+                    },
+                )
+            }
             Family::Generic => Description::from(need(ingredients.hmac, "hmac")?),
             Family::Hmac(describe) => describe(),
             Family::HmacUrl(describe) => describe(need(ingredients.public_url, "public_url")?),
         };
         let keys = prepare(ingredients.keys, |secret| desc.key_form.key(secret))?;
-        Ok(Box::new(HmacScheme::new(self.name, desc, keys)))
+        Ok(Box::new(
+            HmacScheme::new(self.name, desc, keys).learning(learn),
+        ))
     }
 }
 
@@ -372,6 +417,7 @@ const SHARED_SECRET: Entry = Entry {
     signs_url: false,
     needs_verify_token: false,
     needs_webhook_id: false,
+    needs_topic_arns: false,
 };
 
 const fn hmac(name: &'static str, describe: fn() -> Description) -> Entry {
@@ -455,6 +501,10 @@ fn contentful(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Schem
     Ok(Box::new(ContentfulScheme::new(ingredients.keys)))
 }
 
+fn hygraph(name: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+    Ok(Box::new(HygraphScheme::new(name, ingredients.keys)))
+}
+
 fn none(_: &'static str, _: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     Ok(Box::new(NoneScheme::default()))
 }
@@ -494,8 +544,15 @@ fn tochka(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, 
 
 fn paypal(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
     let webhook_id = need(ingredients.webhook_id, "webhook_id")?;
-    let source = ingredients.cert_source.unwrap_or_else(CertSource::paypal);
-    Ok(Box::new(PaypalScheme::new(webhook_id, source)))
+    Ok(Box::new(PaypalScheme::new(
+        webhook_id,
+        ingredients.test_origin,
+    )))
+}
+
+fn sns(_: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
+    let topics = need(ingredients.topic_arns, "topic_arns")?;
+    Ok(Box::new(SnsScheme::new(topics, ingredients.test_origin)))
 }
 
 fn meta(name: &'static str, ingredients: Ingredients) -> Result<Box<dyn Scheme>, BuildError> {
@@ -541,7 +598,11 @@ mod tests {
             hmac: matches!(entry.family, Family::Generic)
                 .then(|| HmacSpec::body(http::HeaderName::from_static("x-signature"), None)),
             webhook_id: entry.needs_webhook_id.then(|| "WH-1".to_owned()),
-            cert_source: None,
+            topic_arns: entry
+                .needs_topic_arns
+                .then(|| vec!["arn:aws:sns:us-east-1:123456789012:t".to_owned()]),
+            test_origin: None,
+            learn: None,
         }
     }
 
@@ -554,7 +615,7 @@ mod tests {
             assert_eq!(scheme.name(), entry.name);
             let expected = match entry.keys {
                 KeyKind::None => "allow_ips",
-                KeyKind::Certificate => "paypal-certificate",
+                KeyKind::Certificate => &format!("{}-certificate", entry.name),
                 _ => "k",
             };
             assert_eq!(scheme.key_ids(), [expected], "{}", entry.name);

@@ -33,6 +33,7 @@ mod reliability;
 mod replay;
 mod seed_schemes;
 mod shutdown;
+mod sns;
 mod soak;
 mod spoofing;
 mod tools;

@@ -1,6 +1,6 @@
 //! The `paypal` preset through a real hookguard, with a certificate
 //! authority made on the spot and a real HTTPS server on loopback serving
-//! PayPal-style certificates (hookguard's `unsafe_paypal_cert_source`, which
+//! PayPal-style certificates (hookguard's `unsafe_cert_source`, which
 //! only ever names a loopback origin).
 //!
 //! The independent signer: the signed string comes from PayPal's own SDK,
@@ -73,19 +73,24 @@ fn sdk_message(id: &str, time: &str, webhook_id: &str, body: &str) -> String {
     message
 }
 
-/// A certificate authority, leaves it signed, and their PEM files.
-struct Pki {
-    ca_file: String,
+/// A certificate authority, leaves it signed, and their PEM files (the SNS
+/// tests use it too).
+pub struct Pki {
+    pub ca_file: String,
     /// The server's TLS configuration (a certificate for 127.0.0.1).
     tls: Arc<rustls::ServerConfig>,
     /// The signing key of the PayPal leaves.
     key: rsa::pkcs1v15::SigningKey<Sha256>,
-    /// Path on the certificate server → PEM it serves.
-    files: HashMap<&'static str, String>,
+    /// The same key, for other digests.
+    pub private: rsa::RsaPrivateKey,
+    /// Path on the certificate server → PEM it serves; a path with two
+    /// serves the first to the first fetch and the second afterwards (a
+    /// certificate replaced at its URL).
+    files: HashMap<&'static str, Vec<String>>,
     _dir: TempDir,
 }
 
-fn pki() -> Pki {
+pub fn pki() -> Pki {
     let dir = TempDir::new("paypal");
     let ca = |name: &str| {
         let key = rcgen::KeyPair::generate().unwrap();
@@ -113,31 +118,53 @@ fn pki() -> Pki {
         &rcgen::PKCS_RSA_SHA256,
     )
     .unwrap();
-    let leaf = |name: &str, expired: bool, by: &rcgen::Issuer<'_, rcgen::KeyPair>| {
+    let leaf = |name: &str, life: Life, by: &rcgen::Issuer<'_, rcgen::KeyPair>| {
         let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, name);
-        if expired {
-            params.not_before = rcgen::date_time_ymd(2019, 1, 1);
-            params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+        match life {
+            Life::Expired => {
+                params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+                params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+            }
+            // Inside hookguard's week of refresh margin.
+            Life::Expiring => {
+                params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(2);
+            }
+            Life::Fresh => {}
         }
-        params.signed_by(&leaf_key, by).unwrap().pem()
+        vec![params.signed_by(&leaf_key, by).unwrap().pem()]
     };
     let files = HashMap::from([
-        ("/certs/good.pem", leaf(PAYPAL_NAME, false, &issuer)),
-        ("/certs/expired.pem", leaf(PAYPAL_NAME, true, &issuer)),
-        ("/certs/untrusted.pem", leaf(PAYPAL_NAME, false, &stranger)),
+        ("/certs/good.pem", leaf(PAYPAL_NAME, Life::Fresh, &issuer)),
+        (
+            "/certs/expired.pem",
+            leaf(PAYPAL_NAME, Life::Expired, &issuer),
+        ),
+        (
+            "/certs/untrusted.pem",
+            leaf(PAYPAL_NAME, Life::Fresh, &stranger),
+        ),
         (
             "/certs/not-paypal.pem",
-            leaf("webhooks.example.com", false, &issuer),
+            leaf("webhooks.example.com", Life::Fresh, &issuer),
         ),
         // PayPal's, but not its signing certificate's name.
         (
             "/certs/www-paypal.pem",
-            leaf("www.paypal.com", false, &issuer),
+            leaf("www.paypal.com", Life::Fresh, &issuer),
         ),
-        ("/certs/garbage.pem", "not a certificate".to_owned()),
+        ("/certs/garbage.pem", vec!["not a certificate".to_owned()]),
+        // Expiring in two days, then replaced at the same URL.
+        (
+            "/certs/rotating.pem",
+            [
+                leaf(PAYPAL_NAME, Life::Expiring, &issuer),
+                leaf(PAYPAL_NAME, Life::Fresh, &issuer),
+            ]
+            .concat(),
+        ),
     ]);
     let ca_file = dir.0.join("ca.pem");
     std::fs::write(&ca_file, ca_cert.pem()).unwrap();
@@ -155,30 +182,53 @@ fn pki() -> Pki {
     Pki {
         ca_file: ca_file.display().to_string(),
         tls: Arc::new(tls),
-        key: rsa::pkcs1v15::SigningKey::new(private),
+        key: rsa::pkcs1v15::SigningKey::new(private.clone()),
+        private,
         files,
         _dir: dir,
     }
 }
 
-/// An HTTPS server on 127.0.0.1:0 serving the PEM files, counting fetches.
-async fn cert_server(pki: &Pki) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+/// How long a test leaf is valid.
+#[derive(Clone, Copy)]
+enum Life {
+    Fresh,
+    Expiring,
+    Expired,
+}
+
+/// An HTTPS server on 127.0.0.1:0 serving the PEM files, counting fetches
+/// (all, and by path).
+pub async fn cert_server(pki: &Pki) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
     let files = Arc::new(pki.files.clone());
+    let by_path = Arc::new(std::sync::Mutex::new(HashMap::<String, usize>::new()));
     let acceptor = tokio_rustls::TlsAcceptor::from(pki.tls.clone());
     let counting = hits.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let (files, acceptor, hits) = (files.clone(), acceptor.clone(), counting.clone());
+            let by_path = by_path.clone();
             tokio::spawn(async move {
                 let Ok(stream) = acceptor.accept(stream).await else {
                     return;
                 };
                 let service = service_fn(move |request: http::Request<_>| {
                     hits.fetch_add(1, Ordering::SeqCst);
-                    let found = files.get(request.uri().path()).cloned();
+                    let path = request.uri().path().to_owned();
+                    let n = {
+                        let mut by_path = by_path.lock().unwrap();
+                        let n = by_path.entry(path.clone()).or_insert(0);
+                        *n += 1;
+                        *n
+                    };
+                    // The first version to the first fetch of its path, the
+                    // last one afterwards.
+                    let found = files
+                        .get(path.as_str())
+                        .map(|versions| versions[(n - 1).min(versions.len() - 1)].clone());
                     async move {
                         let mut response = Response::new(Full::new(Bytes::from(
                             found.clone().unwrap_or_default(),
@@ -200,7 +250,7 @@ async fn cert_server(pki: &Pki) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
 
 fn route(origin: &str, ca_file: &str, webhook_id: &str) -> String {
     format!(
-        "[server]\nupstream = \"{{upstream}}\"\n\n[[routes]]\nname = \"pp\"\npath = \"/paypal\"\nscheme = \"paypal\"\nwebhook_id = \"{webhook_id}\"\nunsafe_paypal_cert_source = {{ origin = \"{origin}\", ca_file = {} }}\n",
+        "[server]\nupstream = \"{{upstream}}\"\n\n[[routes]]\nname = \"pp\"\npath = \"/paypal\"\nscheme = \"paypal\"\nwebhook_id = \"{webhook_id}\"\nunsafe_cert_source = {{ origin = \"{origin}\", ca_file = {} }}\n",
         serde_json::to_string(ca_file).unwrap()
     )
 }
@@ -456,9 +506,11 @@ async fn paypal_window_holds_at_both_edges() {
     assert_eq!(answer.reject(), Some("malformed_timestamp"));
 }
 
-fn config_errors(route: &str) -> String {
+/// The errors of a route named `name` with `route`'s keys (the SNS tests
+/// use it too).
+pub fn config_errors_of(name: &str, route: &str) -> String {
     let text = format!(
-        "[server]\nupstream = \"http://127.0.0.1:9\"\n\n[[routes]]\nname = \"pp\"\npath = \"/paypal\"\n{route}\n"
+        "[server]\nupstream = \"http://127.0.0.1:9\"\n\n[[routes]]\nname = \"{name}\"\npath = \"/{name}\"\n{route}\n"
     );
     match Config::from_toml(&text, &|_: &str| None::<String>) {
         Ok(_) => panic!("config unexpectedly valid:\n{route}"),
@@ -468,7 +520,7 @@ fn config_errors(route: &str) -> String {
 
 #[test]
 fn paypal_config_names_its_keys_and_keeps_the_pin() {
-    let missing = config_errors("scheme = \"paypal\"");
+    let missing = config_errors_of("pp", "scheme = \"paypal\"");
     assert!(
         missing.contains("routes[0] (\"pp\").webhook_id"),
         "{missing}"
@@ -477,14 +529,16 @@ fn paypal_config_names_its_keys_and_keeps_the_pin() {
         missing.contains("Webhook ID") || missing.contains("webhook"),
         "{missing}"
     );
-    let keys = config_errors(
+    let keys = config_errors_of(
+        "pp",
         "scheme = \"paypal\"\nwebhook_id = \"WH-1\"\nsecrets = [{ id = \"a\", value = \"x\" }]",
     );
     assert!(
         keys.contains(".secrets") && keys.contains("takes no keys"),
         "{keys}"
     );
-    let elsewhere = config_errors(
+    let elsewhere = config_errors_of(
+        "pp",
         "scheme = \"github\"\nsecrets = [{ id = \"a\", value = \"x\" }]\nwebhook_id = \"WH-1\"",
     );
     assert!(
@@ -499,13 +553,58 @@ fn paypal_config_names_its_keys_and_keeps_the_pin() {
         "https://127.0.0.1",
     ] {
         let text = format!(
-            "scheme = \"paypal\"\nwebhook_id = \"WH-1\"\nunsafe_paypal_cert_source = {{ origin = \"{origin}\", ca_file = \"/nonexistent\" }}"
+            "scheme = \"paypal\"\nwebhook_id = \"WH-1\"\nunsafe_cert_source = {{ origin = \"{origin}\", ca_file = \"/nonexistent\" }}"
         );
-        let errors = config_errors(&text);
+        let errors = config_errors_of("pp", &text);
         assert!(
-            errors.contains("unsafe_paypal_cert_source.origin"),
+            errors.contains("unsafe_cert_source.origin"),
             "{origin}: {errors}"
         );
         assert!(errors.contains("loopback"), "{origin}: {errors}");
     }
+}
+
+#[tokio::test]
+async fn paypal_certificates_are_refreshed_in_the_background_before_they_expire() {
+    let Setup {
+        pki,
+        hits,
+        origin,
+        upstream: _upstream,
+        hg,
+        ..
+    } = setup().await;
+    // A certificate two days from expiry: trusted now, inside the week of
+    // margin, so due a refresh; its URL then serves a fresh one.
+    let url = format!("{origin}/certs/rotating.pem");
+    let first = Delivery::new("rot-1", &url);
+    let answer = send_settled(&hg, &first.headers(&pki, &body(1)), &body(1)).await;
+    assert_eq!(answer.reject(), None, "{answer:?}");
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    // With no request at all, the refresher (a 2 s tick) fetches it again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while hits.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 2, "refreshed once");
+    let (_, page) = admin_get(hg.admin, "/metrics").await;
+    let refreshed = metric(
+        &page,
+        "hookguard_cert_fetches_total{outcome=\"ok\",scheme=\"paypal\",trigger=\"refresh\"}",
+    );
+    assert!(refreshed.is_some_and(|n| n >= 1.0), "{refreshed:?}");
+    let cached = metric(&page, "hookguard_cert_cache_entries{scheme=\"paypal\"}");
+    assert!(cached.is_some_and(|n| n >= 1.0), "{cached:?}");
+    assert!(metric(
+        &page,
+        "hookguard_cert_cache_oldest_age_seconds{scheme=\"paypal\"}"
+    )
+    .is_some());
+    // The replacement is far from expiry: not fetched again (two ticks
+    // and more), and it verifies.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(hits.load(Ordering::SeqCst), 2, "the fresh one is not due");
+    let second = Delivery::new("rot-2", &url);
+    let answer = deliver(&hg, &pki, &second, 2).await;
+    assert_eq!(answer.reject(), None, "{answer:?}");
 }

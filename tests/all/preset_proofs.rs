@@ -140,6 +140,14 @@ const OTHER_SDKS: &[(&str, &str)] = &[
         "hubspot-api-client 12.0.0 (PyPI), Signature.get_signature (v3)",
     ),
     ("github", "@octokit/webhooks-methods 6.0.0 (npm), sign"),
+    (
+        "hygraph",
+        "@hygraph/utils 1.2.1 (npm), generateWebhookSignature",
+    ),
+    (
+        "graphcms",
+        "@hygraph/utils 1.2.1 (npm), generateWebhookSignature",
+    ),
 ];
 
 /// Presets whose official SDK cannot sign but verifies: the second
@@ -175,6 +183,10 @@ const SDK_CHECKED: &[(&str, &str)] = &[
     (
         "linear",
         "@linear/sdk 98.0.0 (npm), LinearWebhookClient.verify",
+    ),
+    (
+        "worldline",
+        "connect-sdk-python3 6.3.0 (PyPI), SignatureValidator.validate",
     ),
 ];
 
@@ -333,14 +345,14 @@ fn sdks_present() -> bool {
     let python = Command::new("python3")
         .args([
             "-c",
-            "import standardwebhooks, svix, slack_sdk, coinbase_commerce, modern_treasury, box_sdk_gen, Adyen, braintree, plivo, stripe, razorpay, gocardless_pro, twilio, hubspot, square, pusher, workos, elevenlabs, paddle_billing, orb",
+            "import standardwebhooks, svix, slack_sdk, coinbase_commerce, modern_treasury, box_sdk_gen, Adyen, braintree, plivo, stripe, razorpay, gocardless_pro, twilio, hubspot, square, pusher, workos, elevenlabs, paddle_billing, orb, worldline.connect.sdk",
         ])
         .status()
         .is_ok_and(|s| s.success());
     let node = Command::new("node")
         .args([
             "-e",
-            "require('@contentful/node-apps-toolkit'); \
+            "require('@contentful/node-apps-toolkit'); require('@hygraph/utils'); \
              Promise.all([import('@linear/sdk/webhooks'), import('@octokit/webhooks-methods')]) \
              .catch(() => process.exit(1))",
         ])
@@ -488,6 +500,21 @@ fn sdk_sign(preset: &str, secret: &str, body: &str, ts: i64, id: &str) -> Option
                 body: body.to_owned(),
             }
         }
+        "hygraph" | "graphcms" => {
+            let ms = (ts * 1000).to_string();
+            let out = Command::new("node")
+                .arg(format!("{SIGNERS}/hygraph.js"))
+                .args([secret, body, &ms])
+                .output()
+                .expect("node runs");
+            assert!(
+                out.status.success(),
+                "hygraph signer failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let header = String::from_utf8(out.stdout).expect("text");
+            plain(vec![("gcms-signature", header)])
+        }
         // The SDK makes its own sample notification (the id is its subject).
         "braintree" => Signed {
             path: "/hook".into(),
@@ -585,6 +612,7 @@ fn sdk_check(preset: &str, secret: &str, signed: &Signed) {
         "elevenlabs" => "elevenlabs-signature",
         "paddle" => "paddle-signature",
         "orb" => "x-orb-signature",
+        "worldline" => "x-gcs-signature",
         other => panic!("{other}: no SDK check"),
     };
     let signature = signed
@@ -916,6 +944,19 @@ fn second_implementation(
                 ),
             ])
         }
+        // The key id names the secret the SDK's key store looks up.
+        "worldline" => plain(vec![
+            ("x-gcs-signature", b64_256(&[b])),
+            ("x-gcs-keyid", "k1".to_owned()),
+        ]),
+        "pinwheel" => plain(vec![
+            ("x-timestamp", t.clone()),
+            (
+                "x-pinwheel-signature",
+                format!("v2={}", hex256(&[b"v2:", t.as_bytes(), b":", b])),
+            ),
+            ("x-pinwheel-webhook-id", id.to_owned()),
+        ]),
         "hostedhooks" => one(
             "hostedhooks-signature",
             format!("t={t},s={}", hex256(&[t.as_bytes(), b".", b])),
@@ -1257,6 +1298,8 @@ proofs! {
     bolt => "bolt",
     squarespace => "squarespace",
     patreon => "patreon",
+    worldline => "worldline",
+    pinwheel => "pinwheel",
     sentry => "sentry",
     vercel => "vercel",
     jira => "jira",
@@ -1282,6 +1325,8 @@ proofs! {
     clearbit => "clearbit",
     sanity => "sanity",
     contentful => "contentful",
+    hygraph => "hygraph",
+    ngrok_graphcms => "graphcms",
     microsoft_teams => "microsoft-teams",
     ngrok_microsoft_teams => "microsoft_teams",
     webex => "webex",

@@ -256,6 +256,9 @@ async fn every_metric_family_exists_at_startup_and_passes_promtool() {
         "hookguard_late_answers_total",
         "hookguard_connections_closed_total",
         "hookguard_replay_snapshots_total",
+        "hookguard_cert_fetches_total",
+        "hookguard_cert_cache_entries",
+        "hookguard_cert_cache_oldest_age_seconds",
         "hookguard_build_info",
     ] {
         assert!(

@@ -131,6 +131,9 @@ pub struct HmacScheme {
     /// True when some part of the scheme reads the JSON body, so that it is
     /// parsed once per request, and only then.
     needs_json: bool,
+    /// Where a secret the sender sends in its setup request is learned
+    /// (`learn_secret_file`; Asana, Notion).
+    learn: Option<challenge::Learn>,
 }
 
 /// What the sender claims, beside the signed message: every decoded
@@ -173,6 +176,64 @@ impl HmacScheme {
             needs_json,
             name,
             desc,
+            learn: None,
+        }
+    }
+
+    /// The same scheme, learning a setup request's secret into `learn`
+    /// (only meaningful for a description whose challenge
+    /// [`ChallengeKind::learns`]).
+    pub fn learning(mut self, learn: Option<challenge::Learn>) -> Self {
+        self.learn = learn;
+        self
+    }
+
+    /// Confirms a secret a setup request carries: 200 when it equals one of
+    /// the route's secrets (compared in constant time, through a MAC keyed
+    /// with each, so that nothing about a near miss shows), or, when the
+    /// route has none yet and learns, once it is written to the learn file.
+    /// The value appears in no message and no log line.
+    fn confirm(
+        &self,
+        value: &str,
+        reply: challenge::Reply,
+    ) -> Option<Result<challenge::Reply, Reject>> {
+        const PROBE: &[u8] = b"hookguard setup secret check";
+        if !challenge::token_shaped(value) {
+            return Some(Err(Reject::with(
+                Reason::MalformedRequest,
+                format!(
+                    "the setup secret is not token-shaped (1 to {} base64 or alphanumeric characters); it is not answered",
+                    challenge::MAX_TOKEN
+                ),
+            )));
+        }
+        let algorithm = self.algorithms[0];
+        let offered = PreparedKey::new(algorithm, value.as_bytes()).mac(PROBE);
+        let known = self
+            .keys
+            .iter()
+            .any(|key| bool::from(key[0].mac(PROBE).ct_eq(&offered)));
+        if known {
+            return Some(Ok(reply));
+        }
+        match &self.learn {
+            Some(learn) if self.keys.is_empty() => match learn.write_once(value.as_bytes()) {
+                Ok(()) => {
+                    tracing::warn!(
+                        scheme = self.name,
+                        file = %learn.path().display(),
+                        "learned the route's secret from the sender's setup request; it is used once the reload reads the file"
+                    );
+                    Some(Ok(reply))
+                }
+                Err(why) => Some(Err(Reject::with(Reason::BadSignature, why))),
+            },
+            _ => Some(Err(Reject::with(
+                Reason::BadSignature,
+                "the setup request's secret is not the route's secret (set learn_secret_file to learn it)"
+                    .to_owned(),
+            ))),
         }
     }
 
@@ -388,6 +449,11 @@ impl Scheme for HmacScheme {
         text
     }
 
+    fn sends_secret(&self) -> bool {
+        // The setup request carries the secret itself.
+        self.desc.challenge.is_some_and(ChallengeKind::learns)
+    }
+
     fn challenge_kind(&self) -> Option<ChallengeKind> {
         self.desc.challenge
     }
@@ -413,26 +479,34 @@ impl Scheme for HmacScheme {
             doc.pointer(pointer)?.as_str().map(str::to_owned)
         };
         let text = |body: String| challenge::Reply {
-            content_type: "text/plain; charset=utf-8",
             body: body.into(),
+            ..challenge::Reply::empty()
         };
         match kind {
-            ChallengeKind::XCrc | ChallengeKind::EchoQuery(_) => {
-                let param = match kind {
-                    ChallengeKind::EchoQuery(param) => param,
-                    _ => "crc_token",
-                };
+            ChallengeKind::XCrc | ChallengeKind::EchoQuery(_) | ChallengeKind::EchoHeader(_) => {
                 if request.method != http::Method::GET {
                     return None;
                 }
-                let token = query(param)?;
+                let (token, what) = match kind {
+                    ChallengeKind::EchoHeader(name) => (
+                        request.headers.get(name)?.to_str().unwrap_or("").to_owned(),
+                        format!("the {name} header"),
+                    ),
+                    ChallengeKind::EchoQuery(param) => {
+                        (query(param)?, format!("the {param} query parameter"))
+                    }
+                    _ => (
+                        query("crc_token")?,
+                        "the crc_token query parameter".to_owned(),
+                    ),
+                };
                 if !challenge::token_shaped(&token) {
                     return refused(format!(
-                        "the {param} query parameter is not token-shaped (1 to {} base64 or alphanumeric characters); it is not answered",
+                        "{what} is not token-shaped (1 to {} base64 or alphanumeric characters); it is not answered",
                         challenge::MAX_TOKEN
                     ));
                 }
-                if let ChallengeKind::EchoQuery(_) = kind {
+                if !matches!(kind, ChallengeKind::XCrc) {
                     return Some(Ok(text(token)));
                 }
                 // X signs with the consumer secret: the route's first.
@@ -443,6 +517,7 @@ impl Scheme for HmacScheme {
                 Some(Ok(challenge::Reply {
                     content_type: "application/json",
                     body: answer.to_string().into(),
+                    headers: Vec::new(),
                 }))
             }
             ChallengeKind::ZoomUrlValidation => {
@@ -464,7 +539,50 @@ impl Scheme for HmacScheme {
                 Some(Ok(challenge::Reply {
                     content_type: "application/json",
                     body: answer.to_string().into(),
+                    headers: Vec::new(),
                 }))
+            }
+            ChallengeKind::AsanaHandshake => {
+                // developers.asana.com/docs/webhooks-guide: the handshake
+                // carries X-Hook-Secret and no X-Hook-Signature; the answer
+                // is 200 (or 204) with the same X-Hook-Secret.
+                if request.method != http::Method::POST
+                    || request.headers.contains_key("x-hook-signature")
+                {
+                    return None;
+                }
+                let value = request.headers.get("x-hook-secret")?;
+                let reply = challenge::Reply {
+                    headers: vec![(HeaderName::from_static("x-hook-secret"), value.clone())],
+                    ..challenge::Reply::empty()
+                };
+                self.confirm(value.to_str().unwrap_or(""), reply)
+            }
+            ChallengeKind::NotionVerification => {
+                // developers.notion.com/reference/webhooks: one unsigned
+                // POST {"verification_token": ..}; the token is pasted
+                // back into Notion's UI and then keys X-Notion-Signature.
+                if request.method != http::Method::POST
+                    || request.headers.contains_key("x-notion-signature")
+                {
+                    return None;
+                }
+                let token = json("/verification_token")?;
+                self.confirm(&token, challenge::Reply::empty())
+            }
+            ChallengeKind::HeadOk => {
+                (request.method == http::Method::HEAD).then(|| Ok(challenge::Reply::empty()))
+            }
+            ChallengeKind::WoocommercePing => {
+                // WooCommerce's WC_Webhook::deliver_ping: body
+                // "webhook_id=<id>", no signature, and anything but 200
+                // fails the webhook's creation.
+                let digits = request.body.strip_prefix(b"webhook_id=")?;
+                let ping = request.method == http::Method::POST
+                    && !request.headers.contains_key("x-wc-webhook-signature")
+                    && (1..=20).contains(&digits.len())
+                    && digits.iter().all(u8::is_ascii_digit);
+                ping.then(|| Ok(challenge::Reply::empty()))
             }
             ChallengeKind::TwitchVerification => {
                 let kind = request
@@ -531,6 +649,12 @@ impl Scheme for HmacScheme {
     }
 
     fn sign(&self, key: usize, request: &mut Unsigned) -> Result<(), String> {
+        if key >= self.keys.len() {
+            return Err(format!(
+                "the route has no secret yet (it learns one into learn_secret_file); {} cannot sign",
+                self.name
+            ));
+        }
         sign::sign(self, &[key], request)
     }
 

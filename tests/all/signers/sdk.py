@@ -37,6 +37,8 @@ SDK refuses it:
   orb-verify SECRET SIGNATURE TIMESTAMP BODY  orb Orb.webhooks.verify_signature
   paddle-verify SECRET SIGNATURE BODY      paddle_billing Notifications.Verifier.verify
                                            (signature only; see there)
+  worldline-verify SECRET SIGNATURE BODY   worldline.connect.sdk (connect-sdk-python3)
+                                           SignatureValidator.validate, key id k1
 """
 
 import sys
@@ -237,6 +239,18 @@ elif sdk == "orb-verify":
         {"X-Orb-Timestamp": timestamp, "X-Orb-Signature": signature},
         secret=secret,
     )
+    print("ok")
+elif sdk == "worldline-verify":
+    from worldline.connect.sdk.communication.request_header import RequestHeader
+    from worldline.connect.sdk.webhooks.in_memory_secret_key_store import InMemorySecretKeyStore
+    from worldline.connect.sdk.webhooks.signature_validator import SignatureValidator
+
+    secret, signature, body = args
+    store = InMemorySecretKeyStore.instance()
+    store.store_secret_key("k1", secret)
+    headers = [RequestHeader("X-GCS-Signature", signature), RequestHeader("X-GCS-KeyId", "k1")]
+    # Raises SignatureValidationException on a bad signature.
+    SignatureValidator(store).validate(body.encode("utf-8"), headers)
     print("ok")
 else:
     sys.exit(f"unknown sdk {sdk}")
