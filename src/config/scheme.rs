@@ -145,10 +145,27 @@ pub(super) fn parse(
     }
 }
 
+/// ngrok `verify-webhook` ids with no signature to verify, so no preset
+/// (the research catalogue's group C): a user coming from ngrok's list gets
+/// the reason instead of a list of near names.
+const NOT_VERIFIABLE: &[(&str, &str)] = &[
+    (
+        "vmware",
+        "VMware Workspace ONE signs nothing; it sends HTTP basic auth (ngrok's secret for it is \"username::password\"), which hookguard does not check",
+    ),
+    (
+        "orbit",
+        "Orbit (orbit.love) closed in 2024 and sends no webhooks",
+    ),
+];
+
 /// The message for a `scheme` hookguard does not know: the closest known
 /// names, or where the full list is when none is close (it is too long to
 /// repeat: more than a hundred names).
 fn unknown_scheme(name: &str) -> String {
+    if let Some((_, why)) = NOT_VERIFIABLE.iter().find(|(id, _)| *id == name) {
+        return format!("{name:?} cannot be verified by a signature: {why}");
+    }
     let names = registry::names_where(|_| true);
     let near = closest_few(name, names.iter().copied(), 3);
     let quoted: Vec<String> = near.iter().map(|n| format!("\"{n}\"")).collect();

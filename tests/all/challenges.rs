@@ -363,6 +363,15 @@ async fn asana_route_learns_the_handshake_secret_once_into_its_file() {
     let answer = handshake(&hg, secret).await;
     assert_eq!(answer.status, 200);
     assert_eq!(upstream.count(), 1);
+    // Another secret now is refused, saying how to learn anew.
+    let answer = handshake(&hg, other).await;
+    assert_eq!(answer.reject(), Some("bad_signature"));
+    let detail = answer.json()["detail"].as_str().unwrap().to_owned();
+    assert!(detail.contains("has one already"), "{detail}");
+    assert!(
+        !detail.contains(other) && !detail.contains(secret),
+        "{detail}"
+    );
 }
 
 #[tokio::test]

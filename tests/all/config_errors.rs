@@ -433,6 +433,20 @@ fn an_unknown_scheme_lists_the_known_ones() {
 }
 
 #[test]
+fn ngrok_ids_without_a_signature_say_why_there_is_no_preset() {
+    let text = format!(
+        "{SERVER}{}",
+        route("a", "/a").replace(r#"scheme = "hmac""#, r#"scheme = "vmware""#)
+    );
+    assert_errors(
+        &text,
+        &[
+            r#"routes[0] ("a").scheme: "vmware" cannot be verified by a signature: VMware Workspace ONE signs nothing; it sends HTTP basic auth (ngrok's secret for it is "username::password"), which hookguard does not check"#,
+        ],
+    );
+}
+
+#[test]
 fn errors_under_a_route_name_it_and_a_typo_gets_the_closest_key() {
     let text = format!(
         "{SERVER}{}",

@@ -229,7 +229,12 @@ impl HmacScheme {
                 }
                 Err(why) => Some(Err(Reject::with(Reason::BadSignature, why))),
             },
-            _ => Some(Err(Reject::with(
+            Some(_) => Some(Err(Reject::with(
+                Reason::BadSignature,
+                "the setup request's secret is not the route's secret, and the route has one already (learned or configured); to learn a new one, empty learn_secret_file and remove the configured secrets"
+                    .to_owned(),
+            ))),
+            None => Some(Err(Reject::with(
                 Reason::BadSignature,
                 "the setup request's secret is not the route's secret (set learn_secret_file to learn it)"
                     .to_owned(),
