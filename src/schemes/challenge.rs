@@ -64,13 +64,20 @@ pub enum Kind {
     /// WooCommerce's ping when a webhook is created: an unsigned `POST`
     /// whose body is `webhook_id=<id>`, which must get exactly 200.
     WoocommercePing,
+    /// Xero's intent to receive (signed `POST`s whose `events` is empty):
+    /// a good signature gets 200 with no body, from hookguard; a bad one
+    /// gets the usual 401.
+    XeroIntentToReceive,
 }
 
 impl Kind {
     /// Whether the challenge arrives signed, and is recognised only once
     /// the request has verified.
     pub fn signed(self) -> bool {
-        matches!(self, Kind::ZoomUrlValidation | Kind::TwitchVerification)
+        matches!(
+            self,
+            Kind::ZoomUrlValidation | Kind::TwitchVerification | Kind::XeroIntentToReceive
+        )
     }
 
     /// What hookguard does with it, for `check` ("answers ...").
@@ -91,6 +98,9 @@ impl Kind {
             }
             Kind::HeadOk => "answers the HEAD sent when the webhook is created",
             Kind::WoocommercePing => "answers the webhook_id= ping sent when the webhook is created",
+            Kind::XeroIntentToReceive => {
+                "answers Xero's validly signed intent-to-receive POSTs (no events) with 200 and no body"
+            }
         }
     }
 

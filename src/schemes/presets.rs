@@ -1289,9 +1289,13 @@ pub fn box_() -> Description {
 
 /// Xero: `x-xero-signature`, base64 HMAC-SHA256 of the body with the
 /// webhook key (re-read: developer.xero.com/documentation/webhooks/configuring-your-server,
-/// "Intent to receive").
+/// "Intent to receive"), whose validly signed validation `POST`s hookguard
+/// answers ([`ChallengeKind::XeroIntentToReceive`]).
 pub fn xero() -> Description {
-    base64_body("x-xero-signature", None, vec![sig()])
+    Description {
+        challenge: Some(ChallengeKind::XeroIntentToReceive),
+        ..base64_body("x-xero-signature", None, vec![sig()])
+    }
 }
 
 /// Persona: `Persona-Signature: t=<s>,v1=<hex>`; while a secret rotates,

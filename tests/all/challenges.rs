@@ -199,6 +199,51 @@ async fn twitch_verification_is_answered_with_its_challenge_when_signed() {
 }
 
 #[tokio::test]
+async fn xero_intent_to_receive_gets_200_without_a_body_when_signed_and_401_when_not() {
+    // developer.xero.com/documentation/webhooks/configuring-your-server:
+    // validation POSTs carry no events; 200 with no body for the correctly
+    // signed ones, 401 for the others.
+    let key = "xero-webhook-key";
+    let (upstream, hg) = start(&format!(
+        "scheme = \"xero\"\nsecrets = [{{ value = \"{key}\" }}]"
+    ))
+    .await;
+    let sign = |key: &str, body: &str| {
+        vec![(
+            "x-xero-signature",
+            B64.encode(hmac256(key.as_bytes(), &[body.as_bytes()])),
+        )]
+    };
+    let validation = |entropy: &str| {
+        format!(
+            r#"{{"events":[],"lastEventSequence":0,"firstEventSequence":0,"entropy":"{entropy}"}}"#
+        )
+    };
+    for entropy in ["S0m3r4Nd0mt3xt", "An0th3rR4nd0m"] {
+        let body = validation(entropy);
+        let answer = send(hg.addr, "POST", "/hook", &sign(key, &body), body.clone()).await;
+        assert_eq!((answer.status, answer.reject()), (200, None), "{answer:?}");
+        assert!(answer.body.is_empty(), "no body: {:?}", answer.body);
+        assert!(!answer.headers.contains_key("set-cookie"));
+        let answer = send(hg.addr, "POST", "/hook", &sign("wrong-key", &body), body).await;
+        assert_eq!(
+            (answer.status, answer.reject()),
+            (401, Some("bad_signature"))
+        );
+    }
+    assert_eq!(
+        upstream.count(),
+        0,
+        "validation requests stay with hookguard"
+    );
+    // A delivery with events goes to the app.
+    let body = r#"{"events":[{"resourceId":"r1","eventCategory":"INVOICE","eventType":"UPDATE"}],"lastEventSequence":1,"firstEventSequence":1,"entropy":"x"}"#;
+    let answer = send(hg.addr, "POST", "/hook", &sign(key, body), body).await;
+    assert_eq!((answer.status, answer.reject()), (200, None));
+    assert_eq!(upstream.count(), 1);
+}
+
+#[tokio::test]
 async fn dropbox_and_nylas_challenges_are_echoed_as_text_and_only_when_token_shaped() {
     for scheme in ["dropbox", "nylas"] {
         let (upstream, hg) = start(&format!(
@@ -477,7 +522,7 @@ async fn answer_challenges_false_leaves_them_to_the_app_as_before() {
 fn answer_challenges_is_refused_where_the_scheme_has_none() {
     let errors = stripe_route_errors("answer_challenges = true");
     assert!(
-        errors.contains(r#"routes[0] ("c").answer_challenges: scheme stripe has no endpoint challenge hookguard answers; answer_challenges is only for zoom, worldline, x, twitter, twitch, asana, trello, notion, dropbox, nylas, woocommerce"#),
+        errors.contains(r#"routes[0] ("c").answer_challenges: scheme stripe has no endpoint challenge hookguard answers; answer_challenges is only for zoom, worldline, x, twitter, twitch, asana, trello, notion, dropbox, nylas, xero, woocommerce"#),
         "{errors}"
     );
 }

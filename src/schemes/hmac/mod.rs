@@ -589,6 +589,22 @@ impl Scheme for HmacScheme {
                     && digits.iter().all(u8::is_ascii_digit);
                 ping.then(|| Ok(challenge::Reply::empty()))
             }
+            ChallengeKind::XeroIntentToReceive => {
+                // developer.xero.com/documentation/webhooks/configuring-your-server:
+                // the validation POSTs carry `"events": []` (and an
+                // `entropy` that differs each time); a correctly signed
+                // one needs 200 with no body, which the app then never
+                // has to produce. Real deliveries carry events and are
+                // forwarded.
+                verified?;
+                let doc: serde_json::Value = serde_json::from_slice(request.body).ok()?;
+                let no_events = doc
+                    .get("events")
+                    .and_then(serde_json::Value::as_array)
+                    .is_some_and(Vec::is_empty);
+                (request.method == http::Method::POST && no_events)
+                    .then(|| Ok(challenge::Reply::empty()))
+            }
             ChallengeKind::TwitchVerification => {
                 let kind = request
                     .headers
