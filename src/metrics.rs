@@ -39,7 +39,7 @@
 //! | `hookguard_queue_store_errors_total` | kind | enqueues refused: `full` (`max_bytes`) or `io` |
 //! | `hookguard_delivery_attempts_total` | route, outcome | attempts to deliver a queued item: `delivered`, `refused` (connect), `shed` (429, 502, 503, 504), `error` (other answers retried), `timeout`, `broken`, `rejected` (a `dead_on` status) |
 //! | `hookguard_queue_dead_total` | route, reason | items given up on: `status`, `max_age`, `max_attempts` |
-//! | `hookguard_queue_route_paused` | route | 1 while a durable route is paused (the app shedding, or an operator) |
+//! | `hookguard_queue_route_paused` | route | 1 while a durable route is paused (from the app's first shed answer until one that is not, probes included; or an operator) |
 //! | `hookguard_queue_recovered_items` | | items found in flight when the store was opened, delivered again |
 //! | `hookguard_cert_fetches_total` | scheme, trigger, outcome | certificates fetched for `paypal` and `sns`: `trigger` `request` (a request named an uncached URL) or `refresh` (the background refresher), `outcome` `ok`, `untrusted` (fetched, refused) or `unreachable` (not fetched) |
 //! | `hookguard_cert_cache_entries` | scheme | certificates cached now, over every route of the scheme |

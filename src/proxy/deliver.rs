@@ -214,8 +214,10 @@ async fn route_worker(
         }
         let now = queue::now_ms();
         let held = store.paused(&name);
-        let paused = circuit.until.is_some_and(|until| until > now);
-        metrics.paused(&name, held || paused);
+        // Paused from the first shed answer until an answer that is not
+        // one, the probes in between included: the route is not
+        // delivering at full concurrency until then.
+        metrics.paused(&name, held || circuit.until.is_some());
         let mut wait = IDLE_POLL;
         if let (Some(durable), false, false) = (&durable, stopping, held) {
             if let Some(until) = circuit.until.filter(|until| *until > now) {

@@ -92,12 +92,24 @@ async fn wait_count(upstream: &Upstream, n: usize) {
     panic!("the app received {} of {n} requests", upstream.count());
 }
 
-/// A port nothing listens on, and a way to listen on it later.
-async fn closed_port() -> (std::net::SocketAddr, String) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
-    (addr, format!("http://{addr}"))
+/// A port that refuses connections until the test listens on it: bound
+/// but not listening, so that no other test can take it meanwhile (a port
+/// freed and bound again later could be handed to another test's server,
+/// which would then get this test's deliveries).
+struct ClosedPort(tokio::net::TcpSocket);
+
+impl ClosedPort {
+    /// The app coming up on the port.
+    fn listen(self) -> TcpListener {
+        self.0.listen(1024).unwrap()
+    }
+}
+
+async fn closed_port() -> (ClosedPort, String) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    (ClosedPort(socket), format!("http://{addr}"))
 }
 
 /// Asserts that each series reads its value on a scraped page.
@@ -170,7 +182,7 @@ async fn the_sender_gets_202_once_stored_and_the_app_the_exact_bytes_with_the_de
 #[tokio::test]
 async fn with_the_app_down_senders_get_202_and_the_app_gets_everything_once_it_is_up() {
     let dir = TempDir::new("durable-down");
-    let (addr, url) = closed_port().await;
+    let (port, url) = closed_port().await;
     let hg = start(&config(&dir, ""), &url).await;
     let mut ids = Vec::new();
     for n in 0..5 {
@@ -185,7 +197,7 @@ async fn with_the_app_down_senders_get_202_and_the_app_gets_everything_once_it_i
         &page,
         &[(r#"hookguard_queue_route_paused{route="vendor"}"#, 1.0)],
     );
-    let upstream = Upstream::serve(TcpListener::bind(addr).await.unwrap());
+    let upstream = Upstream::serve(port.listen());
     wait_count(&upstream, 5).await;
     let mut got: Vec<String> = upstream
         .requests
@@ -282,7 +294,7 @@ async fn a_4xx_is_dead_at_once_and_other_failures_die_at_max_attempts() {
 #[tokio::test]
 async fn a_copy_of_a_queued_delivery_is_a_duplicate() {
     let dir = TempDir::new("durable-dup");
-    let (_, url) = closed_port().await;
+    let (_port, url) = closed_port().await;
     let hg = start(&config(&dir, ""), &url).await;
     let first = post(hg.addr, b"{\"x\":1}", "d-same").await;
     assert_eq!(first.status, 202);
@@ -299,7 +311,7 @@ async fn a_copy_of_a_queued_delivery_is_a_duplicate() {
 #[tokio::test]
 async fn a_full_queue_answers_503_with_retry_after_and_stores_nothing() {
     let dir = TempDir::new("durable-full");
-    let (addr, url) = closed_port().await;
+    let (port, url) = closed_port().await;
     let hg = start(&config(&dir, ""), &url).await;
     let big = vec![b'7'; 400 * 1024];
     assert_eq!(post(hg.addr, &big, "f-1").await.status, 202);
@@ -312,7 +324,7 @@ async fn a_full_queue_answers_503_with_retry_after_and_stores_nothing() {
         &page,
         &[(r#"hookguard_queue_store_errors_total{kind="full"}"#, 1.0)],
     );
-    let upstream = Upstream::serve(TcpListener::bind(addr).await.unwrap());
+    let upstream = Upstream::serve(port.listen());
     wait_count(&upstream, 2).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(upstream.count(), 2, "the refused request was not stored");
