@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use crate::support::{self, hmac_hex, send, wait_ready_status, Hookguard, TempDir, Upstream};
+use crate::support::{
+    self, closed_port, hmac_hex, send, wait_ready_status, Hookguard, TempDir, Upstream,
+};
 
 const SECRET: &str = "durable-secret";
 
@@ -90,26 +92,6 @@ async fn wait_count(upstream: &Upstream, n: usize) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("the app received {} of {n} requests", upstream.count());
-}
-
-/// A port that refuses connections until the test listens on it: bound
-/// but not listening, so that no other test can take it meanwhile (a port
-/// freed and bound again later could be handed to another test's server,
-/// which would then get this test's deliveries).
-struct ClosedPort(tokio::net::TcpSocket);
-
-impl ClosedPort {
-    /// The app coming up on the port.
-    fn listen(self) -> TcpListener {
-        self.0.listen(1024).unwrap()
-    }
-}
-
-async fn closed_port() -> (ClosedPort, String) {
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let addr = socket.local_addr().unwrap();
-    (ClosedPort(socket), format!("http://{addr}"))
 }
 
 /// Asserts that each series reads its value on a scraped page.

@@ -17,7 +17,6 @@ use support::{
     admin_get, hmac_hex, metric, now, send, wait_ready_status, Answer, Hookguard, RedisServer,
     Upstream,
 };
-use tokio::net::TcpListener;
 
 const SECRET: &str = "s3";
 
@@ -194,12 +193,9 @@ async fn a_claim_released_after_connection_refused_lets_the_retry_through_at_the
     let Some(redis) = RedisServer::start(&[]).await else {
         return;
     };
-    let closed = {
-        let holder = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        holder.local_addr().unwrap()
-    };
+    let (_closed, closed_url) = crate::support::closed_port().await;
     let upstream = Upstream::start().await;
-    let a = replica(&redis, &format!("http://{closed}")).await;
+    let a = replica(&redis, &closed_url).await;
     let b = replica(&redis, &upstream.url()).await;
     let lost = delivery("evt_refused");
     let first = post(&a, &lost).await;

@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use support::{hmac_hex, now, send, Hookguard, Upstream};
-use tokio::net::TcpListener;
 
 const SECRET: &str = "s3";
 
@@ -179,10 +178,8 @@ async fn an_upstream_5xx_is_passed_back_and_the_retry_is_delivered() {
 
 #[tokio::test]
 async fn an_unreachable_upstream_gets_502_and_the_retry_is_delivered_once_it_is_back() {
-    let port_holder = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = port_holder.local_addr().unwrap();
-    drop(port_holder);
-    let hg = Hookguard::start(CONFIG, &format!("http://{addr}")).await;
+    let (port, url) = crate::support::closed_port().await;
+    let hg = Hookguard::start(CONFIG, &url).await;
     let body = r#"{"id":"evt_down"}"#;
     let headers = delivery(body, now(), Some("d-down"));
     let first = post(&hg, body, &headers).await;
@@ -191,7 +188,7 @@ async fn an_unreachable_upstream_gets_502_and_the_retry_is_delivered_once_it_is_
         (502, Some("upstream_unavailable"))
     );
 
-    let upstream = Upstream::serve(TcpListener::bind(addr).await.unwrap());
+    let upstream = Upstream::serve(port.listen());
     let retry = post(&hg, body, &headers).await;
     assert_eq!((retry.status, retry.reject()), (200, None));
     assert_eq!(upstream.count(), 1);

@@ -198,6 +198,26 @@ impl Drop for Hookguard {
     }
 }
 
+/// A port that refuses connections until the test listens on it: bound
+/// but not listening, so that no other test can take it meanwhile (a port
+/// freed and bound again later could be handed to another test's server,
+/// which would then get this test's deliveries).
+pub struct ClosedPort(tokio::net::TcpSocket);
+
+impl ClosedPort {
+    /// The app coming up on the port.
+    pub fn listen(self) -> TcpListener {
+        self.0.listen(1024).unwrap()
+    }
+}
+
+pub async fn closed_port() -> (ClosedPort, String) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    (ClosedPort(socket), format!("http://{addr}"))
+}
+
 /// A response as a test sees it.
 #[derive(Debug)]
 pub struct Answer {
