@@ -223,6 +223,8 @@ async fn metrics_page(state: &State) -> Response<Full<Bytes>> {
             .metrics
             .queue()
             .sample(&queue.counts(), &routes, queue.bytes(), &oldest);
+        // On the Redis queue this grows as leases run out and are reclaimed.
+        state.metrics.queue().recovered(queue.recovered());
     }
     let page = state.metrics.render(state.store.entries());
     let mut response = Response::new(Full::new(Bytes::from(page)));

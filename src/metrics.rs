@@ -40,7 +40,7 @@
 //! | `hookguard_delivery_attempts_total` | route, outcome | attempts to deliver a queued item: `delivered`, `refused` (connect), `shed` (429, 502, 503, 504), `error` (other answers retried), `timeout`, `broken`, `rejected` (a `dead_on` status) |
 //! | `hookguard_queue_dead_total` | route, reason | items given up on: `status`, `max_age`, `max_attempts` |
 //! | `hookguard_queue_route_paused` | route | 1 while a durable route is paused (from the app's first shed answer until one that is not, probes included; or an operator) |
-//! | `hookguard_queue_recovered_items` | | items found in flight when the store was opened, delivered again |
+//! | `hookguard_queue_recovered_items` | | items whose attempt was cut off, found in flight and made ready again since start: at open, and on the Redis queue each lease that ran out (its replica stopped mid-delivery) reclaimed by this replica |
 //! | `hookguard_cert_fetches_total` | scheme, trigger, outcome | certificates fetched for `paypal` and `sns`: `trigger` `request` (a request named an uncached URL) or `refresh` (the background refresher), `outcome` `ok`, `untrusted` (fetched, refused) or `unreachable` (not fetched) |
 //! | `hookguard_cert_cache_entries` | scheme | certificates cached now, over every route of the scheme |
 //! | `hookguard_cert_cache_oldest_age_seconds` | scheme | age of the oldest cached certificate since it was fetched (0 when none) |
@@ -378,7 +378,7 @@ impl QueueMetrics {
             ),
             recovered: gauge(
                 "hookguard_queue_recovered_items",
-                "Items found in flight when the queue was opened (interrupted by a restart), delivered again.",
+                "Items found in flight since start (their attempt cut off: at open, or on the Redis queue a lease that ran out), made ready again.",
             ),
         }
     }
@@ -422,7 +422,7 @@ impl QueueMetrics {
             .set(i64::from(paused));
     }
 
-    /// Records the items recovered at open.
+    /// Records the items recovered since start (see the store's `recovered`).
     pub fn recovered(&self, items: u64) {
         self.recovered.set(i64::try_from(items).unwrap_or(i64::MAX));
     }

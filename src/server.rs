@@ -199,10 +199,11 @@ async fn serve(
     // running past the grace is dropped with them.
     drop(workers);
     if let Some(deliveries) = deliveries {
-        // Attempts in flight get what is left of the grace; an item whose
-        // attempt is cut off is delivered again after the restart.
+        // Attempts in flight get what is left of the grace; shortly before
+        // it ends the workers hand back the items still being attempted
+        // (see `deliver::run`), which are then sent again.
         let abort = deliveries.abort_handle();
-        if tokio::time::timeout(grace, deliveries).await.is_err() {
+        if tokio::time::timeout_at(deadline, deliveries).await.is_err() {
             abort.abort();
         }
     }

@@ -29,7 +29,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use bytes::Bytes;
 use http::uri::Authority;
 use tokio::sync::{mpsc, watch, Notify};
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 
 use super::respond::DELIVERY_ID_HEADER;
 use super::{forward, State};
@@ -50,6 +50,10 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 
 /// The longest `Retry-After` from the app that is honoured as given.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Room left at the end of `shutdown_grace` (at most a quarter of it) for
+/// handing back the items whose attempts were still running.
+const HAND_BACK_ROOM: Duration = Duration::from_secs(1);
 
 /// Largest answer body read to keep the connection; a larger one closes it.
 const MAX_ANSWER_BODY: usize = 64 * 1024;
@@ -79,7 +83,9 @@ impl Wakers {
 }
 
 /// Runs the durable routes' workers, and retention, until `stop` turns
-/// true; then waits for the attempts in flight to end. A route made
+/// true; then waits for the attempts in flight to end, and hands back
+/// the items of those still running near the end of `shutdown_grace`
+/// (see [`hand_back`]). A route made
 /// durable by a reload gets its worker within a second; a worker whose
 /// route is gone or no longer durable ends once its attempts have.
 pub async fn run(state: Arc<State>, mut stop: watch::Receiver<bool>) {
@@ -198,16 +204,44 @@ async fn route_worker(
     let metrics = state.metrics.queue().clone();
     metrics.route(&name);
     let (done, mut finished) = mpsc::unbounded_channel::<(Item, Verdict)>();
-    let mut running = 0usize;
+    // The items being attempted: where each was due (to hand it back as it
+    // was) and its attempt's task.
+    let mut in_flight: HashMap<queue::Id, (u64, AbortHandle)> = HashMap::new();
     let mut circuit = Circuit::default();
-    let mut stopping = false;
+    let mut hand_back_at: Option<tokio::time::Instant> = None;
     loop {
-        stopping = stopping || *stop.borrow();
         let live = state.live.load_full();
+        if hand_back_at.is_none() && *stop.borrow() {
+            hand_back_at = Some(hand_back_deadline(live.config.server.shutdown_grace));
+        }
+        let stopping = hand_back_at.is_some();
         let durable = live
             .config
             .route(&name)
             .and_then(|route| route.delivery.clone());
+        if !in_flight.is_empty() && hand_back_at.is_some_and(|at| at <= tokio::time::Instant::now())
+        {
+            for (_, task) in in_flight.values() {
+                task.abort();
+            }
+            // Attempts that ended before the abort are settled by their answer.
+            while let Ok((item, verdict)) = finished.try_recv() {
+                in_flight.remove(&item.id);
+                let durable = durable.as_ref();
+                settle(
+                    &*store,
+                    &metrics,
+                    &name,
+                    durable,
+                    &mut circuit,
+                    item,
+                    verdict,
+                )
+                .await;
+            }
+            hand_back(&*store, &name, in_flight.drain()).await;
+        }
+        let running = in_flight.len();
         if (stopping || durable.is_none()) && running == 0 {
             metrics.paused(&name, false);
             return;
@@ -248,15 +282,16 @@ async fn route_worker(
                                     give_up(&*store, &metrics, &name, &item, "max_age", last).await;
                                     continue;
                                 }
-                                running += 1;
                                 let authority = live.config.server.upstream.authority.clone();
                                 let (timeout, dead_on) = (durable.timeout, durable.dead_on.clone());
                                 let done = done.clone();
-                                tokio::spawn(async move {
+                                let (id, due) = (item.id, item.next_ms);
+                                let task = tokio::spawn(async move {
                                     let verdict =
                                         attempt(&authority, &item, timeout, &dead_on).await;
                                     let _ = done.send((item, verdict));
                                 });
+                                in_flight.insert(id, (due, task.abort_handle()));
                             }
                         }
                         Err(error) => {
@@ -279,7 +314,9 @@ async fn route_worker(
                 while let Ok(more) = finished.try_recv() {
                     ended.push(more);
                 }
-                running -= ended.len();
+                for (item, _) in &ended {
+                    in_flight.remove(&item.id);
+                }
                 let durable = durable.as_ref().or(live.config.route(&name).and_then(|r| r.delivery.as_ref()));
                 for (item, verdict) in ended {
                     settle(&*store, &metrics, &name, durable, &mut circuit, item, verdict).await;
@@ -287,9 +324,52 @@ async fn route_worker(
             }
             () = wake.notified() => {}
             () = tokio::time::sleep(wait) => {}
-            changed = stop.changed() => if changed.is_err() { stopping = true },
+            () = sleep_until(hand_back_at) => {}
+            changed = stop.changed(), if !stopping => if changed.is_err() {
+                hand_back_at = Some(hand_back_deadline(live.config.server.shutdown_grace));
+            },
         }
     }
+}
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// When a stopping worker hands back the items still being attempted:
+/// shortly before `shutdown_grace` ends (the server stops waiting for the
+/// deliveries then), leaving room for the hand-back's own writes.
+fn hand_back_deadline(grace: Duration) -> tokio::time::Instant {
+    tokio::time::Instant::now() + grace - (grace / 4).min(HAND_BACK_ROOM)
+}
+
+/// Ends the attempts still running at shutdown and puts their items back
+/// as they were, no attempt spent: the app may have received them, and is
+/// sent them again (deliveries are at least once). Without this, an item
+/// on the Redis queue would wait out its lease (the route's `timeout` and
+/// more) before another replica could take it; on the embedded store the
+/// next start would find it in flight and do the same.
+async fn hand_back(
+    store: &dyn QueueStore,
+    route: &str,
+    in_flight: impl Iterator<Item = (queue::Id, (u64, AbortHandle))>,
+) {
+    let mut count = 0u64;
+    for (id, (next_ms, _)) in in_flight {
+        count += 1;
+        let settled = Settle::Release {
+            next_ms,
+            last: "hookguard stopped during the attempt: handed back".to_owned(),
+        };
+        if let Err(error) = store.settle(id, settled, queue::now_ms()).await {
+            tracing::warn!(route, %id, %error, "the queue could not take back a delivery cut off by shutdown: it is delivered again once its lease runs out");
+        }
+    }
+    tracing::info!(route, count, "shutdown grace ending: deliveries still being attempted are handed back to the queue, and sent again");
 }
 
 /// Whether an item is past its route's `max_age`.

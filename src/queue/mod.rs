@@ -319,7 +319,9 @@ pub trait QueueStore: Send + Sync + fmt::Debug {
     /// Bytes the stored items take (what `max_bytes` bounds).
     fn bytes(&self) -> u64;
 
-    /// Items found in flight when the store was opened, now ready again.
+    /// Items found in flight since this process opened the store (their
+    /// attempt was cut off) and made ready again: at open, and on the
+    /// Redis queue each lease this replica reclaimed since.
     fn recovered(&self) -> u64;
 
     /// Whether the store answered lately: a shared store's server may go

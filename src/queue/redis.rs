@@ -806,6 +806,7 @@ impl QueueStore for RedisQueue {
             })
             .await?;
         if reclaimed > 0 {
+            self.recovered.fetch_add(reclaimed, Ordering::Relaxed);
             tracing::info!(route, reclaimed, "queue: deliveries whose lease ran out (their replica stopped mid-delivery) are due again");
         }
         let items: Vec<Item> = taken.into_iter().filter_map(item).collect();

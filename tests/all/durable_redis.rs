@@ -2,7 +2,8 @@
 //! file written before each answer, as hookguard requires): the
 //! conformance suite, then what only a shared store has: replicas that
 //! deliver each item once between them, a replica killed mid-delivery
-//! whose item another delivers once the lease runs out, and the start-up
+//! whose item another delivers once the lease runs out, one stopped
+//! mid-delivery that hands its item back for another at once, and the start-up
 //! check that refuses a Redis that may lose what it acknowledged.
 //! Skipped, saying so, where redis-server is not installed, except in CI.
 
@@ -362,6 +363,59 @@ async fn a_replica_killed_mid_delivery_has_its_item_delivered_by_another_after_t
     loop {
         let shown = support::admin_get(admin, &format!("/queue/{id}")).await;
         if shown.1.contains("\"state\":\"delivered\"") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{}", shown.1);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_replica_stopped_mid_delivery_hands_its_item_back_to_the_others_at_once() {
+    let Some(server) = persistent(&[]).await else {
+        return;
+    };
+    let upstream = Upstream::start().await;
+    // The app holds the first attempt past the stop.
+    upstream.delay_ms.store(60_000, Ordering::SeqCst);
+    let text = config(&server.redis.url(), &prefix("handback"), "", "20s")
+        .replace("[server]\n", "[server]\nshutdown_grace = \"1s\"\n");
+    let mut first = Hookguard::start(&text, &upstream.url()).await;
+    wait_ready_status(first.admin, 200, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let answer = post(first.addr, b"{\"n\":1}", "h-1").await;
+    assert_eq!(answer.status, 202);
+    let id = answer.json()["id"].as_str().unwrap().to_owned();
+    wait_count(&upstream, 1, Duration::from_secs(10)).await;
+    let stopped_at = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), first.shutdown())
+        .await
+        .expect("stopped within shutdown_grace")
+        .unwrap();
+    upstream.delay_ms.store(0, Ordering::SeqCst);
+    let second = Hookguard::start(&text, &upstream.url()).await;
+    wait_ready_status(second.admin, 200, Duration::from_secs(10))
+        .await
+        .unwrap();
+    // Its lease (20 s + 2 x 2 s + 5 s) has 29 s to run: handed back, it is
+    // due again at once.
+    wait_count(&upstream, 2, Duration::from_secs(10)).await;
+    let waited = stopped_at.elapsed();
+    assert!(
+        waited < Duration::from_secs(15),
+        "taken again only after {waited:?}"
+    );
+    let again = upstream.last();
+    assert_eq!(header(&again, "x-hookguard-delivery-id"), id);
+    assert_eq!(header(&again, "x-hookguard-attempt"), "2");
+    let started = Instant::now();
+    loop {
+        let shown = support::admin_get(second.admin, &format!("/queue/{id}")).await;
+        if shown.1.contains("\"state\":\"delivered\"") {
+            // Handed back, not failed: no attempt of max_attempts spent.
+            let item: serde_json::Value = serde_json::from_str(&shown.1).unwrap();
+            assert_eq!(item["attempts"], 0, "{item}");
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(5), "{}", shown.1);
