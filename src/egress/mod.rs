@@ -286,7 +286,7 @@ async fn call(request: Request<Incoming>, partners: &Partners) -> Response<Egres
         reason = refusal.as_ref().map(|r| r.reason.as_str()),
         detail = refusal.as_ref().map(|r| r.detail.as_ref()),
         attempts = settled.attempts,
-        idempotency_key = key.as_deref().map(|k| respond::loggable(k.as_bytes())),
+        idempotency_key = key.as_deref().map(|k| respond::loggable(k.as_bytes())).as_deref(),
         duration_ms = took.as_secs_f64() * 1000.0,
         "egress call"
     );
