@@ -174,14 +174,7 @@ impl Scheme for AsymmetricScheme {
     fn verify(&self, request: &RequestView<'_>) -> Result<Verified, Reject> {
         let (sig_header, ts_header) = self.kind.headers();
         let raw = request
-            .headers
-            .get(&sig_header)
-            .ok_or_else(|| {
-                Reject::with(
-                    Reason::MissingSignature,
-                    format!("header {sig_header} is missing"),
-                )
-            })?
+            .required(&sig_header, Reason::MissingSignature)?
             .to_str()
             .unwrap_or("")
             .trim();
@@ -263,12 +256,7 @@ impl Scheme for AsymmetricScheme {
 }
 
 fn timestamp<'r>(request: &RequestView<'r>, header: &HeaderName) -> Result<(&'r str, i64), Reject> {
-    let raw = request.headers.get(header).ok_or_else(|| {
-        Reject::with(
-            Reason::MissingTimestamp,
-            format!("header {header} is missing"),
-        )
-    })?;
+    let raw = request.required(header, Reason::MissingTimestamp)?;
     let malformed = || {
         Reject::with(
             Reason::MalformedTimestamp,

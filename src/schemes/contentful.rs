@@ -183,14 +183,7 @@ impl Scheme for ContentfulScheme {
 
     fn verify(&self, request: &RequestView<'_>) -> Result<Verified, Reject> {
         let candidate = request
-            .headers
-            .get(&SIGNATURE)
-            .ok_or_else(|| {
-                Reject::with(
-                    Reason::MissingSignature,
-                    format!("header {SIGNATURE} is missing"),
-                )
-            })?
+            .required(&SIGNATURE, Reason::MissingSignature)?
             .to_str()
             .ok()
             .and_then(|t| encoding::decode(Encoding::Hex, t.trim()))

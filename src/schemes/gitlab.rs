@@ -84,12 +84,7 @@ impl Scheme for GitlabScheme {
     }
 
     fn verify(&self, request: &RequestView<'_>) -> Result<Verified, Reject> {
-        let value = request.headers.get(&TOKEN).ok_or_else(|| {
-            Reject::with(
-                Reason::MissingSignature,
-                format!("header {TOKEN} is missing"),
-            )
-        })?;
+        let value = request.required(&TOKEN, Reason::MissingSignature)?;
         let digest: [u8; 32] = Sha256::digest(value.as_bytes()).into();
         for (key, expected) in self.digests.iter().enumerate() {
             if bool::from(expected.ct_eq(&digest)) {

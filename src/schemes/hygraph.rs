@@ -52,14 +52,7 @@ impl HygraphScheme {
     /// strips each prefix, so the parts must come in that order.
     fn header<'r>(request: &RequestView<'r>) -> Result<Header<'r>, Reject> {
         let value = request
-            .headers
-            .get(&SIGNATURE)
-            .ok_or_else(|| {
-                Reject::with(
-                    Reason::MissingSignature,
-                    format!("header {SIGNATURE} is missing"),
-                )
-            })?
+            .required(&SIGNATURE, Reason::MissingSignature)?
             .to_str()
             .ok();
         let malformed = || {

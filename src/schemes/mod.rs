@@ -58,10 +58,11 @@ pub mod twilio;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Uri};
 
 use crate::dedupe::DedupeSource;
-use crate::reject::Reject;
+use crate::reject::{Reason, Reject};
 
 /// The parts of a buffered request a scheme may look at.
 #[derive(Debug, Clone, Copy)]
@@ -74,6 +75,17 @@ pub struct RequestView<'a> {
     pub headers: &'a HeaderMap,
     /// The exact body bytes received.
     pub body: &'a Bytes,
+}
+
+impl<'a> RequestView<'a> {
+    /// The value of a header the scheme cannot verify without: absent, it
+    /// is refused for `missing`, naming the header. Every scheme answers a
+    /// missing header in these words.
+    pub fn required(&self, name: &HeaderName, missing: Reason) -> Result<&'a HeaderValue, Reject> {
+        self.headers
+            .get(name)
+            .ok_or_else(|| Reject::with(missing, format!("header {name} is missing")))
+    }
 }
 
 /// What a successful verification established.

@@ -151,17 +151,12 @@ fn header<'r>(
     name: &HeaderName,
     missing: Reason,
 ) -> Result<&'r str, Reject> {
-    request
-        .headers
-        .get(name)
-        .ok_or_else(|| Reject::with(missing, format!("header {name} is missing")))?
-        .to_str()
-        .map_err(|_| {
-            Reject::with(
-                Reason::MalformedSignature,
-                format!("header {name} is not text"),
-            )
-        })
+    request.required(name, missing)?.to_str().map_err(|_| {
+        Reject::with(
+            Reason::MalformedSignature,
+            format!("header {name} is not text"),
+        )
+    })
 }
 
 impl Scheme for PaypalScheme {

@@ -122,12 +122,7 @@ impl Scheme for PlivoScheme {
     }
 
     fn verify(&self, request: &RequestView<'_>) -> Result<Verified, Reject> {
-        let value = request.headers.get(&SIGNATURE).ok_or_else(|| {
-            Reject::with(
-                Reason::MissingSignature,
-                format!("header {SIGNATURE} is missing"),
-            )
-        })?;
+        let value = request.required(&SIGNATURE, Reason::MissingSignature)?;
         let candidates: Vec<Vec<u8>> = value
             .to_str()
             .unwrap_or("")

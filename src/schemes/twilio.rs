@@ -158,12 +158,7 @@ impl Scheme for TwilioScheme {
     }
 
     fn verify(&self, request: &RequestView<'_>) -> Result<Verified, Reject> {
-        let value = request.headers.get(&HEADER).ok_or_else(|| {
-            Reject::with(
-                Reason::MissingSignature,
-                format!("header {HEADER} is missing"),
-            )
-        })?;
+        let value = request.required(&HEADER, Reason::MissingSignature)?;
         let candidate = value
             .to_str()
             .ok()
