@@ -12,10 +12,12 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::HeaderValue;
 use http::{Response, Version};
+use std::pin::Pin;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::time::Instant;
+
+use tokio::time::{Instant, Sleep};
 
 use super::body::{BodyError, BodyLength};
 use super::chunked;
@@ -75,6 +77,13 @@ pub struct Downstream {
     /// A request head has arrived on this connection: a later wait with
     /// nothing read is a kept-alive connection's idle time.
     served: bool,
+    /// The deadline of the current wait for the sender (head or body),
+    /// one timer for the connection's life. A fresh timeout per read
+    /// registered a timer in the runtime's wheel and removed it again
+    /// for every request; moving this one's deadline later is a store
+    /// (tokio's `Sleep::reset` only extends a registered timer), and it
+    /// is re-registered only when it fires.
+    deadline: Pin<Box<Sleep>>,
 }
 
 impl Downstream {
@@ -89,6 +98,20 @@ impl Downstream {
             // Set from the limits before any request is read.
             write_timeout: Duration::ZERO,
             served: false,
+            // Set before each wait.
+            deadline: Box::pin(tokio::time::sleep_until(Instant::now())),
+        }
+    }
+
+    /// Reads what the sender sent next into `buf` by `deadline`: `None`
+    /// once the deadline passed. A read that is ready wins over the
+    /// deadline, as with `tokio::time::timeout_at`.
+    async fn read_by(&mut self, deadline: Instant) -> Option<io::Result<usize>> {
+        self.deadline.as_mut().reset(deadline);
+        tokio::select! {
+            biased;
+            read = self.stream.read_buf(&mut self.buf) => Some(read),
+            () = self.deadline.as_mut() => None,
         }
     }
 
@@ -144,19 +167,17 @@ impl Downstream {
                 return Next::Closed(None);
             }
             reserve(&mut self.buf);
-            let read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf));
+            let served = self.served;
             tokio::select! {
-                read = read => match read {
-                    Ok(Ok(n)) if n > 0 => {}
+                read = self.read_by(deadline) => match read {
+                    Some(Ok(n)) if n > 0 => {}
                     // Too slow: hyper and nginx also close without an
                     // answer here. A connection that never sent a whole
                     // head is told from one idle between requests.
-                    Err(_elapsed) if idle && self.served => {
-                        return Next::Closed(Some(CloseCause::IdleTimeout))
-                    }
-                    Err(_elapsed) => return Next::Closed(Some(CloseCause::HeaderTimeout)),
+                    None if idle && served => return Next::Closed(Some(CloseCause::IdleTimeout)),
+                    None => return Next::Closed(Some(CloseCause::HeaderTimeout)),
                     // Closed or failed: the sender's doing.
-                    Ok(_) => return Next::Closed(None),
+                    Some(_) => return Next::Closed(None),
                 },
                 _ = shutdown.changed(), if idle => return Next::Closed(None),
             }
@@ -247,10 +268,10 @@ impl Downstream {
     ) -> Result<(), BodyError> {
         // The caller made room: a declared length reserves the whole body
         // once, and growing that buffer near its end would copy it all.
-        match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
-            Err(_) => Err(BodyError::Timeout(timeout)),
-            Ok(Ok(n)) if n > 0 => Ok(()),
-            Ok(_) => Err(BodyError::Incomplete),
+        match self.read_by(deadline).await {
+            None => Err(BodyError::Timeout(timeout)),
+            Some(Ok(n)) if n > 0 => Ok(()),
+            Some(_) => Err(BodyError::Incomplete),
         }
     }
 
