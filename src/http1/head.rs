@@ -166,7 +166,10 @@ pub fn parse(
     let head = buf.split_to(head_len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(target.0..target.0 + target.1))
         .map_err(|_| malformed("the request target is not a valid URI"))?;
-    let mut headers = HeaderMap::with_capacity(names.len());
+    // Room for one more: the request id hookguard sets when the sender
+    // sent none. A map sized exactly is full (at six headers, a typical
+    // webhook's) and that one insert doubled it, rehashing every header.
+    let mut headers = HeaderMap::with_capacity(names.len() + 1);
     for (name, at, len) in names {
         let value = value(&head, &name, at, len)?;
         headers.append(name, value);
