@@ -768,6 +768,9 @@ fn sweep_dedupe(
     max: usize,
     cursor: &mut SweepCursor,
 ) -> Result<(), redb::Error> {
+    if max == 0 {
+        return Ok(());
+    }
     let budget = max.saturating_mul(SWEEP_SCAN_PER_REMOVAL);
     let mut expired: Vec<Key> = Vec::new();
     let mut seen = 0;
@@ -1077,8 +1080,8 @@ mod tests {
         let dir = Dir::new("queue-sweep");
         let store = EmbeddedStore::open(&dir.0.join("queue.db"), 1 << 20).unwrap();
         for key in 0..40u8 {
-            // Every fourth key lives long.
-            let ttl = if key % 4 == 0 { 3_600 } else { 1 };
+            // Every fourth key lives long; the first in key order expires.
+            let ttl = if key % 4 == 1 { 3_600 } else { 1 };
             store
                 .enqueue(new_item(key, Duration::from_secs(ttl)), 1_000)
                 .await
@@ -1086,6 +1089,8 @@ mod tests {
         }
         assert_eq!(dedupe_keys(&store), 40);
         let later = 1_000 + 2_000;
+        store.expire(0, 0, later, 0).await.unwrap();
+        assert_eq!(dedupe_keys(&store), 40, "max 0 removes nothing");
         // At most 2 removals and 32 entries looked at per run.
         store.expire(0, 0, later, 2).await.unwrap();
         assert_eq!(dedupe_keys(&store), 38);
@@ -1094,7 +1099,7 @@ mod tests {
         }
         assert_eq!(dedupe_keys(&store), 10, "the 10 long-lived keys stay");
         let copy = store
-            .enqueue(new_item(4, Duration::from_secs(60)), later)
+            .enqueue(new_item(5, Duration::from_secs(60)), later)
             .await
             .unwrap();
         assert!(matches!(copy, Enqueued::Duplicate(_)), "{copy:?}");
