@@ -17,9 +17,18 @@
 //! Tables: `items` (id → record), `due` ((route, due ms, id) for ready and
 //! waiting items), `in_flight` (id), `done` ((state, finished ms, id) for
 //! delivered and dead ones, for retention), `dedupe` (key → (id, expiry
-//! ms)) with `dedupe_expiry` ((expiry ms, key)), `counts` ((route, state) →
-//! n), `meta` (stored bytes) and `paused` (route). A change and its index
-//! entries and counters are always in one transaction.
+//! ms)), `meta` ((route, state) → n, and the file's own entries under the
+//! route "": its format version and the stored bytes) and `paused`
+//! (route). A change and its index entries and counters are always in one
+//! transaction.
+//!
+//! An enqueue writes the fewest tables it can, as each table it touches is
+//! a B-tree whose changed leaf and branch pages are written before the
+//! commit's flush: the counters and the bytes share one table (one leaf),
+//! and expired dedupe keys are found by walking `dedupe` itself, a bounded
+//! stretch per retention run (see [`sweep_dedupe`]), rather than through an
+//! expiry index every enqueue would also write (format 1 had both: a
+//! single-item commit wrote 16 pages of 4 KiB, now 13).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -42,13 +51,24 @@ const DUE: TableDefinition<(&str, u64, u128), ()> = TableDefinition::new("due");
 const IN_FLIGHT: TableDefinition<u128, ()> = TableDefinition::new("in_flight");
 const DONE: TableDefinition<(u8, u64, u128), ()> = TableDefinition::new("done");
 const DEDUPE: TableDefinition<&[u8; 16], (u128, u64)> = TableDefinition::new("dedupe");
-const DEDUPE_EXPIRY: TableDefinition<(u64, &[u8; 16]), ()> = TableDefinition::new("dedupe_expiry");
-const COUNTS: TableDefinition<(&str, u8), u64> = TableDefinition::new("counts");
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const META: TableDefinition<(&str, u8), u64> = TableDefinition::new("meta");
 const PAUSED: TableDefinition<&str, ()> = TableDefinition::new("paused");
 
-/// The `meta` entry holding the stored items' bytes.
-const BYTES: &str = "bytes";
+/// The file's layout; an open refuses any other (see [`check_format`]).
+/// 1 had separate `counts` and `dedupe_expiry` tables and no version
+/// entry; 2 is this module's.
+const FORMAT: u64 = 2;
+
+/// The `meta` key of the format version. State codes are below 5, so the
+/// file's own entries clash with no route's count (and are no count).
+const FORMAT_KEY: (&str, u8) = ("", 200);
+
+/// The `meta` key of the stored items' bytes.
+const BYTES_KEY: (&str, u8) = ("", 201);
+
+/// Dedupe entries one retention run looks at, per key it may remove: the
+/// walk is a read of mostly cached leaves, cheap next to the removals.
+const SWEEP_SCAN_PER_REMOVAL: usize = 16;
 
 /// Most commands one transaction takes: a bound on how long one commit's
 /// callers wait behind the others.
@@ -65,7 +85,7 @@ pub struct EmbeddedStore {
     db: Arc<Slot>,
     /// To the writer thread.
     writer: Mutex<mpsc::Sender<Command>>,
-    /// What is counted, mirrored from the `counts` table after each commit.
+    /// What is counted, mirrored from the `meta` table after each commit.
     shared: Arc<Shared>,
     /// The file, for messages.
     path: PathBuf,
@@ -87,6 +107,11 @@ struct Shared {
     /// Commits made, and items they carried (for the batch-size metric).
     commits: AtomicU64,
 }
+
+/// Where the next retention run's walk of `dedupe` starts: after this key,
+/// or at the first when `None` (at open, and after reaching the end). Only
+/// the writer thread uses it.
+type SweepCursor = Option<Key>;
 
 /// A change for the writer thread, with where its answer goes.
 enum Command {
@@ -117,6 +142,7 @@ impl EmbeddedStore {
     pub fn open(path: &Path, max_bytes: u64) -> Result<EmbeddedStore, String> {
         let shown = path.display();
         let db = open_file(path).map_err(|e| format!("cannot open the queue at {shown}: {e}"))?;
+        check_format(&db, path)?;
         let shared = Arc::new(Shared::default());
         let recovered = recover(&db, &shared)
             .map_err(|e| format!("cannot recover the queue at {shown}: {e}"))?;
@@ -355,10 +381,42 @@ fn recover(db: &Database, shared: &Shared) -> Result<u64, redb::Error> {
                 recovered += 1;
             }
         }
+        tables.meta.insert(FORMAT_KEY, FORMAT)?;
         tables.mirror(shared)?;
     }
     txn.commit()?;
     Ok(recovered)
+}
+
+/// Refuses a file written in another layout: a new file (no tables yet) is
+/// fine and gets [`FORMAT`] at recovery; one with tables but no version is
+/// format 1. Nothing has been released with format 1, so there is no
+/// migration: such a file is drained by the hookguard that wrote it, or
+/// moved aside.
+fn check_format(db: &Database, path: &Path) -> Result<(), String> {
+    let shown = path.display();
+    let found = (|| -> Result<Option<u64>, redb::Error> {
+        let txn = db.begin_read()?;
+        if txn.list_tables()?.next().is_none() {
+            return Ok(None);
+        }
+        Ok(Some(match txn.open_table(META) {
+            Ok(meta) => meta.get(FORMAT_KEY)?.map_or(1, |v| v.value()),
+            // Format 1's `meta` was keyed by name alone.
+            Err(redb::TableError::TableTypeMismatch { .. }) => 1,
+            Err(redb::TableError::TableDoesNotExist(_)) => 1,
+            Err(error) => return Err(error.into()),
+        }))
+    })()
+    .map_err(|e| format!("cannot read the queue at {shown}: {e}"))?;
+    match found {
+        None | Some(FORMAT) => Ok(()),
+        Some(found) => Err(format!(
+            "the queue at {shown} is in format {found}, and this hookguard reads format {FORMAT}: \
+             let the hookguard that wrote it deliver what it holds, then move the file aside \
+             (or delete it if nothing in it is needed) and this one starts a new queue there"
+        )),
+    }
 }
 
 /// The writer thread: takes the first command, then everything else
@@ -378,6 +436,7 @@ fn write_loop(
     max_bytes: u64,
     commands: &mpsc::Receiver<Command>,
 ) {
+    let mut cursor: SweepCursor = None;
     while let Ok(first) = commands.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -404,6 +463,7 @@ fn write_loop(
             }
         };
         let mut pending = batch.into_iter();
+        let mut sweep = cursor;
         let committed = (|| -> Result<(), redb::Error> {
             let mut txn = db.begin_write()?;
             if only_transitions {
@@ -411,11 +471,20 @@ fn write_loop(
             }
             {
                 let mut tables = Tables::open(&txn)?;
-                let mut bytes = tables.meta.get(BYTES)?.map_or(0, |v| v.value());
+                let before = tables.meta.get(BYTES_KEY)?.map_or(0, |v| v.value());
+                let mut bytes = before;
                 for command in pending.by_ref() {
-                    answers.push(apply(&mut tables, command, &mut bytes, max_bytes)?);
+                    answers.push(apply(
+                        &mut tables,
+                        command,
+                        &mut bytes,
+                        max_bytes,
+                        &mut sweep,
+                    )?);
                 }
-                tables.meta.insert(BYTES, bytes)?;
+                if bytes != before {
+                    tables.meta.insert(BYTES_KEY, bytes)?;
+                }
                 tables.mirror(shared)?;
             }
             txn.commit()?;
@@ -423,7 +492,11 @@ fn write_loop(
         })();
         shared.commits.fetch_add(1, Ordering::Relaxed);
         match committed {
-            Ok(()) => answers.into_iter().for_each(Answer::send),
+            Ok(()) => {
+                // Moved on only once committed: a failed batch walks again.
+                cursor = sweep;
+                answers.into_iter().for_each(Answer::send);
+            }
             Err(error) => {
                 // Nothing of the batch is stored: every caller hears so.
                 // Answers made before the failure were not committed.
@@ -521,6 +594,7 @@ fn apply(
     command: Command,
     bytes: &mut u64,
     max_bytes: u64,
+    cursor: &mut SweepCursor,
 ) -> Result<Answer, redb::Error> {
     Ok(match command {
         Command::Enqueue(new, now, tx) => {
@@ -621,19 +695,7 @@ fn apply(
                     }
                 }
             }
-            let expired: Vec<(u64, Key)> = t
-                .dedupe_expiry
-                .range((0u64, &[0u8; 16])..(now, &[0u8; 16]))?
-                .take(max)
-                .map(|entry| entry.map(|(key, _)| (key.value().0, *key.value().1)))
-                .collect::<Result<_, _>>()?;
-            for (at, key) in expired {
-                t.dedupe_expiry.remove((at, &key))?;
-                let current = t.dedupe.get(&key)?.map(|v| v.value().1);
-                if current == Some(at) {
-                    t.dedupe.remove(&key)?;
-                }
-            }
+            sweep_dedupe(t, now, max, cursor)?;
             Answer::Count(tx, removed)
         }
         Command::Pause(route, paused, tx) => {
@@ -688,13 +750,59 @@ fn enqueue(
     let expires = now.saturating_add(new.dedupe_ttl.as_millis() as u64);
     for key in &item.keys {
         t.dedupe.insert(key, (id.0, expires))?;
-        t.dedupe_expiry.insert((expires, key), ())?;
     }
     t.items.insert(id.0, record.as_slice())?;
     *bytes += record.len() as u64;
     t.place(&item)?;
     t.count(&item.route, item.state, 1)?;
     Ok(Ok(Enqueued::Queued(id)))
+}
+
+/// Removes up to `max` dedupe keys expired at `now`, walking at most
+/// [`SWEEP_SCAN_PER_REMOVAL`] x `max` entries from the cursor on (wrapping
+/// at the end). An expired key left for a later run is harmless: a lookup
+/// checks the expiry itself, so this only frees space.
+fn sweep_dedupe(
+    t: &mut Tables<'_>,
+    now: u64,
+    max: usize,
+    cursor: &mut SweepCursor,
+) -> Result<(), redb::Error> {
+    if max == 0 {
+        return Ok(());
+    }
+    let budget = max.saturating_mul(SWEEP_SCAN_PER_REMOVAL);
+    let mut expired: Vec<Key> = Vec::new();
+    let mut seen = 0;
+    let mut last = None;
+    let walk = match cursor {
+        Some(after) => t.dedupe.range::<&[u8; 16]>((
+            std::ops::Bound::Excluded(&*after),
+            std::ops::Bound::Unbounded,
+        ))?,
+        None => t.dedupe.range::<&[u8; 16]>(..)?,
+    };
+    for entry in walk {
+        let (key, value) = entry?;
+        seen += 1;
+        last = Some(*key.value());
+        if value.value().1 <= now {
+            expired.push(*key.value());
+        }
+        if seen >= budget || expired.len() >= max {
+            break;
+        }
+    }
+    // Short of the budget means the walk reached the end: start over.
+    *cursor = if seen >= budget || expired.len() >= max {
+        last
+    } else {
+        None
+    };
+    for key in expired {
+        t.dedupe.remove(&key)?;
+    }
+    Ok(())
 }
 
 /// The tables of one write transaction.
@@ -704,9 +812,7 @@ struct Tables<'t> {
     in_flight: redb::Table<'t, u128, ()>,
     done: redb::Table<'t, (u8, u64, u128), ()>,
     dedupe: redb::Table<'t, &'static [u8; 16], (u128, u64)>,
-    dedupe_expiry: redb::Table<'t, (u64, &'static [u8; 16]), ()>,
-    counts: redb::Table<'t, (&'static str, u8), u64>,
-    meta: redb::Table<'t, &'static str, u64>,
+    meta: redb::Table<'t, (&'static str, u8), u64>,
     paused: redb::Table<'t, &'static str, ()>,
 }
 
@@ -718,8 +824,6 @@ impl<'t> Tables<'t> {
             in_flight: txn.open_table(IN_FLIGHT)?,
             done: txn.open_table(DONE)?,
             dedupe: txn.open_table(DEDUPE)?,
-            dedupe_expiry: txn.open_table(DEDUPE_EXPIRY)?,
-            counts: txn.open_table(COUNTS)?,
             meta: txn.open_table(META)?,
             paused: txn.open_table(PAUSED)?,
         })
@@ -791,12 +895,12 @@ impl<'t> Tables<'t> {
 
     fn count(&mut self, route: &str, state: ItemState, by: i64) -> Result<(), redb::Error> {
         let key = (route, state.code());
-        let now = self.counts.get(key)?.map_or(0, |v| v.value());
+        let now = self.meta.get(key)?.map_or(0, |v| v.value());
         let next = now.saturating_add_signed(by);
         if next == 0 {
-            self.counts.remove(key)?;
+            self.meta.remove(key)?;
         } else {
-            self.counts.insert(key, next)?;
+            self.meta.insert(key, next)?;
         }
         Ok(())
     }
@@ -807,7 +911,7 @@ impl<'t> Tables<'t> {
     /// gauge briefly wrong.
     fn mirror(&self, shared: &Shared) -> Result<(), redb::Error> {
         let mut counts = BTreeMap::new();
-        for entry in self.counts.iter()? {
+        for entry in self.meta.iter()? {
             let (key, n) = entry?;
             let (route, code) = key.value();
             if let Some(state) = ItemState::from_code(code) {
@@ -824,8 +928,180 @@ impl<'t> Tables<'t> {
         if let Ok(mut shown) = shared.paused.lock() {
             *shown = paused;
         }
-        let bytes = self.meta.get(BYTES)?.map_or(0, |v| v.value());
+        let bytes = self.meta.get(BYTES_KEY)?.map_or(0, |v| v.value());
         shared.bytes.store(bytes, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redb::TableHandle;
+    use std::time::Duration;
+
+    /// A directory of its own under the system's temporary one, removed
+    /// when dropped.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(name: &str) -> Dir {
+            let dir = std::env::temp_dir().join(format!(
+                "hookguard-{name}-{}-{}",
+                std::process::id(),
+                Id::new(0).0
+            ));
+            std::fs::create_dir_all(&dir).expect("create the test's directory");
+            Dir(dir)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn new_item(key: u8, ttl: Duration) -> NewItem {
+        NewItem {
+            route: "a".into(),
+            head: b"POST / HTTP/1.1\r\n".to_vec(),
+            body: bytes::Bytes::from_static(b"{}"),
+            keys: vec![[key; 16]],
+            dedupe_ttl: ttl,
+            received_ms: 1_000,
+        }
+    }
+
+    fn dedupe_keys(store: &EmbeddedStore) -> usize {
+        let db = store.db.read().unwrap().clone().unwrap();
+        let txn = db.begin_read().unwrap();
+        let dedupe = txn.open_table(DEDUPE).unwrap();
+        dedupe.iter().unwrap().count()
+    }
+
+    #[test]
+    fn a_queue_file_of_format_1_is_refused_naming_the_file_and_what_to_do() {
+        let dir = Dir::new("queue-format1");
+        let path = dir.0.join("queue.db");
+        {
+            // Format 1's own tables: `meta` keyed by name, counts apart.
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let old_meta: TableDefinition<&str, u64> = TableDefinition::new("meta");
+                let old_counts: TableDefinition<(&str, u8), u64> = TableDefinition::new("counts");
+                txn.open_table(old_meta)
+                    .unwrap()
+                    .insert("bytes", 10)
+                    .unwrap();
+                txn.open_table(old_counts)
+                    .unwrap()
+                    .insert(("a", 0), 1)
+                    .unwrap();
+                txn.open_table(ITEMS).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let said = EmbeddedStore::open(&path, 1 << 20).unwrap_err();
+        assert_eq!(
+            said,
+            format!(
+                "the queue at {} is in format 1, and this hookguard reads format 2: let the \
+                 hookguard that wrote it deliver what it holds, then move the file aside (or \
+                 delete it if nothing in it is needed) and this one starts a new queue there",
+                path.display()
+            )
+        );
+        // Refused, not changed: the old tables are still there.
+        let db = Database::open(&path).unwrap();
+        let txn = db.begin_read().unwrap();
+        let names: Vec<String> = txn
+            .list_tables()
+            .unwrap()
+            .map(|t| t.name().to_owned())
+            .collect();
+        assert!(names.contains(&"counts".to_owned()), "{names:?}");
+    }
+
+    #[test]
+    fn a_queue_file_of_a_newer_format_is_refused() {
+        let dir = Dir::new("queue-format3");
+        let path = dir.0.join("queue.db");
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert(FORMAT_KEY, FORMAT + 1)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let said = EmbeddedStore::open(&path, 1 << 20).unwrap_err();
+        assert!(
+            said.starts_with(&format!(
+                "the queue at {} is in format 3, and this hookguard reads format 2",
+                path.display()
+            )),
+            "{said}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_queue_file_records_its_format_and_opens_again() {
+        let dir = Dir::new("queue-format-new");
+        let path = dir.0.join("queue.db");
+        let store = EmbeddedStore::open(&path, 1 << 20).unwrap();
+        store
+            .enqueue(new_item(1, Duration::from_secs(60)), 1_000)
+            .await
+            .unwrap();
+        assert_eq!(store.counts().values().sum::<u64>(), 1);
+        drop(store);
+        // The writer thread lets go of the file once its channel closes.
+        let mut reopened = Err(String::new());
+        for _ in 0..100 {
+            reopened = EmbeddedStore::open(&path, 1 << 20);
+            if reopened.is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let store = reopened.unwrap();
+        assert_eq!(store.counts().values().sum::<u64>(), 1);
+        assert!(store.bytes() > 0);
+    }
+
+    /// The sweep walks `dedupe` a bounded stretch per run from where the
+    /// last one stopped, removing only expired keys, and starts over at
+    /// the end.
+    #[tokio::test]
+    async fn the_dedupe_sweep_removes_expired_queue_keys_across_runs_and_keeps_live_ones() {
+        let dir = Dir::new("queue-sweep");
+        let store = EmbeddedStore::open(&dir.0.join("queue.db"), 1 << 20).unwrap();
+        for key in 0..40u8 {
+            // Every fourth key lives long; the first in key order expires.
+            let ttl = if key % 4 == 1 { 3_600 } else { 1 };
+            store
+                .enqueue(new_item(key, Duration::from_secs(ttl)), 1_000)
+                .await
+                .unwrap();
+        }
+        assert_eq!(dedupe_keys(&store), 40);
+        let later = 1_000 + 2_000;
+        store.expire(0, 0, later, 0).await.unwrap();
+        assert_eq!(dedupe_keys(&store), 40, "max 0 removes nothing");
+        // At most 2 removals and 32 entries looked at per run.
+        store.expire(0, 0, later, 2).await.unwrap();
+        assert_eq!(dedupe_keys(&store), 38);
+        for _ in 0..20 {
+            store.expire(0, 0, later, 2).await.unwrap();
+        }
+        assert_eq!(dedupe_keys(&store), 10, "the 10 long-lived keys stay");
+        let copy = store
+            .enqueue(new_item(5, Duration::from_secs(60)), later)
+            .await
+            .unwrap();
+        assert!(matches!(copy, Enqueued::Duplicate(_)), "{copy:?}");
     }
 }

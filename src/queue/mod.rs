@@ -296,8 +296,10 @@ pub trait QueueStore: Send + Sync + fmt::Debug {
 
     /// Deletes, in one bounded batch of at most `max` each, delivered items
     /// finished before `delivered_before_ms`, dead ones finished before
-    /// `dead_before_ms`, and dedupe keys expired at `now_ms`; returns how
-    /// many items went.
+    /// `dead_before_ms`, and dedupe keys expired at `now_ms` (a store may
+    /// find only some of those in one call: an expired key is ignored by
+    /// [`QueueStore::enqueue`] anyway, so this only frees space); returns
+    /// how many items went.
     async fn expire(
         &self,
         delivered_before_ms: u64,
