@@ -24,6 +24,9 @@ use tracing_subscriber::registry::LookupSpan;
 /// hookguard's JSON event format (see the module's text).
 pub struct JsonLine;
 
+/// Largest line buffer a thread keeps between lines.
+const KEPT_LINE_BYTES: usize = 64 * 1024;
+
 thread_local! {
     /// Each thread's line, reused: the line is built here with plain
     /// `String` pushes (inlined), then handed to tracing-subscriber's
@@ -57,7 +60,16 @@ where
         LINE.with(|buffers| match buffers.try_borrow_mut() {
             Ok(mut buffers) => {
                 format_line(&mut buffers, event);
-                writer.write_str(&buffers.line)
+                let written = writer.write_str(&buffers.line);
+                // One very long line (a large error) does not pin its
+                // size in every thread that logged it.
+                if buffers.line.capacity() > KEPT_LINE_BYTES {
+                    buffers.line = String::with_capacity(512);
+                }
+                if buffers.value.capacity() > KEPT_LINE_BYTES {
+                    buffers.value = String::with_capacity(64);
+                }
+                written
             }
             // A field whose formatting logs: that line gets its own buffers.
             Err(_) => {
