@@ -85,7 +85,7 @@ impl Wakers {
 /// Runs the durable routes' workers, and retention, until `stop` turns
 /// true; then waits for the attempts in flight to end, and hands back
 /// the items of those still running near the end of `shutdown_grace`
-/// (see [`hand_back`]). A route made
+/// (see `hand_back`). A route made
 /// durable by a reload gets its worker within a second; a worker whose
 /// route is gone or no longer durable ends once its attempts have.
 pub async fn run(state: Arc<State>, mut stop: watch::Receiver<bool>) {

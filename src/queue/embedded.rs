@@ -26,7 +26,7 @@
 //! a B-tree whose changed leaf and branch pages are written before the
 //! commit's flush: the counters and the bytes share one table (one leaf),
 //! and expired dedupe keys are found by walking `dedupe` itself, a bounded
-//! stretch per retention run (see [`sweep_dedupe`]), rather than through an
+//! stretch per retention run (see `sweep_dedupe`), rather than through an
 //! expiry index every enqueue would also write (format 1 had both: a
 //! single-item commit wrote 16 pages of 4 KiB, now 13).
 
