@@ -32,6 +32,13 @@ pub struct ReloadSource {
     pub path: PathBuf,
     /// Where `env` secrets are looked up.
     pub env: Arc<dyn Env>,
+    /// The [`fingerprint`] taken as soon as the running config was loaded,
+    /// to compare the first poll with. Taken when the watcher starts
+    /// instead, a secret file rotated while hookguard was starting (before
+    /// the watcher ran: after the load, the queue's checks, the listeners
+    /// and the egress routes) was in the watcher's first fingerprint, so
+    /// it was never seen to change and the old secret stayed in use.
+    pub loaded: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for ReloadSource {
@@ -126,7 +133,9 @@ fn warn_restart_only(old: &Config, new: &Config) {
 /// Reloads on SIGHUP and whenever the fingerprint changes, until dropped.
 pub async fn watch(state: Arc<State>, source: ReloadSource) {
     let mut files = state.live.load().config.watched_files().to_vec();
-    let mut last = fingerprint(&source.path, &files);
+    let mut last = source
+        .loaded
+        .unwrap_or_else(|| fingerprint(&source.path, &files));
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {

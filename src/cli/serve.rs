@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use super::{print_errors, run_async, with_config, LogFormat};
 use crate::config::{Config, ConfigErrors, ProcessEnv, QueueStoreKind};
 use crate::queue::redis::OpenError;
-use crate::reload::ReloadSource;
+use crate::reload::{self, ReloadSource};
 use crate::server;
 
 /// Runs the proxy with the config at `path` until SIGTERM or SIGINT,
@@ -20,7 +20,9 @@ use crate::server;
 pub fn run(path: &Path, format: LogFormat) -> ExitCode {
     let _log = init_logging(format);
     with_config(path, |config| {
-        run_async(async { finished(serve(config, path).await) })
+        // Right after the load: a file changed from here on is reloaded.
+        let loaded = reload::fingerprint(path, config.watched_files());
+        run_async(async { finished(serve(config, path, loaded).await) })
     })
 }
 
@@ -45,7 +47,7 @@ async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener, ExitCode> {
     })
 }
 
-async fn serve(config: Config, path: &Path) -> Result<(), ExitCode> {
+async fn serve(config: Config, path: &Path, loaded: [u8; 32]) -> Result<(), ExitCode> {
     check_queue_store(&config).await?;
     let listener = bind("server.listen", config.server.listen).await?;
     let admin = bind("server.admin_listen", config.server.admin_listen).await?;
@@ -53,6 +55,7 @@ async fn serve(config: Config, path: &Path) -> Result<(), ExitCode> {
     let source = ReloadSource {
         path: path.to_owned(),
         env: Arc::new(ProcessEnv),
+        loaded: Some(loaded),
     };
     server::run_with_reload(
         config,

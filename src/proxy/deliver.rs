@@ -347,8 +347,9 @@ fn hand_back_deadline(grace: Duration) -> tokio::time::Instant {
     tokio::time::Instant::now() + grace - (grace / 4).min(HAND_BACK_ROOM)
 }
 
-/// Ends the attempts still running at shutdown and puts their items back
-/// as they were, no attempt spent: the app may have received them, and is
+/// Puts the items of the attempts cut off at shutdown (the worker has
+/// aborted them) back as they were, no attempt spent: the app may have
+/// received them, and is
 /// sent them again (deliveries are at least once). Without this, an item
 /// on the Redis queue would wait out its lease (the route's `timeout` and
 /// more) before another replica could take it; on the embedded store the

@@ -928,9 +928,16 @@ auth = {{ bearer = {{ file = "{key}" }} }}
             .collect::<Vec<_>>()
     });
     unsafe_free_kill(child.id());
-    let _ = child.wait_with_output();
+    let log = child
+        .wait_with_output()
+        .map(|out| String::from_utf8_lossy(&out.stderr).into_owned())
+        .unwrap_or_default();
     assert_eq!(bearers[0], "Bearer first-key");
-    assert_eq!(bearers.last().unwrap(), "Bearer second-key", "{bearers:?}");
+    assert_eq!(
+        bearers.last().unwrap(),
+        "Bearer second-key",
+        "{bearers:?}\nhookguard's log:\n{log}"
+    );
 }
 
 #[tokio::test]

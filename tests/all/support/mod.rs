@@ -358,9 +358,11 @@ impl Hookguard {
         let env: Arc<dyn hookguard::config::Env> = Arc::new(|_: &str| None::<String>);
         let config = Config::load(path, env.as_ref())
             .unwrap_or_else(|e| panic!("test config invalid:\n{e}"));
+        let loaded = hookguard::reload::fingerprint(path, config.watched_files());
         let source = hookguard::reload::ReloadSource {
             path: path.to_owned(),
             env,
+            loaded: Some(loaded),
         };
         Self::launch(|listener, admin, shutdown| {
             hookguard::server::run_with_reload(config, source, listener, admin, None, shutdown)
