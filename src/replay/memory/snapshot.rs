@@ -405,7 +405,7 @@ fn parse(bytes: &[u8]) -> Result<Parsed, Problem> {
         return Err(Problem::Truncated);
     }
     let (body, digest) = bytes.split_at(bytes.len() - DIGEST_LEN);
-    let intact = Sha256::digest(body).as_slice() == digest;
+    let intact = Sha256::digest(body)[..] == *digest;
     match (intact, records(&body[HEADER_LEN..])) {
         (true, Ok(parsed)) => Ok(parsed),
         (false, Err(Problem::Truncated)) => Err(Problem::Truncated),
