@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hookguard::queue::embedded::EmbeddedStore;
+use hookguard::queue::embedded::{EmbeddedStore, Journaling};
 use hookguard::queue::{Enqueued, Filter, Id, ItemState, NewItem, QueueError, QueueStore, Settle};
 
 use crate::support::TempDir;
@@ -266,6 +266,127 @@ async fn the_embedded_store_passes_the_conformance_suite() {
 }
 
 #[tokio::test]
+async fn the_embedded_store_without_its_journal_passes_the_conformance_suite() {
+    let dir = TempDir::new("queue-conformance-unjournaled");
+    let unjournaled = Journaling {
+        bytes: 0,
+        ..Journaling::default()
+    };
+    conformance(|name, max_bytes| {
+        let sub = dir.0.join(name);
+        std::fs::create_dir_all(&sub).unwrap();
+        let store = EmbeddedStore::open_with_journal(&sub.join("queue.db"), max_bytes, unjournaled);
+        std::future::ready(Arc::new(store.unwrap()) as Arc<dyn QueueStore>)
+    })
+    .await;
+}
+
+/// Set in the child process of the crash test below: its queue's file.
+const CRASH_CHILD: &str = "HOOKGUARD_TEST_QUEUE_CRASH_CHILD";
+
+/// The enqueues, takes and settles a process made before it crashed, with
+/// no durable commit of the store since it opened, are all there when it
+/// opens again: they were in the journal alone. The child (this same test
+/// binary, running this test with [`CRASH_CHILD`] set) enqueues, takes
+/// and settles, prints what it did, and aborts: no destructor runs, no
+/// close, as in a `SIGKILL`.
+#[tokio::test]
+async fn what_the_journal_acknowledged_is_there_after_a_crash_with_no_checkpoint() {
+    // No idle checkpoint: whatever the child acknowledged is in the
+    // journal only.
+    let journaling = Journaling {
+        idle_checkpoint: Duration::from_secs(3600),
+        ..Journaling::default()
+    };
+    if let Ok(file) = std::env::var(CRASH_CHILD) {
+        let store = EmbeddedStore::open_with_journal(file.as_ref(), 1 << 30, journaling).unwrap();
+        for n in 0..40u8 {
+            let id = queued(&store, item("a", n, &[n; 700])).await;
+            println!("queued {id}");
+        }
+        for item in store.take("a", T0, 10, ATTEMPT).await.unwrap() {
+            println!("delivered {}", item.id);
+            store
+                .settle(item.id, Settle::Delivered { last: "200".into() }, T0)
+                .await
+                .unwrap();
+        }
+        // Taken, and in flight at the crash.
+        for item in store.take("a", T0, 5, ATTEMPT).await.unwrap() {
+            println!("taken {}", item.id);
+        }
+        use std::io::Write;
+        std::io::stdout().flush().unwrap();
+        std::process::abort();
+    }
+    let dir = TempDir::new("queue-crash");
+    let file = dir.0.join("queue.db");
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "durable_store::what_the_journal_acknowledged_is_there_after_a_crash_with_no_checkpoint",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CRASH_CHILD, &file)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&child.stdout);
+    assert!(!child.status.success(), "the child did not crash: {out}");
+    let ids = |what: &str| -> Vec<Id> {
+        out.lines()
+            // The harness's own "test ... " may start the first line.
+            .filter_map(|line| line.split_once(what))
+            .map(|(_, id)| id.trim().parse().unwrap())
+            .collect()
+    };
+    let (queued_ids, delivered, taken) = (ids("queued "), ids("delivered "), ids("taken "));
+    assert_eq!(
+        (queued_ids.len(), delivered.len(), taken.len()),
+        (40, 10, 5),
+        "{out}\n{}",
+        String::from_utf8_lossy(&child.stderr)
+    );
+    // The file itself holds none of it: only the journal does.
+    {
+        let db = redb::Database::open(&file).unwrap();
+        let txn = redb::ReadableDatabase::begin_read(&db).unwrap();
+        let items = txn
+            .open_table(redb::TableDefinition::<u128, &[u8]>::new("items"))
+            .unwrap();
+        assert_eq!(redb::ReadableTableMetadata::len(&items).unwrap(), 0);
+    }
+    let store = EmbeddedStore::open_with_journal(&file, 1 << 30, journaling).unwrap();
+    for (n, id) in queued_ids.iter().enumerate() {
+        let item = store
+            .get(*id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{id} lost"));
+        assert_eq!(item.body.as_ref(), &[n as u8; 700][..]);
+        // Takes and settles were journaled: the tries made are counted, and
+        // what the app took is not delivered again. (The settles were
+        // written but not flushed, which a crash of the process alone does
+        // not lose.)
+        let (state, tries) = if delivered.contains(id) {
+            (ItemState::Delivered, 1)
+        } else if taken.contains(id) {
+            (ItemState::Ready, 1)
+        } else {
+            (ItemState::Ready, 0)
+        };
+        assert_eq!((item.state, item.tries), (state, tries), "{id}");
+    }
+    assert_eq!(store.recovered(), 5);
+    assert_eq!(store.counts().values().sum::<u64>(), 40);
+    // The dedupe keys came back with the items.
+    assert!(matches!(
+        store.enqueue(item("a", 3, b"again"), T0).await.unwrap(),
+        Enqueued::Duplicate(id) if id == queued_ids[3]
+    ));
+}
+
+#[tokio::test]
 async fn items_in_flight_when_the_store_closed_are_ready_when_it_opens() {
     let dir = TempDir::new("queue-recover");
     let id = {
@@ -344,9 +465,21 @@ impl Drop for SmallDisk {
     }
 }
 
+/// Without a journal, and with a small one that fits the disk (the
+/// default's 16 MiB does not, and the store then runs without).
 #[tokio::test]
 async fn a_full_disk_refuses_cleanly_keeps_what_it_acknowledged_and_writes_again_once_space_is_freed(
 ) {
+    for bytes in [0, 1 << 20] {
+        let journaling = Journaling {
+            bytes,
+            ..Journaling::default()
+        };
+        full_disk(journaling).await;
+    }
+}
+
+async fn full_disk(journaling: Journaling) {
     let dir = TempDir::new("queue-enospc");
     let Some(disk) = SmallDisk::mount(&dir.0.join("disk"), "6m") else {
         eprintln!("note: cannot mount a tmpfs here (not root?); the full-disk check is skipped");
@@ -354,7 +487,8 @@ async fn a_full_disk_refuses_cleanly_keeps_what_it_acknowledged_and_writes_again
     };
     let filler = disk.0.join("filler");
     std::fs::write(&filler, vec![0u8; 2 << 20]).unwrap();
-    let store = EmbeddedStore::open(&disk.0.join("queue.db"), 1 << 30).unwrap();
+    let store =
+        EmbeddedStore::open_with_journal(&disk.0.join("queue.db"), 1 << 30, journaling).unwrap();
     let body = vec![b'x'; 64 * 1024];
     let mut acknowledged = Vec::new();
     let mut refused = None;
@@ -368,7 +502,7 @@ async fn a_full_disk_refuses_cleanly_keeps_what_it_acknowledged_and_writes_again
             }
         }
     }
-    let refused = refused.expect("a 6 MiB disk took 12 MiB");
+    let refused = refused.unwrap_or_else(|| panic!("a 6 MiB disk took 12 MiB ({journaling:?})"));
     assert!(matches!(refused, QueueError::Io(_)), "{refused:?}");
     assert!(!acknowledged.is_empty());
     // Room again: the store opens its file again and takes writes.
