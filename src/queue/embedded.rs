@@ -7,7 +7,7 @@
 //! wait for the writer.
 //!
 //! What makes an acknowledged change durable is the journal beside the
-//! file ([`journal`]), not the redb commit. A durable redb commit
+//! file (the `journal` module), not the redb commit. A durable redb commit
 //! (`Durability::Immediate`, one `fsync` with checksummed commit slots,
 //! redb's `docs/design.md`, "1PC+C") writes every page the transaction
 //! changed, about 13 of 4 KiB for one enqueue, and the disk's flush
@@ -21,12 +21,14 @@
 //! records in `meta` the sequence number the journal's next record will
 //! have, and the journal starts over. At open, and whenever the file is
 //! opened again after a failed commit, the records the last durable
-//! commit does not cover are applied again ([`restore`]).
+//! commit does not cover are applied again (`restore`).
 //!
-//! Settled attempts and retention's removals are not journaled: losing
-//! them in a crash only means an item is delivered again (with the next
-//! attempt number, as its take was journaled) or purged again, which
-//! at-least-once allows.
+//! Settled attempts are journaled but not flushed on their own: the next
+//! flushed record carries them, and losing the last few in a crash only
+//! means an item is delivered again (with the next attempt number, as its
+//! take was journaled), which at-least-once allows. Retention's removals
+//! are not journaled at all: lost, they are purged again. Operator
+//! actions (redeliver, purge, pause, resume) are durable redb commits.
 //!
 //! Tables: `items` (id → record), `due` ((route, due ms, id) for ready and
 //! waiting items), `in_flight` (id), `done` ((state, finished ms, id) for
@@ -74,8 +76,15 @@ const PAUSED: TableDefinition<&str, ()> = TableDefinition::new("paused");
 
 /// The file's layout; an open refuses any other (see [`check_format`]).
 /// 1 had separate `counts` and `dedupe_expiry` tables and no version
-/// entry; 2 is this module's.
-const FORMAT: u64 = 2;
+/// entry; 2 had these tables and no journal; 3 is this module's: the same
+/// tables, with changes past the last durable commit in the journal, which
+/// a build reading format 2 would ignore (losing what a crash left there),
+/// so it must refuse the file.
+const FORMAT: u64 = 3;
+
+/// An older format this build opens as its own: 2 is 3 without a journal
+/// (the open records 3).
+const READS_ALSO: u64 = 2;
 
 /// The `meta` key of the format version. State codes are below 5, so the
 /// file's own entries clash with no route's count (and are no count).
@@ -616,9 +625,9 @@ fn make_journal(path: &Path, bytes: u64) -> Option<Journal> {
     }
 }
 
-/// Refuses a file written in another layout: a new file (no tables yet) is
-/// fine and gets [`FORMAT`] at recovery; one with tables but no version is
-/// format 1. Nothing has been released with format 1, so there is no
+/// Refuses a file written in another layout: a new file (no tables yet),
+/// or one of format [`READS_ALSO`], is fine and gets [`FORMAT`] at
+/// recovery; one with tables but no version is format 1. Nothing has been released with format 1, so there is no
 /// migration: such a file is drained by the hookguard that wrote it, or
 /// moved aside.
 fn check_format(db: &Database, path: &Path) -> Result<(), String> {
@@ -638,7 +647,7 @@ fn check_format(db: &Database, path: &Path) -> Result<(), String> {
     })()
     .map_err(|e| format!("cannot read the queue at {shown}: {e}"))?;
     match found {
-        None | Some(FORMAT) => Ok(()),
+        None | Some(FORMAT | READS_ALSO) => Ok(()),
         Some(found) => Err(format!(
             "the queue at {shown} is in format {found}, and this hookguard reads format {FORMAT}: \
              let the hookguard that wrote it deliver what it holds, then move the file aside \
@@ -1433,7 +1442,7 @@ mod tests {
         assert_eq!(
             said,
             format!(
-                "the queue at {} is in format 1, and this hookguard reads format 2: let the \
+                "the queue at {} is in format 1, and this hookguard reads format 3: let the \
                  hookguard that wrote it deliver what it holds, then move the file aside (or \
                  delete it if nothing in it is needed) and this one starts a new queue there",
                 path.display()
@@ -1452,7 +1461,7 @@ mod tests {
 
     #[test]
     fn a_queue_file_of_a_newer_format_is_refused() {
-        let dir = Dir::new("queue-format3");
+        let dir = Dir::new("queue-format4");
         let path = dir.0.join("queue.db");
         {
             let db = Database::create(&path).unwrap();
@@ -1466,11 +1475,36 @@ mod tests {
         let said = EmbeddedStore::open(&path, 1 << 20).unwrap_err();
         assert!(
             said.starts_with(&format!(
-                "the queue at {} is in format 3, and this hookguard reads format 2",
+                "the queue at {} is in format 4, and this hookguard reads format 3",
                 path.display()
             )),
             "{said}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_queue_file_of_format_2_opens_and_is_recorded_as_format_3() {
+        let dir = Dir::new("queue-format2");
+        let path = dir.0.join("queue.db");
+        {
+            let db = Database::create(&path).unwrap();
+            let txn = db.begin_write().unwrap();
+            Tables::open(&txn)
+                .unwrap()
+                .meta
+                .insert(FORMAT_KEY, 2)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let store = EmbeddedStore::open(&path, 1 << 20).unwrap();
+        store
+            .enqueue(new_item(1, Duration::from_secs(60)), 1_000)
+            .await
+            .unwrap();
+        let db = store.db.read().unwrap().clone().unwrap();
+        let txn = db.begin_read().unwrap();
+        let meta = txn.open_table(META).unwrap();
+        assert_eq!(meta.get(FORMAT_KEY).unwrap().unwrap().value(), 3);
     }
 
     #[tokio::test]
