@@ -35,7 +35,7 @@
 //! | `hookguard_queue_items` | route, state | durable deliveries stored, by state (`ready`, `waiting`, `in_flight`, `delivered`, `dead`) |
 //! | `hookguard_queue_bytes` | | bytes the stored deliveries take (bounded by `queue.max_bytes`) |
 //! | `hookguard_queue_oldest_ready_age_seconds` | route | age of the oldest delivery due now (0 when none) |
-//! | `hookguard_queue_enqueue_duration_seconds` | | from the body's last byte to the durable commit (the fsync included), histogram |
+//! | `hookguard_queue_enqueue_duration_seconds` | | from the body's last byte to the flushed journal record, or the durable commit without a journal (`fdatasync` included), histogram |
 //! | `hookguard_queue_store_errors_total` | kind | enqueues refused: `full` (`max_bytes`) or `io` |
 //! | `hookguard_delivery_attempts_total` | route, outcome | attempts to deliver a queued item: `delivered`, `refused` (connect), `shed` (429, 502, 503, 504), `error` (other answers retried), `timeout`, `broken`, `rejected` (a `dead_on` status) |
 //! | `hookguard_queue_dead_total` | route, reason | items given up on: `status`, `max_age`, `max_attempts` |
@@ -326,7 +326,7 @@ impl QueueMetrics {
         let enqueue_duration = Histogram::with_opts(
             HistogramOpts::new(
                 "hookguard_queue_enqueue_duration_seconds",
-                "Time to store a durable route's request: from the body's last byte to the durable commit (fsync included).",
+                "Time to store a durable route's request: from the body's last byte to its flushed journal record or durable commit (fdatasync included).",
             )
             .buckets(ENQUEUE_BUCKETS.to_vec()),
         )
