@@ -18,6 +18,12 @@
 #     workers, 1 KiB (a report: 2 cores are shared with wrk and the app);
 # then the memory store's bytes per key.
 #
+# Beside each rate, CPU per request from /proc (user + system time of the
+# proxy's processes, and of the app's, over the round, divided by the
+# round's requests): on these 2 cores wrk, the app and the proxy share the
+# CPU, so a proxy's rate follows what a request costs the whole machine,
+# and these columns say where a difference comes from.
+#
 #   bench/run.sh            # ROUNDS=3 DURATION=8 CONNECTIONS=32 by default
 #
 # Loopback only; bounded: about (5+4+2+3) x ROUNDS x DURATION seconds.
@@ -48,6 +54,7 @@ HOOKGUARD=target/release/hookguard
 
 WORK=$(mktemp -d /tmp/hookguard-bench.XXXXXX)
 PIDS=()
+declare -A PID_OF # a target's name -> the process whose CPU is its own
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
@@ -104,6 +111,7 @@ http {
 }
 CONF
     nginx -c "$WORK/$1.conf" & PIDS+=($!)
+    PID_OF[$1]=$!
 }
 
 # haproxy_proxy NAME PORT THREADS: haproxy as a plain proxy to the app.
@@ -125,6 +133,7 @@ backend app
     server app 127.0.0.1:$UPSTREAM_PORT
 CONF
     haproxy -f "$WORK/$1.cfg" -db & PIDS+=($!)
+    PID_OF[$1]=$!
 }
 
 # hookguard_proxy NAME PORT RUST_LOG [EXTRA_SERVER_LINES [REPLAY_SECTION]]:
@@ -161,6 +170,7 @@ CONF
     else
         env -u RUST_LOG "$HOOKGUARD" serve --config "$WORK/$name.toml" 2>"$WORK/$name.log" & PIDS+=($!)
     fi
+    PID_OF[$name]=$!
 }
 
 REDIS_PORT=18490
@@ -168,6 +178,7 @@ redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
     --dir "$WORK" --daemonize no >"$WORK/redis.log" 2>&1 & PIDS+=($!)
 
 nginx -c "$WORK/upstream.conf" & PIDS+=($!)
+PID_OF[upstream]=$!
 haproxy_proxy haproxy 18402 1
 nginx_proxy nginx 18403 1
 hookguard_proxy hookguard 18400 ""
@@ -222,16 +233,34 @@ errors = {n: sum(int(r["errors"]) for r in rs) for n, rs in rows.items()}
 best = max(rate_refs.split(","), key=lambda n: med(n, "rps"))
 rounds = min(len(rs) for rs in rows.values())
 print(f"\n### {title} (medians of {rounds} rounds)\n")
-print(f"| path | requests/s | p99 | rps vs {labels[best].split(',')[0]} | p99 vs {labels[p99_ref].split(',')[0]} | non-2xx/errors |")
-print("|---|---|---|---|---|---|")
+print(f"| path | requests/s | p99 | rps vs {labels[best].split(',')[0]} | p99 vs {labels[p99_ref].split(',')[0]} | proxy CPU per request, user + system | app CPU per request | non-2xx/errors |")
+print("|---|---|---|---|---|---|---|---|")
 for n in labels:
+    cpu = f"{med(n, 'user_us'):.2f} + {med(n, 'sys_us'):.2f} µs" if n != "upstream" else "(none)"
     print(f"| {labels[n]} | {med(n, 'rps'):,.0f} | {med(n, 'p99_ms'):.2f} ms | "
-          f"{med(n, 'rps') / med(best, 'rps'):.2f}x | {med(n, 'p99_ms') / med(p99_ref, 'p99_ms'):.2f}x | {errors[n]} |")
+          f"{med(n, 'rps') / med(best, 'rps'):.2f}x | {med(n, 'p99_ms') / med(p99_ref, 'p99_ms'):.2f}x | "
+          f"{cpu} | {med(n, 'app_us'):.2f} µs | {errors[n]} |")
 bad = [n for n in labels if n.startswith("hookguard") and errors[n]]
 if bad:
     print(f"\nWARNING: {', '.join(bad)} answered requests with errors; the figures are not valid", file=sys.stderr)
     sys.exit(1)
 PY
+
+# ticks PID: user and system clock ticks of PID and its child processes
+# (nginx's workers; a process's own line counts all its threads).
+ticks() {
+    local user=0 system=0 pid fields
+    for pid in "$1" $(pgrep -P "$1"); do
+        # Fields after the command's closing parenthesis: utime is the
+        # 12th, stime the 13th.
+        fields=$(sed 's/.*) //' "/proc/$pid/stat") || continue
+        read -r -a fields <<<"$fields"
+        user=$((user + fields[11]))
+        system=$((system + fields[12]))
+    done
+    echo "$user $system"
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 # run_table TITLE BODY_FILE RATE_REFS P99_REF NAME:PORT=LABEL...
 run_table() {
@@ -249,9 +278,21 @@ run_table() {
         for target in "$@"; do
             local name=${target%%:*} rest=${target#*:}
             local port=${rest%%=*}
-            local line
+            local line proxy_before app_before proxy_after app_after
+            # The app measured directly has no proxy: its columns say 0.
+            proxy_before=$( [ "$name" = upstream ] && echo "0 0" || ticks "${PID_OF[$name]}")
+            app_before=$(ticks "${PID_OF[upstream]}")
             line=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/wrk.lua \
                 "http://127.0.0.1:$port/bench/hook" | grep '^RESULT')
+            proxy_after=$( [ "$name" = upstream ] && echo "0 0" || ticks "${PID_OF[$name]}")
+            app_after=$(ticks "${PID_OF[upstream]}")
+            line="$line $(python3 -c '
+import sys
+pb, pa, ab, aa = (list(map(int, a.split())) for a in sys.argv[1:5])
+n, tick = int(sys.argv[5]), int(sys.argv[6])
+per = lambda t: t * tick / max(n, 1)
+print("user_us=%.2f sys_us=%.2f app_us=%.2f" % (per(pa[0] - pb[0]), per(pa[1] - pb[1]), per(sum(aa) - sum(ab))))
+' "$proxy_before" "$proxy_after" "$app_before" "$app_after" "$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")" "$TICK_US")"
             echo "$title round $round $name: $line" >&2
             echo "$name $line" >> "$results"
         done
