@@ -187,8 +187,9 @@ fn human(action: &Action, answer: &Value) -> String {
                     item["id"].as_str().unwrap_or_default(),
                     item["route"].as_str().unwrap_or_default(),
                     item["state"].as_str().unwrap_or_default(),
-                    item["tries"],
-                    item["attempts"],
+                    // As text: a JSON value's Display ignores the width.
+                    item["tries"].to_string(),
+                    item["attempts"].to_string(),
                     age(&item["received_ms"]),
                     item["last"].as_str().unwrap_or_default(),
                 ));

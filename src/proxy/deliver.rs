@@ -3,7 +3,8 @@
 //! pooled connections sync forwarding uses), and settles it by the answer.
 //!
 //! Each attempt carries `X-Hookguard-Delivery-Id`, `X-Hookguard-Attempt`
-//! (1-based: the how-manieth time this item is sent) and
+//! (1-based: the how-manieth time hookguard tries to send the item, a
+//! paused route's probes whose connection was refused included) and
 //! `X-Hookguard-Received-At` (an HTTP date) after the headers sync mode
 //! would have sent. The answer decides:
 //! - 2xx: delivered.

@@ -546,6 +546,26 @@ async fn operators_list_show_redeliver_purge_and_pause_through_the_admin_listene
     let (code, out, _) = cli(&["ls", "--state", "delivered"]).await.unwrap();
     assert_eq!(code, Some(0));
     assert_eq!(out.lines().count(), 3, "a header and two items:\n{out}");
+    // Each figure stands under its column's name.
+    let header = out.lines().next().unwrap();
+    let column = |line: &str, name: &str| {
+        let start = header.find(name).unwrap();
+        line.get(start..start + name.len())
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    for line in out.lines().skip(1) {
+        let state = header.find("STATE").unwrap();
+        assert!(
+            line.get(state..)
+                .unwrap_or_default()
+                .starts_with("delivered "),
+            "{out}"
+        );
+        assert!(column(line, "TRIES").parse::<u32>().is_ok(), "{out}");
+        assert!(column(line, "ATTEMPTS").parse::<u32>().is_ok(), "{out}");
+    }
     let (code, out, _) = cli(&["stats", "--json"]).await.unwrap();
     assert_eq!(code, Some(0));
     let stats: serde_json::Value = serde_json::from_str(&out).unwrap();
