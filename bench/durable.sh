@@ -58,6 +58,7 @@ PORT=18700
 ADMIN=18750
 APP_PORT=18781 # nothing listens here: the app is down
 SECRET=bench-secret
+. bench/route.sh
 cat > "$WORK/hookguard.toml" <<CONF
 [server]
 listen = "127.0.0.1:$PORT"
@@ -68,18 +69,7 @@ upstream = "http://127.0.0.1:$APP_PORT"
 store = "embedded"
 path = "$QUEUE_DIR/durable-bench.db"
 max_bytes = "4GiB"
-
-[[routes]]
-name = "bench"
-path = "/bench/*"
-scheme = "hmac"
-secrets = [{ value = "$SECRET" }]
-dedupe = ["header:X-Delivery"]
-
-[routes.hmac]
-header = "X-Signature"
-prefix = "sha256="
-timestamp_header = "X-Timestamp"
+$(bench_route)
 
 [routes.delivery]
 mode = "durable"

@@ -39,6 +39,7 @@ APP_PORT=18680
 HG_PORT=18600
 ADMIN_PORT=18601
 SECRET=bench-secret
+. bench/route.sh
 
 cat > "$WORK/app.conf" <<CONF
 worker_processes 1;
@@ -62,18 +63,7 @@ cat > "$WORK/hookguard.toml" <<CONF
 listen = "127.0.0.1:$HG_PORT"
 admin_listen = "127.0.0.1:$ADMIN_PORT"
 upstream = "http://127.0.0.1:$APP_PORT"
-
-[[routes]]
-name = "bench"
-path = "/bench/*"
-scheme = "hmac"
-secrets = [{ value = "$SECRET" }]
-dedupe = ["header:X-Delivery"]
-
-[routes.hmac]
-header = "X-Signature"
-prefix = "sha256="
-timestamp_header = "X-Timestamp"
+$(bench_route)
 CONF
 
 # One kept-alive sender, N signed requests, each answer read whole.

@@ -64,6 +64,7 @@ trap cleanup EXIT
 
 UPSTREAM_PORT=18480
 SECRET=bench-secret
+. bench/route.sh
 
 cat > "$WORK/upstream.conf" <<CONF
 worker_processes 1;
@@ -152,18 +153,7 @@ $server_extra
 
 [replay]
 ${replay:-max_entries = 2000000}
-
-[[routes]]
-name = "bench"
-path = "/bench/*"
-scheme = "hmac"
-secrets = [{ value = "$SECRET" }]
-dedupe = ["header:X-Delivery"]
-
-[routes.hmac]
-header = "X-Signature"
-prefix = "sha256="
-timestamp_header = "X-Timestamp"
+$(bench_route)
 CONF
     if [ -n "$log" ]; then
         env RUST_LOG="$log" "$HOOKGUARD" serve --config "$WORK/$name.toml" 2>"$WORK/$name.log" & PIDS+=($!)
