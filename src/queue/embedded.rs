@@ -627,9 +627,9 @@ fn make_journal(path: &Path, bytes: u64) -> Option<Journal> {
 
 /// Refuses a file written in another layout: a new file (no tables yet),
 /// or one of format [`READS_ALSO`], is fine and gets [`FORMAT`] at
-/// recovery; one with tables but no version is format 1. Nothing has been released with format 1, so there is no
-/// migration: such a file is drained by the hookguard that wrote it, or
-/// moved aside.
+/// recovery; one with tables but no version is format 1. Nothing has been
+/// released with format 1, so there is no migration: such a file is
+/// drained by the hookguard that wrote it, or moved aside.
 fn check_format(db: &Database, path: &Path) -> Result<(), String> {
     let shown = path.display();
     let found = (|| -> Result<Option<u64>, redb::Error> {
